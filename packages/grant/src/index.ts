@@ -1,0 +1,10 @@
+export { type GrantClaims, grantType } from "./grant-claims.ts";
+export { GrantError, type GrantErrorReason } from "./grant-error.ts";
+export { createGrantSigner, type GrantSigner } from "./grant-signer.ts";
+export {
+  createGrantVerifier,
+  type GrantExpectations,
+  type GrantVerifier,
+  type GrantVerifierOptions,
+} from "./grant-verifier.ts";
+export { type Jwk, publicJwk } from "./jwk.ts";

@@ -1,0 +1,219 @@
+import type { DescMethod, DescMethodUnary, DescService } from "@bufbuild/protobuf";
+import { create } from "@bufbuild/protobuf";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import { Code, ConnectError, createContextValues, createHandlerContext } from "@connectrpc/connect";
+import * as grpc from "@grpc/grpc-js";
+import { statusDetailsFromError, statusDetailsKey } from "./error-details.ts";
+import { createGrpcServiceDefinition } from "./grpc-service-definition.ts";
+import { headersFromMetadata, metadataFromHeaders } from "./metadata.ts";
+import { peerAddressKey } from "./peer-address.ts";
+import { grpcStatusFromCode } from "./status-code.ts";
+
+export interface AddServiceOptions {
+  /**
+   * Receives whatever a handler threw that was not a ConnectError, so the server can log it.
+   * The client only sees INTERNAL "internal error": the original message may hold secrets.
+   */
+  onError?: (error: unknown, info: { method: DescMethod }) => void;
+  /** Called once per call when its status is known, for logs and metrics. */
+  onCallEnd?: (info: CallEndInfo) => void;
+}
+
+export interface CallEndInfo {
+  service: DescService;
+  method: DescMethod;
+  /** The gRPC status the client was sent, OK (0) on success. */
+  code: grpc.status;
+  durationMs: number;
+}
+
+type Status = { code: grpc.status; details: string; metadata?: grpc.Metadata };
+type UnaryFn = (request: unknown, ctx: HandlerContext) => unknown;
+
+/**
+ * Serve a protobuf-es service on a grpc-js server with Connect's handler signatures.
+ * Methods missing from `impl` answer UNIMPLEMENTED. Only unary methods can be implemented.
+ */
+export function addService<S extends DescService>(
+  server: grpc.Server,
+  service: S,
+  impl: Partial<ServiceImpl<S>>,
+  options: AddServiceOptions = {},
+): void {
+  const handlers: grpc.UntypedServiceImplementation = {};
+  for (const method of service.methods) {
+    const fn: unknown = (impl as Record<string, unknown>)[method.localName];
+    if (method.methodKind === "unary") {
+      const unary = typeof fn === "function" ? (fn.bind(impl) as UnaryFn) : unimplemented(method);
+      handlers[method.name] = unaryHandler(method as DescMethodUnary, unary, options);
+    } else if (typeof fn === "function") {
+      // Failing at startup beats a handler that silently answers UNIMPLEMENTED in production.
+      throw new Error(
+        `grpc-bridge: ${method.methodKind} method ${service.typeName}.${method.name} is not supported`,
+      );
+    } else {
+      handlers[method.name] = streamingUnimplemented(method, options);
+    }
+  }
+  server.addService(createGrpcServiceDefinition(service), handlers);
+}
+
+function unaryHandler(
+  method: DescMethodUnary,
+  fn: UnaryFn,
+  options: AddServiceOptions,
+): grpc.handleUnaryCall<unknown, unknown> {
+  return (call, callback) => {
+    const end = callEnd(method, options);
+    const deadline = Number(call.getDeadline());
+    const cancelled = new AbortController();
+    // grpc-js emits "cancelled" after every call, but by then a settled call has already ended.
+    call.once("cancelled", () => {
+      const error =
+        Date.now() >= deadline - deadlineSlackMs
+          ? new ConnectError("deadline exceeded", Code.DeadlineExceeded)
+          : new ConnectError("call cancelled", Code.Canceled);
+      cancelled.abort(error);
+    });
+    const secure = call.getAuthContext().transportSecurityType === "ssl";
+    const ctx = createHandlerContext({
+      service: method.parent,
+      method,
+      protocolName: "grpc",
+      requestMethod: "POST",
+      url: `${secure ? "https" : "http"}://${call.getHost()}${call.getPath()}`,
+      ...(Number.isFinite(deadline) ? { timeoutMs: Math.max(0, deadline - Date.now()) } : {}),
+      requestSignal: cancelled.signal,
+      requestHeader: headersFromMetadata(call.metadata),
+      contextValues: createContextValues().set(peerAddressKey, call.getPeer()),
+    });
+    // The deadline (ours or the client's) or a cancel ends the call, even if the handler runs on.
+    ctx.signal.addEventListener(
+      "abort",
+      () => end(grpcStatusFromCode(ConnectError.from(ctx.signal.reason, Code.Canceled).code)),
+      { once: true },
+    );
+    void (async () => {
+      let response: unknown;
+      let status: Status | undefined;
+      try {
+        const result = await fn(call.request, ctx);
+        // A response after the deadline or a cancel is too late: the call ends with that status.
+        ctx.signal.throwIfAborted();
+        response = create(method.output, result as never);
+      } catch (error) {
+        status = statusFromThrown(error, ctx, method, options);
+      }
+      try {
+        if ([...ctx.responseHeader.keys()].length > 0) {
+          call.sendMetadata(metadataFromHeaders(ctx.responseHeader));
+        }
+        if (status === undefined) {
+          callback(null, response, metadataFromHeaders(ctx.responseTrailer));
+          end(grpc.status.OK);
+        } else {
+          callback(status, null);
+          end(status.code);
+        }
+      } catch (error) {
+        // Headers or trailers gRPC cannot carry are a server bug, reported like any other.
+        report(options.onError, error, { method });
+        callback(internalError, null);
+        end(internalError.code);
+      } finally {
+        // Connect aborts the signal when a call completes; this also stops its deadline timer.
+        ctx.abort();
+      }
+    })();
+  };
+}
+
+// A client resets the stream when its own deadline passes, which is earlier than ours by the
+// request's transit time; a reset that close to our deadline is the deadline, not a cancel.
+const deadlineSlackMs = 100;
+
+const internalError: Status = { code: grpc.status.INTERNAL, details: "internal error" };
+
+function statusFromThrown(
+  error: unknown,
+  ctx: HandlerContext,
+  method: DescMethod,
+  options: AddServiceOptions,
+): Status {
+  let connectError: ConnectError;
+  if (error instanceof ConnectError) {
+    connectError = error;
+  } else if (ctx.signal.aborted) {
+    // An AbortError from work the call's own signal cancelled: report the deadline or cancel.
+    connectError = ConnectError.from(ctx.signal.reason, Code.Canceled);
+  } else {
+    report(options.onError, error, { method });
+    return internalError;
+  }
+  try {
+    const trailer = metadataFromHeaders(ctx.responseTrailer);
+    // Metadata of an error received from another server describes that call, not this one.
+    if (!connectError.isWireError) {
+      metadataFromHeaders(connectError.metadata, trailer);
+    }
+    if (connectError.details.length > 0) {
+      trailer.set(statusDetailsKey, statusDetailsFromError(connectError));
+    }
+    return {
+      code: grpcStatusFromCode(connectError.code),
+      details: connectError.rawMessage,
+      metadata: trailer,
+    };
+  } catch (failure) {
+    report(options.onError, failure, { method });
+    return internalError;
+  }
+}
+
+function unimplemented(method: DescMethod): UnaryFn {
+  return () => {
+    throw new ConnectError(`${method.parent.typeName}.${method.name} is not implemented`, Code.Unimplemented);
+  };
+}
+
+function streamingUnimplemented(method: DescMethod, options: AddServiceOptions): grpc.UntypedHandleCall {
+  const status: Status = {
+    code: grpc.status.UNIMPLEMENTED,
+    details: `${method.parent.typeName}.${method.name} is not implemented`,
+  };
+  return (call: grpc.ServerReadableStream<unknown, unknown>, callback?: grpc.sendUnaryData<unknown>) => {
+    // Client-streaming handlers answer through the callback, the others by emitting an error.
+    if (callback === undefined) {
+      call.emit("error", status);
+    } else {
+      callback(status, null);
+    }
+    callEnd(method, options)(status.code);
+  };
+}
+
+function callEnd(method: DescMethod, options: AddServiceOptions): (code: grpc.status) => void {
+  const started = performance.now();
+  let ended = false;
+  return (code) => {
+    if (ended) {
+      return;
+    }
+    ended = true;
+    report(options.onCallEnd, {
+      service: method.parent,
+      method,
+      code,
+      durationMs: performance.now() - started,
+    });
+  };
+}
+
+// A throwing log or metrics hook must never change the outcome of a call.
+function report<A extends unknown[]>(hook: ((...args: A) => void) | undefined, ...args: A): void {
+  try {
+    hook?.(...args);
+  } catch {
+    // Nowhere left to report it.
+  }
+}

@@ -1,0 +1,142 @@
+import type { DescMessage, DescMethodStreaming, DescMethodUnary, DescService } from "@bufbuild/protobuf";
+import type { StreamResponse, Transport, UnaryResponse } from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
+import * as grpc from "@grpc/grpc-js";
+import { connectErrorFromStatus } from "./error-details.ts";
+import { createGrpcServiceDefinition } from "./grpc-service-definition.ts";
+import { headersFromMetadata, metadataFromHeaders } from "./metadata.ts";
+
+export interface GrpcJsTransportOptions {
+  /** The grpc-js channel every call goes over, shared by all services. Its owner closes it. */
+  channel: grpc.ChannelInterface;
+  /** Timeout for calls that set no `timeoutMs`, sent as the grpc-js `deadline` call option. */
+  defaultTimeoutMs?: number;
+  /** grpc-js call options for every call, e.g. `credentials` or `interceptors`. A timeout wins over `deadline`. */
+  callOptions?: grpc.CallOptions;
+}
+
+type UnaryMethod = (
+  request: unknown,
+  metadata: grpc.Metadata,
+  options: grpc.CallOptions,
+  callback: (error: grpc.ServiceError | null, value?: unknown) => void,
+) => grpc.ClientUnaryCall;
+
+/**
+ * A Connect transport over a grpc-js channel, for `createClient(Service, transport)`.
+ * Unary calls only: `stream()` rejects with Unimplemented.
+ */
+export function createGrpcJsTransport(options: GrpcJsTransportOptions): Transport {
+  const clients = new WeakMap<DescService, grpc.Client>();
+
+  // The OpenTelemetry gRPC instrumentation patches clients made by makeGenericClientConstructor,
+  // so calls go through such a client rather than through channel-level makeUnaryRequest.
+  function unaryMethod(method: DescMethodUnary): UnaryMethod {
+    let client = clients.get(method.parent);
+    if (client === undefined) {
+      const ServiceClient = grpc.makeGenericClientConstructor(
+        createGrpcServiceDefinition(method.parent),
+        method.parent.typeName,
+      );
+      // With channelOverride the address and credentials are unused: the channel has its own.
+      client = new ServiceClient(options.channel.getTarget(), grpc.credentials.createInsecure(), {
+        channelOverride: options.channel,
+      });
+      clients.set(method.parent, client);
+    }
+    const fn = (client as unknown as Record<string, UnaryMethod>)[method.name];
+    if (fn === undefined) {
+      throw new ConnectError(
+        `${method.parent.typeName}.${method.name} is missing from its client`,
+        Code.Internal,
+      );
+    }
+    return fn.bind(client);
+  }
+
+  return {
+    async unary<I extends DescMessage, O extends DescMessage>(
+      method: DescMethodUnary<I, O>,
+      signal: AbortSignal | undefined,
+      timeoutMs: number | undefined,
+      header: ConstructorParameters<typeof Headers>[0],
+      input: unknown,
+    ): Promise<UnaryResponse<I, O>> {
+      if (signal?.aborted) {
+        throw ConnectError.from(signal.reason, Code.Canceled);
+      }
+      let metadata: grpc.Metadata;
+      try {
+        metadata = metadataFromHeaders(new Headers(header));
+      } catch (error) {
+        // A header gRPC cannot carry is the caller's bug, found before anything is sent.
+        throw ConnectError.from(error, Code.Internal);
+      }
+      const timeout = timeoutMs ?? options.defaultTimeoutMs;
+      const callOptions: grpc.CallOptions = {
+        ...options.callOptions,
+        ...(timeout === undefined ? {} : { deadline: Date.now() + timeout }),
+      };
+      const call = unaryMethod(method);
+      return new Promise((resolve, reject) => {
+        let responseHeader = new Headers();
+        let response: { message: unknown } | undefined;
+        let trailer: grpc.Metadata | undefined;
+        const onAbort = () => grpcCall.cancel();
+        const fail = (error: grpc.ServiceError) => {
+          signal?.removeEventListener("abort", onAbort);
+          if (signal?.aborted) {
+            // grpc-js only knows "Cancelled on client"; the caller's reason says why.
+            reject(ConnectError.from(signal.reason, Code.Canceled));
+            return;
+          }
+          const connectError = connectErrorFromStatus(error);
+          for (const [key, value] of responseHeader) {
+            connectError.metadata.append(key, value);
+          }
+          reject(connectError);
+        };
+        // grpc-js runs the callback just before the "status" event that carries the trailers.
+        const succeedOnceComplete = () => {
+          if (response === undefined || trailer === undefined) {
+            return;
+          }
+          signal?.removeEventListener("abort", onAbort);
+          resolve({
+            stream: false,
+            service: method.parent,
+            method,
+            header: responseHeader,
+            trailer: headersFromMetadata(trailer),
+            message: response.message as UnaryResponse<I, O>["message"],
+          });
+        };
+        const grpcCall = call(input, metadata, callOptions, (error, value) => {
+          if (error !== null) {
+            fail(error);
+            return;
+          }
+          response = { message: value };
+          succeedOnceComplete();
+        });
+        grpcCall.on("metadata", (received: grpc.Metadata) => {
+          responseHeader = headersFromMetadata(received);
+        });
+        grpcCall.on("status", (status: grpc.StatusObject) => {
+          trailer = status.metadata;
+          succeedOnceComplete();
+        });
+        signal?.addEventListener("abort", onAbort, { once: true });
+      });
+    },
+
+    async stream<I extends DescMessage, O extends DescMessage>(
+      method: DescMethodStreaming<I, O>,
+    ): Promise<StreamResponse<I, O>> {
+      throw new ConnectError(
+        `${method.parent.typeName}.${method.name}: streaming is not supported by the grpc-js transport`,
+        Code.Unimplemented,
+      );
+    },
+  };
+}

@@ -1,0 +1,134 @@
+import { readFileSync } from "node:fs";
+import { parse } from "yaml";
+import { z } from "zod";
+import { ConfigError, describeIssues } from "./config-error.ts";
+
+/** The management actions that guard factor changes; every policy must define them. */
+export const managementActions = {
+  enrollTotp: "stepgate.enroll_totp",
+  createRecoveryCodes: "stepgate.create_recovery_codes",
+  removeFactor: "stepgate.remove_factor",
+} as const;
+
+export const methodNames = ["totp", "recovery_code"] as const;
+export type MethodName = (typeof methodNames)[number];
+
+const seconds = z
+  .number()
+  .int()
+  .min(0)
+  .max(86_400 * 30);
+const actionName = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9_.:-]{0,127}$/, "must be lowercase letters, digits and . _ : -");
+
+const policySchema = z.strictObject({
+  levels: z.array(z.string().min(1)).min(1),
+  methods: z.record(
+    z.enum(methodNames),
+    z.strictObject({ acr: z.string(), amr: z.array(z.string()).min(1) }),
+  ),
+  challenge: z.strictObject({ ttl: seconds.min(30), max_attempts: z.number().int().min(1).max(20) }),
+  lockout: z.strictObject({
+    // NIST SP 800-63B 5.2.2: never more than 100 consecutive failed attempts per account.
+    max_failures: z.number().int().min(1).max(100),
+    duration: seconds.min(1),
+  }),
+  grant_ttl: seconds.min(1),
+  actions: z.record(
+    actionName,
+    z.strictObject({
+      acr: z.string(),
+      max_age: seconds,
+      methods: z.array(z.enum(methodNames)).min(1).optional(),
+      grant_ttl: seconds.min(1).optional(),
+    }),
+  ),
+});
+
+/** What one action requires. */
+export interface ActionPolicy {
+  name: string;
+  acr: string;
+  /** RFC 9470 max_age in seconds; 0 means every grant is single-use and no elevation is reused. */
+  maxAge: number;
+  methods: MethodName[];
+  grantTtl: number;
+}
+
+export interface MethodPolicy {
+  acr: string;
+  amr: string[];
+}
+
+/** The validated policy file. */
+export interface Policy {
+  levels: string[];
+  methods: Partial<Record<MethodName, MethodPolicy>>;
+  challengeTtl: number;
+  challengeMaxAttempts: number;
+  lockoutMaxFailures: number;
+  lockoutDuration: number;
+  actions: Map<string, ActionPolicy>;
+}
+
+/** Parses a policy document; throws a ConfigError naming every bad key. */
+export function parsePolicy(text: string, source = "policy"): Policy {
+  let raw: unknown;
+  try {
+    raw = parse(text);
+  } catch (error) {
+    throw new ConfigError(`${source}: not valid YAML: ${(error as Error).message.split("\n")[0]}`);
+  }
+  const parsed = policySchema.safeParse(raw);
+  if (!parsed.success) throw new ConfigError(describeIssues(source, parsed.error.issues));
+  const doc = parsed.data;
+  const problems: string[] = [];
+  const knownLevel = (path: string, acr: string) => {
+    if (!doc.levels.includes(acr)) problems.push(`${source}: ${path}: unknown level "${acr}"`);
+  };
+  for (const [name, method] of Object.entries(doc.methods)) knownLevel(`methods.${name}.acr`, method.acr);
+  const actions = new Map<string, ActionPolicy>();
+  for (const [name, action] of Object.entries(doc.actions)) {
+    knownLevel(`actions.${name}.acr`, action.acr);
+    const methods = action.methods ?? methodNames.filter((m) => doc.methods[m]);
+    for (const m of methods) {
+      if (!doc.methods[m]) problems.push(`${source}: actions.${name}.methods: method "${m}" is not defined`);
+    }
+    actions.set(name, {
+      name,
+      acr: action.acr,
+      maxAge: action.max_age,
+      methods,
+      grantTtl: Math.min(
+        action.grant_ttl ?? doc.grant_ttl,
+        action.max_age === 0 ? 60 : Number.MAX_SAFE_INTEGER,
+      ),
+    });
+  }
+  for (const required of Object.values(managementActions)) {
+    if (!actions.has(required))
+      problems.push(`${source}: actions.${required}: required management action is missing`);
+  }
+  if (problems.length > 0) throw new ConfigError(problems.join("\n"));
+  return {
+    levels: doc.levels,
+    methods: doc.methods,
+    challengeTtl: doc.challenge.ttl,
+    challengeMaxAttempts: doc.challenge.max_attempts,
+    lockoutMaxFailures: doc.lockout.max_failures,
+    lockoutDuration: doc.lockout.duration,
+    actions,
+  };
+}
+
+/** Reads and validates the policy file. */
+export function loadPolicy(path: string): Policy {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch {
+    throw new ConfigError(`STEPGATE_POLICY_FILE: cannot read ${path}`);
+  }
+  return parsePolicy(text, path);
+}

@@ -1,0 +1,64 @@
+import {
+  createHash,
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  type KeyObject,
+} from "node:crypto";
+import type { Jwk } from "@stepgate/grant";
+import type { KeyRing } from "../crypto/key-ring.ts";
+import type { Database } from "../store/database.ts";
+
+/** The key that signs new grants, and every key a grant may still be signed with. */
+export interface SigningKeys {
+  active: { kid: string; privateKey: KeyObject };
+  published: Jwk[];
+}
+
+const binding = (kid: string) => `signing_key:${kid}`;
+
+/** RFC 7638 thumbprint: a kid every replica derives the same way from the key itself. */
+function thumbprint(x: string): string {
+  return createHash("sha256").update(`{"crv":"Ed25519","kty":"OKP","x":"${x}"}`).digest("base64url");
+}
+
+interface KeyRow {
+  kid: string;
+  public_jwk: Jwk;
+  private_key: Buffer;
+  active: boolean;
+}
+
+/**
+ * Loads the signing keys, creating the first one if there is none. Replicas that start together
+ * each try to insert a key; the unique index on the active flag lets exactly one win.
+ */
+export async function loadSigningKeys(db: Database, keyRing: KeyRing): Promise<SigningKeys> {
+  const connection = db.em.getConnection();
+  const select = () =>
+    connection.execute<KeyRow[]>(
+      "select kid, public_jwk, private_key, active from signing_keys order by created_at",
+    );
+  let rows = await select();
+  if (!rows.some((r) => r.active)) {
+    const { publicKey, privateKey } = generateKeyPairSync("ed25519");
+    const x = publicKey.export({ format: "jwk" }).x as string;
+    const kid = thumbprint(x);
+    const jwk: Jwk = { kty: "OKP", crv: "Ed25519", x, kid, alg: "EdDSA", use: "sig" };
+    const sealed = keyRing.seal(privateKey.export({ format: "der", type: "pkcs8" }), binding(kid));
+    await connection.execute(
+      `insert into signing_keys (kid, public_jwk, private_key, key_id, active, created_at)
+       values (?, ?, ?, ?, true, now()) on conflict do nothing`,
+      [kid, JSON.stringify(jwk), sealed, keyRing.activeKeyId],
+    );
+    rows = await select();
+  }
+  const activeRow = rows.find((r) => r.active);
+  if (!activeRow) throw new Error("no active signing key after creation");
+  const der = keyRing.open(activeRow.private_key, binding(activeRow.kid));
+  const privateKey = createPrivateKey({ key: der, format: "der", type: "pkcs8" });
+  // A key that does not match its published half would sign grants nobody can verify.
+  const x = createPublicKey(privateKey).export({ format: "jwk" }).x;
+  if (x !== activeRow.public_jwk.x) throw new Error("active signing key does not match its public key");
+  return { active: { kid: activeRow.kid, privateKey }, published: rows.map((r) => r.public_jwk) };
+}

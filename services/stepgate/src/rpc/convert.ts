@@ -1,0 +1,37 @@
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import type { FactorSchema } from "@stepgate/api";
+import { FactorStatus, type GrantSchema, Method } from "@stepgate/api";
+import type { MethodName } from "../config/policy.ts";
+import type { FactorRow } from "../factors/factor-store.ts";
+import type { IssuedGrant } from "../grants/grant-issuer.ts";
+
+const methodNumbers: Record<MethodName, Method> = { totp: Method.TOTP, recovery_code: Method.RECOVERY_CODE };
+
+export const methodToProto = (m: MethodName): Method => methodNumbers[m];
+
+export const secondsToTimestamp = (s: number) => timestampFromMs(s * 1000);
+
+export function grantToProto({ token, claims }: IssuedGrant): MessageInitShape<typeof GrantSchema> {
+  return {
+    token,
+    expiresAt: secondsToTimestamp(claims.exp),
+    acr: claims.acr,
+    amr: claims.amr,
+    authTime: secondsToTimestamp(claims.auth_time),
+    grantId: claims.jti,
+    singleUse: claims.single_use === true,
+  };
+}
+
+export function factorToProto(f: FactorRow): MessageInitShape<typeof FactorSchema> {
+  return {
+    factorId: f.id,
+    method: methodToProto(f.method as MethodName),
+    status: f.status === "active" ? FactorStatus.ACTIVE : FactorStatus.PENDING,
+    label: f.label,
+    createdAt: timestampFromMs(f.createdAt.getTime()),
+    ...(f.lastUsedAt ? { lastUsedAt: timestampFromMs(f.lastUsedAt.getTime()) } : {}),
+    recoveryCodesRemaining: f.recoveryCodesRemaining,
+  };
+}

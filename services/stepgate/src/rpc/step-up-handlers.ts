@@ -1,0 +1,130 @@
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import type { ServiceImpl } from "@connectrpc/connect";
+import type { StepUpService } from "@stepgate/api";
+import type { MethodName } from "../config/policy.ts";
+import type { Stepgate } from "../stepgate.ts";
+import { stepUp } from "../stepup/step-up.ts";
+import { verify } from "../stepup/verify.ts";
+import { callerOf } from "./caller.ts";
+import { grantToProto, methodToProto, secondsToTimestamp } from "./convert.ts";
+import { challengeIdPattern, fields } from "./validate.ts";
+
+const maxContextEntries = 16;
+
+/** StepUpService: translates protobuf to domain calls and back; errors are mapped by the guard. */
+export function stepUpHandlers(sg: Stepgate): ServiceImpl<typeof StepUpService> {
+  return {
+    async stepUp(req, ctx) {
+      const caller = callerOf(ctx);
+      const v = fields()
+        .text("subject", req.subject)
+        .text("session_id", req.sessionId)
+        .text("action", req.action, 128);
+      const context = Object.entries(req.context);
+      v.check(
+        context.length <= maxContextEntries,
+        "context",
+        `must have at most ${maxContextEntries} entries`,
+      );
+      for (const [key, value] of context) {
+        v.text(`context[${key.slice(0, 64)}]`, key, 64).optionalText(
+          `context[${key.slice(0, 64)}]`,
+          value,
+          256,
+        );
+      }
+      v.done();
+      const outcome = await stepUp(sg, { ...req, caller, context: req.context });
+      switch (outcome.kind) {
+        case "grant":
+          return { outcome: { case: "grant", value: grantToProto(outcome.grant) } };
+        case "challenge": {
+          const c = outcome.challenge;
+          return {
+            outcome: {
+              case: "challenge",
+              value: {
+                challengeId: c.id,
+                methods: c.methods.map(methodToProto),
+                requiredAcr: c.acr,
+                expiresAt: timestampFromMs(c.expiresAt),
+                attemptsRemaining: outcome.attemptsRemaining,
+              },
+            },
+          };
+        }
+        case "enrollment_required":
+          return {
+            outcome: {
+              case: "enrollmentRequired",
+              value: { requiredAcr: outcome.acr, methods: outcome.methods.map(methodToProto) },
+            },
+          };
+      }
+    },
+
+    async verify(req, ctx) {
+      const caller = callerOf(ctx);
+      const v = fields()
+        .pattern("challenge_id", req.challengeId, challengeIdPattern, "is not a challenge id")
+        .text("subject", req.subject)
+        .text("session_id", req.sessionId)
+        .text("action", req.action, 128)
+        .pattern(
+          "idempotency_key",
+          req.idempotencyKey,
+          /^[\x21-\x7e]{8,128}$/,
+          "must be 8 to 128 printable ASCII characters",
+        );
+      const proof = req.proof?.kind;
+      let method: MethodName = "totp";
+      let code = "";
+      if (proof?.case === "totpCode") {
+        code = proof.value;
+        v.pattern("proof.totp_code", code, /^\d{6}$/, "must be six digits");
+      } else if (proof?.case === "recoveryCode") {
+        method = "recovery_code";
+        code = proof.value;
+        v.text("proof.recovery_code", code, 64);
+      } else {
+        v.add("proof", "is required");
+      }
+      v.done();
+      const outcome = await verify(sg, { ...req, caller, method, code });
+      return {
+        grant: grantToProto(outcome.grant),
+        method: methodToProto(outcome.method),
+        recoveryCodesRemaining: outcome.recoveryCodesRemaining,
+      };
+    },
+
+    async checkGrant(req, ctx) {
+      const caller = callerOf(ctx);
+      fields().text("token", req.token, 4096).text("action", req.action, 128).done();
+      const claims = await sg.grants.check(req.token, { audience: caller, action: req.action });
+      return {
+        subject: claims.sub,
+        sessionId: claims.sid,
+        action: claims.action,
+        acr: claims.acr,
+        amr: claims.amr,
+        authTime: secondsToTimestamp(claims.auth_time),
+        expiresAt: secondsToTimestamp(claims.exp),
+        grantId: claims.jti,
+      };
+    },
+
+    async endSession(req, ctx) {
+      const caller = callerOf(ctx);
+      fields().text("subject", req.subject).text("session_id", req.sessionId).done();
+      await sg.elevations.end(req.subject, req.sessionId, sg.clock());
+      await sg.audit({ type: "session.ended", subject: req.subject, caller });
+      return {};
+    },
+
+    async getJwks() {
+      const keys = sg.signingKeys.published;
+      return { jwksJson: JSON.stringify({ keys }), keys };
+    },
+  };
+}

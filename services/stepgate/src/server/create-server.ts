@@ -1,0 +1,60 @@
+import * as grpc from "@grpc/grpc-js";
+import { FactorService, StepUpService } from "@stepgate/api";
+import { Health as HealthService } from "@stepgate/api/gen/grpc/health/v1/health_pb";
+import { addService } from "@stepgate/grpc-bridge";
+import type { Logger } from "../log/logger.ts";
+import { factorHandlers } from "../rpc/factor-handlers.ts";
+import { guard } from "../rpc/guard.ts";
+import { stepUpHandlers } from "../rpc/step-up-handlers.ts";
+import type { Stepgate } from "../stepgate.ts";
+import { addHealth, type Health } from "./health.ts";
+import { addReflection } from "./reflection.ts";
+
+// Every Stepgate request is small; a larger one is refused before it is parsed (RESOURCE_EXHAUSTED).
+const maxMessageBytes = 64 * 1024;
+
+export interface StepgateServer {
+  server: grpc.Server;
+  health: Health;
+}
+
+/** The gRPC server: both services, health and reflection, logging one line per call. */
+export function createServer(sg: Stepgate, logger: Logger, totpIssuer: string): StepgateServer {
+  const server = new grpc.Server({
+    "grpc.max_receive_message_length": maxMessageBytes,
+    "grpc.max_send_message_length": 1024 * 1024,
+  });
+  const options = {
+    onError: (error: unknown, info: { method: { name: string } }) =>
+      logger.error({ method: info.method.name, error: describeError(error) }, "call failed"),
+    onCallEnd: (info: {
+      method: { name: string };
+      service: { typeName: string };
+      code: number;
+      durationMs: number;
+    }) =>
+      logger.info(
+        {
+          rpc: `${info.service.typeName}/${info.method.name}`,
+          status: grpc.status[info.code],
+          ms: info.durationMs,
+        },
+        "call",
+      ),
+  };
+  addService(server, StepUpService, guard(stepUpHandlers(sg)), options);
+  addService(server, FactorService, guard(factorHandlers(sg, { totpIssuer })), options);
+  const health = addHealth(server, [StepUpService.typeName, FactorService.typeName]);
+  addReflection(server, [StepUpService, FactorService, HealthService]);
+  return { server, health };
+}
+
+/** What is safe to log of an unexpected error: driver messages can embed query parameters. */
+export function describeError(error: unknown): Record<string, unknown> {
+  if (!(error instanceof Error)) return { type: typeof error };
+  const code = (error as { code?: unknown }).code;
+  const message = error.message.includes(" - ")
+    ? error.message.slice(error.message.lastIndexOf(" - ") + 3)
+    : error.message;
+  return { name: error.name, ...(code === undefined ? {} : { code }), message: message.slice(0, 200) };
+}

@@ -1,0 +1,64 @@
+import * as grpc from "@grpc/grpc-js";
+import type { Config } from "../config/config.ts";
+import type { Logger } from "../log/logger.ts";
+import { wire } from "../wiring.ts";
+import { createServer } from "./create-server.ts";
+import { watchStores } from "./health.ts";
+
+export interface RunningServer {
+  /** The port actually bound (useful with port 0). */
+  port: number;
+  /** Stops serving: health NOT_SERVING, in-flight calls finish (bounded), stores close. */
+  shutdown(graceMs?: number): Promise<void>;
+}
+
+/** Starts a replica: wires the stores, binds the port, and reports SERVING once the stores answer. */
+export async function runServer(config: Config, logger: Logger): Promise<RunningServer> {
+  const wired = await wire(config, logger);
+  const { server, health } = createServer(wired.stepgate, logger, "Stepgate");
+  const port = await new Promise<number>((resolve, reject) => {
+    server.bindAsync(
+      `${config.host}:${config.port}`,
+      grpc.ServerCredentials.createInsecure(),
+      (error, bound) => (error ? reject(error) : resolve(bound)),
+    );
+  });
+  const watcher = watchStores(
+    health,
+    [
+      () =>
+        wired.db.em
+          .getConnection()
+          .execute("select 1")
+          .then(() => {}),
+      () => wired.hot.ping(),
+    ],
+    config.healthIntervalMs,
+    (status, error) =>
+      logger.warn(
+        { status, store: error instanceof Error ? error.message.slice(0, 120) : undefined },
+        "health changed",
+      ),
+  );
+  await watcher.probe();
+  logger.info({ port, hotStore: wired.hot.kind, health: health.status }, "stepgate serving");
+  return {
+    port,
+    async shutdown(graceMs = 10_000) {
+      watcher.stop();
+      health.set("NOT_SERVING");
+      await new Promise<void>((resolve) => {
+        const force = setTimeout(() => {
+          logger.warn("drain timed out; cancelling remaining calls");
+          server.forceShutdown();
+          resolve();
+        }, graceMs);
+        server.tryShutdown(() => {
+          clearTimeout(force);
+          resolve();
+        });
+      });
+      await wired.close();
+    },
+  };
+}

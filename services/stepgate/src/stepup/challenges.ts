@@ -1,0 +1,42 @@
+import type { MethodName } from "../config/policy.ts";
+import { randomToken } from "../crypto/random-id.ts";
+import type { HotStore } from "../store/hot-store.ts";
+
+/** A pending request for a second factor, bound to who asked and for what. */
+export interface Challenge {
+  id: string;
+  subject: string;
+  sessionId: string;
+  action: string;
+  caller: string;
+  acr: string;
+  methods: MethodName[];
+  expiresAt: number;
+}
+
+// Kept past expiry so a late answer hears "expired" rather than "not found".
+const graceMs = 10 * 60_000;
+
+export interface Challenges {
+  create(fields: Omit<Challenge, "id">): Promise<Challenge>;
+  find(id: string): Promise<Challenge | undefined>;
+  /** How long the challenge's records must be kept, from now. */
+  retentionMs(challenge: Challenge, nowMs: number): number;
+}
+
+export function createChallenges(hot: HotStore): Challenges {
+  const keyOf = (id: string) => `challenge:${id}`;
+  const retentionMs = (c: Challenge, nowMs: number) => Math.max(1000, c.expiresAt - nowMs + graceMs);
+  return {
+    retentionMs,
+    async create(fields) {
+      const challenge = { id: randomToken(), ...fields };
+      await hot.set(keyOf(challenge.id), JSON.stringify(challenge), retentionMs(challenge, Date.now()));
+      return challenge;
+    },
+    async find(id) {
+      const v = await hot.get(keyOf(id));
+      return v === null ? undefined : (JSON.parse(v) as Challenge);
+    },
+  };
+}

@@ -1,0 +1,50 @@
+import { Migrator } from "@mikro-orm/migrations";
+import { MikroORM } from "@mikro-orm/postgresql";
+import pg from "pg";
+import { entities } from "./entities.ts";
+import { Migration001Initial } from "./migrations/migration-001-initial.ts";
+
+export type Database = MikroORM;
+
+export interface DatabaseOptions {
+  url: string;
+  poolSize: number;
+}
+
+/** Opens the ORM; migrations are applied separately by `migrate`. */
+export async function openDatabase(options: DatabaseOptions): Promise<Database> {
+  return MikroORM.init({
+    clientUrl: options.url,
+    entities,
+    extensions: [Migrator],
+    pool: { min: 0, max: options.poolSize },
+    debug: false,
+    allowGlobalContext: false,
+    migrations: {
+      tableName: "stepgate_migrations",
+      migrationsList: [{ name: "001-initial", class: Migration001Initial }],
+      snapshot: false,
+      silent: true,
+    },
+  });
+}
+
+// Any fixed 64-bit number: replicas that start together queue on it, so migrations run once.
+const migrationLock = "84543917998452";
+
+/**
+ * Applies pending migrations, one replica at a time. The lock is a session lock held on its own
+ * connection, outside any transaction, so it also works on PGlite's single shared session.
+ */
+export async function migrate(db: Database, url: string): Promise<string[]> {
+  const lock = new pg.Client({ connectionString: url });
+  await lock.connect();
+  try {
+    await lock.query("select pg_advisory_lock($1)", [migrationLock]);
+    const applied = await db.migrator.up();
+    return applied.map((m) => m.name);
+  } finally {
+    await lock.query("select pg_advisory_unlock($1)", [migrationLock]).catch(() => {});
+    await lock.end().catch(() => {});
+  }
+}

@@ -1,0 +1,25 @@
+/**
+ * Short-lived shared state (challenges, counters, elevations, idempotency results), atomic
+ * across replicas. Redis carries it when configured; PostgreSQL otherwise.
+ */
+export interface HotStore {
+  readonly kind: "redis" | "postgresql";
+  get(key: string): Promise<string | null>;
+  getMany(keys: string[]): Promise<(string | null)[]>;
+  set(key: string, value: string, ttlMs: number): Promise<void>;
+  /** Sets the key only if it does not exist (or has expired); true if this call set it. */
+  setIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean>;
+  /**
+   * Adds one and returns the new count, atomically. The ttl starts at the first increment, or
+   * at every increment when `sliding` (a lockout that lasts from the last failure).
+   */
+  increment(key: string, ttlMs: number, sliding?: boolean): Promise<number>;
+  /** The current count, 0 when absent. */
+  count(key: string): Promise<number>;
+  /** Milliseconds until the key expires; 0 when absent. */
+  ttl(key: string): Promise<number>;
+  delete(...keys: string[]): Promise<void>;
+  /** Throws when the store does not answer. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}

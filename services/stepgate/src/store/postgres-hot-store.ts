@@ -1,0 +1,88 @@
+import type { Database } from "./database.ts";
+import type { HotStore } from "./hot-store.ts";
+
+const sweepIntervalMs = 60_000;
+
+/** The hot store on PostgreSQL, for deployments without Redis: same semantics, one table. */
+export function createPostgresHotStore(db: Database): HotStore {
+  const connection = db.em.getConnection();
+  const run = <T>(sql: string, params: unknown[]) => connection.execute<T[]>(sql, params as never[]);
+  const expiry = (ttlMs: number) => new Date(Date.now() + Math.max(1, Math.ceil(ttlMs)));
+  // Expired rows are invisible to reads; the sweep only keeps the table small.
+  const sweep = setInterval(() => {
+    run("delete from hot_entries where expires_at < now() - interval '1 minute'", []).catch(() => {});
+  }, sweepIntervalMs);
+  sweep.unref();
+  return {
+    kind: "postgresql",
+    async get(key) {
+      const rows = await run<{ value: string | null }>(
+        "select value from hot_entries where key = ? and expires_at > now()",
+        [key],
+      );
+      return rows[0]?.value ?? null;
+    },
+    async getMany(keys) {
+      if (keys.length === 0) return [];
+      const rows = await run<{ key: string; value: string | null }>(
+        "select key, value from hot_entries where key in (?) and expires_at > now()",
+        [keys],
+      );
+      const byKey = new Map(rows.map((r) => [r.key, r.value]));
+      return keys.map((k) => byKey.get(k) ?? null);
+    },
+    async set(key, value, ttlMs) {
+      await run(
+        `insert into hot_entries (key, value, counter, expires_at) values (?, ?, 0, ?)
+         on conflict (key) do update set value = excluded.value, counter = 0, expires_at = excluded.expires_at`,
+        [key, value, expiry(ttlMs)],
+      );
+    },
+    async setIfAbsent(key, value, ttlMs) {
+      const rows = await run(
+        `insert into hot_entries (key, value, counter, expires_at) values (?, ?, 0, ?)
+         on conflict (key) do update set value = excluded.value, counter = 0, expires_at = excluded.expires_at
+         where hot_entries.expires_at <= now()
+         returning key`,
+        [key, value, expiry(ttlMs)],
+      );
+      return rows.length === 1;
+    },
+    async increment(key, ttlMs, sliding = false) {
+      // One statement: the row lock serialises concurrent increments across replicas.
+      const rows = await run<{ counter: string | number }>(
+        `insert into hot_entries (key, value, counter, expires_at) values (?, null, 1, ?)
+         on conflict (key) do update set
+           counter = case when hot_entries.expires_at <= now() then 1 else hot_entries.counter + 1 end,
+           expires_at = case when hot_entries.expires_at <= now() or ? then excluded.expires_at
+                             else hot_entries.expires_at end
+         returning counter`,
+        [key, expiry(ttlMs), sliding],
+      );
+      return Number(rows[0]?.counter ?? 0);
+    },
+    async count(key) {
+      const rows = await run<{ counter: string | number }>(
+        "select counter from hot_entries where key = ? and expires_at > now()",
+        [key],
+      );
+      return Number(rows[0]?.counter ?? 0);
+    },
+    async ttl(key) {
+      const rows = await run<{ ms: string | number }>(
+        "select extract(epoch from (expires_at - now())) * 1000 as ms from hot_entries where key = ? and expires_at > now()",
+        [key],
+      );
+      return Math.max(0, Math.round(Number(rows[0]?.ms ?? 0)));
+    },
+    async delete(...keys) {
+      if (keys.length > 0) await run("delete from hot_entries where key in (?)", [keys]);
+    },
+    async ping() {
+      await run("select 1", []);
+    },
+    async close() {
+      clearInterval(sweep);
+    },
+  };
+}

@@ -1,0 +1,59 @@
+import { Redis } from "ioredis";
+import type { HotStore } from "./hot-store.ts";
+
+// INCR and set the expiry in one atomic step: on creation, or every time when sliding.
+const incrementScript = `
+local n = redis.call('INCR', KEYS[1])
+if n == 1 or ARGV[2] == '1' then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return n`;
+
+export interface RedisHotStoreOptions {
+  url: string;
+  prefix: string;
+}
+
+/** The hot store on Redis; every key carries the configured prefix. */
+export function createRedisHotStore(options: RedisHotStoreOptions): HotStore {
+  const redis = new Redis(options.url, {
+    keyPrefix: options.prefix,
+    lazyConnect: false,
+    maxRetriesPerRequest: 1,
+    enableOfflineQueue: true,
+    connectTimeout: 2000,
+  });
+  // Connection errors surface through the commands and health; the client reconnects itself.
+  redis.on("error", () => {});
+  const toCount = (v: string | null) => (v === null ? 0 : Number(v));
+  return {
+    kind: "redis",
+    get: (key) => redis.get(key),
+    getMany: (keys) => (keys.length === 0 ? Promise.resolve([]) : redis.mget(keys)),
+    async set(key, value, ttlMs) {
+      await redis.set(key, value, "PX", Math.max(1, Math.ceil(ttlMs)));
+    },
+    async setIfAbsent(key, value, ttlMs) {
+      return (await redis.set(key, value, "PX", Math.max(1, Math.ceil(ttlMs)), "NX")) === "OK";
+    },
+    async increment(key, ttlMs, sliding = false) {
+      const n = await redis.eval(
+        incrementScript,
+        1,
+        key,
+        String(Math.max(1, Math.ceil(ttlMs))),
+        sliding ? "1" : "0",
+      );
+      return Number(n);
+    },
+    count: async (key) => toCount(await redis.get(key)),
+    ttl: async (key) => Math.max(0, await redis.pttl(key)),
+    async delete(...keys) {
+      if (keys.length > 0) await redis.del(...keys);
+    },
+    async ping() {
+      await redis.ping();
+    },
+    async close() {
+      await redis.quit().catch(() => redis.disconnect());
+    },
+  };
+}
