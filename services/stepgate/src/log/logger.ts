@@ -3,15 +3,22 @@ import { pino } from "pino";
 export type Logger = pino.Logger;
 
 /** JSON lines on stdout. Fields that could carry secrets are redacted as a second line of defence. */
-export function createLogger(level: string, base: Record<string, unknown> = {}): Logger {
-  return pino({
-    level,
-    base: { service: "stepgate", ...base },
-    timestamp: pino.stdTimeFunctions.isoTime,
-    redact: {
-      paths: ["*.secret", "*.token", "*.grant", "*.proof", "*.totpCode", "*.recoveryCode", "*.password"],
-      censor: "[redacted]",
+export function createLogger(
+  level: string,
+  base: Record<string, unknown> = {},
+  destination: pino.DestinationStream = pino.destination(1),
+): Logger {
+  return pino(
+    {
+      level,
+      base: { service: "stepgate", ...base },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      redact: {
+        paths: ["*.secret", "*.token", "*.grant", "*.proof", "*.totpCode", "*.recoveryCode", "*.password"],
+        censor: "[redacted]",
+      },
+      formatters: { level: (label) => ({ level: label }) },
     },
-    formatters: { level: (label) => ({ level: label }) },
-  });
+    destination,
+  );
 }

@@ -6,7 +6,14 @@ interface Violation {
   description: string;
 }
 
-const controlChars = /[\u0000-\u001f\u007f]/;
+/** True if the string holds a C0 control character or DEL, which no Stepgate field needs. */
+function hasControlCharacter(value: string): boolean {
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    if (c < 0x20 || c === 0x7f) return true;
+  }
+  return false;
+}
 
 /** Collects field violations; `done()` throws INVALID_ARGUMENT with a BadRequest listing them all. */
 export class Fields {
@@ -16,7 +23,7 @@ export class Fields {
   text(field: string, value: string, max = 256): this {
     if (value === "") return this.add(field, "is required");
     if (Buffer.byteLength(value) > max) return this.add(field, `must be at most ${max} bytes`);
-    if (controlChars.test(value)) return this.add(field, "must not contain control characters");
+    if (hasControlCharacter(value)) return this.add(field, "must not contain control characters");
     return this;
   }
 

@@ -1,5 +1,6 @@
 import * as grpc from "@grpc/grpc-js";
 import type { Config } from "../config/config.ts";
+import type { Clock } from "../domain/clock.ts";
 import type { Logger } from "../log/logger.ts";
 import { wire } from "../wiring.ts";
 import { createServer } from "./create-server.ts";
@@ -13,8 +14,8 @@ export interface RunningServer {
 }
 
 /** Starts a replica: wires the stores, binds the port, and reports SERVING once the stores answer. */
-export async function runServer(config: Config, logger: Logger): Promise<RunningServer> {
-  const wired = await wire(config, logger);
+export async function runServer(config: Config, logger: Logger, clock?: Clock): Promise<RunningServer> {
+  const wired = await wire(config, logger, clock);
   const { server, health } = createServer(wired.stepgate, logger, "Stepgate");
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync(

@@ -1,0 +1,4 @@
+export type { GrantClaims, GrantExpectations } from "@stepgate/grant";
+export { GrantError } from "@stepgate/grant";
+export { type RetryOptions, stepgateServiceConfig } from "./service-config.ts";
+export { createStepgateClient, type StepgateClient, type StepgateClientOptions } from "./stepgate-client.ts";

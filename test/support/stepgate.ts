@@ -1,0 +1,121 @@
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Writable } from "node:stream";
+import { createStepgateClient, type StepgateClient } from "@stepgate/client";
+import { loadConfig } from "@stepgate/server/config/config";
+import { totpCode } from "@stepgate/server/factors/totp";
+import { createLogger } from "@stepgate/server/log/logger";
+import { type RunningServer, runServer } from "@stepgate/server/server/run";
+import { createTestDatabase, type TestDatabase } from "./database.ts";
+import { createTestRedisPrefix, redisUrl, type TestRedisPrefix } from "./redis.ts";
+
+/** The policy the tests run with: short limits so lockouts are reachable. */
+export const testPolicy = `
+levels: [aal1, aal2, aal3]
+methods:
+  totp: { acr: aal2, amr: [otp] }
+  recovery_code: { acr: aal2, amr: [otp] }
+challenge: { ttl: 60, max_attempts: 5 }
+lockout: { max_failures: 8, duration: 60 }
+grant_ttl: 120
+actions:
+  payments.transfer: { acr: aal2, max_age: 300, methods: [totp] }
+  account.change_email: { acr: aal2, max_age: 600 }
+  secrets.read: { acr: aal2, max_age: 0 }
+  admin.root: { acr: aal3, max_age: 60 }
+  stepgate.enroll_totp: { acr: aal2, max_age: 300 }
+  stepgate.create_recovery_codes: { acr: aal2, max_age: 300 }
+  stepgate.remove_factor: { acr: aal2, max_age: 300 }
+`;
+
+/** A clock the test can move forward; the server and the test's TOTP codes read the same one. */
+export interface TestClock {
+  now(): number;
+  advance(ms: number): void;
+}
+
+export interface Harness {
+  port: number;
+  target: string;
+  clock: TestClock;
+  db: TestDatabase;
+  redis: TestRedisPrefix | undefined;
+  /** Every log line the server wrote. */
+  logs: string[];
+  /** A client for the calling service `payments`. */
+  client: StepgateClient;
+  /** A client that names another calling service. */
+  clientAs(caller: string): StepgateClient;
+  /** The TOTP code for `secret` at the test clock's time, `stepOffset` steps away. */
+  code(secret: string, stepOffset?: number): string;
+  close(): Promise<void>;
+}
+
+export interface HarnessOptions {
+  /** Carry hot state in Redis (default) or in PostgreSQL. */
+  redis?: boolean;
+  policy?: string;
+}
+
+/** Starts one replica in this process on a fresh database (and Redis prefix) with a test clock. */
+export async function startStepgate(options: HarnessOptions = {}): Promise<Harness> {
+  const db = await createTestDatabase();
+  const redis = options.redis === false ? undefined : createTestRedisPrefix();
+  const dir = mkdtempSync(join(tmpdir(), "stepgate-test-"));
+  const policyFile = join(dir, "policy.yaml");
+  writeFileSync(policyFile, options.policy ?? testPolicy);
+  let offset = 0;
+  const clock: TestClock = { now: () => Date.now() + offset, advance: (ms) => void (offset += ms) };
+  const config = loadConfig({
+    STEPGATE_HOST: "127.0.0.1",
+    STEPGATE_PORT: "0",
+    STEPGATE_POLICY_FILE: policyFile,
+    STEPGATE_ENCRYPTION_KEYS: `test1:${randomBytes(32).toString("base64")}`,
+    STEPGATE_LOG_LEVEL: "debug",
+    DATABASE_URL: db.url,
+    DATABASE_POOL_SIZE: "8",
+    ...(redis ? { REDIS_URL: redisUrl, REDIS_PREFIX: redis.prefix } : {}),
+  });
+  const logs: string[] = [];
+  const sink = new Writable({
+    write(chunk, _encoding, done) {
+      logs.push(String(chunk));
+      done();
+    },
+  });
+  const captured = createLogger("debug", {}, sink);
+  let server: RunningServer;
+  try {
+    server = await runServer(config, captured, clock.now);
+  } catch (error) {
+    await db.drop();
+    await redis?.clean();
+    throw error;
+  }
+  const target = `127.0.0.1:${server.port}`;
+  const clients: StepgateClient[] = [];
+  const clientAs = (caller: string) => {
+    const c = createStepgateClient({ target, caller, retry: { maxAttempts: 1 }, now: clock.now });
+    clients.push(c);
+    return c;
+  };
+  return {
+    port: server.port,
+    target,
+    clock,
+    db,
+    redis,
+    logs,
+    client: clientAs("payments"),
+    clientAs,
+    code: (secret, stepOffset = 0) => totpCode(secret, Math.floor(clock.now() / 1000) + stepOffset * 30),
+    async close() {
+      for (const c of clients) c.close();
+      await server.shutdown(2000);
+      await db.drop();
+      await redis?.clean();
+    },
+  };
+}
