@@ -67,7 +67,12 @@ export async function startStepgate(options: HarnessOptions = {}): Promise<Harne
   const policyFile = join(dir, "policy.yaml");
   writeFileSync(policyFile, options.policy ?? testPolicy);
   let offset = 0;
-  const clock: TestClock = { now: () => Date.now() + offset, advance: (ms) => void (offset += ms) };
+  const clock: TestClock = {
+    now: () => Date.now() + offset,
+    advance: (ms) => {
+      offset += ms;
+    },
+  };
   const config = loadConfig({
     STEPGATE_HOST: "127.0.0.1",
     STEPGATE_PORT: "0",

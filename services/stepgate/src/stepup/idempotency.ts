@@ -4,7 +4,7 @@ import type { HotStore } from "../store/hot-store.ts";
 
 type Entry<T> =
   | { state: "pending"; fingerprint: string }
-  | { state: "done"; fingerprint: string; value: T }
+  | { state: "done"; fingerprint: string; sealed: string }
   | {
       state: "failed";
       fingerprint: string;
@@ -24,6 +24,9 @@ export interface IdempotentCall<T> {
   fingerprint: string;
   ttlMs: number;
   run: () => Promise<T>;
+  /** Seals a stored result (it may hold a grant: a bearer token must not rest in clear). */
+  seal: (value: T) => string;
+  open: (sealed: string) => T;
 }
 
 /**
@@ -40,7 +43,7 @@ export async function runOnce<T>(hot: HotStore, call: IdempotentCall<T>): Promis
     if (entry.fingerprint !== call.fingerprint) {
       throw new StepgateError("IDEMPOTENCY_KEY_REUSED", "idempotency key was used with a different request");
     }
-    if (entry.state === "done") return entry.value;
+    if (entry.state === "done") return call.open(entry.sealed);
     if (entry.state === "failed")
       throw new StepgateError(entry.reason, entry.message, { metadata: entry.metadata });
     if (Date.now() >= deadline)
@@ -49,11 +52,8 @@ export async function runOnce<T>(hot: HotStore, call: IdempotentCall<T>): Promis
   }
   try {
     const value = await call.run();
-    await hot.set(
-      call.key,
-      JSON.stringify({ state: "done", fingerprint: call.fingerprint, value }),
-      call.ttlMs,
-    );
+    const done: Entry<T> = { state: "done", fingerprint: call.fingerprint, sealed: call.seal(value) };
+    await hot.set(call.key, JSON.stringify(done), call.ttlMs);
     return value;
   } catch (error) {
     if (error instanceof StepgateError && error.retryAfterMs === undefined) {

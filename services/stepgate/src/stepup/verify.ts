@@ -39,8 +39,12 @@ export async function verify(sg: Stepgate, input: VerifyInput): Promise<VerifyOu
     "challenge was issued for another subject, session, action or caller",
   );
   const claim = sg.fingerprint("claim", challenge.id, input.idempotencyKey);
+  const key = `verify:${challenge.id}:${claim}`;
   return runOnce(sg.hot, {
-    key: `verify:${challenge.id}:${claim}`,
+    key,
+    seal: (outcome) => sg.keyRing.seal(Buffer.from(JSON.stringify(outcome)), key).toString("base64"),
+    open: (sealed) =>
+      JSON.parse(sg.keyRing.open(Buffer.from(sealed, "base64"), key).toString("utf8")) as VerifyOutcome,
     fingerprint: sg.fingerprint("proof", input.method, input.code),
     ttlMs: sg.challenges.retentionMs(challenge, sg.clock()),
     run: () => answer(sg, challenge, input, claim),
