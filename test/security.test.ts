@@ -3,7 +3,15 @@ import { after, before, describe, it } from "node:test";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { ErrorInfoSchema } from "@stepgate/api/gen/google/rpc/error_details_pb";
 import { expectFailure, failure } from "./support/errors.ts";
-import { challenge, enrolTotp, newKey, newSession, newSubject, stepUpWithTotp } from "./support/flows.ts";
+import {
+  challenge,
+  enrolTotp,
+  grantFor,
+  newKey,
+  newSession,
+  newSubject,
+  stepUpWithTotp,
+} from "./support/flows.ts";
 import { type Harness, startStepgate } from "./support/stepgate.ts";
 
 const reasonOf = (error: unknown) => ConnectError.from(error).findDetails(ErrorInfoSchema)[0]?.reason ?? "";
@@ -350,33 +358,20 @@ for (const hotStore of ["redis", "postgresql"] as const) {
       const payments = await stepUpWithTotp(h, subject, sessionId, "payments.transfer", secret);
       await expectFailure(enrol(payments.grant?.token ?? ""), Code.PermissionDenied, "GRANT_MISMATCH");
 
-      const manage = (await h.client.stepUp.stepUp({ subject, sessionId, action: "stepgate.enroll_totp" }))
-        .outcome;
-      assert.equal(manage.case, "grant");
-      const token = manage.value?.token ?? "";
+      const token = await grantFor(h.client, subject, sessionId, "stepgate.enroll_totp");
       await enrol(token);
       await expectFailure(enrol(token), Code.PermissionDenied, "GRANT_CONSUMED");
       // A grant issued to another calling service cannot be used here.
-      const other = (
-        await h.clientAs("support").stepUp.stepUp({ subject, sessionId, action: "stepgate.enroll_totp" })
-      ).outcome;
-      assert.equal(other.case, "grant");
-      await expectFailure(enrol(other.value?.token ?? ""), Code.PermissionDenied, "GRANT_MISMATCH");
+      const other = await grantFor(h.clientAs("support"), subject, sessionId, "stepgate.enroll_totp");
+      await expectFailure(enrol(other), Code.PermissionDenied, "GRANT_MISMATCH");
 
-      const recoveryGrant = (
-        await h.client.stepUp.stepUp({ subject, sessionId, action: "stepgate.create_recovery_codes" })
-      ).outcome;
-      const created = await h.client.factors.createRecoveryCodes({
-        subject,
-        grant: recoveryGrant.value?.token ?? "",
-      });
+      const recoveryGrant = await grantFor(h.client, subject, sessionId, "stepgate.create_recovery_codes");
+      const created = await h.client.factors.createRecoveryCodes({ subject, grant: recoveryGrant });
       assert.equal(created.codes.length, 10);
       assert.equal(new Set(created.codes).size, 10);
 
-      const removeGrant = (
-        await h.client.stepUp.stepUp({ subject, sessionId, action: "stepgate.remove_factor" })
-      ).outcome;
-      await h.client.factors.removeFactor({ subject, factorId, grant: removeGrant.value?.token ?? "" });
+      const removeGrant = await grantFor(h.client, subject, sessionId, "stepgate.remove_factor");
+      await h.client.factors.removeFactor({ subject, factorId, grant: removeGrant });
       const left = await h.client.factors.listFactors({ subject });
       assert.equal(
         left.factors.some((f) => f.factorId === factorId),

@@ -46,3 +46,10 @@ export async function stepUpWithTotp(
     idempotencyKey: newKey(),
   });
 }
+
+/** StepUp that must be answered with a grant (the session is already elevated); returns the token. */
+export async function grantFor(client: StepgateClient, subject: string, sessionId: string, action: string) {
+  const res = await client.stepUp.stepUp({ subject, sessionId, action });
+  assert.equal(res.outcome.case, "grant", `expected a grant, got ${res.outcome.case}`);
+  return res.outcome.value.token;
+}

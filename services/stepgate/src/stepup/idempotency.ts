@@ -2,7 +2,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { type Reason, StepgateError } from "../domain/stepgate-error.ts";
 import type { HotStore } from "../store/hot-store.ts";
 
-type Entry<T> =
+type Entry =
   | { state: "pending"; fingerprint: string }
   | { state: "done"; fingerprint: string; sealed: string }
   | {
@@ -35,11 +35,11 @@ export interface IdempotentCall<T> {
  */
 export async function runOnce<T>(hot: HotStore, call: IdempotentCall<T>): Promise<T> {
   const deadline = Date.now() + waitForOtherMs;
-  const pending: Entry<T> = { state: "pending", fingerprint: call.fingerprint };
+  const pending: Entry = { state: "pending", fingerprint: call.fingerprint };
   while (!(await hot.setIfAbsent(call.key, JSON.stringify(pending), pendingTtlMs))) {
     const raw = await hot.get(call.key);
     if (raw === null) continue;
-    const entry = JSON.parse(raw) as Entry<T>;
+    const entry = JSON.parse(raw) as Entry;
     if (entry.fingerprint !== call.fingerprint) {
       throw new StepgateError("IDEMPOTENCY_KEY_REUSED", "idempotency key was used with a different request");
     }
@@ -52,12 +52,12 @@ export async function runOnce<T>(hot: HotStore, call: IdempotentCall<T>): Promis
   }
   try {
     const value = await call.run();
-    const done: Entry<T> = { state: "done", fingerprint: call.fingerprint, sealed: call.seal(value) };
+    const done: Entry = { state: "done", fingerprint: call.fingerprint, sealed: call.seal(value) };
     await hot.set(call.key, JSON.stringify(done), call.ttlMs);
     return value;
   } catch (error) {
     if (error instanceof StepgateError && error.retryAfterMs === undefined) {
-      const failed: Entry<T> = {
+      const failed: Entry = {
         state: "failed",
         fingerprint: call.fingerprint,
         reason: error.reason,
