@@ -56,16 +56,28 @@ export interface Harness {
 export interface HarnessOptions {
   /** Carry hot state in Redis (default) or in PostgreSQL. */
   redis?: boolean;
+  /** Another Redis than the machine's (e.g. one the test kills); implies `redis`. */
+  redisUrl?: string;
   policy?: string;
+  /** How often the replica probes its stores for health. */
+  healthIntervalMs?: number;
 }
+
+/** A policy file in a fresh temporary folder. */
+export function writePolicy(policy = testPolicy): string {
+  const dir = mkdtempSync(join(tmpdir(), "stepgate-test-"));
+  const policyFile = join(dir, "policy.yaml");
+  writeFileSync(policyFile, policy);
+  return policyFile;
+}
+
+export const newKeyRing = () => `test1:${randomBytes(32).toString("base64")}`;
 
 /** Starts one replica in this process on a fresh database (and Redis prefix) with a test clock. */
 export async function startStepgate(options: HarnessOptions = {}): Promise<Harness> {
   const db = await createTestDatabase();
-  const redis = options.redis === false ? undefined : createTestRedisPrefix();
-  const dir = mkdtempSync(join(tmpdir(), "stepgate-test-"));
-  const policyFile = join(dir, "policy.yaml");
-  writeFileSync(policyFile, options.policy ?? testPolicy);
+  const redis = options.redis === false ? undefined : createTestRedisPrefix(options.redisUrl);
+  const policyFile = writePolicy(options.policy);
   let offset = 0;
   const clock: TestClock = {
     now: () => Date.now() + offset,
@@ -77,11 +89,12 @@ export async function startStepgate(options: HarnessOptions = {}): Promise<Harne
     STEPGATE_HOST: "127.0.0.1",
     STEPGATE_PORT: "0",
     STEPGATE_POLICY_FILE: policyFile,
-    STEPGATE_ENCRYPTION_KEYS: `test1:${randomBytes(32).toString("base64")}`,
+    STEPGATE_ENCRYPTION_KEYS: newKeyRing(),
+    STEPGATE_HEALTH_INTERVAL_MS: String(options.healthIntervalMs ?? 2000),
     STEPGATE_LOG_LEVEL: "debug",
     DATABASE_URL: db.url,
     DATABASE_POOL_SIZE: "8",
-    ...(redis ? { REDIS_URL: redisUrl, REDIS_PREFIX: redis.prefix } : {}),
+    ...(redis ? { REDIS_URL: options.redisUrl ?? redisUrl, REDIS_PREFIX: redis.prefix } : {}),
   });
   const logs: string[] = [];
   const sink = new Writable({

@@ -7,7 +7,7 @@ import { main } from "./main.ts";
 // `pnpm dev`: one replica on 127.0.0.1:50051 with the example policy. With no DATABASE_URL it
 // serves on an embedded PostgreSQL (PGlite) whose data lives in .stepgate/dev, so enrolments survive restarts.
 const repoRoot = resolve(import.meta.dirname, "../../..");
-const devDir = join(repoRoot, ".stepgate", "dev");
+const devDir = process.env.STEPGATE_DEV_DIR ?? join(repoRoot, ".stepgate", "dev");
 const env = { ...process.env };
 const log = createLogger(env.STEPGATE_LOG_LEVEL ?? "info", { mode: "dev" });
 
@@ -15,6 +15,7 @@ mkdirSync(devDir, { recursive: true, mode: 0o700 });
 env.STEPGATE_HOST ??= "127.0.0.1";
 env.STEPGATE_POLICY_FILE ??= join(repoRoot, "services/stepgate/policy/example.yaml");
 
+let afterShutdown: (() => Promise<void>) | undefined;
 if (!env.DATABASE_URL) {
   const port = Number(env.STEPGATE_DEV_PG_PORT ?? 54329);
   const dataDir = join(devDir, "pgdata");
@@ -28,6 +29,11 @@ if (!env.DATABASE_URL) {
   // PGlite has one session: one pooled connection avoids waiting on another connection's transaction.
   const socket = new PGLiteSocketServer({ db, port, host: "127.0.0.1", maxConnections: 4 });
   await socket.start();
+  // PGlite flushes its files on close: stop it after the server has drained.
+  afterShutdown = async () => {
+    await socket.stop();
+    await db.close();
+  };
   env.DATABASE_URL = `postgresql://postgres@127.0.0.1:${port}/postgres`;
   env.DATABASE_POOL_SIZE = "1";
 }
@@ -41,4 +47,4 @@ if (!env.STEPGATE_ENCRYPTION_KEYS) {
 }
 if (!env.REDIS_URL) log.info("no REDIS_URL: hot state lives in PostgreSQL");
 
-await main(env);
+await main(env, afterShutdown ? { afterShutdown } : {});

@@ -4,7 +4,12 @@ import { createLogger } from "./log/logger.ts";
 import { runServer } from "./server/run.ts";
 
 /** Starts one replica from the environment; exits non-zero, naming the bad key, on bad configuration. */
-export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> {
+export interface MainOptions {
+  /** Runs after the server drained and closed its stores, before the process exits. */
+  afterShutdown?: () => Promise<void>;
+}
+
+export async function main(env: NodeJS.ProcessEnv = process.env, options: MainOptions = {}): Promise<void> {
   let config: ReturnType<typeof loadConfig>;
   try {
     config = loadConfig(env);
@@ -32,16 +37,19 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, "draining");
-    running.shutdown().then(
-      () => {
-        logger.info("stopped");
-        process.exit(0);
-      },
-      (error: unknown) => {
-        logger.error({ error: String(error) }, "shutdown failed");
-        process.exit(1);
-      },
-    );
+    running
+      .shutdown()
+      .then(() => options.afterShutdown?.())
+      .then(
+        () => {
+          logger.info("stopped");
+          process.exit(0);
+        },
+        (error: unknown) => {
+          logger.error({ error: String(error) }, "shutdown failed");
+          process.exit(1);
+        },
+      );
   };
   process.on("SIGTERM", () => stop("SIGTERM"));
   process.on("SIGINT", () => stop("SIGINT"));

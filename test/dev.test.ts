@@ -1,0 +1,94 @@
+import assert from "node:assert/strict";
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, it } from "node:test";
+import { createStepgateClient } from "@stepgate/client";
+import { newSubject } from "./support/flows.ts";
+
+const repoRoot = join(import.meta.dirname, "..");
+
+interface DevServer {
+  child: ChildProcess;
+  lines: string[];
+}
+
+/** Starts `pnpm dev`'s entry point with no PostgreSQL or Redis configured; resolves once it serves. */
+async function startDev(dir: string, port: number, pgPort: number): Promise<DevServer> {
+  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME };
+  Object.assign(env, {
+    STEPGATE_DEV_DIR: dir,
+    STEPGATE_PORT: String(port),
+    STEPGATE_DEV_PG_PORT: String(pgPort),
+  });
+  const child = spawn(process.execPath, [join(repoRoot, "services/stepgate/src/dev.ts")], {
+    env,
+    stdio: "pipe",
+  });
+  const lines: string[] = [];
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`dev server did not serve in time:\n${lines.join("")}`)),
+      90_000,
+    );
+    child.stdout?.on("data", (chunk: Buffer) => {
+      lines.push(...String(chunk).split("\n").filter(Boolean));
+      if (lines.some((l) => l.includes("stepgate serving"))) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    child.stderr?.on("data", (chunk: Buffer) => lines.push(String(chunk)));
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`dev server exited with ${code}:\n${lines.join("\n")}`));
+    });
+  });
+  return { child, lines };
+}
+
+async function stop(dev: DevServer): Promise<number | null> {
+  if (dev.child.exitCode !== null) return dev.child.exitCode;
+  const exited = new Promise<number | null>((resolve) => dev.child.once("exit", resolve));
+  dev.child.kill("SIGTERM");
+  return exited;
+}
+
+describe("pnpm dev on the embedded default", () => {
+  const dir = mkdtempSync(join(tmpdir(), "stepgate-dev-"));
+  const port = 30_000 + Math.floor(Math.random() * 10_000);
+  const pgPort = port + 10_000;
+  const running: DevServer[] = [];
+  after(async () => {
+    for (const d of running) await stop(d);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("says so in its first log line, serves, and keeps enrolments across a restart", async () => {
+    const first = await startDev(dir, port, pgPort);
+    running.push(first);
+    assert.match(first.lines[0] ?? "", /embedded PostgreSQL/);
+    const subject = newSubject();
+    const client = createStepgateClient({ target: `127.0.0.1:${port}`, caller: "payments" });
+    const enrolled = await client.factors.enrollTotp({
+      subject,
+      label: "Phone",
+      accountName: "dev@example.com",
+      grant: "",
+    });
+    client.close();
+    assert.equal(await stop(first), 0, "SIGTERM drains and exits 0");
+
+    const second = await startDev(dir, port, pgPort);
+    running.push(second);
+    const again = createStepgateClient({ target: `127.0.0.1:${port}`, caller: "payments" });
+    const listed = await again.factors.listFactors({ subject });
+    again.close();
+    assert.deepEqual(
+      listed.factors.map((f) => f.factorId),
+      [enrolled.factorId],
+    );
+    assert.equal(await stop(second), 0);
+  });
+});
