@@ -3,7 +3,7 @@ import { newId } from "../crypto/random-id.ts";
 import { toSeconds } from "../domain/clock.ts";
 import { assertThat, StepgateError } from "../domain/stepgate-error.ts";
 import type { Stepgate } from "../stepgate.ts";
-import { totpBinding } from "../stepup/verify.ts";
+import { totpBinding } from "./check-proof.ts";
 import type { FactorRow } from "./factor-store.ts";
 import { hashRecoveryCode, newRecoveryCodes, newRecoverySalt } from "./recovery-codes.ts";
 import { matchTotp, newTotpSecret, totpUri } from "./totp.ts";

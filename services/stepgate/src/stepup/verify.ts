@@ -1,8 +1,7 @@
 import type { MethodName } from "../config/policy.ts";
 import { toSeconds } from "../domain/clock.ts";
 import { assertThat, StepgateError } from "../domain/stepgate-error.ts";
-import { hashRecoveryCode, looksLikeRecoveryCode } from "../factors/recovery-codes.ts";
-import { matchTotp } from "../factors/totp.ts";
+import { checkProof } from "../factors/check-proof.ts";
 import type { IssuedGrant } from "../grants/grant-issuer.ts";
 import type { Stepgate } from "../stepgate.ts";
 import type { Challenge } from "./challenges.ts";
@@ -70,10 +69,7 @@ async function answer(
   const retentionMs = sg.challenges.retentionMs(challenge, now);
   const attemptsLeft = await sg.attempts.spendOnChallenge(challenge.id, retentionMs);
   await sg.attempts.spendOnSubject(challenge.subject);
-  const checked =
-    input.method === "totp"
-      ? await checkTotp(sg, challenge.subject, input.code, claim, now)
-      : await checkRecoveryCode(sg, challenge.subject, input.code, claim, now);
+  const checked = await checkProof(sg, input.method, challenge.subject, input.code, claim, now);
   if (checked.result !== "ok") {
     await sg.audit({
       type: "verify.failed",
@@ -114,48 +110,4 @@ async function answer(
     details: { method: input.method, ...grantAudit(grant) },
   });
   return { grant, method: input.method, recoveryCodesRemaining: checked.remaining };
-}
-
-type Checked = { result: "ok"; remaining: number } | { result: "wrong" | "replayed" };
-
-async function checkTotp(
-  sg: Stepgate,
-  subject: string,
-  code: string,
-  claim: string,
-  now: number,
-): Promise<Checked> {
-  for (const factor of await sg.factors.activeTotp(subject)) {
-    if (!factor.secret) continue;
-    const secret = sg.keyRing.open(factor.secret, totpBinding(factor.id, subject)).toString("utf8");
-    const step = matchTotp(secret, code, toSeconds(now));
-    if (step === undefined) continue;
-    const claimed = await sg.factors.claimStep(factor.id, step, claim, new Date(now));
-    return claimed ? { result: "ok", remaining: 0 } : { result: "replayed" };
-  }
-  return { result: "wrong" };
-}
-
-async function checkRecoveryCode(
-  sg: Stepgate,
-  subject: string,
-  code: string,
-  claim: string,
-  now: number,
-): Promise<Checked> {
-  const set = await sg.factors.recoverySet(subject);
-  if (!set?.recoverySalt || !looksLikeRecoveryCode(code)) return { result: "wrong" };
-  const hash = await hashRecoveryCode(code, Buffer.from(set.recoverySalt));
-  const remaining = await sg.factors.useRecoveryCode(set.id, hash, claim, new Date(now));
-  if (remaining !== undefined) return { result: "ok", remaining };
-  const usedBy = await sg.factors.recoveryCodeClaim(set.id, hash);
-  if (usedBy === undefined) return { result: "wrong" };
-  // The same call retried after its reply was lost: the code is already ours.
-  if (usedBy === claim) return { result: "ok", remaining: set.recoveryCodesRemaining };
-  return { result: "replayed" };
-}
-
-/** The binding that ties a sealed TOTP secret to its row. */
-export function totpBinding(factorId: string, subject: string): string {
-  return `factor:${factorId}:${subject}`;
 }
