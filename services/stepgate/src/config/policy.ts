@@ -24,7 +24,8 @@ const actionName = z
 
 const policySchema = z.strictObject({
   levels: z.array(z.string().min(1)).min(1),
-  methods: z.record(
+  // Partial: a deployment may offer only some methods (a record over an enum is exhaustive in zod 4).
+  methods: z.partialRecord(
     z.enum(methodNames),
     z.strictObject({ acr: z.string(), amr: z.array(z.string()).min(1) }),
   ),

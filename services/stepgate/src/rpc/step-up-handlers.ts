@@ -27,11 +27,9 @@ export function stepUpHandlers(sg: Stepgate): ServiceImpl<typeof StepUpService> 
         `must have at most ${maxContextEntries} entries`,
       );
       for (const [key, value] of context) {
-        v.text(`context[${key.slice(0, 64)}]`, key, 64).optionalText(
-          `context[${key.slice(0, 64)}]`,
-          value,
-          256,
-        );
+        // JSON quoting keeps control characters in a bad key out of the field name.
+        const field = `context[${JSON.stringify(key.slice(0, 64))}]`;
+        v.text(field, key, 64).optionalText(field, value, 256);
       }
       v.done();
       const outcome = await stepUp(sg, { ...req, caller, context: req.context });

@@ -1,5 +1,6 @@
 import * as grpc from "@grpc/grpc-js";
 import { FactorService, StepUpService } from "@stepgate/api";
+import { file_google_rpc_error_details } from "@stepgate/api/gen/google/rpc/error_details_pb";
 import { Health as HealthService } from "@stepgate/api/gen/grpc/health/v1/health_pb";
 import { addService } from "@stepgate/grpc-bridge";
 import type { Logger } from "../log/logger.ts";
@@ -45,7 +46,8 @@ export function createServer(sg: Stepgate, logger: Logger, totpIssuer: string): 
   addService(server, StepUpService, guard(stepUpHandlers(sg)), options);
   addService(server, FactorService, guard(factorHandlers(sg, { totpIssuer })), options);
   const health = addHealth(server, [StepUpService.typeName, FactorService.typeName]);
-  addReflection(server, [StepUpService, FactorService, HealthService]);
+  // The error detail types too, so grpcurl and buf curl print ErrorInfo and BadRequest as JSON.
+  addReflection(server, [StepUpService, FactorService, HealthService], [file_google_rpc_error_details]);
   return { server, health };
 }
 

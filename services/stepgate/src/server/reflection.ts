@@ -14,12 +14,20 @@ function fileClosure(file: DescFile, seen = new Set<string>()): DescFile[] {
  * Server reflection (v1 and v1alpha) from protobuf-es descriptors, so grpcurl and buf curl can
  * list, describe and call every service with JSON.
  */
-export function addReflection(server: grpc.Server, services: DescService[]): void {
+export function addReflection(
+  server: grpc.Server,
+  services: DescService[],
+  extraFiles: DescFile[] = [],
+): void {
   const definition = Object.fromEntries(
-    services.map((s) => [
-      s.typeName,
-      { fileDescriptorProtos: fileClosure(s.file).map((f) => toBinary(FileDescriptorProtoSchema, f.proto)) },
-    ]),
+    services.map((s) => {
+      const seen = new Set<string>();
+      const files = [s.file, ...extraFiles].flatMap((f) => fileClosure(f, seen));
+      return [
+        s.typeName,
+        { fileDescriptorProtos: files.map((f) => toBinary(FileDescriptorProtoSchema, f.proto)) },
+      ];
+    }),
   );
   new ReflectionService(definition as never).addToServer(server);
 }

@@ -554,8 +554,9 @@ export const JwkSchema: GenMessage<Jwk> = /*@__PURE__*/
  * Step-up authentication: ask whether a session may perform a sensitive action, answer a
  * challenge with a second factor, and check the resulting grants.
  *
- * Every call carries the calling service's name in the `stepgate-caller` request header.
- * A challenge is bound to that service, and grants name it as their audience.
+ * Every call but GetJwks (the keys are public) carries the calling service's name in the
+ * `stepgate-caller` request header. A challenge is bound to that service, and grants name it as
+ * their audience.
  *
  * @generated from service stepgate.v1.StepUpService
  */
