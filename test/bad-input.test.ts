@@ -195,7 +195,7 @@ describe("bad input: field validation (INVALID_ARGUMENT with BadRequest field na
           action,
           context: { [longKey]: "v", ip: "1".repeat(257), "": "empty key", tab: "a\tb" },
         }),
-        [`context[${"k".repeat(64)}]`, "context[ip]", "context[]", "context[tab]"],
+        [`context["${"k".repeat(64)}"]`, `context["ip"]`, `context[""]`, `context["tab"]`],
       );
     });
     it("accepts every field at its limit", async () => {
