@@ -91,6 +91,7 @@ export async function startStepgate(options: HarnessOptions = {}): Promise<Harne
     STEPGATE_POLICY_FILE: policyFile,
     STEPGATE_ENCRYPTION_KEYS: newKeyRing(),
     STEPGATE_HEALTH_INTERVAL_MS: String(options.healthIntervalMs ?? 2000),
+    STEPGATE_DRAIN_DELAY_MS: "0",
     STEPGATE_LOG_LEVEL: "debug",
     DATABASE_URL: db.url,
     DATABASE_POOL_SIZE: "8",

@@ -1,4 +1,5 @@
 export type { GrantClaims, GrantExpectations } from "@stepgate/grant";
 export { GrantError } from "@stepgate/grant";
-export { type RetryOptions, stepgateServiceConfig } from "./service-config.ts";
+export { defaultDeadlines } from "./deadlines.ts";
+export { type OutlierDetectionOptions, type RetryOptions, stepgateServiceConfig } from "./service-config.ts";
 export { createStepgateClient, type StepgateClient, type StepgateClientOptions } from "./stepgate-client.ts";

@@ -3,7 +3,8 @@ import * as grpc from "@grpc/grpc-js";
 import { callerHeader, FactorService, StepUpService } from "@stepgate/api";
 import { createGrantVerifier, type GrantClaims, type GrantExpectations, type Jwk } from "@stepgate/grant";
 import { createGrpcJsTransport } from "@stepgate/grpc-bridge";
-import { type RetryOptions, stepgateServiceConfig } from "./service-config.ts";
+import { defaultDeadlines } from "./deadlines.ts";
+import { type OutlierDetectionOptions, type RetryOptions, stepgateServiceConfig } from "./service-config.ts";
 
 export interface StepgateClientOptions {
   /**
@@ -15,11 +16,17 @@ export interface StepgateClientOptions {
   caller: string;
   /** Channel credentials. Default: insecure (plaintext), for a trusted network or a mesh. */
   credentials?: grpc.ChannelCredentials;
-  /** Deadline for calls that set none. Default 5000 ms. */
-  defaultTimeoutMs?: number;
+  /** Deadlines by method name (e.g. `{ Verify: 2000 }`) for calls that set none; see `defaultDeadlines`. */
+  deadlines?: Record<string, number>;
   /** Retries on UNAVAILABLE. */
   retry?: RetryOptions;
-  /** Extra grpc-js channel options, applied last (e.g. `grpc.keepalive_time_ms`). */
+  /** Ejection of failing replicas. */
+  outlierDetection?: OutlierDetectionOptions;
+  /** Keepalive pings on idle connections (`grpc.keepalive_time_ms`). Default 30000 ms; the server allows one per 10 s. */
+  keepaliveTimeMs?: number;
+  /** A ping unanswered this long closes the connection (`grpc.keepalive_timeout_ms`). Default 10000 ms. */
+  keepaliveTimeoutMs?: number;
+  /** Extra grpc-js channel options, applied last. */
   channelOptions?: grpc.ChannelOptions;
   /** Offline grant checks: tolerated clock skew in seconds (default 5). */
   clockToleranceSeconds?: number;
@@ -47,16 +54,16 @@ export interface StepgateClient {
 /** A typed Stepgate client over one grpc-js channel that balances across every replica. */
 export function createStepgateClient(options: StepgateClientOptions): StepgateClient {
   const channel = new grpc.Channel(options.target, options.credentials ?? grpc.credentials.createInsecure(), {
-    "grpc.service_config": stepgateServiceConfig(options.retry),
+    "grpc.service_config": stepgateServiceConfig(options.retry, options.outlierDetection),
+    // The service config is ours; a DNS TXT record must not replace it.
+    "grpc.service_config_disable_resolution": 1,
     "grpc.enable_retries": 1,
-    "grpc.keepalive_time_ms": 30_000,
-    "grpc.keepalive_timeout_ms": 10_000,
+    "grpc.keepalive_time_ms": options.keepaliveTimeMs ?? 30_000,
+    "grpc.keepalive_timeout_ms": options.keepaliveTimeoutMs ?? 10_000,
     ...options.channelOptions,
   });
-  const transport = withCaller(
-    createGrpcJsTransport({ channel, defaultTimeoutMs: options.defaultTimeoutMs ?? 5000 }),
-    options.caller,
-  );
+  const deadlines = { ...defaultDeadlines, ...options.deadlines };
+  const transport = withDefaults(createGrpcJsTransport({ channel }), options.caller, deadlines);
   const stepUp = createClient(StepUpService, transport);
   const verifier = createGrantVerifier({
     keys: async () => (JSON.parse((await stepUp.getJwks({})).jwksJson) as { keys: Jwk[] }).keys,
@@ -74,13 +81,14 @@ export function createStepgateClient(options: StepgateClientOptions): StepgateCl
   };
 }
 
-/** Adds the caller header to every call. */
-function withCaller(inner: Transport, caller: string): Transport {
+/** Adds the caller header to every call, and the method's default deadline where the call sets none. */
+function withDefaults(inner: Transport, caller: string, deadlines: Record<string, number>): Transport {
   return {
     unary(method, signal, timeoutMs, header, input, contextValues) {
       const headers = new Headers(header);
       headers.set(callerHeader, caller);
-      return inner.unary(method, signal, timeoutMs, headers, input, contextValues);
+      const timeout = timeoutMs ?? deadlines[method.name] ?? 5000;
+      return inner.unary(method, signal, timeout, headers, input, contextValues);
     },
     stream: (...args) => inner.stream(...args),
   };

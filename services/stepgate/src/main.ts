@@ -17,7 +17,7 @@ export async function main(env: NodeJS.ProcessEnv = process.env, options: MainOp
     process.stderr.write(`stepgate: invalid configuration\n${(error as Error).message}\n`);
     process.exit(2);
   }
-  const logger = createLogger(config.logLevel, config.replicaId ? { replica: config.replicaId } : {});
+  const logger = createLogger(config.logLevel, { replica: config.replicaId });
   let running: Awaited<ReturnType<typeof runServer>>;
   try {
     running = await runServer(config, logger);

@@ -54,7 +54,7 @@ export async function wire(config: Config, logger: Logger, clock: Clock = system
       signingKeys,
       issueGrant: createGrantIssuer(signingKeys, config.issuer, clock),
       grants: createGrantChecker(signingKeys, config.issuer, hot, elevations, clock),
-      audit: createAuditLog(db, config.replicaId ?? "replica", (error) =>
+      audit: createAuditLog(db, config.replicaId, (error) =>
         logger.error({ err: error }, "audit event not written"),
       ),
       fingerprint: (...parts) =>

@@ -1,7 +1,13 @@
+import { hostname } from "node:os";
 import { z } from "zod";
 import { ConfigError, describeIssues } from "./config-error.ts";
 
 const port = z.coerce.number().int().min(0).max(65535);
+const ms = z.coerce
+  .number()
+  .int()
+  .min(0)
+  .max(24 * 3600 * 1000);
 
 const envSchema = z.object({
   STEPGATE_HOST: z.string().min(1).default("0.0.0.0"),
@@ -13,6 +19,15 @@ const envSchema = z.object({
   STEPGATE_REPLICA_ID: z.string().min(1).optional(),
   STEPGATE_LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   STEPGATE_HEALTH_INTERVAL_MS: z.coerce.number().int().min(100).max(60_000).default(2000),
+  STEPGATE_MAX_CONNECTION_AGE_MS: ms.default(30_000),
+  STEPGATE_MAX_CONNECTION_AGE_GRACE_MS: ms.default(10_000),
+  STEPGATE_KEEPALIVE_TIME_MS: ms.min(1000).default(60_000),
+  STEPGATE_KEEPALIVE_TIMEOUT_MS: ms.min(1000).default(20_000),
+  STEPGATE_MIN_PING_INTERVAL_MS: ms.default(10_000),
+  STEPGATE_MAX_PING_STRIKES: z.coerce.number().int().min(0).max(100).default(2),
+  STEPGATE_DRAIN_DELAY_MS: ms.default(1000),
+  STEPGATE_SHUTDOWN_GRACE_MS: ms.min(100).default(10_000),
+  STEPGATE_FAULT_INJECTION: z.enum(["0", "1", "false", "true"]).default("0"),
   DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }),
   DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(100).default(10),
   REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
@@ -27,13 +42,37 @@ export interface Config {
   encryptionKeys: string;
   encryptionKeyId: string | undefined;
   issuer: string;
-  replicaId: string | undefined;
+  /** Names the replica in logs, audit events and the `stepgate-replica` response header. */
+  replicaId: string;
   logLevel: string;
   healthIntervalMs: number;
   databaseUrl: string;
   databasePoolSize: number;
   redisUrl: string | undefined;
   redisPrefix: string;
+  connections: ConnectionSettings;
+  /** Wait after reporting NOT_SERVING before refusing new calls, so balancers notice. */
+  drainDelayMs: number;
+  /** How long calls in flight may take to finish at shutdown. */
+  shutdownGraceMs: number;
+  /** Honour the `stepgate-fault` request header (tests only). */
+  faultInjection: boolean;
+}
+
+/** HTTP/2 connection management (grpc core's channel arguments of the same names). */
+export interface ConnectionSettings {
+  /** `grpc.max_connection_age_ms`: connections are closed (GOAWAY) after this, so clients rebalance. 0: never. */
+  maxConnectionAgeMs: number;
+  /** `grpc.max_connection_age_grace_ms`: how long calls on an aged connection may still run. */
+  maxConnectionAgeGraceMs: number;
+  /** `grpc.keepalive_time_ms`: the server pings idle clients this often to find dead connections. */
+  keepaliveTimeMs: number;
+  /** `grpc.keepalive_timeout_ms`: a ping unanswered this long closes the connection. */
+  keepaliveTimeoutMs: number;
+  /** `grpc.http2.min_ping_interval_without_data_ms`: pings closer than this are strikes. 0: no policing. */
+  minPingIntervalMs: number;
+  /** `grpc.http2.max_ping_strikes`: strikes tolerated before GOAWAY ENHANCE_YOUR_CALM. */
+  maxPingStrikes: number;
 }
 
 /** Reads and validates the environment; throws a ConfigError naming every bad key. */
@@ -52,12 +91,23 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     encryptionKeys: e.STEPGATE_ENCRYPTION_KEYS,
     encryptionKeyId: e.STEPGATE_ENCRYPTION_KEY_ID,
     issuer: e.STEPGATE_ISSUER,
-    replicaId: e.STEPGATE_REPLICA_ID,
+    replicaId: e.STEPGATE_REPLICA_ID ?? `${hostname()}-${process.pid}`,
     logLevel: e.STEPGATE_LOG_LEVEL,
     healthIntervalMs: e.STEPGATE_HEALTH_INTERVAL_MS,
     databaseUrl: e.DATABASE_URL,
     databasePoolSize: e.DATABASE_POOL_SIZE,
     redisUrl: e.REDIS_URL,
     redisPrefix: e.REDIS_PREFIX,
+    connections: {
+      maxConnectionAgeMs: e.STEPGATE_MAX_CONNECTION_AGE_MS,
+      maxConnectionAgeGraceMs: e.STEPGATE_MAX_CONNECTION_AGE_GRACE_MS,
+      keepaliveTimeMs: e.STEPGATE_KEEPALIVE_TIME_MS,
+      keepaliveTimeoutMs: e.STEPGATE_KEEPALIVE_TIMEOUT_MS,
+      minPingIntervalMs: e.STEPGATE_MIN_PING_INTERVAL_MS,
+      maxPingStrikes: e.STEPGATE_MAX_PING_STRIKES,
+    },
+    drainDelayMs: e.STEPGATE_DRAIN_DELAY_MS,
+    shutdownGraceMs: e.STEPGATE_SHUTDOWN_GRACE_MS,
+    faultInjection: e.STEPGATE_FAULT_INJECTION === "1" || e.STEPGATE_FAULT_INJECTION === "true",
   };
 }

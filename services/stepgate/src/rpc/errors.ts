@@ -24,8 +24,6 @@ const codes: Record<Reason, Code> = {
   // Limits: RetryInfo says when, where a wait helps.
   CHALLENGE_LOCKED: Code.ResourceExhausted,
   SUBJECT_LOCKED: Code.ResourceExhausted,
-  // Concurrency conflict with a call still running: retry at a higher level (AIP-193).
-  IN_PROGRESS: Code.Aborted,
   CHALLENGE_NOT_FOUND: Code.NotFound,
   UNKNOWN_ACTION: Code.NotFound,
   FACTOR_NOT_FOUND: Code.NotFound,

@@ -2,6 +2,7 @@ import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { StepUpService } from "@stepgate/api";
 import type { MethodName } from "../config/policy.ts";
+import type { Faults } from "../server/fault-injection.ts";
 import type { Stepgate } from "../stepgate.ts";
 import { stepUp } from "../stepup/step-up.ts";
 import { verify } from "../stepup/verify.ts";
@@ -12,7 +13,7 @@ import { challengeIdPattern, fields } from "./validate.ts";
 const maxContextEntries = 16;
 
 /** StepUpService: translates protobuf to domain calls and back; errors are mapped by the guard. */
-export function stepUpHandlers(sg: Stepgate): ServiceImpl<typeof StepUpService> {
+export function stepUpHandlers(sg: Stepgate, faults: Faults): ServiceImpl<typeof StepUpService> {
   return {
     async stepUp(req, ctx) {
       const caller = callerOf(ctx);
@@ -89,6 +90,7 @@ export function stepUpHandlers(sg: Stepgate): ServiceImpl<typeof StepUpService> 
       }
       v.done();
       const outcome = await verify(sg, { ...req, caller, method, code });
+      await faults.afterVerify(ctx, req.challengeId);
       return {
         grant: grantToProto(outcome.grant),
         method: methodToProto(outcome.method),

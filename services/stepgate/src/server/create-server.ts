@@ -8,6 +8,7 @@ import { factorHandlers } from "../rpc/factor-handlers.ts";
 import { guard } from "../rpc/guard.ts";
 import { stepUpHandlers } from "../rpc/step-up-handlers.ts";
 import type { Stepgate } from "../stepgate.ts";
+import { createFaults } from "./fault-injection.ts";
 import { addHealth, type Health } from "./health.ts";
 import { addReflection } from "./reflection.ts";
 
@@ -21,9 +22,14 @@ export interface StepgateServer {
 
 /** The gRPC server: both services, health and reflection, logging one line per call. */
 export function createServer(sg: Stepgate, logger: Logger, totpIssuer: string): StepgateServer {
+  const c = sg.config.connections;
   const server = new grpc.Server({
     "grpc.max_receive_message_length": maxMessageBytes,
     "grpc.max_send_message_length": 1024 * 1024,
+    ...(c.maxConnectionAgeMs > 0 ? { "grpc.max_connection_age_ms": c.maxConnectionAgeMs } : {}),
+    "grpc.max_connection_age_grace_ms": c.maxConnectionAgeGraceMs,
+    "grpc.keepalive_time_ms": c.keepaliveTimeMs,
+    "grpc.keepalive_timeout_ms": c.keepaliveTimeoutMs,
   });
   const options = {
     onError: (error: unknown, info: { method: { name: string } }) =>
@@ -43,8 +49,10 @@ export function createServer(sg: Stepgate, logger: Logger, totpIssuer: string): 
         "call",
       ),
   };
-  addService(server, StepUpService, guard(stepUpHandlers(sg)), options);
-  addService(server, FactorService, guard(factorHandlers(sg, { totpIssuer })), options);
+  const replica = sg.config.replicaId;
+  const faults = createFaults(sg.config.faultInjection, sg.hot);
+  addService(server, StepUpService, guard(stepUpHandlers(sg, faults), replica), options);
+  addService(server, FactorService, guard(factorHandlers(sg, { totpIssuer }), replica), options);
   const health = addHealth(server, [StepUpService.typeName, FactorService.typeName]);
   // The error detail types too, so grpcurl and buf curl print ErrorInfo and BadRequest as JSON.
   addReflection(server, [StepUpService, FactorService, HealthService], [file_google_rpc_error_details]);

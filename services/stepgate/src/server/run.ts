@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import * as grpc from "@grpc/grpc-js";
 import type { Config } from "../config/config.ts";
 import type { Clock } from "../domain/clock.ts";
@@ -5,11 +6,15 @@ import type { Logger } from "../log/logger.ts";
 import { wire } from "../wiring.ts";
 import { createServer } from "./create-server.ts";
 import { watchStores } from "./health.ts";
+import { policePings } from "./ping-policy.ts";
 
 export interface RunningServer {
   /** The port actually bound (useful with port 0). */
   port: number;
-  /** Stops serving: health NOT_SERVING, in-flight calls finish (bounded), stores close. */
+  /**
+   * Stops serving: health NOT_SERVING, a short delay so balancers notice, then no new calls
+   * while those in flight finish (bounded by `graceMs`), then the stores close.
+   */
   shutdown(graceMs?: number): Promise<void>;
 }
 
@@ -41,13 +46,15 @@ export async function runServer(config: Config, logger: Logger, clock?: Clock): 
         "health changed",
       ),
   );
+  policePings(server, config.connections.minPingIntervalMs, config.connections.maxPingStrikes);
   await watcher.probe();
   logger.info({ port, hotStore: wired.hot.kind, health: health.status }, "stepgate serving");
   return {
     port,
-    async shutdown(graceMs = 10_000) {
+    async shutdown(graceMs = config.shutdownGraceMs) {
       watcher.stop();
       health.set("NOT_SERVING");
+      if (config.drainDelayMs > 0) await sleep(Math.min(config.drainDelayMs, graceMs));
       await new Promise<void>((resolve) => {
         const force = setTimeout(() => {
           logger.warn("drain timed out; cancelling remaining calls");

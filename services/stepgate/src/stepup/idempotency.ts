@@ -1,9 +1,7 @@
-import { setTimeout as sleep } from "node:timers/promises";
 import { type Reason, StepgateError } from "../domain/stepgate-error.ts";
 import type { HotStore } from "../store/hot-store.ts";
 
 type Entry =
-  | { state: "pending"; fingerprint: string }
   | { state: "done"; fingerprint: string; sealed: string }
   | {
       state: "failed";
@@ -12,11 +10,6 @@ type Entry =
       message: string;
       metadata: Record<string, string>;
     };
-
-// A replica that dies mid-call leaves a pending entry; it lapses after this long.
-const pendingTtlMs = 15_000;
-const waitForOtherMs = 2_000;
-const pollMs = 25;
 
 export interface IdempotentCall<T> {
   key: string;
@@ -30,45 +23,42 @@ export interface IdempotentCall<T> {
 }
 
 /**
- * Runs `run` once per key: later calls with the key get the first call's result or failure.
- * Infrastructure errors are not remembered, so a retry after them runs again.
+ * Gives every call with one key the first recorded result or failure. There is no "in progress"
+ * lock: a retry whose first attempt died with its replica must not wait for it. Two attempts that
+ * overlap both run (the proof's claim lets the same key through twice) and the first to record
+ * its result wins; the other returns that result. Infrastructure errors are not recorded.
  */
 export async function runOnce<T>(hot: HotStore, call: IdempotentCall<T>): Promise<T> {
-  const deadline = Date.now() + waitForOtherMs;
-  const pending: Entry = { state: "pending", fingerprint: call.fingerprint };
-  while (!(await hot.setIfAbsent(call.key, JSON.stringify(pending), pendingTtlMs))) {
-    const raw = await hot.get(call.key);
-    if (raw === null) continue;
-    const entry = JSON.parse(raw) as Entry;
-    if (entry.fingerprint !== call.fingerprint) {
-      throw new StepgateError("IDEMPOTENCY_KEY_REUSED", "idempotency key was used with a different request");
-    }
-    if (entry.state === "done") return call.open(entry.sealed);
-    if (entry.state === "failed")
-      throw new StepgateError(entry.reason, entry.message, { metadata: entry.metadata });
-    if (Date.now() >= deadline)
-      throw new StepgateError("IN_PROGRESS", "a call with this idempotency key is in progress");
-    await sleep(pollMs);
-  }
+  const recorded = await hot.get(call.key);
+  if (recorded !== null) return replay(call, recorded);
+  let entry: Entry;
+  let value: T | undefined;
   try {
-    const value = await call.run();
-    const done: Entry = { state: "done", fingerprint: call.fingerprint, sealed: call.seal(value) };
-    await hot.set(call.key, JSON.stringify(done), call.ttlMs);
-    return value;
+    value = await call.run();
+    entry = { state: "done", fingerprint: call.fingerprint, sealed: call.seal(value) };
   } catch (error) {
-    if (error instanceof StepgateError && error.retryAfterMs === undefined) {
-      const failed: Entry = {
-        state: "failed",
-        fingerprint: call.fingerprint,
-        reason: error.reason,
-        message: error.message,
-        metadata: error.metadata,
-      };
-      await hot.set(call.key, JSON.stringify(failed), call.ttlMs);
-    } else {
-      // Nothing was decided (a store failed, or a lockout that will lift): let a retry run again.
-      await hot.delete(call.key).catch(() => {});
-    }
-    throw error;
+    // Nothing was decided (a store failed, or a lockout that will lift): a retry runs again.
+    if (!(error instanceof StepgateError) || error.retryAfterMs !== undefined) throw error;
+    entry = {
+      state: "failed",
+      fingerprint: call.fingerprint,
+      reason: error.reason,
+      message: error.message,
+      metadata: error.metadata,
+    };
   }
+  if (await hot.setIfAbsent(call.key, JSON.stringify(entry), call.ttlMs)) {
+    return value === undefined ? replay(call, JSON.stringify(entry)) : value;
+  }
+  // An overlapping attempt recorded first: everyone gets its answer.
+  return replay(call, (await hot.get(call.key)) ?? JSON.stringify(entry));
+}
+
+function replay<T>(call: IdempotentCall<T>, raw: string): T {
+  const entry = JSON.parse(raw) as Entry;
+  if (entry.fingerprint !== call.fingerprint) {
+    throw new StepgateError("IDEMPOTENCY_KEY_REUSED", "idempotency key was used with a different request");
+  }
+  if (entry.state === "done") return call.open(entry.sealed);
+  throw new StepgateError(entry.reason, entry.message, { metadata: entry.metadata });
 }

@@ -204,7 +204,7 @@ export const ErrorReason = {
   IDEMPOTENCY_KEY_REUSED: 10,
 
   /**
-   * A call with the same idempotency key is still in progress (ABORTED); retry it.
+   * Reserved: not sent. Overlapping calls with one idempotency key all get the first recorded result.
    *
    * @generated from enum value: ERROR_REASON_IN_PROGRESS = 11;
    */
