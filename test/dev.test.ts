@@ -34,7 +34,7 @@ async function startDev(dir: string, port: number, pgPort: number): Promise<DevS
     );
     child.stdout?.on("data", (chunk: Buffer) => {
       lines.push(...String(chunk).split("\n").filter(Boolean));
-      if (lines.some((l) => l.includes("stepgate serving"))) {
+      if (lines.some((l) => l.startsWith("Stepgate: 3 replicas"))) {
         clearTimeout(timer);
         resolve();
       }
@@ -65,12 +65,14 @@ describe("pnpm dev on the embedded default", () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it("says so in its first log line, serves, and keeps enrolments across a restart", async () => {
+  it("starts three replicas, says so in its first log line, and keeps enrolments across a restart", async () => {
     const first = await startDev(dir, port, pgPort);
     running.push(first);
     assert.match(first.lines[0] ?? "", /embedded PostgreSQL/);
     const subject = newSubject();
-    const client = createStepgateClient({ target: `127.0.0.1:${port}`, caller: "payments" });
+    const target = `ipv4:127.0.0.1:${port},127.0.0.1:${port + 1},127.0.0.1:${port + 2}`;
+    assert.ok(first.lines.some((l) => l.includes(target)), "prints the client target");
+    const client = createStepgateClient({ target, caller: "payments" });
     const enrolled = await client.factors.enrollTotp({
       subject,
       label: "Phone",
@@ -82,7 +84,8 @@ describe("pnpm dev on the embedded default", () => {
 
     const second = await startDev(dir, port, pgPort);
     running.push(second);
-    const again = createStepgateClient({ target: `127.0.0.1:${port}`, caller: "payments" });
+    // Another replica than the one that enrolled: they share the embedded database.
+    const again = createStepgateClient({ target: `127.0.0.1:${port + 2}`, caller: "payments" });
     const listed = await again.factors.listFactors({ subject });
     again.close();
     assert.deepEqual(

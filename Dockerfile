@@ -1,0 +1,35 @@
+# Stepgate: one image for the replicas (`node services/stepgate/src/main.ts`, the default command)
+# and for the one-shot migration (`node services/stepgate/src/migrate.ts`). Node.js 24 runs the
+# TypeScript sources directly (type stripping), so there is no build step: the image holds the
+# production dependencies and the sources. docker-compose.yml shows how it is configured.
+
+# Only the workspace manifests, so that the install layer below is rebuilt only when they change.
+FROM node:24-slim AS manifests
+WORKDIR /src
+COPY . .
+RUN mkdir /manifests \
+ && cp --parents package.json pnpm-lock.yaml pnpm-workspace.yaml /manifests/ \
+ && find . -name package.json -not -path "*/node_modules/*" -exec cp --parents {} /manifests/ \;
+
+# Production dependencies (no buf, Biome, TypeScript), exactly as the lockfile pins them.
+FROM node:24-slim AS deps
+# pnpm is pinned through engines.pnpm in package.json; keep the two equal.
+RUN npm install --global pnpm@12.21.0 && npm cache clean --force
+WORKDIR /app
+COPY --from=manifests /manifests/ ./
+RUN --mount=type=cache,id=stepgate-pnpm-store,target=/pnpm-store \
+    pnpm install --frozen-lockfile --prod --store-dir=/pnpm-store
+
+FROM node:24-slim
+ENV NODE_ENV=production
+WORKDIR /app
+# Everything stays owned by root: the service, running as `node`, can read its code but not change it.
+COPY --from=deps /app/ ./
+COPY packages/ packages/
+COPY services/stepgate/ services/stepgate/
+USER node
+EXPOSE 50051
+# main.ts reports NOT_SERVING on SIGTERM, drains calls in flight (10 s by default), then exits 0.
+STOPSIGNAL SIGTERM
+# No HEALTHCHECK: gRPC health needs a probe client, and the image has none (see docker-compose.yml).
+CMD ["node", "services/stepgate/src/main.ts"]
