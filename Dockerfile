@@ -8,17 +8,18 @@ FROM node:24-slim AS manifests
 WORKDIR /src
 COPY . .
 RUN mkdir /manifests \
- && cp --parents package.json pnpm-lock.yaml pnpm-workspace.yaml /manifests/ \
+ && cp --parents pnpm-lock.yaml pnpm-workspace.yaml /manifests/ \
  && find . -name package.json -not -path "*/node_modules/*" -exec cp --parents {} /manifests/ \;
 
 # Production dependencies (no buf, Biome, TypeScript), exactly as the lockfile pins them.
 FROM node:24-slim AS deps
 # pnpm is pinned through engines.pnpm in package.json; keep the two equal.
-RUN npm install --global pnpm@12.21.0 && npm cache clean --force
+RUN npm install --global pnpm@12.21.0
 WORKDIR /app
 COPY --from=manifests /manifests/ ./
-RUN --mount=type=cache,id=stepgate-pnpm-store,target=/pnpm-store \
-    pnpm install --frozen-lockfile --prod --store-dir=/pnpm-store
+# No BuildKit-only features (such as a cache mount for the store), so the classic builder of older
+# engines, which docker-compose v1 may drive, builds it too. This stage's store is not shipped.
+RUN pnpm install --frozen-lockfile --prod
 
 FROM node:24-slim
 ENV NODE_ENV=production
@@ -31,5 +32,6 @@ USER node
 EXPOSE 50051
 # main.ts reports NOT_SERVING on SIGTERM, drains calls in flight (10 s by default), then exits 0.
 STOPSIGNAL SIGTERM
-# No HEALTHCHECK: gRPC health needs a probe client, and the image has none (see docker-compose.yml).
+# grpc.health.v1 through the bundled probe: healthy only while the replica reports SERVING.
+HEALTHCHECK --interval=5s --timeout=3s --start-period=10s --retries=3 CMD ["node", "services/stepgate/src/tools/health-probe.ts"]
 CMD ["node", "services/stepgate/src/main.ts"]

@@ -71,7 +71,10 @@ describe("pnpm dev on the embedded default", () => {
     assert.match(first.lines[0] ?? "", /embedded PostgreSQL/);
     const subject = newSubject();
     const target = `ipv4:127.0.0.1:${port},127.0.0.1:${port + 1},127.0.0.1:${port + 2}`;
-    assert.ok(first.lines.some((l) => l.includes(target)), "prints the client target");
+    assert.ok(
+      first.lines.some((l) => l.includes(target)),
+      "prints the client target",
+    );
     const client = createStepgateClient({ target, caller: "payments" });
     const enrolled = await client.factors.enrollTotp({
       subject,

@@ -1,4 +1,6 @@
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { createClient } from "@connectrpc/connect";
@@ -7,6 +9,8 @@ import { Health, HealthCheckResponse_ServingStatus } from "@stepgate/api/gen/grp
 import { createGrpcJsTransport } from "@stepgate/grpc-bridge";
 import { type OwnRedis, startOwnRedis } from "./support/own-redis.ts";
 import { type Harness, startStepgate } from "./support/stepgate.ts";
+
+const probeScript = join(import.meta.dirname, "../services/stepgate/src/tools/health-probe.ts");
 
 describe("health follows the stores", () => {
   let redis: OwnRedis;
@@ -35,12 +39,20 @@ describe("health follows the stores", () => {
     assert.fail(`health never became status ${want}`);
   };
 
+  const probe = () =>
+    new Promise<number | null>((resolve) => {
+      const child = spawn(process.execPath, [probeScript, h.target], { stdio: "ignore" });
+      child.once("exit", resolve);
+    });
+
   it("serves while PostgreSQL and Redis answer, and stops serving while Redis is down", async () => {
     assert.equal(await status(), HealthCheckResponse_ServingStatus.SERVING);
+    assert.equal(await probe(), 0, "the container health probe passes");
     assert.equal(await status("stepgate.v1.StepUpService"), HealthCheckResponse_ServingStatus.SERVING);
     await redis.stop("SIGKILL");
     await waitFor(HealthCheckResponse_ServingStatus.NOT_SERVING);
     assert.equal(await status("stepgate.v1.FactorService"), HealthCheckResponse_ServingStatus.NOT_SERVING);
+    assert.equal(await probe(), 1, "the container health probe fails");
     await redis.start();
     await waitFor(HealthCheckResponse_ServingStatus.SERVING);
   });

@@ -24,7 +24,10 @@ let stopDatabase = async () => {};
 if (!env.DATABASE_URL) {
   const port = Number(env.STEPGATE_DEV_PG_PORT ?? 54329);
   const dataDir = join(devDir, "pgdata");
-  log.info({ dataDir, port }, "no DATABASE_URL: serving on an embedded PostgreSQL (PGlite); data persists in dataDir");
+  log.info(
+    { dataDir, port },
+    "no DATABASE_URL: serving on an embedded PostgreSQL (PGlite); data persists in dataDir",
+  );
   const { PGlite } = await import("@electric-sql/pglite");
   const { PGLiteSocketServer } = await import("@electric-sql/pglite-socket");
   const db = await PGlite.create(dataDir);
@@ -44,7 +47,8 @@ if (!env.DATABASE_URL) {
 }
 if (!env.STEPGATE_ENCRYPTION_KEYS) {
   const keyFile = join(devDir, "encryption-keys");
-  if (!existsSync(keyFile)) writeFileSync(keyFile, `dev1:${randomBytes(32).toString("base64")}\n`, { mode: 0o600 });
+  if (!existsSync(keyFile))
+    writeFileSync(keyFile, `dev1:${randomBytes(32).toString("base64")}\n`, { mode: 0o600 });
   env.STEPGATE_ENCRYPTION_KEYS = readFileSync(keyFile, "utf8").trim();
   log.warn({ keyFile }, "no STEPGATE_ENCRYPTION_KEYS: using a development key ring kept in keyFile");
 }
@@ -54,7 +58,11 @@ const ports = Array.from({ length: replicas }, (_, i) => basePort + i);
 let serving = 0;
 const children: ChildProcess[] = ports.map((port, i) => {
   const child = spawn(process.execPath, [join(import.meta.dirname, "main.ts")], {
-    env: { ...env, STEPGATE_PORT: String(port), STEPGATE_REPLICA_ID: env.STEPGATE_REPLICA_ID ?? `dev-${i + 1}` },
+    env: {
+      ...env,
+      STEPGATE_PORT: String(port),
+      STEPGATE_REPLICA_ID: env.STEPGATE_REPLICA_ID ?? `dev-${i + 1}`,
+    },
     stdio: ["ignore", "pipe", "inherit"],
   });
   createInterface({ input: child.stdout as NodeJS.ReadableStream }).on("line", (line) => {

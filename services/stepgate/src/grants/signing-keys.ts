@@ -6,6 +6,7 @@ import {
   type KeyObject,
 } from "node:crypto";
 import type { Jwk } from "@stepgate/grant";
+import { ConfigError } from "../config/config-error.ts";
 import type { KeyRing } from "../crypto/key-ring.ts";
 import type { Database } from "../store/database.ts";
 
@@ -55,7 +56,15 @@ export async function loadSigningKeys(db: Database, keyRing: KeyRing): Promise<S
   }
   const activeRow = rows.find((r) => r.active);
   if (!activeRow) throw new Error("no active signing key after creation");
-  const der = keyRing.open(activeRow.private_key, binding(activeRow.kid));
+  let der: Buffer;
+  try {
+    der = keyRing.open(activeRow.private_key, binding(activeRow.kid));
+  } catch {
+    // The usual cause is a replica started with another key ring than the one that sealed the key.
+    throw new ConfigError(
+      `STEPGATE_ENCRYPTION_KEYS: cannot open the signing key; the ring must hold key "${keyRing.keyIdOf(activeRow.private_key)}" that sealed it`,
+    );
+  }
   const privateKey = createPrivateKey({ key: der, format: "der", type: "pkcs8" });
   // A key that does not match its published half would sign grants nobody can verify.
   const x = createPublicKey(privateKey).export({ format: "jwk" }).x;

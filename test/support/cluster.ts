@@ -1,0 +1,70 @@
+import { randomBytes } from "node:crypto";
+import { createTestDatabase, type TestDatabase } from "./database.ts";
+import { createTestRedisPrefix, redisUrl, type TestRedisPrefix } from "./redis.ts";
+import { type ReplicaProcess, replicaProcess } from "./replica-process.ts";
+import { newKeyRing, writePolicy } from "./stepgate.ts";
+
+/** Replica processes sharing the machine's PostgreSQL (a fresh database) and Redis (a fresh prefix). */
+export interface Cluster {
+  replicas: ReplicaProcess[];
+  /** `ipv4:` target over the running replicas. */
+  target(): string;
+  /** Starts one more replica on the next port. */
+  add(): Promise<ReplicaProcess>;
+  db: TestDatabase;
+  close(): Promise<void>;
+}
+
+export interface ClusterOptions {
+  size?: number;
+  /** Extra environment for every replica, e.g. a short STEPGATE_MAX_CONNECTION_AGE_MS. */
+  env?: Record<string, string>;
+}
+
+export async function startCluster(options: ClusterOptions = {}): Promise<Cluster> {
+  const db = await createTestDatabase();
+  const redis: TestRedisPrefix = createTestRedisPrefix();
+  const env = {
+    STEPGATE_HOST: "127.0.0.1",
+    STEPGATE_POLICY_FILE: writePolicy(),
+    STEPGATE_ENCRYPTION_KEYS: newKeyRing(),
+    STEPGATE_LOG_LEVEL: "info",
+    STEPGATE_FAULT_INJECTION: "1",
+    STEPGATE_DRAIN_DELAY_MS: "300",
+    STEPGATE_SHUTDOWN_GRACE_MS: "5000",
+    DATABASE_URL: db.url,
+    DATABASE_POOL_SIZE: "5",
+    REDIS_URL: redisUrl,
+    REDIS_PREFIX: redis.prefix,
+    ...options.env,
+  };
+  const basePort = 21_000 + (randomBytes(2).readUInt16BE() % 20_000);
+  const replicas: ReplicaProcess[] = [];
+  const add = async () => {
+    const r = replicaProcess(`replica-${replicas.length + 1}`, basePort + replicas.length, env);
+    replicas.push(r);
+    await r.start();
+    return r;
+  };
+  try {
+    // The first one alone creates the schema and the signing key; the rest start together.
+    await add();
+    await Promise.all(Array.from({ length: (options.size ?? 3) - 1 }, () => add()));
+  } catch (error) {
+    await Promise.all(replicas.map((r) => r.stop("SIGKILL")));
+    await redis.clean();
+    await db.drop();
+    throw error;
+  }
+  return {
+    replicas,
+    add,
+    db,
+    target: () => `ipv4:${replicas.map((r) => r.address).join(",")}`,
+    async close() {
+      await Promise.all(replicas.map((r) => r.stop("SIGKILL")));
+      await redis.clean();
+      await db.drop();
+    },
+  };
+}

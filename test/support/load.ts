@@ -1,0 +1,138 @@
+import { randomBytes } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
+import { ConnectError } from "@connectrpc/connect";
+import { ErrorInfoSchema } from "@stepgate/api/gen/google/rpc/error_details_pb";
+import type { StepgateClient } from "@stepgate/client";
+import { totpCode } from "@stepgate/server/factors/totp";
+import { replicaHeader } from "@stepgate/server/rpc/guard";
+
+export interface User {
+  subject: string;
+  secret: string;
+}
+
+const nowSeconds = () => Math.floor(Date.now() / 1000);
+
+/** Enrols and confirms a TOTP factor for `n` new users, `concurrency` at a time. */
+export async function seedUsers(client: StepgateClient, n: number, concurrency = 16): Promise<User[]> {
+  const users: User[] = [];
+  const seedOne = async () => {
+    const subject = `load-${randomBytes(6).toString("hex")}`;
+    const e = await client.factors.enrollTotp({
+      subject,
+      label: "Phone",
+      accountName: `${subject}@example.com`,
+      grant: "",
+    });
+    await client.factors.confirmTotp({
+      subject,
+      factorId: e.factorId,
+      code: totpCode(e.secret, nowSeconds()),
+    });
+    users.push({ subject, secret: e.secret });
+  };
+  for (let i = 0; i < n; i += concurrency) {
+    await Promise.all(Array.from({ length: Math.min(concurrency, n - i) }, seedOne));
+  }
+  return users;
+}
+
+/** Tallies which replica answered, from the `stepgate-replica` response header. */
+export class ReplicaTally {
+  readonly counts = new Map<string, number>();
+  readonly onHeader = (headers: Headers) => {
+    const id = headers.get(replicaHeader) ?? "unknown";
+    this.counts.set(id, (this.counts.get(id) ?? 0) + 1);
+  };
+}
+
+/**
+ * One complete step-up: StepUp answers with a challenge, Verify answers it with the user's next
+ * TOTP code (one step of skew, so it is newer than the confirming one). Each user runs it once.
+ */
+export async function stepUpFlow(client: StepgateClient, user: User, tally?: ReplicaTally): Promise<void> {
+  const sessionId = `s-${randomBytes(6).toString("hex")}`;
+  const action = "payments.transfer";
+  const opts = tally ? { onHeader: tally.onHeader } : {};
+  const res = await client.stepUp.stepUp({ subject: user.subject, sessionId, action }, opts);
+  if (res.outcome.case !== "challenge") throw new Error(`expected a challenge, got ${res.outcome.case}`);
+  const verified = await client.stepUp.verify(
+    {
+      challengeId: res.outcome.value.challengeId,
+      subject: user.subject,
+      sessionId,
+      action,
+      proof: { kind: { case: "totpCode", value: totpCode(user.secret, nowSeconds() + 30) } },
+      idempotencyKey: randomBytes(12).toString("hex"),
+    },
+    opts,
+  );
+  if (!verified.grant?.token) throw new Error("verify returned no grant");
+}
+
+export interface LoadResult {
+  flows: number;
+  failures: number;
+  /** Failures by gRPC code and reason. */
+  errors: Record<string, number>;
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+}
+
+/**
+ * Open-loop load: one flow per user, started at a fixed rate whatever the latency, so a stall shows
+ * as queueing instead of being hidden. `during` runs alongside (the fault being tested).
+ */
+export async function driveLoad(
+  client: StepgateClient,
+  users: User[],
+  ratePerSecond: number,
+  during: () => Promise<void> = async () => {},
+  tally?: ReplicaTally,
+): Promise<LoadResult> {
+  const latencies: number[] = [];
+  const errors: Record<string, number> = {};
+  const intervalMs = 1000 / ratePerSecond;
+  const started = performance.now();
+  const flows: Promise<void>[] = [];
+  const launching = (async () => {
+    for (const [i, user] of users.entries()) {
+      const due = started + i * intervalMs;
+      const wait = due - performance.now();
+      if (wait > 0) await sleep(wait);
+      const t0 = performance.now();
+      flows.push(
+        stepUpFlow(client, user, tally).then(
+          () => void latencies.push(performance.now() - t0),
+          (error: unknown) => {
+            const e = ConnectError.from(error);
+            const key = `${e.code}:${e.findDetails(ErrorInfoSchema)[0]?.reason ?? e.rawMessage.slice(0, 60)}`;
+            errors[key] = (errors[key] ?? 0) + 1;
+          },
+        ),
+      );
+    }
+  })();
+  await Promise.all([launching, during()]);
+  await Promise.all(flows);
+  latencies.sort((a, b) => a - b);
+  const at = (q: number) =>
+    Math.round(latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0);
+  return {
+    flows: users.length,
+    failures: Object.values(errors).reduce((a, b) => a + b, 0),
+    errors,
+    p50Ms: at(0.5),
+    p99Ms: at(0.99),
+    maxMs: Math.round(latencies.at(-1) ?? 0),
+  };
+}
+
+/** Prints a load result as one line, for the test log and the notes. */
+export function report(name: string, r: LoadResult): void {
+  process.stdout.write(
+    `# ${name}: flows=${r.flows} failures=${r.failures} p50=${r.p50Ms}ms p99=${r.p99Ms}ms max=${r.maxMs}ms` +
+      `${r.failures ? ` errors=${JSON.stringify(r.errors)}` : ""}\n`,
+  );
+}
