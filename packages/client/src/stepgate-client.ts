@@ -1,5 +1,6 @@
-import { type Client, createClient, type Transport } from "@connectrpc/connect";
+import { type Client, Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
+import { SpanStatusCode, trace } from "@opentelemetry/api";
 import { callerHeader, FactorService, StepUpService } from "@stepgate/api";
 import { createGrantVerifier, type GrantClaims, type GrantExpectations, type Jwk } from "@stepgate/grant";
 import { createGrpcJsTransport } from "@stepgate/grpc-bridge";
@@ -81,14 +82,36 @@ export function createStepgateClient(options: StepgateClientOptions): StepgateCl
   };
 }
 
-/** Adds the caller header to every call, and the method's default deadline where the call sets none. */
+const tracer = trace.getTracer("@stepgate/client");
+
+/**
+ * Adds the caller header to every call and the method's default deadline where the call sets
+ * none, and wraps the call (retries included) in a `stepgate.client/<Method>` span.
+ */
 function withDefaults(inner: Transport, caller: string, deadlines: Record<string, number>): Transport {
   return {
     unary(method, signal, timeoutMs, header, input, contextValues) {
       const headers = new Headers(header);
       headers.set(callerHeader, caller);
       const timeout = timeoutMs ?? deadlines[method.name] ?? 5000;
-      return inner.unary(method, signal, timeout, headers, input, contextValues);
+      const attributes = {
+        "rpc.system": "grpc",
+        "rpc.service": method.parent.typeName,
+        "rpc.method": method.name,
+      };
+      return tracer.startActiveSpan(`stepgate.client/${method.name}`, { attributes }, async (span) => {
+        try {
+          return await inner.unary(method, signal, timeout, headers, input, contextValues);
+        } catch (error) {
+          span.setStatus({
+            code: SpanStatusCode.ERROR,
+            message: Code[ConnectError.from(error).code] ?? "error",
+          });
+          throw error;
+        } finally {
+          span.end();
+        }
+      });
     },
     stream: (...args) => inner.stream(...args),
   };

@@ -8,6 +8,7 @@ import type { GrantChecker } from "./grants/grant-check.ts";
 import type { GrantIssuer } from "./grants/grant-issuer.ts";
 import type { SigningKeys } from "./grants/signing-keys.ts";
 import type { Attempts } from "./limits/attempts.ts";
+import type { Metrics } from "./observability/metrics.ts";
 import type { Challenges } from "./stepup/challenges.ts";
 import type { Elevations } from "./stepup/elevations.ts";
 import type { HotStore } from "./store/hot-store.ts";
@@ -27,6 +28,7 @@ export interface Stepgate {
   issueGrant: GrantIssuer;
   grants: GrantChecker;
   audit: AuditLog;
+  metrics: Metrics;
   /** A keyed hash for fingerprints that must not reveal what they were made from. */
   fingerprint(...parts: string[]): string;
 }

@@ -10,6 +10,7 @@ import { createGrantIssuer } from "./grants/grant-issuer.ts";
 import { loadSigningKeys } from "./grants/signing-keys.ts";
 import { createAttempts } from "./limits/attempts.ts";
 import type { Logger } from "./log/logger.ts";
+import { createMetrics } from "./observability/metrics.ts";
 import type { Stepgate } from "./stepgate.ts";
 import { createChallenges } from "./stepup/challenges.ts";
 import { createElevations } from "./stepup/elevations.ts";
@@ -57,6 +58,7 @@ export async function wire(config: Config, logger: Logger, clock: Clock = system
       audit: createAuditLog(db, config.replicaId, (error) =>
         logger.error({ err: error }, "audit event not written"),
       ),
+      metrics: createMetrics(),
       fingerprint: (...parts) =>
         createHmac("sha256", hmacKey).update(parts.join("\u0000")).digest("base64url"),
     };

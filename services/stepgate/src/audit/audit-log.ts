@@ -1,4 +1,5 @@
 import type { Database } from "../store/database.ts";
+import { sqlFor } from "../store/sql.ts";
 
 /** A security-relevant event; `details` must never hold a secret or a code. */
 export interface AuditRecord {
@@ -12,10 +13,10 @@ export type AuditLog = (record: AuditRecord) => Promise<void>;
 
 /** Appends audit events to PostgreSQL. A failed write is reported, never thrown into the flow. */
 export function createAuditLog(db: Database, replica: string, onError: (error: unknown) => void): AuditLog {
-  const connection = db.em.getConnection();
+  const sql = sqlFor(db);
   return async (record) => {
     try {
-      await connection.execute(
+      await sql(
         "insert into audit_events (at, type, subject, caller, replica, details) values (now(), ?, ?, ?, ?, ?)",
         [
           record.type,

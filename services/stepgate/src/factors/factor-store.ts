@@ -1,6 +1,7 @@
 import type { MethodName } from "../config/policy.ts";
 import type { Database } from "../store/database.ts";
-import { type Factor, FactorEntity, RecoveryCodeEntity } from "../store/entities.ts";
+import type { Factor } from "../store/entities.ts";
+import { inTransaction, sqlFor } from "../store/sql.ts";
 
 /** Durable factor records; every state change that must be atomic is one conditional statement. */
 export interface FactorStore {
@@ -43,28 +44,48 @@ export interface NewTotp {
   confirmBy: Date;
 }
 
+// The factor row's columns under the entity's property names.
+const factorColumns = `id, subject, method, status, label, secret, key_id as "keyId", last_step as "lastStep",
+  last_claim as "lastClaim", recovery_salt as "recoverySalt", created_at as "createdAt", confirm_by as "confirmBy",
+  confirmed_at as "confirmedAt", last_used_at as "lastUsedAt"`;
+
+// The ORM's pg setup returns timestamps as text: make them Dates again.
+const date = (v: Date | string | null | undefined) => (v === null || v === undefined ? null : new Date(v));
+const withDates = (f: Factor): Factor =>
+  Object.assign(f, {
+    createdAt: new Date(f.createdAt),
+    confirmBy: date(f.confirmBy),
+    confirmedAt: date(f.confirmedAt),
+    lastUsedAt: date(f.lastUsedAt),
+  });
+
 export function createFactorStore(db: Database): FactorStore {
-  const connection = db.em.getConnection();
-  const run = <T>(sql: string, params: unknown[]) => connection.execute<T[]>(sql, params as never[]);
+  const run = sqlFor(db);
   const withRemaining = async (factors: Factor[]): Promise<FactorRow[]> => {
     const sets = factors.filter((f) => f.method === "recovery_code").map((f) => f.id);
     const counts = new Map<string, number>();
     if (sets.length > 0) {
       const rows = await run<{ factor_id: string; n: string }>(
-        "select factor_id, count(*) as n from recovery_codes where factor_id in (?) and used_at is null group by factor_id",
+        "select factor_id, count(*) as n from recovery_codes where factor_id = any(?) and used_at is null group by factor_id",
         [sets],
       );
       for (const r of rows) counts.set(r.factor_id, Number(r.n));
     }
-    return factors.map((f) => Object.assign(f, { recoveryCodesRemaining: counts.get(f.id) ?? 0 }));
+    return factors.map((f) => Object.assign(withDates(f), { recoveryCodesRemaining: counts.get(f.id) ?? 0 }));
   };
-  const listWhere = async (where: Record<string, unknown>) =>
-    withRemaining(await db.em.fork().find(FactorEntity, where, { orderBy: { createdAt: "asc", id: "asc" } }));
+  // Conditions are fixed fragments from this file; only values are parameters.
+  const listWhere = async (condition: string, params: unknown[]) =>
+    withRemaining(
+      await run<Factor>(
+        `select ${factorColumns} from factors where ${condition} order by created_at, id`,
+        params,
+      ),
+    );
 
   return {
-    list: (subject) => listWhere({ subject }),
+    list: (subject) => listWhere("subject = ?", [subject]),
     async find(subject, factorId) {
-      return (await listWhere({ subject, id: factorId }))[0];
+      return (await listWhere("subject = ? and id = ?", [subject, factorId]))[0];
     },
     async activeMethods(subject) {
       const rows = await run<{ method: MethodName }>(
@@ -81,9 +102,11 @@ export function createFactorStore(db: Database): FactorStore {
       ]);
       return rows.length > 0;
     },
-    activeTotp: (subject) => listWhere({ subject, method: "totp", status: "active" }),
+    activeTotp: (subject) => listWhere("subject = ? and method = 'totp' and status = 'active'", [subject]),
     async recoverySet(subject) {
-      return (await listWhere({ subject, method: "recovery_code", status: "active" }))[0];
+      return (
+        await listWhere("subject = ? and method = 'recovery_code' and status = 'active'", [subject])
+      )[0];
     },
     async countPending(subject) {
       const rows = await run<{ n: string }>(
@@ -124,22 +147,17 @@ export function createFactorStore(db: Database): FactorStore {
       return mine.length === 1;
     },
     async replaceRecoverySet(subject, factorId, salt, hashes, now) {
-      await db.em.fork().transactional(async (tx) => {
-        await tx.execute("delete from factors where subject = ? and method = 'recovery_code'", [subject]);
-        await tx.execute(
+      await inTransaction(db, async (tx) => {
+        await tx("delete from factors where subject = ? and method = 'recovery_code'", [subject]);
+        await tx(
           `insert into factors (id, subject, method, status, label, recovery_salt, created_at, confirmed_at)
            values (?, ?, 'recovery_code', 'active', 'Recovery codes', ?, ?, ?)`,
           [factorId, subject, salt, now, now],
         );
-        for (const hash of hashes) {
-          tx.create(RecoveryCodeEntity, {
-            id: crypto.randomUUID(),
-            factorId,
-            codeHash: hash,
-            usedAt: null,
-            usedClaim: null,
-          });
-        }
+        await tx(
+          "insert into recovery_codes (id, factor_id, code_hash) select gen_random_uuid(), ?, unnest(?::bytea[])",
+          [factorId, hashes],
+        );
       });
     },
     async useRecoveryCode(factorId, hash, claim, now) {

@@ -9,6 +9,7 @@ import type { Jwk } from "@stepgate/grant";
 import { ConfigError } from "../config/config-error.ts";
 import type { KeyRing } from "../crypto/key-ring.ts";
 import type { Database } from "../store/database.ts";
+import { sqlFor } from "../store/sql.ts";
 
 /** The key that signs new grants, and every key a grant may still be signed with. */
 export interface SigningKeys {
@@ -35,11 +36,9 @@ interface KeyRow {
  * each try to insert a key; the unique index on the active flag lets exactly one win.
  */
 export async function loadSigningKeys(db: Database, keyRing: KeyRing): Promise<SigningKeys> {
-  const connection = db.em.getConnection();
+  const sql = sqlFor(db);
   const select = () =>
-    connection.execute<KeyRow[]>(
-      "select kid, public_jwk, private_key, active from signing_keys order by created_at",
-    );
+    sql<KeyRow>("select kid, public_jwk, private_key, active from signing_keys order by created_at");
   let rows = await select();
   if (!rows.some((r) => r.active)) {
     const { publicKey, privateKey } = generateKeyPairSync("ed25519");
@@ -47,7 +46,7 @@ export async function loadSigningKeys(db: Database, keyRing: KeyRing): Promise<S
     const kid = thumbprint(x);
     const jwk: Jwk = { kty: "OKP", crv: "Ed25519", x, kid, alg: "EdDSA", use: "sig" };
     const sealed = keyRing.seal(privateKey.export({ format: "der", type: "pkcs8" }), binding(kid));
-    await connection.execute(
+    await sql(
       `insert into signing_keys (kid, public_jwk, private_key, key_id, active, created_at)
        values (?, ?, ?, ?, true, now()) on conflict do nothing`,
       [kid, JSON.stringify(jwk), sealed, keyRing.activeKeyId],

@@ -1,4 +1,5 @@
 import { pino } from "pino";
+import { traceIds } from "../observability/tracing.ts";
 
 export type Logger = pino.Logger;
 
@@ -18,6 +19,8 @@ export function createLogger(
         censor: "[redacted]",
       },
       formatters: { level: (label) => ({ level: label }) },
+      // Every line written inside a traced call carries its trace and span ids.
+      mixin: traceIds,
     },
     destination,
   );

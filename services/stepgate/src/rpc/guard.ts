@@ -1,23 +1,47 @@
 import type { DescService } from "@bufbuild/protobuf";
-import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import { ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import { toRpcError } from "./errors.ts";
 
 /** The response header that names the replica that answered, for debugging and balance checks. */
 export const replicaHeader = "stepgate-replica";
 
+export interface GuardHooks {
+  replicaId: string;
+  /**
+   * Called once per call, inside the call's trace context, with the gRPC status code (0 for OK).
+   * `error` is set for failures that were not Stepgate's own (they reach the client as INTERNAL).
+   */
+  onCallEnd(info: { rpc: string; code: number; durationMs: number; error?: unknown }): void;
+}
+
 /**
- * Wraps every handler so domain and store errors leave as proper gRPC statuses, and every
- * response names the replica that served it.
+ * Wraps every handler so domain and store errors leave as proper gRPC statuses, every response
+ * names the replica that served it, and every call is reported once.
  */
-export function guard<S extends DescService>(impl: ServiceImpl<S>, replicaId: string): ServiceImpl<S> {
+export function guard<S extends DescService>(
+  service: S,
+  impl: ServiceImpl<S>,
+  hooks: GuardHooks,
+): ServiceImpl<S> {
   const wrapped: Record<string, unknown> = {};
-  for (const [name, fn] of Object.entries(impl as Record<string, (...a: unknown[]) => Promise<unknown>>)) {
-    wrapped[name] = async (...args: unknown[]) => {
-      (args[1] as HandlerContext).responseHeader.set(replicaHeader, replicaId);
+  for (const method of service.methods) {
+    const fn = (impl as Record<string, (...a: unknown[]) => Promise<unknown>>)[method.localName];
+    if (!fn) continue;
+    const rpc = `${service.typeName}/${method.name}`;
+    wrapped[method.localName] = async (...args: unknown[]) => {
+      (args[1] as HandlerContext).responseHeader.set(replicaHeader, hooks.replicaId);
+      const started = performance.now();
+      const end = (code: number, error?: unknown) =>
+        hooks.onCallEnd({ rpc, code, durationMs: performance.now() - started, ...(error ? { error } : {}) });
       try {
-        return await fn(...args);
+        const result = await fn(...args);
+        end(0);
+        return result;
       } catch (error) {
-        throw toRpcError(error);
+        const mapped = toRpcError(error);
+        if (mapped instanceof ConnectError) end(mapped.code);
+        else end(13, mapped); // INTERNAL: the bridge hides the message from the client.
+        throw mapped;
       }
     };
   }

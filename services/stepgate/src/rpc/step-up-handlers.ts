@@ -2,6 +2,7 @@ import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { StepUpService } from "@stepgate/api";
 import type { MethodName } from "../config/policy.ts";
+import { failureOutcome, measure } from "../observability/measure.ts";
 import type { Faults } from "../server/fault-injection.ts";
 import type { Stepgate } from "../stepgate.ts";
 import { stepUp } from "../stepup/step-up.ts";
@@ -33,7 +34,14 @@ export function stepUpHandlers(sg: Stepgate, faults: Faults): ServiceImpl<typeof
         v.text(field, key, 64).optionalText(field, value, 256);
       }
       v.done();
-      const outcome = await stepUp(sg, { ...req, caller, context: req.context });
+      // Known actions only: a metric attribute must come from a bounded set.
+      const action = sg.policy.actions.has(req.action) ? req.action : "unknown";
+      const outcome = await measure(
+        sg.metrics.stepUpDuration,
+        { "stepgate.action": action },
+        () => stepUp(sg, { ...req, caller, context: req.context }),
+        (o) => o.kind,
+      );
       switch (outcome.kind) {
         case "grant":
           return { outcome: { case: "grant", value: grantToProto(outcome.grant) } };
@@ -89,7 +97,21 @@ export function stepUpHandlers(sg: Stepgate, faults: Faults): ServiceImpl<typeof
         v.add("proof", "is required");
       }
       v.done();
-      const outcome = await verify(sg, { ...req, caller, method, code });
+      const outcome = await measure(
+        sg.metrics.verifyDuration,
+        { "stepgate.method": method },
+        () => verify(sg, { ...req, caller, method, code }),
+        () => "success",
+      ).then(
+        (o) => {
+          sg.metrics.verification({ "stepgate.method": method, "stepgate.result": "success" });
+          return o;
+        },
+        (error: unknown) => {
+          sg.metrics.verification({ "stepgate.method": method, "stepgate.result": failureOutcome(error) });
+          throw error;
+        },
+      );
       await faults.afterVerify(ctx, req.challengeId);
       return {
         grant: grantToProto(outcome.grant),

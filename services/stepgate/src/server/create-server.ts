@@ -31,28 +31,29 @@ export function createServer(sg: Stepgate, logger: Logger, totpIssuer: string): 
     "grpc.keepalive_time_ms": c.keepaliveTimeMs,
     "grpc.keepalive_timeout_ms": c.keepaliveTimeoutMs,
   });
-  const options = {
-    onError: (error: unknown, info: { method: { name: string } }) =>
-      logger.error({ method: info.method.name, error: describeError(error) }, "call failed"),
-    onCallEnd: (info: {
-      method: { name: string };
-      service: { typeName: string };
+  const hooks = {
+    replicaId: sg.config.replicaId,
+    onCallEnd({
+      rpc,
+      code,
+      durationMs,
+      error,
+    }: {
+      rpc: string;
       code: number;
       durationMs: number;
-    }) =>
-      logger.info(
-        {
-          rpc: `${info.service.typeName}/${info.method.name}`,
-          status: grpc.status[info.code],
-          ms: info.durationMs,
-        },
-        "call",
-      ),
+      error?: unknown;
+    }) {
+      const status = grpc.status[code] ?? String(code);
+      const fields = { rpc, status, ms: Math.round(durationMs * 10) / 10 };
+      if (error !== undefined) logger.error({ ...fields, error: describeError(error) }, "call failed");
+      else logger.info(fields, "call");
+      if (code !== 0) sg.metrics.rpcError({ "rpc.method": rpc, "rpc.grpc.status_code": code });
+    },
   };
-  const replica = sg.config.replicaId;
   const faults = createFaults(sg.config.faultInjection, sg.hot);
-  addService(server, StepUpService, guard(stepUpHandlers(sg, faults), replica), options);
-  addService(server, FactorService, guard(factorHandlers(sg, { totpIssuer }), replica), options);
+  addService(server, StepUpService, guard(StepUpService, stepUpHandlers(sg, faults), hooks));
+  addService(server, FactorService, guard(FactorService, factorHandlers(sg, { totpIssuer }), hooks));
   const health = addHealth(server, [StepUpService.typeName, FactorService.typeName]);
   // The error detail types too, so grpcurl and buf curl print ErrorInfo and BadRequest as JSON.
   addReflection(server, [StepUpService, FactorService, HealthService], [file_google_rpc_error_details]);

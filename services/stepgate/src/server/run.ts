@@ -3,6 +3,7 @@ import * as grpc from "@grpc/grpc-js";
 import type { Config } from "../config/config.ts";
 import type { Clock } from "../domain/clock.ts";
 import type { Logger } from "../log/logger.ts";
+import { sqlFor } from "../store/sql.ts";
 import { wire } from "../wiring.ts";
 import { createServer } from "./create-server.ts";
 import { watchStores } from "./health.ts";
@@ -31,14 +32,7 @@ export async function runServer(config: Config, logger: Logger, clock?: Clock): 
   });
   const watcher = watchStores(
     health,
-    [
-      () =>
-        wired.db.em
-          .getConnection()
-          .execute("select 1")
-          .then(() => {}),
-      () => wired.hot.ping(),
-    ],
+    [() => sqlFor(wired.db)("select 1").then(() => {}), () => wired.hot.ping()],
     config.healthIntervalMs,
     (status, error) =>
       logger.warn(

@@ -1,7 +1,9 @@
-import type { MethodName } from "../config/policy.ts";
+import type { ActionPolicy, MethodName } from "../config/policy.ts";
 import { toSeconds } from "../domain/clock.ts";
 import { assertThat } from "../domain/stepgate-error.ts";
 import type { IssuedGrant } from "../grants/grant-issuer.ts";
+import { issue } from "../grants/issue.ts";
+import { inSpan } from "../observability/tracing.ts";
 import { methodsFor } from "../policy/assurance.ts";
 import type { Stepgate } from "../stepgate.ts";
 import type { Challenge } from "./challenges.ts";
@@ -23,6 +25,19 @@ export type StepUpOutcome =
 export async function stepUp(sg: Stepgate, input: StepUpInput): Promise<StepUpOutcome> {
   const action = sg.policy.actions.get(input.action);
   assertThat(action, "UNKNOWN_ACTION", "no policy for this action");
+  const attributes = {
+    "stepgate.action": action.name,
+    "stepgate.acr.required": action.acr,
+    "stepgate.replica": sg.config.replicaId,
+  };
+  return inSpan("stepgate.policy.evaluate", attributes, async (span) => {
+    const outcome = await decide(sg, input, action);
+    span.setAttribute("stepgate.outcome", outcome.kind);
+    return outcome;
+  });
+}
+
+async function decide(sg: Stepgate, input: StepUpInput, action: ActionPolicy): Promise<StepUpOutcome> {
   const now = sg.clock();
   const allowed = methodsFor(sg.policy, action);
   if (action.maxAge > 0) {
@@ -31,7 +46,7 @@ export async function stepUp(sg: Stepgate, input: StepUpInput): Promise<StepUpOu
       (e) => toSeconds(now) - e.authTime <= action.maxAge && allowed.includes(e.method as MethodName),
     );
     if (fresh) {
-      const grant = sg.issueGrant({ ...input, action, elevation: fresh });
+      const grant = issue(sg, { ...input, action, elevation: fresh });
       await sg.audit({
         type: "grant.issued",
         subject: input.subject,

@@ -3,6 +3,8 @@ import { toSeconds } from "../domain/clock.ts";
 import { assertThat, StepgateError } from "../domain/stepgate-error.ts";
 import { checkProof } from "../factors/check-proof.ts";
 import type { IssuedGrant } from "../grants/grant-issuer.ts";
+import { issue } from "../grants/issue.ts";
+import { inSpan } from "../observability/tracing.ts";
 import type { Stepgate } from "../stepgate.ts";
 import type { Challenge } from "./challenges.ts";
 import { runOnce } from "./idempotency.ts";
@@ -69,7 +71,19 @@ async function answer(
   const retentionMs = sg.challenges.retentionMs(challenge, now);
   const attemptsLeft = await sg.attempts.spendOnChallenge(challenge.id, retentionMs);
   await sg.attempts.spendOnSubject(challenge.subject);
-  const checked = await checkProof(sg, input.method, challenge.subject, input.code, claim, now);
+  const checked = await inSpan(
+    "stepgate.factor.verify",
+    {
+      "stepgate.method": input.method,
+      "stepgate.action": challenge.action,
+      "stepgate.replica": sg.config.replicaId,
+    },
+    async (span) => {
+      const result = await checkProof(sg, input.method, challenge.subject, input.code, claim, now);
+      span.setAttribute("stepgate.outcome", result.result);
+      return result;
+    },
+  );
   if (checked.result !== "ok") {
     await sg.audit({
       type: "verify.failed",
@@ -96,7 +110,7 @@ async function answer(
   await sg.elevations.record(challenge.subject, challenge.sessionId, elevation);
   const action = sg.policy.actions.get(challenge.action);
   assertThat(action, "UNKNOWN_ACTION", "no policy for this action");
-  const grant = sg.issueGrant({
+  const grant = issue(sg, {
     subject: challenge.subject,
     sessionId: challenge.sessionId,
     caller: challenge.caller,

@@ -1,12 +1,12 @@
 import type { Database } from "./database.ts";
 import type { HotStore } from "./hot-store.ts";
+import { sqlFor } from "./sql.ts";
 
 const sweepIntervalMs = 60_000;
 
 /** The hot store on PostgreSQL, for deployments without Redis: same semantics, one table. */
 export function createPostgresHotStore(db: Database): HotStore {
-  const connection = db.em.getConnection();
-  const run = <T>(sql: string, params: unknown[]) => connection.execute<T[]>(sql, params as never[]);
+  const run = sqlFor(db);
   const expiry = (ttlMs: number) => new Date(Date.now() + Math.max(1, Math.ceil(ttlMs)));
   // Expired rows are invisible to reads; the sweep only keeps the table small.
   const sweep = setInterval(() => {
@@ -25,7 +25,7 @@ export function createPostgresHotStore(db: Database): HotStore {
     async getMany(keys) {
       if (keys.length === 0) return [];
       const rows = await run<{ key: string; value: string | null }>(
-        "select key, value from hot_entries where key in (?) and expires_at > now()",
+        "select key, value from hot_entries where key = any(?) and expires_at > now()",
         [keys],
       );
       const byKey = new Map(rows.map((r) => [r.key, r.value]));
@@ -76,7 +76,7 @@ export function createPostgresHotStore(db: Database): HotStore {
       return Math.max(0, Math.round(Number(rows[0]?.ms ?? 0)));
     },
     async delete(...keys) {
-      if (keys.length > 0) await run("delete from hot_entries where key in (?)", [keys]);
+      if (keys.length > 0) await run("delete from hot_entries where key = any(?)", [keys]);
     },
     async ping() {
       await run("select 1", []);

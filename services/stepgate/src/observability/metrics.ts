@@ -1,0 +1,46 @@
+import { type Attributes, metrics } from "@opentelemetry/api";
+
+/**
+ * Stepgate's instruments. Without a configured SDK they are no-ops. Attribute values are bounded
+ * sets (actions from the policy, methods, outcomes, status codes): never subjects or codes.
+ */
+export interface Metrics {
+  /** StepUp latency in seconds, by action and outcome (grant, challenge, enrollment_required, or an error reason). */
+  stepUpDuration(seconds: number, attributes: Attributes): void;
+  /** Verify latency in seconds, by method and outcome. */
+  verifyDuration(seconds: number, attributes: Attributes): void;
+  /** One verification by method and result (success, wrong_code, code_replayed, ...). */
+  verification(attributes: Attributes): void;
+  /** One RPC that ended in an error, by method and status code. */
+  rpcError(attributes: Attributes): void;
+}
+
+// Latency buckets in seconds, from sub-millisecond to the client deadlines.
+const latencyBuckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+
+export function createMetrics(): Metrics {
+  const meter = metrics.getMeter("stepgate");
+  const histogram = (name: string, description: string) =>
+    meter.createHistogram(name, {
+      description,
+      unit: "s",
+      advice: { explicitBucketBoundaries: latencyBuckets },
+    });
+  const stepUp = histogram("stepgate.step_up.duration", "StepUp latency");
+  const verify = histogram("stepgate.verify.duration", "Verify latency");
+  const verifications = meter.createCounter("stepgate.verifications", {
+    description: "Second-factor verifications by method and result",
+  });
+  const rpcErrors = meter.createCounter("stepgate.rpc.errors", {
+    description: "RPCs that ended in an error, by code",
+  });
+  // Traffic shaping does not exist yet: the counters are published at zero so dashboards have them.
+  meter.createCounter("stepgate.calls.shed", { description: "Calls shed under overload" }).add(0);
+  meter.createCounter("stepgate.calls.rate_limited", { description: "Calls refused by rate limits" }).add(0);
+  return {
+    stepUpDuration: (s, a) => stepUp.record(s, a),
+    verifyDuration: (s, a) => verify.record(s, a),
+    verification: (a) => verifications.add(1, a),
+    rpcError: (a) => rpcErrors.add(1, a),
+  };
+}

@@ -1,0 +1,59 @@
+import { loadConfig } from "./config/config.ts";
+import { ConfigError } from "./config/config-error.ts";
+import { createLogger } from "./log/logger.ts";
+import { runServer } from "./server/run.ts";
+
+/** Runs one replica from the environment; exits non-zero, naming the bad key, on bad configuration. */
+export interface MainOptions {
+  /** Runs after the server drained and closed its stores, before the process exits. */
+  afterShutdown?: () => Promise<void>;
+}
+
+export async function runReplica(
+  env: NodeJS.ProcessEnv = process.env,
+  options: MainOptions = {},
+): Promise<void> {
+  let config: ReturnType<typeof loadConfig>;
+  try {
+    config = loadConfig(env);
+  } catch (error) {
+    process.stderr.write(`stepgate: invalid configuration\n${(error as Error).message}\n`);
+    process.exit(2);
+  }
+  const logger = createLogger(config.logLevel, { replica: config.replicaId });
+  let running: Awaited<ReturnType<typeof runServer>>;
+  try {
+    running = await runServer(config, logger);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`stepgate: invalid configuration\n${error.message}\n`);
+      process.exit(2);
+    }
+    logger.fatal(
+      { error: error instanceof Error ? { name: error.name, message: error.message.slice(0, 300) } : error },
+      "start failed",
+    );
+    process.exit(1);
+  }
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, "draining");
+    running
+      .shutdown()
+      .then(() => options.afterShutdown?.())
+      .then(
+        () => {
+          logger.info("stopped");
+          process.exit(0);
+        },
+        (error: unknown) => {
+          logger.error({ error: String(error) }, "shutdown failed");
+          process.exit(1);
+        },
+      );
+  };
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  process.on("SIGINT", () => stop("SIGINT"));
+}
