@@ -4,7 +4,9 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
+import { createStepgateClient } from "@stepgate/client";
 import { type Cluster, startCluster } from "./support/cluster.ts";
+import { seedUsers, stepUpFlow } from "./support/load.ts";
 import { type OtlpReceiver, type ReceivedSpan, startOtlpReceiver } from "./support/otlp-receiver.ts";
 
 const run = promisify(execFile);
@@ -193,5 +195,27 @@ describe("telemetry: one trace per flow, metrics and logs", () => {
     );
     assert.match(text, /stepgate_calls_shed_total\S* 0/);
     assert.match(text, /stepgate_calls_rate_limited_total\S* 0/);
+  });
+});
+
+describe("telemetry with the collector down", () => {
+  let cluster: Cluster;
+  before(async () => {
+    // Nothing listens on port 9 of loopback (discard): every export fails.
+    cluster = await startCluster({
+      size: 1,
+      env: { OTEL_EXPORTER_OTLP_ENDPOINT: "http://127.0.0.1:9", OTEL_BSP_SCHEDULE_DELAY: "50" },
+    });
+  });
+  after(() => cluster.close());
+
+  it("still answers every call", async () => {
+    const client = createStepgateClient({ target: cluster.target(), caller: "payments" });
+    try {
+      const users = await seedUsers(client, 5);
+      for (const user of users) await stepUpFlow(client, user);
+    } finally {
+      client.close();
+    }
   });
 });
