@@ -28,6 +28,7 @@ const envSchema = z.object({
   STEPGATE_DRAIN_DELAY_MS: ms.default(1000),
   STEPGATE_SHUTDOWN_GRACE_MS: ms.min(100).default(10_000),
   STEPGATE_FAULT_INJECTION: z.enum(["0", "1", "false", "true"]).default("0"),
+  STEPGATE_BENCH: z.enum(["0", "1", "false", "true"]).default("0"),
   DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }),
   DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(100).default(10),
   REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
@@ -57,6 +58,8 @@ export interface Config {
   shutdownGraceMs: number;
   /** Honour the `stepgate-fault` request header (tests only). */
   faultInjection: boolean;
+  /** Serve stepgate.bench.v1.BenchService, the no-op baseline (benchmarks only). */
+  bench: boolean;
 }
 
 /** HTTP/2 connection management (grpc core's channel arguments of the same names). */
@@ -109,5 +112,6 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     drainDelayMs: e.STEPGATE_DRAIN_DELAY_MS,
     shutdownGraceMs: e.STEPGATE_SHUTDOWN_GRACE_MS,
     faultInjection: e.STEPGATE_FAULT_INJECTION === "1" || e.STEPGATE_FAULT_INJECTION === "true",
+    bench: e.STEPGATE_BENCH === "1" || e.STEPGATE_BENCH === "true",
   };
 }

@@ -2,6 +2,7 @@ import * as grpc from "@grpc/grpc-js";
 import { FactorService, StepUpService } from "@stepgate/api";
 import { file_google_rpc_error_details } from "@stepgate/api/gen/google/rpc/error_details_pb";
 import { Health as HealthService } from "@stepgate/api/gen/grpc/health/v1/health_pb";
+import { BenchService } from "@stepgate/api/gen/stepgate/bench/v1/bench_service_pb";
 import { addService } from "@stepgate/grpc-bridge";
 import type { Logger } from "../log/logger.ts";
 import { factorHandlers } from "../rpc/factor-handlers.ts";
@@ -54,6 +55,13 @@ export function createServer(sg: Stepgate, logger: Logger, totpIssuer: string): 
   const faults = createFaults(sg.config.faultInjection, sg.hot);
   addService(server, StepUpService, guard(StepUpService, stepUpHandlers(sg, faults), hooks));
   addService(server, FactorService, guard(FactorService, factorHandlers(sg, { totpIssuer }), hooks));
+  if (sg.config.bench) {
+    addService(
+      server,
+      BenchService,
+      guard(BenchService, { noop: async (req) => ({ payload: req.payload }) }, hooks),
+    );
+  }
   const health = addHealth(server, [StepUpService.typeName, FactorService.typeName]);
   // The error detail types too, so grpcurl and buf curl print ErrorInfo and BadRequest as JSON.
   addReflection(server, [StepUpService, FactorService, HealthService], [file_google_rpc_error_details]);
