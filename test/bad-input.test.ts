@@ -106,6 +106,8 @@ async function healthStatus(client: grpc.Client) {
 
 /** Every factor row, recovery code and factor audit event of a subject, to compare before and after. */
 async function factorState(h: Harness, subject: string) {
+  // Audit events are written in batches: settle the queue so the comparison sees them all.
+  await h.flushAudit();
   const factors = await h.db.query(
     `select id, method, status, label, secret, key_id, last_step, last_claim, recovery_salt,
             created_at, confirm_by, confirmed_at, last_used_at

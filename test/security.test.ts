@@ -457,6 +457,7 @@ for (const hotStore of ["redis", "postgresql"] as const) {
       const stored = [raw, ...hashes.map((r) => r.code_hash.toString("latin1"))].join("\n");
       const redisDump = h.redis ? JSON.stringify(await h.redis.dump()) : "";
       const hotRows = JSON.stringify(await h.db.query("select * from hot_entries"));
+      await h.flushAudit();
       const audit = JSON.stringify(await h.db.query("select * from audit_events"));
       const secrets = [
         enrolled.secret,

@@ -48,6 +48,8 @@ export interface Harness {
   client: StepgateClient;
   /** A client that names another calling service. */
   clientAs(caller: string): StepgateClient;
+  /** Writes the replica's queued audit events now. */
+  flushAudit(): Promise<void>;
   /** The TOTP code for `secret` at the test clock's time, `stepOffset` steps away. */
   code(secret: string, stepOffset?: number): string;
   close(): Promise<void>;
@@ -129,6 +131,7 @@ export async function startStepgate(options: HarnessOptions = {}): Promise<Harne
     logs,
     client: clientAs("payments"),
     clientAs,
+    flushAudit: () => server.flushAudit(),
     code: (secret, stepOffset = 0) => totpCode(secret, Math.floor(clock.now() / 1000) + stepOffset * 30),
     async close() {
       for (const c of clients) c.close();

@@ -1,6 +1,6 @@
 import { loadConfig } from "./config/config.ts";
 import { ConfigError } from "./config/config-error.ts";
-import { createLogger } from "./log/logger.ts";
+import { createLogger, lifecycle } from "./log/logger.ts";
 import { runServer } from "./server/run.ts";
 
 /** Runs one replica from the environment; exits non-zero, naming the bad key, on bad configuration. */
@@ -39,13 +39,13 @@ export async function runReplica(
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
-    logger.info({ signal }, "draining");
+    lifecycle(logger).info({ signal }, "draining");
     running
       .shutdown()
       .then(() => options.afterShutdown?.())
       .then(
         () => {
-          logger.info("stopped");
+          lifecycle(logger).info("stopped");
           process.exit(0);
         },
         (error: unknown) => {

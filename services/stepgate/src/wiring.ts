@@ -9,6 +9,7 @@ import { createGrantChecker } from "./grants/grant-check.ts";
 import { createGrantIssuer } from "./grants/grant-issuer.ts";
 import { loadSigningKeys } from "./grants/signing-keys.ts";
 import { createAttempts } from "./limits/attempts.ts";
+import { describeError } from "./log/describe-error.ts";
 import type { Logger } from "./log/logger.ts";
 import { createMetrics } from "./observability/metrics.ts";
 import type { Stepgate } from "./stepgate.ts";
@@ -38,6 +39,10 @@ export async function wire(config: Config, logger: Logger, clock: Clock = system
       ? createRedisHotStore({ url: config.redisUrl, prefix: config.redisPrefix })
       : createPostgresHotStore(db);
     const signingKeys = await loadSigningKeys(db, keyRing);
+    const audit = createAuditLog(db, {
+      replica: config.replicaId,
+      onError: (error) => logger.error({ error: describeError(error) }, "audit events not written yet"),
+    });
     const maxGrantTtlMs = Math.max(...[...policy.actions.values()].map((a) => a.grantTtl)) * 1000;
     const elevations = createElevations(hot, policy, maxGrantTtlMs);
     // Fingerprints are keyed, so a stored one reveals nothing about the proof it came from.
@@ -55,9 +60,7 @@ export async function wire(config: Config, logger: Logger, clock: Clock = system
       signingKeys,
       issueGrant: createGrantIssuer(signingKeys, config.issuer, clock),
       grants: createGrantChecker(signingKeys, config.issuer, hot, elevations, clock),
-      audit: createAuditLog(db, config.replicaId, (error) =>
-        logger.error({ err: error }, "audit event not written"),
-      ),
+      audit,
       metrics: createMetrics(),
       fingerprint: (...parts) =>
         createHmac("sha256", hmacKey).update(parts.join("\u0000")).digest("base64url"),
@@ -67,6 +70,7 @@ export async function wire(config: Config, logger: Logger, clock: Clock = system
       db,
       hot,
       async close() {
+        await audit.close();
         await hot.close();
         await db.close();
       },

@@ -61,7 +61,7 @@ export async function enrollTotp(sg: Stepgate, input: EnrollTotpInput) {
     createdAt: new Date(now),
     confirmBy,
   });
-  await sg.audit({
+  sg.audit.record({
     type: "factor.enrolled",
     subject: input.subject,
     caller: input.caller,
@@ -102,7 +102,7 @@ export async function confirmTotp(
     "FACTOR_STATE",
     "factor is no longer pending",
   );
-  await sg.audit({ type: "factor.confirmed", subject, caller, details: { factor_id: factorId } });
+  sg.audit.record({ type: "factor.confirmed", subject, caller, details: { factor_id: factorId } });
   return (await sg.factors.find(subject, factorId)) as FactorRow;
 }
 
@@ -113,7 +113,7 @@ export async function createRecoveryCodes(sg: Stepgate, subject: string, grant: 
   const hashes = await Promise.all(codes.map((c) => hashRecoveryCode(c, salt)));
   const factorId = newId();
   await sg.factors.replaceRecoverySet(subject, factorId, salt, hashes, new Date(sg.clock()));
-  await sg.audit({ type: "recovery_codes.created", subject, caller, details: { factor_id: factorId } });
+  sg.audit.record({ type: "recovery_codes.created", subject, caller, details: { factor_id: factorId } });
   return { factorId, codes };
 }
 
@@ -128,5 +128,5 @@ export async function removeFactor(
   assertThat(factor, "FACTOR_NOT_FOUND", "no such factor");
   await authorizeChange(sg, subject, caller, managementActions.removeFactor, grant);
   assertThat(await sg.factors.remove(subject, factorId), "FACTOR_NOT_FOUND", "no such factor");
-  await sg.audit({ type: "factor.removed", subject, caller, details: { factor_id: factorId } });
+  sg.audit.record({ type: "factor.removed", subject, caller, details: { factor_id: factorId } });
 }

@@ -25,3 +25,10 @@ export function createLogger(
     destination,
   );
 }
+
+/** A logger for start and stop lines, which are written even when the level is above info. */
+export function lifecycle(logger: Logger): Logger {
+  return logger.level === "silent" || logger.isLevelEnabled("info")
+    ? logger
+    : logger.child({}, { level: "info" });
+}

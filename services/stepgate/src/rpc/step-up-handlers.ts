@@ -140,7 +140,7 @@ export function stepUpHandlers(sg: Stepgate, faults: Faults): ServiceImpl<typeof
       const caller = callerOf(ctx);
       fields().text("subject", req.subject).text("session_id", req.sessionId).done();
       await sg.elevations.end(req.subject, req.sessionId, sg.clock());
-      await sg.audit({ type: "session.ended", subject: req.subject, caller });
+      sg.audit.record({ type: "session.ended", subject: req.subject, caller });
       return {};
     },
 

@@ -4,6 +4,7 @@ import { file_google_rpc_error_details } from "@stepgate/api/gen/google/rpc/erro
 import { Health as HealthService } from "@stepgate/api/gen/grpc/health/v1/health_pb";
 import { BenchService } from "@stepgate/api/gen/stepgate/bench/v1/bench_service_pb";
 import { addService } from "@stepgate/grpc-bridge";
+import { describeError } from "../log/describe-error.ts";
 import type { Logger } from "../log/logger.ts";
 import { factorHandlers } from "../rpc/factor-handlers.ts";
 import { guard } from "../rpc/guard.ts";
@@ -66,14 +67,4 @@ export function createServer(sg: Stepgate, logger: Logger, totpIssuer: string): 
   // The error detail types too, so grpcurl and buf curl print ErrorInfo and BadRequest as JSON.
   addReflection(server, [StepUpService, FactorService, HealthService], [file_google_rpc_error_details]);
   return { server, health };
-}
-
-/** What is safe to log of an unexpected error: driver messages can embed query parameters. */
-export function describeError(error: unknown): Record<string, unknown> {
-  if (!(error instanceof Error)) return { type: typeof error };
-  const code = (error as { code?: unknown }).code;
-  const message = error.message.includes(" - ")
-    ? error.message.slice(error.message.lastIndexOf(" - ") + 3)
-    : error.message;
-  return { name: error.name, ...(code === undefined ? {} : { code }), message: message.slice(0, 200) };
 }

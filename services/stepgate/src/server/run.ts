@@ -2,7 +2,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import * as grpc from "@grpc/grpc-js";
 import type { Config } from "../config/config.ts";
 import type { Clock } from "../domain/clock.ts";
-import type { Logger } from "../log/logger.ts";
+import { type Logger, lifecycle } from "../log/logger.ts";
 import { sqlFor } from "../store/sql.ts";
 import { wire } from "../wiring.ts";
 import { createServer } from "./create-server.ts";
@@ -17,6 +17,8 @@ export interface RunningServer {
    * while those in flight finish (bounded by `graceMs`), then the stores close.
    */
   shutdown(graceMs?: number): Promise<void>;
+  /** Writes queued audit events now (tests read them). */
+  flushAudit(): Promise<void>;
 }
 
 /** Starts a replica: wires the stores, binds the port, and reports SERVING once the stores answer. */
@@ -42,9 +44,11 @@ export async function runServer(config: Config, logger: Logger, clock?: Clock): 
   );
   policePings(server, config.connections.minPingIntervalMs, config.connections.maxPingStrikes);
   await watcher.probe();
-  logger.info({ port, hotStore: wired.hot.kind, health: health.status }, "stepgate serving");
+  // Lifecycle lines are written whatever the level: supervisors and tests wait for them.
+  lifecycle(logger).info({ port, hotStore: wired.hot.kind, health: health.status }, "stepgate serving");
   return {
     port,
+    flushAudit: () => wired.stepgate.audit.flush(),
     async shutdown(graceMs = config.shutdownGraceMs) {
       watcher.stop();
       health.set("NOT_SERVING");

@@ -20,6 +20,10 @@ const graceMs = 10 * 60_000;
 export interface Challenges {
   create(fields: Omit<Challenge, "id">): Promise<Challenge>;
   find(id: string): Promise<Challenge | undefined>;
+  /** The hot-store key of a challenge, for callers that batch it with other reads. */
+  keyOf(id: string): string;
+  /** A challenge from its stored form, as read under `keyOf(id)`. */
+  parse(stored: string | null): Challenge | undefined;
   /** How long the challenge's records must be kept, from now. */
   retentionMs(challenge: Challenge, nowMs: number): number;
 }
@@ -27,16 +31,16 @@ export interface Challenges {
 export function createChallenges(hot: HotStore): Challenges {
   const keyOf = (id: string) => `challenge:${id}`;
   const retentionMs = (c: Challenge, nowMs: number) => Math.max(1000, c.expiresAt - nowMs + graceMs);
+  const parse = (v: string | null) => (v === null ? undefined : (JSON.parse(v) as Challenge));
   return {
     retentionMs,
+    keyOf,
+    parse,
     async create(fields) {
       const challenge = { id: randomToken(), ...fields };
       await hot.set(keyOf(challenge.id), JSON.stringify(challenge), retentionMs(challenge, Date.now()));
       return challenge;
     },
-    async find(id) {
-      const v = await hot.get(keyOf(id));
-      return v === null ? undefined : (JSON.parse(v) as Challenge);
-    },
+    find: async (id) => parse(await hot.get(keyOf(id))),
   };
 }

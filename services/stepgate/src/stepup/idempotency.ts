@@ -13,6 +13,8 @@ type Entry =
 
 export interface IdempotentCall<T> {
   key: string;
+  /** What is recorded under `key`, when the caller read it already (null: nothing). */
+  recorded?: string | null;
   /** A keyed hash of the request: the same key with another request is refused. */
   fingerprint: string;
   ttlMs: number;
@@ -29,7 +31,7 @@ export interface IdempotentCall<T> {
  * its result wins; the other returns that result. Infrastructure errors are not recorded.
  */
 export async function runOnce<T>(hot: HotStore, call: IdempotentCall<T>): Promise<T> {
-  const recorded = await hot.get(call.key);
+  const recorded = call.recorded === undefined ? await hot.get(call.key) : call.recorded;
   if (recorded !== null) return replay(call, recorded);
   let entry: Entry;
   let value: T | undefined;

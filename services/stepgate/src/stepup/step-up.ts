@@ -47,7 +47,7 @@ async function decide(sg: Stepgate, input: StepUpInput, action: ActionPolicy): P
     );
     if (fresh) {
       const grant = issue(sg, { ...input, action, elevation: fresh });
-      await sg.audit({
+      sg.audit.record({
         type: "grant.issued",
         subject: input.subject,
         caller: input.caller,
@@ -68,7 +68,7 @@ async function decide(sg: Stepgate, input: StepUpInput, action: ActionPolicy): P
     methods,
     expiresAt: now + sg.policy.challengeTtl * 1000,
   });
-  await sg.audit({
+  sg.audit.record({
     type: "challenge.created",
     subject: input.subject,
     caller: input.caller,

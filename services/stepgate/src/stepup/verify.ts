@@ -27,9 +27,21 @@ export interface VerifyOutcome {
   recoveryCodesRemaining: number;
 }
 
+/** Marks a challenge answered, holding the claim of the call that answered it. */
+const answeredKey = (challengeId: string) => `answered:${challengeId}`;
+
 /** Answers a challenge. The same idempotency key always gets the same result. */
 export async function verify(sg: Stepgate, input: VerifyInput): Promise<VerifyOutcome> {
-  const challenge = await sg.challenges.find(input.challengeId);
+  const id = input.challengeId;
+  const claim = sg.fingerprint("claim", id, input.idempotencyKey);
+  const key = `verify:${id}:${claim}`;
+  // One round trip for the challenge, this key's recorded result and who answered the challenge.
+  const [stored, recorded, answeredBy] = await sg.hot.getMany([
+    sg.challenges.keyOf(id),
+    key,
+    answeredKey(id),
+  ]);
+  const challenge = sg.challenges.parse(stored ?? null);
   assertThat(challenge, "CHALLENGE_NOT_FOUND", "no such challenge");
   assertThat(
     challenge.subject === input.subject &&
@@ -39,16 +51,15 @@ export async function verify(sg: Stepgate, input: VerifyInput): Promise<VerifyOu
     "CHALLENGE_MISMATCH",
     "challenge was issued for another subject, session, action or caller",
   );
-  const claim = sg.fingerprint("claim", challenge.id, input.idempotencyKey);
-  const key = `verify:${challenge.id}:${claim}`;
   return runOnce(sg.hot, {
     key,
+    recorded: recorded ?? null,
     seal: (outcome) => sg.keyRing.seal(Buffer.from(JSON.stringify(outcome)), key).toString("base64"),
     open: (sealed) =>
       JSON.parse(sg.keyRing.open(Buffer.from(sealed, "base64"), key).toString("utf8")) as VerifyOutcome,
     fingerprint: sg.fingerprint("proof", input.method, input.code),
     ttlMs: sg.challenges.retentionMs(challenge, sg.clock()),
-    run: () => answer(sg, challenge, input, claim),
+    run: () => answer(sg, challenge, input, claim, answeredBy ?? null),
   });
 }
 
@@ -57,11 +68,10 @@ async function answer(
   challenge: Challenge,
   input: VerifyInput,
   claim: string,
+  answeredBy: string | null,
 ): Promise<VerifyOutcome> {
   const now = sg.clock();
   assertThat(now < challenge.expiresAt, "CHALLENGE_EXPIRED", "challenge expired");
-  const answeredKey = `answered:${challenge.id}`;
-  const answeredBy = await sg.hot.get(answeredKey);
   assertThat(answeredBy === null || answeredBy === claim, "CHALLENGE_USED", "challenge was already answered");
   assertThat(
     challenge.methods.includes(input.method),
@@ -69,8 +79,14 @@ async function answer(
     "method not allowed for this challenge",
   );
   const retentionMs = sg.challenges.retentionMs(challenge, now);
-  const attemptsLeft = await sg.attempts.spendOnChallenge(challenge.id, retentionMs);
-  await sg.attempts.spendOnSubject(challenge.subject);
+  // Both counters at once (one pipelined round trip); both must allow the attempt.
+  const [challengeSpend, subjectSpend] = await Promise.allSettled([
+    sg.attempts.spendOnChallenge(challenge.id, retentionMs),
+    sg.attempts.spendOnSubject(challenge.subject),
+  ]);
+  if (challengeSpend.status === "rejected") throw challengeSpend.reason;
+  if (subjectSpend.status === "rejected") throw subjectSpend.reason;
+  const attemptsLeft = challengeSpend.value;
   const checked = await inSpan(
     "stepgate.factor.verify",
     {
@@ -85,7 +101,7 @@ async function answer(
     },
   );
   if (checked.result !== "ok") {
-    await sg.audit({
+    sg.audit.record({
       type: "verify.failed",
       subject: challenge.subject,
       caller: challenge.caller,
@@ -96,18 +112,22 @@ async function answer(
       metadata: { attempts_remaining: String(attemptsLeft) },
     });
   }
-  await sg.attempts.succeeded(challenge.subject);
-  // Two right answers racing under different idempotency keys: only one gets a grant.
-  const first = await sg.hot.setIfAbsent(answeredKey, claim, retentionMs);
-  assertThat(
-    first || (await sg.hot.get(answeredKey)) === claim,
-    "CHALLENGE_USED",
-    "challenge was already answered",
-  );
   const method = sg.policy.methods[input.method];
   assertThat(method, "METHOD_NOT_ALLOWED", "method not allowed for this challenge");
   const elevation = { acr: method.acr, amr: method.amr, method: input.method, authTime: toSeconds(now) };
-  await sg.elevations.record(challenge.subject, challenge.sessionId, elevation);
+  // The proof was right and is claimed: reset the failures, mark the challenge answered and
+  // record the session's elevation in one pipelined round trip.
+  const [, first] = await Promise.all([
+    sg.attempts.succeeded(challenge.subject),
+    sg.hot.setIfAbsent(answeredKey(challenge.id), claim, retentionMs),
+    sg.elevations.record(challenge.subject, challenge.sessionId, elevation),
+  ]);
+  // Two right answers racing under different idempotency keys: only one gets a grant.
+  assertThat(
+    first || (await sg.hot.get(answeredKey(challenge.id))) === claim,
+    "CHALLENGE_USED",
+    "challenge was already answered",
+  );
   const action = sg.policy.actions.get(challenge.action);
   assertThat(action, "UNKNOWN_ACTION", "no policy for this action");
   const grant = issue(sg, {
@@ -117,7 +137,7 @@ async function answer(
     action,
     elevation,
   });
-  await sg.audit({
+  sg.audit.record({
     type: "verify.succeeded",
     subject: challenge.subject,
     caller: challenge.caller,

@@ -20,6 +20,8 @@ export function createRedisHotStore(options: RedisHotStoreOptions): HotStore {
     maxRetriesPerRequest: 1,
     enableOfflineQueue: true,
     connectTimeout: 2000,
+    // Commands issued in the same tick share one write and one round trip.
+    enableAutoPipelining: true,
   });
   // Connection errors surface through the commands and health; the client reconnects itself.
   redis.on("error", () => {});
