@@ -1,4 +1,5 @@
 import { register } from "node:module";
+import { setTimeout as sleep } from "node:timers/promises";
 import { DiagLogLevel, diag } from "@opentelemetry/api";
 
 export interface TelemetryOptions {
@@ -16,6 +17,8 @@ export interface Telemetry {
   /** Flushes what is buffered and stops exporting; never throws. */
   shutdown(): Promise<void>;
 }
+
+const shutdownBudgetMs = 2000;
 
 const off: Telemetry = { enabled: false, shutdown: async () => {} };
 
@@ -37,11 +40,6 @@ function wanted(env: NodeJS.ProcessEnv): boolean {
 export async function startTelemetry(options: TelemetryOptions): Promise<Telemetry> {
   const env = options.env ?? process.env;
   if (!wanted(env)) return off;
-  // Exporting must never break a request: SDK problems go to this diagnostic logger, not to callers.
-  diag.setLogger(
-    { error: report, warn: report, info: () => {}, debug: () => {}, verbose: () => {} },
-    DiagLogLevel.WARN,
-  );
   register("@opentelemetry/instrumentation/hook.mjs", import.meta.url);
   const { startNodeSdk } = await import("@opentelemetry/sdk-node");
   const { GrpcInstrumentation } = await import("@opentelemetry/instrumentation-grpc");
@@ -53,8 +51,10 @@ export async function startTelemetry(options: TelemetryOptions): Promise<Telemet
   env.OTEL_METRICS_EXPORTER ??= env.OTEL_EXPORTER_OTLP_ENDPOINT ? "otlp" : "none";
   env.OTEL_LOGS_EXPORTER ??= "none";
   const sdk = startNodeSdk({
+    // The attributes below and OTEL_RESOURCE_ATTRIBUTES are all we need; detectors only add noise.
+    resourceDetectors: [],
     resourceAttributes: {
-      ...(env.OTEL_SERVICE_NAME ? {} : { "service.name": options.serviceName }),
+      "service.name": env.OTEL_SERVICE_NAME || options.serviceName,
       ...(options.instanceId ? { "service.instance.id": options.instanceId } : {}),
     },
     instrumentations: [
@@ -65,10 +65,16 @@ export async function startTelemetry(options: TelemetryOptions): Promise<Telemet
       new IORedisInstrumentation({ dbStatementSerializer: (command) => command }),
     ],
   });
+  // Exporting must never break a request: SDK problems go to this diagnostic logger, not to callers.
+  diag.setLogger(
+    { error: report, warn: report, info: () => {}, debug: () => {}, verbose: () => {} },
+    { logLevel: DiagLogLevel.WARN, suppressOverrideMessage: true },
+  );
   return {
     enabled: true,
     async shutdown() {
-      await sdk.shutdown().catch(report);
+      // A collector that is gone must not hold up a replica's exit: flush for a bounded time.
+      await Promise.race([sdk.shutdown().catch(report), sleep(shutdownBudgetMs)]);
     },
   };
 }

@@ -1,3 +1,4 @@
+import { context, ROOT_CONTEXT } from "@opentelemetry/api";
 import type { Database } from "../store/database.ts";
 import { sqlFor } from "../store/sql.ts";
 
@@ -74,7 +75,8 @@ export function createAuditLog(db: Database, options: AuditLogOptions): AuditLog
     return writing;
   };
   const schedule = () => {
-    timer ??= setTimeout(() => void flush(), interval);
+    // Outside any call's trace: a batch belongs to no single request.
+    timer ??= context.with(ROOT_CONTEXT, () => setTimeout(() => void flush(), interval));
     timer.unref();
   };
   return {
