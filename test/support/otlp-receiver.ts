@@ -33,14 +33,14 @@ type AnyValue = {
 };
 type KeyValue = { key: string; value: AnyValue };
 
-const valueOf = (v: AnyValue): unknown =>
+const anyValue = (v: AnyValue): unknown =>
   v.stringValue ??
   (v.intValue !== undefined ? Number(v.intValue) : undefined) ??
   v.boolValue ??
   v.doubleValue ??
-  v.arrayValue?.values.map(valueOf);
+  v.arrayValue?.values.map(anyValue);
 
-const attrs = (list: KeyValue[] = []) => Object.fromEntries(list.map((a) => [a.key, valueOf(a.value)]));
+const attrs = (list: KeyValue[] = []) => Object.fromEntries(list.map((a) => [a.key, anyValue(a.value)]));
 
 export async function startOtlpReceiver(): Promise<OtlpReceiver> {
   const spans: ReceivedSpan[] = [];
