@@ -79,14 +79,9 @@ async function answer(
     "method not allowed for this challenge",
   );
   const retentionMs = sg.challenges.retentionMs(challenge, now);
-  // Both counters at once (one pipelined round trip); both must allow the attempt.
-  const [challengeSpend, subjectSpend] = await Promise.allSettled([
-    sg.attempts.spendOnChallenge(challenge.id, retentionMs),
-    sg.attempts.spendOnSubject(challenge.subject),
-  ]);
-  if (challengeSpend.status === "rejected") throw challengeSpend.reason;
-  if (subjectSpend.status === "rejected") throw subjectSpend.reason;
-  const attemptsLeft = challengeSpend.value;
+  // In this order: an attempt at a locked challenge is refused without counting against the subject.
+  const attemptsLeft = await sg.attempts.spendOnChallenge(challenge.id, retentionMs);
+  await sg.attempts.spendOnSubject(challenge.subject);
   const checked = await inSpan(
     "stepgate.factor.verify",
     {
