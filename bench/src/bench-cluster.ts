@@ -1,0 +1,102 @@
+import { randomBytes } from "node:crypto";
+import { join } from "node:path";
+import { type BenchDatabase, createBenchDatabase } from "./bench-database.ts";
+import { type BenchRedisPrefix, createBenchRedisPrefix } from "./bench-redis-prefix.ts";
+import { cpuSeconds, residentMemory } from "./process-stats.ts";
+import { type ReplicaProcess, startReplicaProcess } from "./replica-process.ts";
+
+const policyFile = join(import.meta.dirname, "../../services/stepgate/policy/example.yaml");
+
+export interface BenchClusterOptions {
+  size: number;
+  databaseAdminUrl: string;
+  redisUrl: string;
+  /** First port; replica i listens on basePort + i. */
+  basePort: number;
+}
+
+/** CPU seconds used so far, by PID: the replicas, and the store processes working for them. */
+export interface CpuSnapshot {
+  replicas: Map<number, number>;
+  /** This run's PostgreSQL backends and PostgreSQL's background processes, plus the Redis server. */
+  stores: Map<number, number>;
+}
+
+/** CPU seconds used between two snapshots. Per PID, so a backend that appears in between counts
+ * from zero; one that exits in between loses its last moments (pools keep theirs open). */
+export function cpuUsed(before: CpuSnapshot, after: CpuSnapshot): { replicas: number; stores: number } {
+  const used = (a: Map<number, number>, b: Map<number, number>) =>
+    [...b].reduce((total, [pid, seconds]) => total + Math.max(0, seconds - (a.get(pid) ?? 0)), 0);
+  return { replicas: used(before.replicas, after.replicas), stores: used(before.stores, after.stores) };
+}
+
+export interface ReplicaMemory {
+  id: string;
+  peakBytes: number;
+  rssBytes: number;
+}
+
+/** Replica processes on a fresh database and Redis prefix, removed again by `close()`. */
+export interface BenchCluster {
+  replicas: ReplicaProcess[];
+  /** `ipv4:` target over every replica, for a round_robin channel. */
+  target: string;
+  database: BenchDatabase;
+  redis: BenchRedisPrefix;
+  /** The key ring the replicas seal TOTP secrets with (the seeding needs it). */
+  encryptionKeys: string;
+  cpu(): Promise<CpuSnapshot>;
+  memory(): ReplicaMemory[];
+  close(): Promise<void>;
+}
+
+export async function startBenchCluster(options: BenchClusterOptions): Promise<BenchCluster> {
+  const database = await createBenchDatabase(options.databaseAdminUrl);
+  const redis = createBenchRedisPrefix(options.redisUrl);
+  const { pid: redisPid } = await redis.info();
+  const encryptionKeys = `b1:${randomBytes(32).toString("base64")}`;
+  const env = {
+    STEPGATE_HOST: "127.0.0.1",
+    STEPGATE_POLICY_FILE: policyFile,
+    STEPGATE_ENCRYPTION_KEYS: encryptionKeys,
+    STEPGATE_BENCH: "1",
+    // Per-call info lines would cost more than some of the calls measured.
+    STEPGATE_LOG_LEVEL: "warn",
+    STEPGATE_DRAIN_DELAY_MS: "0",
+    DATABASE_URL: database.url,
+    REDIS_URL: options.redisUrl,
+    REDIS_PREFIX: redis.prefix,
+  };
+  const replicas: ReplicaProcess[] = [];
+  const start = async (i: number) => {
+    replicas.push(await startReplicaProcess(`bench-${i + 1}`, options.basePort + i, env));
+  };
+  const close = async () => {
+    await Promise.all(replicas.map((r) => r.stop()));
+    await redis.clean();
+    await database.drop();
+  };
+  try {
+    // The first one alone creates the schema and the signing key; the rest start together.
+    await start(0);
+    await Promise.all(Array.from({ length: options.size - 1 }, (_, i) => start(i + 1)));
+  } catch (error) {
+    await close();
+    throw error;
+  }
+  replicas.sort((a, b) => a.port - b.port);
+  return {
+    replicas,
+    target: `ipv4:${replicas.map((r) => `127.0.0.1:${r.port}`).join(",")}`,
+    database,
+    redis,
+    encryptionKeys,
+    async cpu() {
+      const storePids = [...(await database.serverPids()), redisPid];
+      const byPid = (pids: number[]) => new Map(pids.map((pid) => [pid, cpuSeconds(pid)]));
+      return { replicas: byPid(replicas.map((r) => r.pid)), stores: byPid(storePids) };
+    },
+    memory: () => replicas.map((r) => ({ id: r.id, ...residentMemory(r.pid) })),
+    close,
+  };
+}

@@ -1,0 +1,101 @@
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import type { PhasePlan } from "./measure-scenario.ts";
+import { type ScenarioName, scenarioNames } from "./worker-messages.ts";
+
+export interface BenchOptions {
+  quick: boolean;
+  /** Cluster sizes to measure, each on a fresh database and Redis prefix. */
+  replicas: number[];
+  /** Users seeded with an active TOTP factor, per cluster. */
+  users: number;
+  /** Elevated sessions per worker, for stepup-elevated and checkgrant. */
+  sessions: number;
+  workers: number;
+  scenarios: ScenarioName[];
+  plan: PhasePlan;
+  offline: { rounds: number; grants: number; cachedCalls: number };
+  databaseUrl: string;
+  redisUrl: string;
+  basePort: number;
+  outDir: string;
+}
+
+export const usage = `pnpm bench [--quick] [options]
+
+  --quick                  CI check: one replica, few users, 0.5 s phases; fails if any call fails
+  --replicas=1,3           cluster sizes to measure (default 1,3; --quick: 1)
+  --users=N                users seeded with a TOTP factor per cluster (default 20000; --quick: 2000)
+  --workers=N              load generator processes (default 2)
+  --concurrency=N          calls in flight per worker at saturation (default 64)
+  --warmup-seconds=S       unmeasured closed loop before each saturation (default 1)
+  --saturation-seconds=S   closed-loop saturation phase (default 4)
+  --rate-seconds=S         each open-loop phase at 25%, 50%, 75% of saturation (default 3)
+  --scenarios=a,b          subset of ${scenarioNames.join(", ")}
+  --out=DIR                where the JSON goes (default bench-results/)
+  STEPGATE_BENCH_DATABASE_URL (default postgresql://postgres@127.0.0.1:5432/postgres)
+  STEPGATE_BENCH_REDIS_URL    (default redis://127.0.0.1:6379)`;
+
+export function parseBenchOptions(argv: string[], env: NodeJS.ProcessEnv): BenchOptions {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      quick: { type: "boolean", default: false },
+      help: { type: "boolean", default: false },
+      replicas: { type: "string" },
+      users: { type: "string" },
+      workers: { type: "string" },
+      concurrency: { type: "string" },
+      "warmup-seconds": { type: "string" },
+      "saturation-seconds": { type: "string" },
+      "rate-seconds": { type: "string" },
+      scenarios: { type: "string" },
+      out: { type: "string" },
+    },
+  });
+  if (values.help) {
+    console.log(usage);
+    process.exit(0);
+  }
+  const quick = values.quick;
+  const number = (name: string, value: string | undefined, fallback: number, min: number) => {
+    if (value === undefined) return fallback;
+    const n = Number(value);
+    if (!Number.isFinite(n) || n < min) throw new Error(`--${name} must be a number of at least ${min}`);
+    return n;
+  };
+  const ms = (name: string, value: string | undefined, seconds: number) =>
+    number(name, value, seconds, 0.1) * 1000;
+  const scenarios = (values.scenarios?.split(",") ?? [...scenarioNames]).map((s) => {
+    if (!(scenarioNames as readonly string[]).includes(s))
+      throw new Error(`--scenarios: unknown scenario "${s}"`);
+    return s as ScenarioName;
+  });
+  const replicas = (values.replicas?.split(",") ?? (quick ? ["1"] : ["1", "3"])).map((r) =>
+    Math.round(number("replicas", r, 1, 1)),
+  );
+  return {
+    quick,
+    replicas,
+    users: Math.round(number("users", values.users, quick ? 2000 : 20_000, 100)),
+    sessions: quick ? 20 : 200,
+    workers: Math.round(number("workers", values.workers, 2, 1)),
+    scenarios,
+    plan: {
+      initialWarmupMs: quick ? 300 : 4000,
+      warmupMs: ms("warmup-seconds", values["warmup-seconds"], quick ? 0.2 : 1),
+      saturationMs: ms("saturation-seconds", values["saturation-seconds"], quick ? 0.5 : 4),
+      concurrency: Math.round(number("concurrency", values.concurrency, 64, 1)),
+      rateMs: ms("rate-seconds", values["rate-seconds"], quick ? 0.5 : 3),
+      fractions: [0.25, 0.5, 0.75],
+    },
+    offline: quick
+      ? { rounds: 1, grants: 300, cachedCalls: 3000 }
+      : { rounds: 7, grants: 5000, cachedCalls: 200_000 },
+    databaseUrl: env.STEPGATE_BENCH_DATABASE_URL ?? "postgresql://postgres@127.0.0.1:5432/postgres",
+    redisUrl: env.STEPGATE_BENCH_REDIS_URL ?? "redis://127.0.0.1:6379",
+    // A random base in a range tests and pnpm dev do not use, so a run beside them does not collide.
+    basePort: 43_000 + Math.floor(Math.random() * 2000) * 4,
+    outDir: values.out ?? join(import.meta.dirname, "../../bench-results"),
+  };
+}
