@@ -1,6 +1,7 @@
 import type { MethodName } from "../config/policy.ts";
 import { toSeconds } from "../domain/clock.ts";
 import type { Stepgate } from "../stepgate.ts";
+import type { SealedTotp } from "./factor-store.ts";
 import { hashRecoveryCode, looksLikeRecoveryCode } from "./recovery-codes.ts";
 import { matchTotp } from "./totp.ts";
 
@@ -18,9 +19,10 @@ export function checkProof(
   code: string,
   claim: string,
   now: number,
+  totp?: SealedTotp[],
 ): Promise<Checked> {
   return method === "totp"
-    ? checkTotp(sg, subject, code, claim, now)
+    ? checkTotp(sg, subject, code, claim, now, totp)
     : checkRecoveryCode(sg, subject, code, claim, now);
 }
 
@@ -30,10 +32,16 @@ async function checkTotp(
   code: string,
   claim: string,
   now: number,
+  snapshot?: SealedTotp[],
 ): Promise<Checked> {
-  for (const factor of await sg.factors.activeTotp(subject)) {
-    if (!factor.secret) continue;
-    const secret = sg.keyRing.open(factor.secret, totpBinding(factor.id, subject)).toString("utf8");
+  const factors =
+    snapshot ??
+    (await sg.factors.activeTotp(subject)).flatMap((f) =>
+      f.secret ? [{ id: f.id, sealed: Buffer.from(f.secret).toString("base64") }] : [],
+    );
+  for (const factor of factors) {
+    const sealed = Buffer.from(factor.sealed, "base64");
+    const secret = sg.keyRing.open(sealed, totpBinding(factor.id, subject)).toString("utf8");
     const step = matchTotp(secret, code, toSeconds(now));
     if (step === undefined) continue;
     const claimed = await sg.factors.claimStep(factor.id, step, claim, new Date(now));

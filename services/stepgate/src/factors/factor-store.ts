@@ -7,7 +7,8 @@ import { inTransaction, sqlFor } from "../store/sql.ts";
 export interface FactorStore {
   list(subject: string): Promise<FactorRow[]>;
   find(subject: string, factorId: string): Promise<FactorRow | undefined>;
-  activeMethods(subject: string): Promise<Set<MethodName>>;
+  /** The methods the subject can answer with, and their TOTP factors' sealed secrets, in one query. */
+  enrolled(subject: string): Promise<Enrolled>;
   hasActiveFactor(subject: string): Promise<boolean>;
   activeTotp(subject: string): Promise<FactorRow[]>;
   recoverySet(subject: string): Promise<FactorRow | undefined>;
@@ -33,6 +34,17 @@ export interface FactorStore {
 }
 
 export type FactorRow = Factor & { recoveryCodesRemaining: number };
+
+/** A TOTP factor's id and its secret, still sealed (base64): safe to keep in the hot store. */
+export interface SealedTotp {
+  id: string;
+  sealed: string;
+}
+
+export interface Enrolled {
+  methods: Set<MethodName>;
+  totp: SealedTotp[];
+}
 
 export interface NewTotp {
   id: string;
@@ -87,14 +99,20 @@ export function createFactorStore(db: Database): FactorStore {
     async find(subject, factorId) {
       return (await listWhere("subject = ? and id = ?", [subject, factorId]))[0];
     },
-    async activeMethods(subject) {
-      const rows = await run<{ method: MethodName }>(
-        `select distinct f.method from factors f where f.subject = ? and f.status = 'active'
+    async enrolled(subject) {
+      const rows = await run<{ id: string; method: MethodName; secret: Buffer | null }>(
+        `select f.id, f.method, f.secret from factors f where f.subject = ? and f.status = 'active'
          and (f.method <> 'recovery_code' or exists
-           (select 1 from recovery_codes c where c.factor_id = f.id and c.used_at is null))`,
+           (select 1 from recovery_codes c where c.factor_id = f.id and c.used_at is null))
+         order by f.created_at, f.id`,
         [subject],
       );
-      return new Set(rows.map((r) => r.method));
+      return {
+        methods: new Set(rows.map((r) => r.method)),
+        totp: rows.flatMap((r) =>
+          r.method === "totp" && r.secret ? [{ id: r.id, sealed: r.secret.toString("base64") }] : [],
+        ),
+      };
     },
     async hasActiveFactor(subject) {
       const rows = await run("select 1 from factors where subject = ? and status = 'active' limit 1", [

@@ -8,10 +8,12 @@ import type { HotStore } from "../store/hot-store.ts";
  * increment, so parallel guesses across replicas can never check more answers than the limit.
  */
 export interface Attempts {
-  /** Spends one attempt at a challenge; throws CHALLENGE_LOCKED past the limit. Returns attempts left. */
-  spendOnChallenge(scope: string, ttlMs: number): Promise<number>;
-  /** Spends one of the subject's consecutive failures; throws SUBJECT_LOCKED past the limit. */
-  spendOnSubject(subject: string): Promise<void>;
+  /**
+   * Spends one attempt at the challenge and then one of the subject's consecutive failures, in one
+   * atomic step: CHALLENGE_LOCKED past the challenge's limit (the subject's count is left alone),
+   * SUBJECT_LOCKED past the subject's. Returns the challenge's attempts left.
+   */
+  spend(challengeId: string, subject: string, challengeTtlMs: number): Promise<number>;
   /** A right answer ends the subject's run of consecutive failures. */
   succeeded(subject: string): Promise<void>;
 }
@@ -19,24 +21,23 @@ export interface Attempts {
 export function createAttempts(hot: HotStore, policy: Policy): Attempts {
   const failuresKey = (subject: string) => hotKey("failures", subject);
   return {
-    async spendOnChallenge(scope, ttlMs) {
-      const n = await hot.increment(`attempts:${scope}`, ttlMs);
-      if (n > policy.challengeMaxAttempts) {
+    async spend(challengeId, subject, challengeTtlMs) {
+      const [onChallenge, onSubject] = await hot.incrementBoth(
+        { key: `attempts:${challengeId}`, ttlMs: challengeTtlMs, limit: policy.challengeMaxAttempts },
+        // Sliding: the lockout lasts `duration` from the latest failed attempt.
+        { key: failuresKey(subject), ttlMs: policy.lockoutDuration * 1000, sliding: true },
+      );
+      if (onChallenge > policy.challengeMaxAttempts) {
         throw new StepgateError("CHALLENGE_LOCKED", "no attempts left", {
           metadata: { attempts_remaining: "0" },
         });
       }
-      return policy.challengeMaxAttempts - n;
-    },
-    async spendOnSubject(subject) {
-      const key = failuresKey(subject);
-      // Sliding: the lockout lasts `duration` from the latest failed attempt.
-      const n = await hot.increment(key, policy.lockoutDuration * 1000, true);
-      if (n > policy.lockoutMaxFailures) {
+      if ((onSubject ?? 0) > policy.lockoutMaxFailures) {
         throw new StepgateError("SUBJECT_LOCKED", "too many failed attempts", {
-          retryAfterMs: await hot.ttl(key),
+          retryAfterMs: await hot.ttl(failuresKey(subject)),
         });
       }
+      return policy.challengeMaxAttempts - onChallenge;
     },
     async succeeded(subject) {
       await hot.delete(failuresKey(subject));

@@ -1,5 +1,6 @@
 import type { MethodName } from "../config/policy.ts";
 import { randomToken } from "../crypto/random-id.ts";
+import type { SealedTotp } from "../factors/factor-store.ts";
 import type { HotStore } from "../store/hot-store.ts";
 
 /** A pending request for a second factor, bound to who asked and for what. */
@@ -12,6 +13,11 @@ export interface Challenge {
   acr: string;
   methods: MethodName[];
   expiresAt: number;
+  /**
+   * The subject's TOTP factors when the challenge was issued, secrets still sealed, so Verify
+   * needs no factor lookup. A factor removed since cannot be used: accepting a code claims its row.
+   */
+  totp?: SealedTotp[];
 }
 
 // Kept past expiry so a late answer hears "expired" rather than "not found".

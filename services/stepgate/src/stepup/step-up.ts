@@ -56,8 +56,8 @@ async function decide(sg: Stepgate, input: StepUpInput, action: ActionPolicy): P
       return { kind: "grant", grant };
     }
   }
-  const enrolled = await sg.factors.activeMethods(input.subject);
-  const methods = allowed.filter((m) => enrolled.has(m));
+  const enrolled = await sg.factors.enrolled(input.subject);
+  const methods = allowed.filter((m) => enrolled.methods.has(m));
   if (methods.length === 0) return { kind: "enrollment_required", acr: action.acr, methods: allowed };
   const challenge = await sg.challenges.create({
     subject: input.subject,
@@ -67,6 +67,7 @@ async function decide(sg: Stepgate, input: StepUpInput, action: ActionPolicy): P
     acr: action.acr,
     methods,
     expiresAt: now + sg.policy.challengeTtl * 1000,
+    ...(methods.includes("totp") ? { totp: enrolled.totp } : {}),
   });
   sg.audit.record({
     type: "challenge.created",

@@ -79,9 +79,7 @@ async function answer(
     "method not allowed for this challenge",
   );
   const retentionMs = sg.challenges.retentionMs(challenge, now);
-  // In this order: an attempt at a locked challenge is refused without counting against the subject.
-  const attemptsLeft = await sg.attempts.spendOnChallenge(challenge.id, retentionMs);
-  await sg.attempts.spendOnSubject(challenge.subject);
+  const attemptsLeft = await sg.attempts.spend(challenge.id, challenge.subject, retentionMs);
   const checked = await inSpan(
     "stepgate.factor.verify",
     {
@@ -90,7 +88,15 @@ async function answer(
       "stepgate.replica": sg.config.replicaId,
     },
     async (span) => {
-      const result = await checkProof(sg, input.method, challenge.subject, input.code, claim, now);
+      const result = await checkProof(
+        sg,
+        input.method,
+        challenge.subject,
+        input.code,
+        claim,
+        now,
+        challenge.totp,
+      );
       span.setAttribute("stepgate.outcome", result.result);
       return result;
     },

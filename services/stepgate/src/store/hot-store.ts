@@ -14,6 +14,14 @@ export interface HotStore {
    * at every increment when `sliding` (a lockout that lasts from the last failure).
    */
   increment(key: string, ttlMs: number, sliding?: boolean): Promise<number>;
+  /**
+   * Increments `first`; only if its new count is within `first.limit`, increments `second` too.
+   * Atomic as a pair (one round trip on Redis). Returns both counts (the second undefined if skipped).
+   */
+  incrementBoth(
+    first: { key: string; ttlMs: number; limit: number },
+    second: { key: string; ttlMs: number; sliding?: boolean },
+  ): Promise<[number, number | undefined]>;
   /** The current count, 0 when absent. */
   count(key: string): Promise<number>;
   /** Milliseconds until the key expires; 0 when absent. */

@@ -61,6 +61,12 @@ export function createPostgresHotStore(db: Database): HotStore {
       );
       return Number(rows[0]?.counter ?? 0);
     },
+    async incrementBoth(first, second) {
+      // Each increment is atomic; the pair need not be: the second only follows a first within its limit.
+      const a = await this.increment(first.key, first.ttlMs);
+      if (a > first.limit) return [a, undefined];
+      return [a, await this.increment(second.key, second.ttlMs, second.sliding)];
+    },
     async count(key) {
       const rows = await run<{ counter: string | number }>(
         "select counter from hot_entries where key = ? and expires_at > now()",

@@ -7,6 +7,15 @@ local n = redis.call('INCR', KEYS[1])
 if n == 1 or ARGV[2] == '1' then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return n`;
 
+// The two counters of an attempt in one step: the second only moves while the first is within its limit.
+const incrementBothScript = `
+local a = redis.call('INCR', KEYS[1])
+if a == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+if a > tonumber(ARGV[2]) then return {a, -1} end
+local b = redis.call('INCR', KEYS[2])
+if b == 1 or ARGV[4] == '1' then redis.call('PEXPIRE', KEYS[2], ARGV[3]) end
+return {a, b}`;
+
 export interface RedisHotStoreOptions {
   url: string;
   prefix: string;
@@ -45,6 +54,20 @@ export function createRedisHotStore(options: RedisHotStoreOptions): HotStore {
         sliding ? "1" : "0",
       );
       return Number(n);
+    },
+    async incrementBoth(first, second) {
+      const ms = (t: number) => String(Math.max(1, Math.ceil(t)));
+      const [a, b] = (await redis.eval(
+        incrementBothScript,
+        2,
+        first.key,
+        second.key,
+        ms(first.ttlMs),
+        String(first.limit),
+        ms(second.ttlMs),
+        second.sliding ? "1" : "0",
+      )) as [number, number];
+      return [Number(a), b < 0 ? undefined : Number(b)];
     },
     count: async (key) => toCount(await redis.get(key)),
     ttl: async (key) => Math.max(0, await redis.pttl(key)),
