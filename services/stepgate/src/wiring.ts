@@ -1,4 +1,4 @@
-import { createHmac } from "node:crypto";
+import { createHmac, createSecretKey } from "node:crypto";
 import { createAuditLog } from "./audit/audit-log.ts";
 import type { Config } from "./config/config.ts";
 import { loadPolicy } from "./config/policy.ts";
@@ -46,7 +46,7 @@ export async function wire(config: Config, logger: Logger, clock: Clock = system
     const maxGrantTtlMs = Math.max(...[...policy.actions.values()].map((a) => a.grantTtl)) * 1000;
     const elevations = createElevations(hot, policy, maxGrantTtlMs);
     // Fingerprints are keyed, so a stored one reveals nothing about the proof it came from.
-    const hmacKey = keyRing.derive("stepgate fingerprint");
+    const hmacKey = createSecretKey(keyRing.derive("stepgate fingerprint"));
     const stepgate: Stepgate = {
       config,
       policy,

@@ -1,4 +1,11 @@
-import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from "node:crypto";
+import {
+  createCipheriv,
+  createDecipheriv,
+  createSecretKey,
+  hkdfSync,
+  type KeyObject,
+  randomBytes,
+} from "node:crypto";
 import { ConfigError } from "../config/config-error.ts";
 
 const version = 1;
@@ -44,7 +51,9 @@ export function parseKeyRing(spec: string, activeKeyId?: string): KeyRing {
   return createKeyRing(keys, active);
 }
 
-function createKeyRing(keys: Map<string, Buffer>, activeKeyId: string): KeyRing {
+function createKeyRing(raw: Map<string, Buffer>, activeKeyId: string): KeyRing {
+  // Key objects made once: passing raw bytes makes Node build one on every call.
+  const keys = new Map<string, KeyObject>([...raw].map(([id, bytes]) => [id, createSecretKey(bytes)]));
   const keyIdOf = (sealed: Uint8Array) => {
     const buf = Buffer.from(sealed.buffer, sealed.byteOffset, sealed.byteLength);
     if (buf.length < 2 || buf[0] !== version) throw new Error("sealed value has an unknown format");
@@ -54,9 +63,9 @@ function createKeyRing(keys: Map<string, Buffer>, activeKeyId: string): KeyRing 
     activeKeyId,
     keyIdOf,
     derive: (purpose) =>
-      Buffer.from(hkdfSync("sha256", keys.get(activeKeyId) as Buffer, Buffer.alloc(0), purpose, 32)),
+      Buffer.from(hkdfSync("sha256", raw.get(activeKeyId) as Buffer, Buffer.alloc(0), purpose, 32)),
     seal(plaintext, binding) {
-      const key = keys.get(activeKeyId) as Buffer;
+      const key = keys.get(activeKeyId) as KeyObject;
       const kid = Buffer.from(activeKeyId, "utf8");
       const iv = randomBytes(ivLength);
       const header = Buffer.concat([Buffer.from([version, kid.length]), kid, iv]);
