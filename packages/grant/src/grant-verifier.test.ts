@@ -282,6 +282,24 @@ describe("createGrantVerifier", () => {
       assert.equal(state.fetches, 3);
     });
 
+    it("refetches a stale key set in the background, so a withdrawn key stops being trusted", async () => {
+      const { verifier, signer, state } = setup({ maxKeySetAgeMs: 60_000 });
+      const token = signer.sign(claims({ exp: t0 + 3600 }));
+      await verifier.verify(token, expect);
+      // The issuer withdraws k1; within the age limit the cached key still verifies.
+      const k2 = keyPair("k2");
+      state.published = [k2.jwk];
+      state.nowMs += 30_000;
+      await verifier.verify(token, expect);
+      assert.equal(state.fetches, 1);
+      // Past the limit, the next verification starts a refetch beside it.
+      state.nowMs += 31_000;
+      await verifier.verify(token, expect);
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.equal(state.fetches, 2);
+      await rejects(verifier.verify(token, expect), "GRANT_INVALID", "unknown signing key");
+    });
+
     it("shares one fetch between concurrent misses", async () => {
       const { verifier, signer, state } = setup();
       const results = await Promise.all(

@@ -14,6 +14,9 @@ export interface GrantVerifierOptions {
   clockToleranceSeconds?: number;
   // An unknown kid triggers a refetch at most this often. Default 30_000.
   minRefetchIntervalMs?: number;
+  // The key set is refetched in the background once it is older than this, so a key the issuer
+  // withdrew stops being trusted even while its kid keeps arriving. Default 600_000 (10 minutes).
+  maxKeySetAgeMs?: number;
   // How many verified tokens to remember until their exp. Default 10_000; 0 disables the cache.
   cacheSize?: number;
   // The current time in milliseconds, for tests. Default Date.now.
@@ -120,8 +123,16 @@ export function createGrantVerifier(options: GrantVerifierOptions): GrantVerifie
     return claims;
   }
 
+  const maxKeySetAgeMs = options.maxKeySetAgeMs ?? 600_000;
+  // Never delays a verification: the refetch runs beside it, and a failure is retried later.
+  const refreshIfStale = () => {
+    const loadedAt = keys.loadedAt();
+    if (loadedAt !== undefined && now() - loadedAt > maxKeySetAgeMs) keys.refresh().catch(() => {});
+  };
+
   return {
     async verify(token, expect) {
+      refreshIfStale();
       let claims = authenticate(token, now());
       if (claims === undefined) {
         await keys.refresh();

@@ -16,6 +16,8 @@ export interface KeySet {
   // Refetches unless one is in flight (then shares it) or the last one is too recent (then does nothing).
   // Rejects with Error("jwks unavailable") when the key set cannot be fetched.
   refresh(): Promise<void>;
+  // When the key set was last fetched successfully (ms), or undefined if never.
+  loadedAt(): number | undefined;
 }
 
 // A failed fetch is retried sooner than a successful one: an outage of the key endpoint
@@ -27,6 +29,7 @@ export function createKeySet(options: KeySetOptions): KeySet {
   let attemptedAt = Number.NEGATIVE_INFINITY;
   let failure: Error | undefined;
   let inflight: Promise<void> | undefined;
+  let loadedAt: number | undefined;
 
   async function load(): Promise<void> {
     let jwks: unknown;
@@ -50,6 +53,7 @@ export function createKeySet(options: KeySetOptions): KeySet {
     const previous = keys;
     keys = next;
     failure = undefined;
+    loadedAt = options.now();
     for (const [kid, entry] of previous) {
       if (next.get(kid) !== entry) options.onKeyDropped(kid);
     }
@@ -64,6 +68,7 @@ export function createKeySet(options: KeySetOptions): KeySet {
     get(kid) {
       return keys.get(kid)?.key;
     },
+    loadedAt: () => loadedAt,
     refresh() {
       if (inflight !== undefined) return inflight;
       const now = options.now();
