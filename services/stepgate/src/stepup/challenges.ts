@@ -25,7 +25,6 @@ const graceMs = 10 * 60_000;
 
 export interface Challenges {
   create(fields: Omit<Challenge, "id">): Promise<Challenge>;
-  find(id: string): Promise<Challenge | undefined>;
   /** The hot-store key of a challenge, for callers that batch it with other reads. */
   keyOf(id: string): string;
   /** A challenge from its stored form, as read under `keyOf(id)`. */
@@ -47,6 +46,5 @@ export function createChallenges(hot: HotStore): Challenges {
       await hot.set(keyOf(challenge.id), JSON.stringify(challenge), retentionMs(challenge, Date.now()));
       return challenge;
     },
-    find: async (id) => parse(await hot.get(keyOf(id))),
   };
 }

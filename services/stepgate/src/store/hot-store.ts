@@ -22,8 +22,6 @@ export interface HotStore {
     first: { key: string; ttlMs: number; limit: number },
     second: { key: string; ttlMs: number; sliding?: boolean },
   ): Promise<[number, number | undefined]>;
-  /** The current count, 0 when absent. */
-  count(key: string): Promise<number>;
   /** Milliseconds until the key expires; 0 when absent. */
   ttl(key: string): Promise<number>;
   delete(...keys: string[]): Promise<void>;

@@ -13,6 +13,19 @@ export function createPostgresHotStore(db: Database): HotStore {
     run("delete from hot_entries where expires_at < now() - interval '1 minute'", []).catch(() => {});
   }, sweepIntervalMs);
   sweep.unref();
+  // One statement: the row lock serialises concurrent increments across replicas.
+  const increment = async (key: string, ttlMs: number, sliding = false): Promise<number> => {
+    const rows = await run<{ counter: string | number }>(
+      `insert into hot_entries (key, value, counter, expires_at) values (?, null, 1, ?)
+       on conflict (key) do update set
+         counter = case when hot_entries.expires_at <= now() then 1 else hot_entries.counter + 1 end,
+         expires_at = case when hot_entries.expires_at <= now() or ? then excluded.expires_at
+                           else hot_entries.expires_at end
+       returning counter`,
+      [key, expiry(ttlMs), sliding],
+    );
+    return Number(rows[0]?.counter ?? 0);
+  };
   return {
     kind: "postgresql",
     async get(key) {
@@ -48,31 +61,12 @@ export function createPostgresHotStore(db: Database): HotStore {
       );
       return rows.length === 1;
     },
-    async increment(key, ttlMs, sliding = false) {
-      // One statement: the row lock serialises concurrent increments across replicas.
-      const rows = await run<{ counter: string | number }>(
-        `insert into hot_entries (key, value, counter, expires_at) values (?, null, 1, ?)
-         on conflict (key) do update set
-           counter = case when hot_entries.expires_at <= now() then 1 else hot_entries.counter + 1 end,
-           expires_at = case when hot_entries.expires_at <= now() or ? then excluded.expires_at
-                             else hot_entries.expires_at end
-         returning counter`,
-        [key, expiry(ttlMs), sliding],
-      );
-      return Number(rows[0]?.counter ?? 0);
-    },
+    increment,
     async incrementBoth(first, second) {
       // Each increment is atomic; the pair need not be: the second only follows a first within its limit.
-      const a = await this.increment(first.key, first.ttlMs);
+      const a = await increment(first.key, first.ttlMs);
       if (a > first.limit) return [a, undefined];
-      return [a, await this.increment(second.key, second.ttlMs, second.sliding)];
-    },
-    async count(key) {
-      const rows = await run<{ counter: string | number }>(
-        "select counter from hot_entries where key = ? and expires_at > now()",
-        [key],
-      );
-      return Number(rows[0]?.counter ?? 0);
+      return [a, await increment(second.key, second.ttlMs, second.sliding)];
     },
     async ttl(key) {
       const rows = await run<{ ms: string | number }>(

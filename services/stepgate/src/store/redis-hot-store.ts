@@ -34,7 +34,6 @@ export function createRedisHotStore(options: RedisHotStoreOptions): HotStore {
   });
   // Connection errors surface through the commands and health; the client reconnects itself.
   redis.on("error", () => {});
-  const toCount = (v: string | null) => (v === null ? 0 : Number(v));
   return {
     kind: "redis",
     get: (key) => redis.get(key),
@@ -69,7 +68,6 @@ export function createRedisHotStore(options: RedisHotStoreOptions): HotStore {
       )) as [number, number];
       return [Number(a), b < 0 ? undefined : Number(b)];
     },
-    count: async (key) => toCount(await redis.get(key)),
     ttl: async (key) => Math.max(0, await redis.pttl(key)),
     async delete(...keys) {
       if (keys.length > 0) await redis.del(...keys);
