@@ -2,7 +2,7 @@
 // field names, NOT_FOUND, PERMISSION_DENIED, RESOURCE_EXHAUSTED, UNAUTHENTICATED), never a crash,
 // and a rejected factor change leaves no row created or changed.
 import assert from "node:assert/strict";
-import { generateKeyPairSync, sign } from "node:crypto";
+import { generateKeyPairSync, randomBytes, sign } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
@@ -16,6 +16,7 @@ import {
   HealthCheckResponseSchema,
 } from "@stepgate/api/gen/grpc/health/v1/health_pb";
 import { connectErrorFromStatus, createGrpcJsTransport } from "@stepgate/grpc-bridge";
+import { assertCallLines, logsOf } from "./support/call-logs.ts";
 import { expectFailure } from "./support/errors.ts";
 import { challenge, enrolTotp, newKey, newSession, newSubject, stepUpWithTotp } from "./support/flows.ts";
 import { type Harness, startStepgate } from "./support/stepgate.ts";
@@ -420,10 +421,85 @@ describe("bad input: field validation (INVALID_ARGUMENT with BadRequest field na
     });
   });
 
-  it("no handler failed unexpectedly while rejecting all of the above", () => {
-    assert.deepEqual(
-      h.logs.filter((line) => line.includes('"call failed"') || line.includes('"INTERNAL"')),
-      [],
+  it("bad input on every RPC: one log line per call, none failed or INTERNAL, none echoing a secret", async () => {
+    const grant = `grant-${randomBytes(12).toString("hex")}`;
+    const token = `eyJ${randomBytes(24).toString("base64url")}`;
+    const recoveryCode = `rc-${randomBytes(9).toString("hex")}`;
+    const code = "987654";
+    // Each request is valid but for the named fields, so the secrets sit in fields that passed.
+    const rejected: [string, () => Promise<unknown>, string[]][] = [
+      [
+        "StepUpService/StepUp",
+        () => h.client.stepUp.stepUp({ subject: "user\u0000x", sessionId: sid, action }),
+        ["subject"],
+      ],
+      [
+        "StepUpService/Verify",
+        () =>
+          h.client.stepUp.verify({
+            challengeId: "short",
+            subject: s,
+            sessionId: sid,
+            action,
+            proof: totp(code),
+            idempotencyKey: key,
+          }),
+        ["challenge_id"],
+      ],
+      [
+        "StepUpService/Verify",
+        () =>
+          h.client.stepUp.verify({
+            challengeId: unknownChallengeId,
+            subject: s,
+            sessionId: sid,
+            action,
+            proof: recovery(recoveryCode),
+            idempotencyKey: "short",
+          }),
+        ["idempotency_key"],
+      ],
+      [
+        "StepUpService/CheckGrant",
+        () => h.client.stepUp.checkGrant({ token, action: "a".repeat(129) }),
+        ["action"],
+      ],
+      [
+        "StepUpService/EndSession",
+        () => h.client.stepUp.endSession({ subject: s, sessionId: "" }),
+        ["session_id"],
+      ],
+      [
+        "FactorService/EnrollTotp",
+        () => h.client.factors.enrollTotp({ subject: s, label: "l".repeat(65), accountName: "a", grant }),
+        ["label"],
+      ],
+      [
+        "FactorService/ConfirmTotp",
+        () => h.client.factors.confirmTotp({ subject: s, factorId: "not-a-uuid", code }),
+        ["factor_id"],
+      ],
+      [
+        "FactorService/CreateRecoveryCodes",
+        () => h.client.factors.createRecoveryCodes({ subject: "s".repeat(257), grant }),
+        ["subject"],
+      ],
+      ["FactorService/ListFactors", () => h.client.factors.listFactors({ subject: "" }), ["subject"]],
+      [
+        "FactorService/RemoveFactor",
+        () => h.client.factors.removeFactor({ subject: s, factorId: "1234", grant }),
+        ["factor_id"],
+      ],
+    ];
+    const lines = await logsOf(h, async () => {
+      for (const [, call, fields] of rejected) await expectInvalid(call(), fields);
+      // GetJwks takes no input: there is nothing in it to reject.
+      await h.client.stepUp.getJwks({});
+    });
+    assertCallLines(
+      lines,
+      [...rejected.map(([rpc]) => `${rpc} INVALID_ARGUMENT`), "StepUpService/GetJwks OK"],
+      [grant, token, recoveryCode, code],
     );
   });
 });
@@ -467,13 +543,21 @@ describe("bad input on the wire (raw grpc-js client)", () => {
   }
 
   it("keeps serving after undecodable requests, on the same connection and on others", async () => {
-    assert.equal(await healthStatus(raw), HealthCheckResponse_ServingStatus.SERVING);
-    const res = await h.client.stepUp.stepUp({
-      subject: newSubject(),
-      sessionId: newSession(),
-      action: "payments.transfer",
+    const lines = await logsOf(h, async () => {
+      for (const path of allPaths) {
+        const result = await rawCall(raw, path, Buffer.from([0xff, 0xff, 0xff]));
+        assertStatus(result, grpc.status.INTERNAL, /^Error deserializing request$/, path);
+      }
+      assert.equal(await healthStatus(raw), HealthCheckResponse_ServingStatus.SERVING);
+      const res = await h.client.stepUp.stepUp({
+        subject: newSubject(),
+        sessionId: newSession(),
+        action: "payments.transfer",
+      });
+      assert.equal(res.outcome.case, "enrollmentRequired");
     });
-    assert.equal(res.outcome.case, "enrollmentRequired");
+    // No handler ran for the undecodable requests: the one call logged is the StepUp that followed.
+    assertCallLines(lines, ["StepUpService/StepUp OK"]);
   });
 
   it("unknown fields are skipped: a message of only unknown fields is an empty request", async () => {
@@ -579,11 +663,11 @@ describe("bad input: the stepgate-caller header", () => {
     await h.close();
   });
 
-  const subject = newSubject();
+  const defaultSubject = newSubject();
   const sessionId = newSession();
   const action = "payments.transfer";
   /** Well-formed requests to every RPC that needs a caller, so only the header is wrong. */
-  const calls = (headers?: Record<string, string>) => {
+  const calls = (headers?: Record<string, string>, subject = defaultSubject) => {
     const options = headers ? { headers } : {};
     return {
       StepUp: () => stepUp.stepUp({ subject, sessionId, action }, options),
@@ -655,13 +739,37 @@ describe("bad input: the stepgate-caller header", () => {
 
   it("well-formed caller names are accepted, up to 64 characters", async () => {
     for (const caller of ["payments", "billing.v2_x-y", "0", "a".repeat(64)]) {
-      const res = await factors.listFactors({ subject }, { headers: { "stepgate-caller": caller } });
+      const res = await factors.listFactors(
+        { subject: defaultSubject },
+        { headers: { "stepgate-caller": caller } },
+      );
       assert.deepEqual(res.factors, []);
     }
   });
 
-  it("a rejected caller wrote nothing", async () => {
+  it("a rejected caller writes nothing, where the same requests from a valid caller would", async () => {
+    const subject = newSubject();
+    const rpcs = Object.keys(calls()).map(
+      (name) =>
+        `${StepUpService.methods.some((m) => m.name === name) ? "StepUpService" : "FactorService"}/${name} UNAUTHENTICATED`,
+    );
+    const lines = await logsOf(h, async () => {
+      for (const headers of [undefined, { "stepgate-caller": "Payments" }]) {
+        for (const call of Object.values(calls(headers, subject))) {
+          await expectFailure(call(), Code.Unauthenticated, "CALLER_REQUIRED");
+        }
+      }
+    });
+    // Each was refused by its handler, which logged it.
+    assertCallLines(lines, [...rpcs, ...rpcs]);
     assert.deepEqual(await factorState(h, subject), { factors: [], codes: [], events: [] });
+    // The same requests are writes: with a valid caller, EnrollTotp and CreateRecoveryCodes write rows.
+    const valid = calls({ "stepgate-caller": "payments" }, subject);
+    await valid.EnrollTotp();
+    await valid.CreateRecoveryCodes();
+    const written = await factorState(h, subject);
+    assert.equal(written.factors.length, 2);
+    assert.ok(written.codes.length > 0);
   });
 
   // GetJwks does not check the header (step-up-handlers.ts): the key set is public, meant to be
@@ -890,7 +998,16 @@ for (const redis of [true, false]) {
         );
       });
 
-      it("the real grant still checks (the garbage consumed nothing)", async () => {
+      it("the real grant still checks after garbage and altered copies of it (they consumed nothing)", async () => {
+        const [header, payload, signature] = token.split(".") as [string, string, string];
+        const flipped = `${signature.slice(0, 10)}${signature[10] === "A" ? "B" : "A"}${signature.slice(11)}`;
+        for (const garbage of ["garbage", `${header}.${payload}.${flipped}`, `${header}.${payload}.`]) {
+          await expectFailure(
+            h.client.stepUp.checkGrant({ token: garbage, action }),
+            Code.PermissionDenied,
+            "GRANT_INVALID",
+          );
+        }
         const res = await h.client.stepUp.checkGrant({ token, action });
         assert.equal(res.action, action);
       });
@@ -1041,10 +1158,80 @@ for (const redis of [true, false]) {
       });
     });
 
-    it("no handler failed unexpectedly", () => {
-      assert.deepEqual(
-        h.logs.filter((line) => line.includes('"call failed"')),
-        [],
+    it("bad input with state: one log line per call, none failed or INTERNAL, none carrying a secret", async () => {
+      const subject = newSubject();
+      const sessionId = newSession();
+      const action = "payments.transfer";
+      const { factorId, secret } = await enrolTotp(h, subject);
+      const token = await grantFor(h, subject, secret, action);
+      const c = await challenge(h.client, subject, sessionId, action);
+      const wrong = wrongCode(h, secret);
+      const right = h.code(secret);
+      const recoveryCode = `rc-${randomBytes(9).toString("hex")}`;
+      const [header, payload, signature] = token.split(".") as [string, string, string];
+      const claims = JSON.parse(Buffer.from(payload, "base64url").toString()) as Record<string, unknown>;
+      const forged = `${header}.${Buffer.from(JSON.stringify({ ...claims, sub: "someone-else" })).toString("base64url")}.${signature}`;
+      const verify = (challengeId: string, proof: ReturnType<typeof totp> | ReturnType<typeof recovery>) =>
+        h.client.stepUp.verify({ challengeId, subject, sessionId, action, proof, idempotencyKey: newKey() });
+      const lines = await logsOf(h, async () => {
+        await expectFailure(verify(unknownChallengeId, totp(wrong)), Code.NotFound, "CHALLENGE_NOT_FOUND");
+        await expectFailure(
+          verify(c.challengeId, recovery(recoveryCode)),
+          Code.FailedPrecondition,
+          "METHOD_NOT_ALLOWED",
+        );
+        await expectFailure(verify(c.challengeId, totp(wrong)), Code.PermissionDenied, "WRONG_CODE");
+        await expectFailure(
+          h.client.stepUp.stepUp({ subject, sessionId, action: "payments.refund" }),
+          Code.NotFound,
+          "UNKNOWN_ACTION",
+        );
+        await expectFailure(
+          h.client.stepUp.checkGrant({ token, action: "account.change_email" }),
+          Code.PermissionDenied,
+          "GRANT_MISMATCH",
+        );
+        await expectFailure(
+          h.client.stepUp.checkGrant({ token: forged, action }),
+          Code.PermissionDenied,
+          "GRANT_INVALID",
+        );
+        await expectFailure(
+          h.client.factors.enrollTotp({ subject, label: "Tablet", accountName: "a", grant: token }),
+          Code.PermissionDenied,
+          "GRANT_MISMATCH",
+        );
+        await expectFailure(
+          h.client.factors.confirmTotp({ subject, factorId, code: right }),
+          Code.FailedPrecondition,
+          "FACTOR_STATE",
+        );
+        await expectFailure(
+          h.client.factors.createRecoveryCodes({ subject, grant: token }),
+          Code.PermissionDenied,
+          "GRANT_MISMATCH",
+        );
+        await expectFailure(
+          h.client.factors.removeFactor({ subject, factorId, grant: token }),
+          Code.PermissionDenied,
+          "GRANT_MISMATCH",
+        );
+      });
+      assertCallLines(
+        lines,
+        [
+          "StepUpService/Verify NOT_FOUND",
+          "StepUpService/Verify FAILED_PRECONDITION",
+          "StepUpService/Verify PERMISSION_DENIED",
+          "StepUpService/StepUp NOT_FOUND",
+          "StepUpService/CheckGrant PERMISSION_DENIED",
+          "StepUpService/CheckGrant PERMISSION_DENIED",
+          "FactorService/EnrollTotp PERMISSION_DENIED",
+          "FactorService/ConfirmTotp FAILED_PRECONDITION",
+          "FactorService/CreateRecoveryCodes PERMISSION_DENIED",
+          "FactorService/RemoveFactor PERMISSION_DENIED",
+        ],
+        [secret, token, forged, signature, wrong, right, recoveryCode],
       );
     });
   });

@@ -16,7 +16,7 @@ import {
   HealthCheckResponseSchema,
 } from "@stepgate/api/gen/grpc/health/v1/health_pb";
 import { ConfigError } from "@stepgate/server/config/config-error";
-import { parsePolicy } from "@stepgate/server/config/policy";
+import { parsePolicy } from "@stepgate/server/policy/policy";
 import { createTestDatabase } from "./support/database.ts";
 import { testPolicy } from "./support/stepgate.ts";
 

@@ -34,14 +34,19 @@ describe("replicas starting together on an empty database", () => {
     await db.drop();
   });
 
-  it("apply the migrations once and create exactly one signing key, which all of them publish", async () => {
+  it("apply the migrations once and create exactly one signing key and fingerprint key, which all of them use", async () => {
     const migrations = await db.query<{ name: string }>("select name from stepgate_migrations");
     assert.deepEqual(
       migrations.map((m) => m.name),
-      ["001-initial"],
+      ["001-initial", "002-service-secrets"],
     );
     const keys = await db.query<{ kid: string }>("select kid from signing_keys");
     assert.equal(keys.length, 1);
+    const secrets = await db.query<{ name: string }>("select name from service_secrets");
+    assert.deepEqual(
+      secrets.map((s) => s.name),
+      ["fingerprint"],
+    );
     const published = await Promise.all(
       replicas.map(async (r) => {
         const client = createStepgateClient({ target: `127.0.0.1:${r.port}`, caller: "payments" });

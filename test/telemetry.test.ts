@@ -142,6 +142,9 @@ describe("telemetry: one trace per flow, metrics and logs", () => {
 
   it("never exports a code, secret, grant or raw subject id", () => {
     const exported = receiver.bodies.join("\n");
+    // What is searched holds the flow: its trace from both processes, and the replica's lines for its calls.
+    assert.ok(exported.includes(flow.traceId), "the flow's trace was exported");
+    assert.deepEqual([...new Set(spans.map((s) => s.service))].sort(), ["payments", "stepgate"]);
     for (const secret of [...flow.secrets, flow.subject]) {
       assert.equal(
         exported.includes(secret),
@@ -150,6 +153,7 @@ describe("telemetry: one trace per flow, metrics and logs", () => {
       );
     }
     const logs = cluster.replicas[0]?.lines.join("\n") ?? "";
+    assert.ok(logs.includes(`"trace_id":"${flow.traceId}"`), "the replica logged the flow's calls");
     for (const secret of flow.secrets)
       assert.equal(logs.includes(secret), false, "a log line holds a secret");
   });

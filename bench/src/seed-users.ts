@@ -1,7 +1,7 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import { parseKeyRing } from "@stepgate/server/crypto/key-ring";
-import { totpBinding } from "@stepgate/server/factors/check-proof";
 import { newTotpSecret } from "@stepgate/server/factors/totp";
+import { sealTotpSecret } from "@stepgate/server/factors/totp-secret";
 import pg from "pg";
 
 /** A subject with one active TOTP factor whose secret the load generators know. */
@@ -42,7 +42,7 @@ export async function seedUsers(
         const secret = newTotpSecret();
         ids.push(id);
         subjects.push(subject);
-        secrets.push(ring.seal(Buffer.from(secret, "utf8"), totpBinding(id, subject)));
+        secrets.push(sealTotpSecret(ring, id, subject, secret));
         users.push({ subject, secret });
       }
       await client.query(

@@ -1,14 +1,8 @@
 import { context, ROOT_CONTEXT } from "@opentelemetry/api";
-import type { Database } from "../store/database.ts";
-import { sqlFor } from "../store/sql.ts";
+import type { AuditEvent, AuditStore } from "../store/audit-store.ts";
 
-/** A security-relevant event; `details` must never hold a secret or a code. */
-export interface AuditRecord {
-  type: string;
-  subject?: string;
-  caller?: string;
-  details?: Record<string, unknown>;
-}
+/** A security-relevant event as a use case reports it; `details` must never hold a secret or a code. */
+export type AuditRecord = Omit<AuditEvent, "at">;
 
 export interface AuditLog {
   /** Queues an event; it is written within `flushIntervalMs`, in order, with the time it happened. */
@@ -20,16 +14,15 @@ export interface AuditLog {
 }
 
 export interface AuditLogOptions {
+  store: AuditStore;
+  /** Names the replica on every event. */
   replica: string;
+  /** Told of every failed write (the events stay queued) and of dropped events; never throws into a flow. */
   onError: (error: unknown) => void;
   /** How long an event may wait to be batched with others. Default 20 ms. */
   flushIntervalMs?: number;
   /** Events kept while PostgreSQL is failing; past this the oldest are dropped and reported. Default 100,000. */
   maxQueued?: number;
-}
-
-interface Queued extends AuditRecord {
-  at: Date;
 }
 
 const batchSize = 500;
@@ -39,30 +32,17 @@ const batchSize = 500;
  * interval instead of a round trip and a commit per call. A failed write keeps the events queued
  * for the next attempt and is reported, never thrown into a flow.
  */
-export function createAuditLog(db: Database, options: AuditLogOptions): AuditLog {
-  const sql = sqlFor(db);
+export function createAuditLog(options: AuditLogOptions): AuditLog {
   const interval = options.flushIntervalMs ?? 20;
   const maxQueued = options.maxQueued ?? 100_000;
-  let queue: Queued[] = [];
+  let queue: AuditEvent[] = [];
   let timer: NodeJS.Timeout | undefined;
   let writing: Promise<void> = Promise.resolve();
 
   const write = async () => {
     while (queue.length > 0) {
       const batch = queue.slice(0, batchSize);
-      await sql(
-        `insert into audit_events (at, type, subject, caller, replica, details)
-         select at, type, subject, caller, ?, details
-         from unnest(?::timestamptz[], ?::text[], ?::text[], ?::text[], ?::jsonb[]) as e(at, type, subject, caller, details)`,
-        [
-          options.replica,
-          batch.map((e) => e.at),
-          batch.map((e) => e.type),
-          batch.map((e) => e.subject ?? null),
-          batch.map((e) => e.caller ?? null),
-          batch.map((e) => JSON.stringify(e.details ?? {})),
-        ],
-      );
+      await options.store.append(batch, options.replica);
       queue = queue.slice(batch.length);
     }
   };

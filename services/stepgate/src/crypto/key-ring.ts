@@ -1,11 +1,4 @@
-import {
-  createCipheriv,
-  createDecipheriv,
-  createSecretKey,
-  hkdfSync,
-  type KeyObject,
-  randomBytes,
-} from "node:crypto";
+import { createCipheriv, createDecipheriv, createSecretKey, type KeyObject, randomBytes } from "node:crypto";
 import { ConfigError } from "../config/config-error.ts";
 
 const version = 1;
@@ -22,8 +15,6 @@ export interface KeyRing {
   open(sealed: Uint8Array, binding: string): Buffer;
   /** The key id a sealed value was written with. */
   keyIdOf(sealed: Uint8Array): string;
-  /** A 32-byte key for `purpose`, derived from the active key (HKDF-SHA256). */
-  derive(purpose: string): Buffer;
 }
 
 /**
@@ -62,8 +53,6 @@ function createKeyRing(raw: Map<string, Buffer>, activeKeyId: string): KeyRing {
   return {
     activeKeyId,
     keyIdOf,
-    derive: (purpose) =>
-      Buffer.from(hkdfSync("sha256", raw.get(activeKeyId) as Buffer, Buffer.alloc(0), purpose, 32)),
     seal(plaintext, binding) {
       const key = keys.get(activeKeyId) as KeyObject;
       const kid = Buffer.from(activeKeyId, "utf8");

@@ -1,29 +1,18 @@
-/** Machine-readable failure reasons; the RPC layer maps each to a gRPC status (see rpc/errors.ts). */
-export type Reason =
-  | "WRONG_CODE"
-  | "CODE_REPLAYED"
-  | "CHALLENGE_EXPIRED"
-  | "CHALLENGE_LOCKED"
-  | "SUBJECT_LOCKED"
-  | "CHALLENGE_USED"
-  | "CHALLENGE_NOT_FOUND"
-  | "CHALLENGE_MISMATCH"
-  | "METHOD_NOT_ALLOWED"
-  | "IDEMPOTENCY_KEY_REUSED"
-  | "GRANT_INVALID"
-  | "GRANT_EXPIRED"
-  | "GRANT_REVOKED"
-  | "GRANT_CONSUMED"
-  | "GRANT_MISMATCH"
-  | "GRANT_REQUIRED"
-  | "UNKNOWN_ACTION"
-  | "FACTOR_NOT_FOUND"
-  | "FACTOR_STATE";
+import type { ErrorReason } from "@stepgate/api";
+
+/**
+ * Every reason the service sends, named as in the proto's `ErrorReason` enum (without its
+ * `ERROR_REASON_` prefix). `IN_PROGRESS` is reserved and never sent.
+ */
+export type SentReason = Exclude<keyof typeof ErrorReason, "UNSPECIFIED" | "IN_PROGRESS">;
+
+/** The reasons domain code fails with; the RPC layer adds CALLER_REQUIRED and STORE_UNAVAILABLE. */
+export type Reason = Exclude<SentReason, "CALLER_REQUIRED" | "STORE_UNAVAILABLE">;
 
 export interface StepgateErrorInit {
   /** Non-secret facts for the caller, e.g. attempts_remaining. */
   metadata?: Record<string, string>;
-  /** When the caller may try again. */
+  /** When the caller may try again, in ms. */
   retryAfterMs?: number;
 }
 

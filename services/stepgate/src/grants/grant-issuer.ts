@@ -1,11 +1,12 @@
 import { createGrantSigner, type GrantClaims } from "@stepgate/grant";
-import type { ActionPolicy } from "../config/policy.ts";
 import { randomToken } from "../crypto/random-id.ts";
 import { type Clock, toSeconds } from "../domain/clock.ts";
-import type { Elevation } from "../stepup/elevations.ts";
+import type { Elevation } from "../domain/elevation.ts";
+import { inSpanSync } from "../observability/tracing.ts";
+import type { ActionPolicy } from "../policy/policy.ts";
 import type { SigningKeys } from "./signing-keys.ts";
 
-/** A signed grant and its claims. */
+/** A signed grant (compact JWT, EdDSA) and its claims. */
 export interface IssuedGrant {
   token: string;
   claims: GrantClaims;
@@ -14,17 +15,32 @@ export interface IssuedGrant {
 export interface GrantRequest {
   subject: string;
   sessionId: string;
+  /** The calling service: the grant's audience. */
   caller: string;
   action: ActionPolicy;
   elevation: Elevation;
 }
 
+/** Signs a grant for a request; never fails for a valid request. */
 export type GrantIssuer = (request: GrantRequest) => IssuedGrant;
 
-/** Issues grants bound to the calling service (aud) and the action, signed with the active key. */
-export function createGrantIssuer(keys: SigningKeys, issuer: string, clock: Clock): GrantIssuer {
-  const signer = createGrantSigner(keys.active);
-  return ({ subject, sessionId, caller, action, elevation }) => {
+export interface GrantIssuerDeps {
+  signingKeys: SigningKeys;
+  /** The `iss` claim. */
+  issuer: string;
+  clock: Clock;
+  /** Names the replica on the `stepgate.grant.sign` span. */
+  replicaId: string;
+}
+
+/**
+ * Issues grants bound to the calling service (aud) and the action, signed with the active key,
+ * each inside a `stepgate.grant.sign` span. Claims: iss, sub, sid, aud, action, acr, amr (RFC 8176),
+ * auth_time, iat, exp (seconds), jti; `single_use` when the action's max_age is 0.
+ */
+export function createGrantIssuer({ signingKeys, issuer, clock, replicaId }: GrantIssuerDeps): GrantIssuer {
+  const signer = createGrantSigner(signingKeys.active);
+  const sign = ({ subject, sessionId, caller, action, elevation }: GrantRequest): IssuedGrant => {
     const iat = toSeconds(clock());
     const claims: GrantClaims = {
       iss: issuer,
@@ -43,4 +59,20 @@ export function createGrantIssuer(keys: SigningKeys, issuer: string, clock: Cloc
     if (action.maxAge === 0) claims.single_use = true;
     return { token: signer.sign(claims), claims };
   };
+  return (request) =>
+    inSpanSync(
+      "stepgate.grant.sign",
+      {
+        "stepgate.action": request.action.name,
+        "stepgate.acr": request.elevation.acr,
+        "stepgate.replica": replicaId,
+      },
+      () => sign(request),
+    );
+}
+
+/** The audit details of an issued grant: no token, only its id and claims that are not secret. */
+export function grantAudit(grant: IssuedGrant): Record<string, unknown> {
+  const { action, acr, amr, jti, exp } = grant.claims;
+  return { action, acr, amr, grant_id: jti, exp };
 }

@@ -8,8 +8,7 @@ import {
 import type { Jwk } from "@stepgate/grant";
 import { ConfigError } from "../config/config-error.ts";
 import type { KeyRing } from "../crypto/key-ring.ts";
-import type { Database } from "../store/database.ts";
-import { sqlFor } from "../store/sql.ts";
+import type { SigningKeyStore } from "../store/signing-key-store.ts";
 
 /** The key that signs new grants, and every key a grant may still be signed with. */
 export interface SigningKeys {
@@ -24,49 +23,42 @@ function thumbprint(x: string): string {
   return createHash("sha256").update(`{"crv":"Ed25519","kty":"OKP","x":"${x}"}`).digest("base64url");
 }
 
-interface KeyRow {
-  kid: string;
-  public_jwk: Jwk;
-  private_key: Buffer;
-  active: boolean;
+export interface SigningKeysDeps {
+  store: SigningKeyStore;
+  /** Seals new private keys and opens the active one. */
+  keyRing: KeyRing;
 }
 
 /**
  * Loads the signing keys, creating the first one if there is none. Replicas that start together
- * each try to insert a key; the unique index on the active flag lets exactly one win.
+ * each try to insert a key; the store lets exactly one win. Fails with a ConfigError when the key
+ * ring cannot open the active key (another ring sealed it).
  */
-export async function loadSigningKeys(db: Database, keyRing: KeyRing): Promise<SigningKeys> {
-  const sql = sqlFor(db);
-  const select = () =>
-    sql<KeyRow>("select kid, public_jwk, private_key, active from signing_keys order by created_at");
-  let rows = await select();
+export async function loadSigningKeys({ store, keyRing }: SigningKeysDeps): Promise<SigningKeys> {
+  let rows = await store.list();
   if (!rows.some((r) => r.active)) {
     const { publicKey, privateKey } = generateKeyPairSync("ed25519");
     const x = publicKey.export({ format: "jwk" }).x as string;
     const kid = thumbprint(x);
     const jwk: Jwk = { kty: "OKP", crv: "Ed25519", x, kid, alg: "EdDSA", use: "sig" };
-    const sealed = keyRing.seal(privateKey.export({ format: "der", type: "pkcs8" }), binding(kid));
-    await sql(
-      `insert into signing_keys (kid, public_jwk, private_key, key_id, active, created_at)
-       values (?, ?, ?, ?, true, now()) on conflict do nothing`,
-      [kid, JSON.stringify(jwk), sealed, keyRing.activeKeyId],
-    );
-    rows = await select();
+    const sealedPrivateKey = keyRing.seal(privateKey.export({ format: "der", type: "pkcs8" }), binding(kid));
+    await store.insertActive({ kid, publicJwk: jwk, sealedPrivateKey }, keyRing.activeKeyId);
+    rows = await store.list();
   }
   const activeRow = rows.find((r) => r.active);
   if (!activeRow) throw new Error("no active signing key after creation");
   let der: Buffer;
   try {
-    der = keyRing.open(activeRow.private_key, binding(activeRow.kid));
+    der = keyRing.open(activeRow.sealedPrivateKey, binding(activeRow.kid));
   } catch {
     // The usual cause is a replica started with another key ring than the one that sealed the key.
     throw new ConfigError(
-      `STEPGATE_ENCRYPTION_KEYS: cannot open the signing key; the ring must hold key "${keyRing.keyIdOf(activeRow.private_key)}" that sealed it`,
+      `STEPGATE_ENCRYPTION_KEYS: cannot open the signing key; the ring must hold key "${keyRing.keyIdOf(activeRow.sealedPrivateKey)}" that sealed it`,
     );
   }
   const privateKey = createPrivateKey({ key: der, format: "der", type: "pkcs8" });
   // A key that does not match its published half would sign grants nobody can verify.
   const x = createPublicKey(privateKey).export({ format: "jwk" }).x;
-  if (x !== activeRow.public_jwk.x) throw new Error("active signing key does not match its public key");
-  return { active: { kid: activeRow.kid, privateKey }, published: rows.map((r) => r.public_jwk) };
+  if (x !== activeRow.publicJwk.x) throw new Error("active signing key does not match its public key");
+  return { active: { kid: activeRow.kid, privateKey }, published: rows.map((r) => r.publicJwk) };
 }

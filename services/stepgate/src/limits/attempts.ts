@@ -1,7 +1,6 @@
-import type { Policy } from "../config/policy.ts";
-import { hotKey } from "../domain/hot-keys.ts";
 import { StepgateError } from "../domain/stepgate-error.ts";
-import type { HotStore } from "../store/hot-store.ts";
+import type { Policy } from "../policy/policy.ts";
+import type { AttemptCounters } from "../store/attempt-counters.ts";
 
 /**
  * Attempt limits. Each attempt is counted before the answer is checked, with an atomic
@@ -10,23 +9,31 @@ import type { HotStore } from "../store/hot-store.ts";
 export interface Attempts {
   /**
    * Spends one attempt at the challenge and then one of the subject's consecutive failures, in one
-   * atomic step: CHALLENGE_LOCKED past the challenge's limit (the subject's count is left alone),
-   * SUBJECT_LOCKED past the subject's. Returns the challenge's attempts left.
+   * atomic step. Returns the challenge's attempts left.
+   * Fails with CHALLENGE_LOCKED past the challenge's limit (the subject's count is left alone), or
+   * SUBJECT_LOCKED past the subject's (with the ms until it lifts as `retryAfterMs`).
    */
   spend(challengeId: string, subject: string, challengeTtlMs: number): Promise<number>;
   /** A right answer ends the subject's run of consecutive failures. */
   succeeded(subject: string): Promise<void>;
 }
 
-export function createAttempts(hot: HotStore, policy: Policy): Attempts {
-  const failuresKey = (subject: string) => hotKey("failures", subject);
+export interface AttemptsDeps {
+  counters: AttemptCounters;
+  policy: Pick<Policy, "challengeMaxAttempts" | "lockoutMaxFailures" | "lockoutDuration">;
+}
+
+export function createAttempts({ counters, policy }: AttemptsDeps): Attempts {
   return {
     async spend(challengeId, subject, challengeTtlMs) {
-      const [onChallenge, onSubject] = await hot.incrementBoth(
-        { key: `attempts:${challengeId}`, ttlMs: challengeTtlMs, limit: policy.challengeMaxAttempts },
+      const { onChallenge, onSubject } = await counters.spend({
+        challengeId,
+        challengeLimit: policy.challengeMaxAttempts,
+        challengeTtlMs,
+        subject,
         // Sliding: the lockout lasts `duration` from the latest failed attempt.
-        { key: failuresKey(subject), ttlMs: policy.lockoutDuration * 1000, sliding: true },
-      );
+        failureTtlMs: policy.lockoutDuration * 1000,
+      });
       if (onChallenge > policy.challengeMaxAttempts) {
         throw new StepgateError("CHALLENGE_LOCKED", "no attempts left", {
           metadata: { attempts_remaining: "0" },
@@ -34,13 +41,11 @@ export function createAttempts(hot: HotStore, policy: Policy): Attempts {
       }
       if ((onSubject ?? 0) > policy.lockoutMaxFailures) {
         throw new StepgateError("SUBJECT_LOCKED", "too many failed attempts", {
-          retryAfterMs: await hot.ttl(failuresKey(subject)),
+          retryAfterMs: await counters.failuresLapseInMs(subject),
         });
       }
       return policy.challengeMaxAttempts - onChallenge;
     },
-    async succeeded(subject) {
-      await hot.delete(failuresKey(subject));
-    },
+    succeeded: (subject) => counters.clearFailures(subject),
   };
 }

@@ -1,4 +1,5 @@
-import type { ActionPolicy, MethodName, Policy } from "../config/policy.ts";
+import type { MethodName } from "../domain/method.ts";
+import type { ActionPolicy, Policy } from "./policy.ts";
 
 /** True when `acr` is at least as strong as `required` in the policy's ordered levels. */
 export function reaches(policy: Policy, acr: string, required: string): boolean {
@@ -17,4 +18,14 @@ export function methodsFor(policy: Policy, action: ActionPolicy): MethodName[] {
 /** The levels that satisfy `required`: it and every stronger one. */
 export function levelsAtLeast(policy: Policy, required: string): string[] {
   return policy.levels.slice(Math.max(0, policy.levels.indexOf(required)));
+}
+
+/** How long an elevation is worth keeping, in ms: as long as the most lenient action accepts it (at least 1 s). */
+export function elevationLifetimeMs(policy: Policy): number {
+  return Math.max(1, ...[...policy.actions.values()].map((a) => a.maxAge)) * 1000;
+}
+
+/** The longest grant lifetime of any action, in ms: revocations must outlive every grant. */
+export function longestGrantLifetimeMs(policy: Policy): number {
+  return Math.max(...[...policy.actions.values()].map((a) => a.grantTtl)) * 1000;
 }

@@ -1,5 +1,4 @@
 import type { HandlerContext } from "@connectrpc/connect";
-import { Code } from "@connectrpc/connect";
 import { callerHeader } from "@stepgate/api";
 import { reasonError } from "./errors.ts";
 
@@ -11,7 +10,6 @@ export function callerOf(ctx: HandlerContext): string {
   if (!callerPattern.test(caller)) {
     throw reasonError(
       "CALLER_REQUIRED",
-      Code.Unauthenticated,
       `the ${callerHeader} header must name the calling service (lowercase letters, digits, . _ -)`,
     );
   }

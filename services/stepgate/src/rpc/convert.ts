@@ -2,8 +2,8 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { FactorSchema } from "@stepgate/api";
 import { FactorStatus, type GrantSchema, Method } from "@stepgate/api";
-import type { MethodName } from "../config/policy.ts";
-import type { FactorRow } from "../factors/factor-store.ts";
+import type { Factor } from "../domain/factor.ts";
+import type { MethodName } from "../domain/method.ts";
 import type { IssuedGrant } from "../grants/grant-issuer.ts";
 
 const methodNumbers: Record<MethodName, Method> = { totp: Method.TOTP, recovery_code: Method.RECOVERY_CODE };
@@ -24,10 +24,10 @@ export function grantToProto({ token, claims }: IssuedGrant): MessageInitShape<t
   };
 }
 
-export function factorToProto(f: FactorRow): MessageInitShape<typeof FactorSchema> {
+export function factorToProto(f: Factor): MessageInitShape<typeof FactorSchema> {
   return {
     factorId: f.id,
-    method: methodToProto(f.method as MethodName),
+    method: methodToProto(f.method),
     status: f.status === "active" ? FactorStatus.ACTIVE : FactorStatus.PENDING,
     label: f.label,
     createdAt: timestampFromMs(f.createdAt.getTime()),

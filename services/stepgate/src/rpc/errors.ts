@@ -1,38 +1,13 @@
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { ConnectError } from "@connectrpc/connect";
 import { errorDomain } from "@stepgate/api";
 import { ErrorInfoSchema, RetryInfoSchema } from "@stepgate/api/gen/google/rpc/error_details_pb";
-import { type Reason, StepgateError } from "../domain/stepgate-error.ts";
-
-const codes: Record<Reason, Code> = {
-  // A wrong or reused credential: the caller is not allowed to proceed.
-  WRONG_CODE: Code.PermissionDenied,
-  CODE_REPLAYED: Code.PermissionDenied,
-  CHALLENGE_MISMATCH: Code.PermissionDenied,
-  GRANT_INVALID: Code.PermissionDenied,
-  GRANT_EXPIRED: Code.PermissionDenied,
-  GRANT_REVOKED: Code.PermissionDenied,
-  GRANT_CONSUMED: Code.PermissionDenied,
-  GRANT_MISMATCH: Code.PermissionDenied,
-  GRANT_REQUIRED: Code.PermissionDenied,
-  // The system is not in the state the call needs; retrying the same call will not help.
-  CHALLENGE_EXPIRED: Code.FailedPrecondition,
-  CHALLENGE_USED: Code.FailedPrecondition,
-  METHOD_NOT_ALLOWED: Code.FailedPrecondition,
-  IDEMPOTENCY_KEY_REUSED: Code.FailedPrecondition,
-  FACTOR_STATE: Code.FailedPrecondition,
-  // Limits: RetryInfo says when, where a wait helps.
-  CHALLENGE_LOCKED: Code.ResourceExhausted,
-  SUBJECT_LOCKED: Code.ResourceExhausted,
-  CHALLENGE_NOT_FOUND: Code.NotFound,
-  UNKNOWN_ACTION: Code.NotFound,
-  FACTOR_NOT_FOUND: Code.NotFound,
-};
+import { type SentReason, StepgateError } from "../domain/stepgate-error.ts";
+import { reasonStatus } from "./reasons.ts";
 
 /** Builds the gRPC error for a reason, with an ErrorInfo and, when given, a RetryInfo. */
 export function reasonError(
-  reason: string,
-  code: Code,
+  reason: SentReason,
   message: string,
   metadata: Record<string, string> = {},
   retryAfterMs?: number,
@@ -43,12 +18,12 @@ export function reasonError(
   if (retryAfterMs !== undefined) {
     details.push({ desc: RetryInfoSchema, value: { retryDelay: durationFromMs(Math.max(0, retryAfterMs)) } });
   }
-  return new ConnectError(message, code, undefined, details);
+  return new ConnectError(message, reasonStatus[reason], undefined, details);
 }
 
 /** The gRPC error for a domain failure. */
 export function fromStepgateError(error: StepgateError): ConnectError {
-  return reasonError(error.reason, codes[error.reason], error.message, error.metadata, error.retryAfterMs);
+  return reasonError(error.reason, error.message, error.metadata, error.retryAfterMs);
 }
 
 const unavailableCodes = new Set([
@@ -81,7 +56,7 @@ export function toRpcError(error: unknown): unknown {
   if (error instanceof StepgateError) return fromStepgateError(error);
   // The store is down: UNAVAILABLE makes clients retry, ideally on another replica.
   if (isStoreUnavailable(error)) {
-    return reasonError("STORE_UNAVAILABLE", Code.Unavailable, "a store is not answering; retry", {}, 1000);
+    return reasonError("STORE_UNAVAILABLE", "a store is not answering; retry", {}, 1000);
   }
   return error;
 }

@@ -1,22 +1,26 @@
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { FactorService } from "@stepgate/api";
-import { confirmTotp, createRecoveryCodes, enrollTotp, removeFactor } from "../factors/factor-management.ts";
-import type { Stepgate } from "../stepgate.ts";
+import type { ConfirmTotp } from "../factors/confirm-totp.ts";
+import type { CreateRecoveryCodes } from "../factors/create-recovery-codes.ts";
+import type { EnrollTotp } from "../factors/enroll-totp.ts";
+import type { ListFactors } from "../factors/list-factors.ts";
+import type { RemoveFactor } from "../factors/remove-factor.ts";
 import { callerOf } from "./caller.ts";
 import { factorToProto } from "./convert.ts";
 import { fields, uuidPattern } from "./validate.ts";
 
-export interface FactorHandlerOptions {
-  /** The issuer name authenticator apps show next to the account. */
-  totpIssuer: string;
+/** The use cases FactorService serves. */
+export interface FactorUseCases {
+  enrollTotp: EnrollTotp;
+  confirmTotp: ConfirmTotp;
+  createRecoveryCodes: CreateRecoveryCodes;
+  listFactors: ListFactors;
+  removeFactor: RemoveFactor;
 }
 
-/** FactorService: enrolment and management of second factors. */
-export function factorHandlers(
-  sg: Stepgate,
-  options: FactorHandlerOptions,
-): ServiceImpl<typeof FactorService> {
+/** FactorService: validates requests, calls the factor use cases and translates their results. */
+export function factorHandlers(useCases: FactorUseCases): ServiceImpl<typeof FactorService> {
   return {
     async enrollTotp(req, ctx) {
       const caller = callerOf(ctx);
@@ -26,7 +30,7 @@ export function factorHandlers(
         .text("account_name", req.accountName, 128)
         .optionalText("grant", req.grant, 4096)
         .done();
-      const enrolled = await enrollTotp(sg, { ...req, caller, issuerName: options.totpIssuer });
+      const enrolled = await useCases.enrollTotp({ ...req, caller });
       return {
         factorId: enrolled.factorId,
         otpauthUri: enrolled.uri,
@@ -42,20 +46,20 @@ export function factorHandlers(
         .pattern("factor_id", req.factorId, uuidPattern, "is not a factor id")
         .pattern("code", req.code, /^\d{6}$/, "must be six digits")
         .done();
-      const factor = await confirmTotp(sg, req.subject, req.factorId, req.code, caller);
+      const factor = await useCases.confirmTotp({ ...req, caller });
       return { factor: factorToProto(factor) };
     },
 
     async createRecoveryCodes(req, ctx) {
       const caller = callerOf(ctx);
       fields().text("subject", req.subject).optionalText("grant", req.grant, 4096).done();
-      return createRecoveryCodes(sg, req.subject, req.grant, caller);
+      return useCases.createRecoveryCodes({ ...req, caller });
     },
 
     async listFactors(req, ctx) {
       callerOf(ctx);
       fields().text("subject", req.subject).done();
-      return { factors: (await sg.factors.list(req.subject)).map(factorToProto) };
+      return { factors: (await useCases.listFactors(req.subject)).map(factorToProto) };
     },
 
     async removeFactor(req, ctx) {
@@ -65,7 +69,7 @@ export function factorHandlers(
         .pattern("factor_id", req.factorId, uuidPattern, "is not a factor id")
         .optionalText("grant", req.grant, 4096)
         .done();
-      await removeFactor(sg, req.subject, req.factorId, req.grant, caller);
+      await useCases.removeFactor({ ...req, caller });
       return {};
     },
   };

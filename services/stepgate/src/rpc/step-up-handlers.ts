@@ -1,20 +1,34 @@
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { StepUpService } from "@stepgate/api";
-import type { MethodName } from "../config/policy.ts";
+import type { MethodName } from "../domain/method.ts";
+import type { CheckGrant } from "../grants/check-grant.ts";
+import type { GetJwks } from "../grants/get-jwks.ts";
 import { failureOutcome, measure } from "../observability/measure.ts";
-import type { Faults } from "../server/fault-injection.ts";
-import type { Stepgate } from "../stepgate.ts";
-import { stepUp } from "../stepup/step-up.ts";
-import { verify } from "../stepup/verify.ts";
+import type { Metrics } from "../observability/metrics.ts";
+import type { EndSession } from "../stepup/end-session.ts";
+import type { StepUp } from "../stepup/step-up.ts";
+import type { Verify } from "../stepup/verify.ts";
 import { callerOf } from "./caller.ts";
 import { grantToProto, methodToProto, secondsToTimestamp } from "./convert.ts";
 import { challengeIdPattern, fields } from "./validate.ts";
 
 const maxContextEntries = 16;
 
-/** StepUpService: translates protobuf to domain calls and back; errors are mapped by the guard. */
-export function stepUpHandlers(sg: Stepgate, faults: Faults): ServiceImpl<typeof StepUpService> {
+/** The use cases StepUpService serves, and what its metrics need. */
+export interface StepUpUseCases {
+  stepUp: StepUp;
+  verify: Verify;
+  checkGrant: CheckGrant;
+  endSession: EndSession;
+  getJwks: GetJwks;
+  metrics: Metrics;
+  /** True for actions the policy names: metric attributes must come from a bounded set. */
+  isKnownAction: (action: string) => boolean;
+}
+
+/** StepUpService: translates protobuf to use case calls and back; errors are mapped by the guard. */
+export function stepUpHandlers(u: StepUpUseCases): ServiceImpl<typeof StepUpService> {
   return {
     async stepUp(req, ctx) {
       const caller = callerOf(ctx);
@@ -34,12 +48,18 @@ export function stepUpHandlers(sg: Stepgate, faults: Faults): ServiceImpl<typeof
         v.text(field, key, 64).optionalText(field, value, 256);
       }
       v.done();
-      // Known actions only: a metric attribute must come from a bounded set.
-      const action = sg.policy.actions.has(req.action) ? req.action : "unknown";
+      const action = u.isKnownAction(req.action) ? req.action : "unknown";
       const outcome = await measure(
-        sg.metrics.stepUpDuration,
+        u.metrics.stepUpDuration,
         { "stepgate.action": action },
-        () => stepUp(sg, { ...req, caller, context: req.context }),
+        () =>
+          u.stepUp({
+            subject: req.subject,
+            sessionId: req.sessionId,
+            action: req.action,
+            caller,
+            context: req.context,
+          }),
         (o) => o.kind,
       );
       switch (outcome.kind) {
@@ -98,21 +118,30 @@ export function stepUpHandlers(sg: Stepgate, faults: Faults): ServiceImpl<typeof
       }
       v.done();
       const outcome = await measure(
-        sg.metrics.verifyDuration,
+        u.metrics.verifyDuration,
         { "stepgate.method": method },
-        () => verify(sg, { ...req, caller, method, code }),
+        () =>
+          u.verify({
+            challengeId: req.challengeId,
+            subject: req.subject,
+            sessionId: req.sessionId,
+            action: req.action,
+            caller,
+            method,
+            code,
+            idempotencyKey: req.idempotencyKey,
+          }),
         () => "success",
       ).then(
         (o) => {
-          sg.metrics.verification({ "stepgate.method": method, "stepgate.result": "success" });
+          u.metrics.verification({ "stepgate.method": method, "stepgate.result": "success" });
           return o;
         },
         (error: unknown) => {
-          sg.metrics.verification({ "stepgate.method": method, "stepgate.result": failureOutcome(error) });
+          u.metrics.verification({ "stepgate.method": method, "stepgate.result": failureOutcome(error) });
           throw error;
         },
       );
-      await faults.afterVerify(ctx, req.challengeId);
       return {
         grant: grantToProto(outcome.grant),
         method: methodToProto(outcome.method),
@@ -123,7 +152,7 @@ export function stepUpHandlers(sg: Stepgate, faults: Faults): ServiceImpl<typeof
     async checkGrant(req, ctx) {
       const caller = callerOf(ctx);
       fields().text("token", req.token, 4096).text("action", req.action, 128).done();
-      const claims = await sg.grants.check(req.token, { audience: caller, action: req.action });
+      const claims = await u.checkGrant(req.token, { audience: caller, action: req.action });
       return {
         subject: claims.sub,
         sessionId: claims.sid,
@@ -139,13 +168,12 @@ export function stepUpHandlers(sg: Stepgate, faults: Faults): ServiceImpl<typeof
     async endSession(req, ctx) {
       const caller = callerOf(ctx);
       fields().text("subject", req.subject).text("session_id", req.sessionId).done();
-      await sg.elevations.end(req.subject, req.sessionId, sg.clock());
-      sg.audit.record({ type: "session.ended", subject: req.subject, caller });
+      await u.endSession({ subject: req.subject, sessionId: req.sessionId, caller });
       return {};
     },
 
     async getJwks() {
-      const keys = sg.signingKeys.published;
+      const keys = u.getJwks();
       return { jwksJson: JSON.stringify({ keys }), keys };
     },
   };

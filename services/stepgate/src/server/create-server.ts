@@ -4,13 +4,14 @@ import { file_google_rpc_error_details } from "@stepgate/api/gen/google/rpc/erro
 import { Health as HealthService } from "@stepgate/api/gen/grpc/health/v1/health_pb";
 import { BenchService } from "@stepgate/api/gen/stepgate/bench/v1/bench_service_pb";
 import { addService } from "@stepgate/grpc-bridge";
+import type { Config } from "../config/config.ts";
 import { describeError } from "../log/describe-error.ts";
 import type { Logger } from "../log/logger.ts";
 import { factorHandlers } from "../rpc/factor-handlers.ts";
 import { guard } from "../rpc/guard.ts";
 import { stepUpHandlers } from "../rpc/step-up-handlers.ts";
-import type { Stepgate } from "../stepgate.ts";
-import { createFaults } from "./fault-injection.ts";
+import type { Composed } from "./compose.ts";
+import { withFaults } from "./fault-injection.ts";
 import { addHealth, type Health } from "./health.ts";
 import { addReflection } from "./reflection.ts";
 
@@ -22,9 +23,12 @@ export interface StepgateServer {
   health: Health;
 }
 
-/** The gRPC server: both services, health and reflection, logging one line per call. */
-export function createServer(sg: Stepgate, logger: Logger, totpIssuer: string): StepgateServer {
-  const c = sg.config.connections;
+/**
+ * The gRPC server: both services, health and reflection, logging one line per call. Test faults
+ * are installed only with STEPGATE_FAULT_INJECTION=1, the no-op bench service only with STEPGATE_BENCH=1.
+ */
+export function createServer(config: Config, service: Composed, logger: Logger): StepgateServer {
+  const c = config.connections;
   const server = new grpc.Server({
     "grpc.max_receive_message_length": maxMessageBytes,
     "grpc.max_send_message_length": 1024 * 1024,
@@ -34,7 +38,7 @@ export function createServer(sg: Stepgate, logger: Logger, totpIssuer: string): 
     "grpc.keepalive_timeout_ms": c.keepaliveTimeoutMs,
   });
   const hooks = {
-    replicaId: sg.config.replicaId,
+    replicaId: config.replicaId,
     onCallEnd({
       rpc,
       code,
@@ -50,13 +54,15 @@ export function createServer(sg: Stepgate, logger: Logger, totpIssuer: string): 
       const fields = { rpc, status, ms: Math.round(durationMs * 10) / 10 };
       if (error !== undefined) logger.error({ ...fields, error: describeError(error) }, "call failed");
       else logger.info(fields, "call");
-      if (code !== 0) sg.metrics.rpcError({ "rpc.method": rpc, "rpc.grpc.status_code": code });
+      if (code !== 0)
+        service.stepUpService.metrics.rpcError({ "rpc.method": rpc, "rpc.grpc.status_code": code });
     },
   };
-  const faults = createFaults(sg.config.faultInjection, sg.hot);
-  addService(server, StepUpService, guard(StepUpService, stepUpHandlers(sg, faults), hooks));
-  addService(server, FactorService, guard(FactorService, factorHandlers(sg, { totpIssuer }), hooks));
-  if (sg.config.bench) {
+  const stepUp = stepUpHandlers(service.stepUpService);
+  const stepUpServed = config.faultInjection ? withFaults(stepUp, service.stores.markers) : stepUp;
+  addService(server, StepUpService, guard(StepUpService, stepUpServed, hooks));
+  addService(server, FactorService, guard(FactorService, factorHandlers(service.factorService), hooks));
+  if (config.bench) {
     addService(
       server,
       BenchService,

@@ -3,8 +3,7 @@ import * as grpc from "@grpc/grpc-js";
 import type { Config } from "../config/config.ts";
 import type { Clock } from "../domain/clock.ts";
 import { type Logger, lifecycle } from "../log/logger.ts";
-import { sqlFor } from "../store/sql.ts";
-import { wire } from "../wiring.ts";
+import { compose } from "./compose.ts";
 import { createServer } from "./create-server.ts";
 import { watchStores } from "./health.ts";
 import { policePings } from "./ping-policy.ts";
@@ -23,8 +22,8 @@ export interface RunningServer {
 
 /** Starts a replica: wires the stores, binds the port, and reports SERVING once the stores answer. */
 export async function runServer(config: Config, logger: Logger, clock?: Clock): Promise<RunningServer> {
-  const wired = await wire(config, logger, clock);
-  const { server, health } = createServer(wired.stepgate, logger, "Stepgate");
+  const service = await compose(config, logger, clock);
+  const { server, health } = createServer(config, service, logger);
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync(
       `${config.host}:${config.port}`,
@@ -34,7 +33,7 @@ export async function runServer(config: Config, logger: Logger, clock?: Clock): 
   });
   const watcher = watchStores(
     health,
-    [() => sqlFor(wired.db)("select 1").then(() => {}), () => wired.hot.ping()],
+    [() => service.stores.pingDatabase(), () => service.stores.pingHot()],
     config.healthIntervalMs,
     (status, error) =>
       logger.warn(
@@ -45,10 +44,13 @@ export async function runServer(config: Config, logger: Logger, clock?: Clock): 
   policePings(server, config.connections.minPingIntervalMs, config.connections.maxPingStrikes);
   await watcher.probe();
   // Lifecycle lines are written whatever the level: supervisors and tests wait for them.
-  lifecycle(logger).info({ port, hotStore: wired.hot.kind, health: health.status }, "stepgate serving");
+  lifecycle(logger).info(
+    { port, hotStore: service.stores.hotKind, health: health.status },
+    "stepgate serving",
+  );
   return {
     port,
-    flushAudit: () => wired.stepgate.audit.flush(),
+    flushAudit: () => service.flushAudit(),
     async shutdown(graceMs = config.shutdownGraceMs) {
       watcher.stop();
       health.set("NOT_SERVING");
@@ -64,7 +66,7 @@ export async function runServer(config: Config, logger: Logger, clock?: Clock): 
           resolve();
         });
       });
-      await wired.close();
+      await service.close();
     },
   };
 }

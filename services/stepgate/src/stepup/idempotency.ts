@@ -1,5 +1,4 @@
 import { type Reason, StepgateError } from "../domain/stepgate-error.ts";
-import type { HotStore } from "../store/hot-store.ts";
 
 type Entry =
   | { state: "done"; fingerprint: string; sealed: string }
@@ -11,13 +10,20 @@ type Entry =
       metadata: Record<string, string>;
     };
 
+/** Where one idempotency key's result is recorded. */
+export interface ResultSlot {
+  /** What is recorded (null: nothing yet). */
+  read(): Promise<string | null>;
+  /** Records `entry` unless something is recorded already; true if this call recorded it. */
+  record(entry: string): Promise<boolean>;
+}
+
 export interface IdempotentCall<T> {
-  key: string;
-  /** What is recorded under `key`, when the caller read it already (null: nothing). */
+  slot: ResultSlot;
+  /** What the slot held when the caller read it already (null: nothing); read from the slot when absent. */
   recorded?: string | null;
-  /** A keyed hash of the request: the same key with another request is refused. */
+  /** A keyed hash of the request: the same key with another request fails with IDEMPOTENCY_KEY_REUSED. */
   fingerprint: string;
-  ttlMs: number;
   run: () => Promise<T>;
   /** Seals a stored result (it may hold a grant: a bearer token must not rest in clear). */
   seal: (value: T) => string;
@@ -28,10 +34,11 @@ export interface IdempotentCall<T> {
  * Gives every call with one key the first recorded result or failure. There is no "in progress"
  * lock: a retry whose first attempt died with its replica must not wait for it. Two attempts that
  * overlap both run (the proof's claim lets the same key through twice) and the first to record
- * its result wins; the other returns that result. Infrastructure errors are not recorded.
+ * its result wins; the other returns that result. Infrastructure errors and failures with a
+ * retry time (a lockout that will lift) are not recorded: a retry runs again.
  */
-export async function runOnce<T>(hot: HotStore, call: IdempotentCall<T>): Promise<T> {
-  const recorded = call.recorded === undefined ? await hot.get(call.key) : call.recorded;
+export async function runOnce<T>(call: IdempotentCall<T>): Promise<T> {
+  const recorded = call.recorded === undefined ? await call.slot.read() : call.recorded;
   if (recorded !== null) return replay(call, recorded);
   let entry: Entry;
   let value: T | undefined;
@@ -39,7 +46,6 @@ export async function runOnce<T>(hot: HotStore, call: IdempotentCall<T>): Promis
     value = await call.run();
     entry = { state: "done", fingerprint: call.fingerprint, sealed: call.seal(value) };
   } catch (error) {
-    // Nothing was decided (a store failed, or a lockout that will lift): a retry runs again.
     if (!(error instanceof StepgateError) || error.retryAfterMs !== undefined) throw error;
     entry = {
       state: "failed",
@@ -49,11 +55,11 @@ export async function runOnce<T>(hot: HotStore, call: IdempotentCall<T>): Promis
       metadata: error.metadata,
     };
   }
-  if (await hot.setIfAbsent(call.key, JSON.stringify(entry), call.ttlMs)) {
+  if (await call.slot.record(JSON.stringify(entry))) {
     return value === undefined ? replay(call, JSON.stringify(entry)) : value;
   }
   // An overlapping attempt recorded first: everyone gets its answer.
-  return replay(call, (await hot.get(call.key)) ?? JSON.stringify(entry));
+  return replay(call, (await call.slot.read()) ?? JSON.stringify(entry));
 }
 
 function replay<T>(call: IdempotentCall<T>, raw: string): T {

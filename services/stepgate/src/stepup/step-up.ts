@@ -1,18 +1,24 @@
-import type { ActionPolicy, MethodName } from "../config/policy.ts";
-import { toSeconds } from "../domain/clock.ts";
+import type { AuditLog } from "../audit/audit-log.ts";
+import { randomToken } from "../crypto/random-id.ts";
+import { type Challenge, challengeRetentionMs } from "../domain/challenge.ts";
+import { type Clock, toSeconds } from "../domain/clock.ts";
+import type { MethodName } from "../domain/method.ts";
 import { assertThat } from "../domain/stepgate-error.ts";
-import type { IssuedGrant } from "../grants/grant-issuer.ts";
-import { issue } from "../grants/issue.ts";
+import { type GrantIssuer, grantAudit, type IssuedGrant } from "../grants/grant-issuer.ts";
 import { inSpan } from "../observability/tracing.ts";
-import { methodsFor } from "../policy/assurance.ts";
-import type { Stepgate } from "../stepgate.ts";
-import type { Challenge } from "./challenges.ts";
+import { levelsAtLeast, methodsFor } from "../policy/assurance.ts";
+import type { ActionPolicy, Policy } from "../policy/policy.ts";
+import type { ChallengeStore } from "../store/challenge-store.ts";
+import type { FactorStore } from "../store/factor-store.ts";
+import type { SessionStore } from "../store/session-store.ts";
 
 export interface StepUpInput {
   subject: string;
   sessionId: string;
   action: string;
+  /** The calling service: the grant's audience and the only one that may answer a challenge. */
   caller: string;
+  /** Caller-supplied facts recorded in the audit trail. */
   context: Record<string, string>;
 }
 
@@ -21,33 +27,55 @@ export type StepUpOutcome =
   | { kind: "challenge"; challenge: Challenge; attemptsRemaining: number }
   | { kind: "enrollment_required"; acr: string; methods: MethodName[] };
 
-/** Decides whether the session may act now, must answer a challenge, or must enrol first. */
-export async function stepUp(sg: Stepgate, input: StepUpInput): Promise<StepUpOutcome> {
-  const action = sg.policy.actions.get(input.action);
-  assertThat(action, "UNKNOWN_ACTION", "no policy for this action");
-  const attributes = {
-    "stepgate.action": action.name,
-    "stepgate.acr.required": action.acr,
-    "stepgate.replica": sg.config.replicaId,
-  };
-  return inSpan("stepgate.policy.evaluate", attributes, async (span) => {
-    const outcome = await decide(sg, input, action);
-    span.setAttribute("stepgate.outcome", outcome.kind);
-    return outcome;
-  });
+/**
+ * Decides whether the session may act now (a grant from a fresh elevation, RFC 9470 acr and
+ * max_age), must answer a challenge, or must enrol first. Fails with UNKNOWN_ACTION.
+ */
+export type StepUp = (input: StepUpInput) => Promise<StepUpOutcome>;
+
+export interface StepUpDeps {
+  policy: Policy;
+  clock: Clock;
+  sessions: Pick<SessionStore, "findElevations">;
+  factors: Pick<FactorStore, "enrolled">;
+  challenges: Pick<ChallengeStore, "save">;
+  issueGrant: GrantIssuer;
+  audit: Pick<AuditLog, "record">;
+  /** Names the replica on the `stepgate.policy.evaluate` span. */
+  replicaId: string;
 }
 
-async function decide(sg: Stepgate, input: StepUpInput, action: ActionPolicy): Promise<StepUpOutcome> {
-  const now = sg.clock();
-  const allowed = methodsFor(sg.policy, action);
+export function createStepUp(deps: StepUpDeps): StepUp {
+  return async (input) => {
+    const action = deps.policy.actions.get(input.action);
+    assertThat(action, "UNKNOWN_ACTION", "no policy for this action");
+    const attributes = {
+      "stepgate.action": action.name,
+      "stepgate.acr.required": action.acr,
+      "stepgate.replica": deps.replicaId,
+    };
+    return inSpan("stepgate.policy.evaluate", attributes, async (span) => {
+      const outcome = await decide(deps, input, action);
+      span.setAttribute("stepgate.outcome", outcome.kind);
+      return outcome;
+    });
+  };
+}
+
+async function decide(deps: StepUpDeps, input: StepUpInput, action: ActionPolicy): Promise<StepUpOutcome> {
+  const { policy } = deps;
+  const now = deps.clock();
+  const allowed = methodsFor(policy, action);
+  // max_age 0: every grant is single-use and no earlier elevation counts.
   if (action.maxAge > 0) {
-    const elevations = await sg.elevations.find(input.subject, input.sessionId, action.acr);
+    const levels = levelsAtLeast(policy, action.acr);
+    const elevations = await deps.sessions.findElevations(input.subject, input.sessionId, levels);
     const fresh = elevations.find(
-      (e) => toSeconds(now) - e.authTime <= action.maxAge && allowed.includes(e.method as MethodName),
+      (e) => toSeconds(now) - e.authTime <= action.maxAge && allowed.includes(e.method),
     );
     if (fresh) {
-      const grant = issue(sg, { ...input, action, elevation: fresh });
-      sg.audit.record({
+      const grant = deps.issueGrant({ ...input, action, elevation: fresh });
+      deps.audit.record({
         type: "grant.issued",
         subject: input.subject,
         caller: input.caller,
@@ -56,29 +84,26 @@ async function decide(sg: Stepgate, input: StepUpInput, action: ActionPolicy): P
       return { kind: "grant", grant };
     }
   }
-  const enrolled = await sg.factors.enrolled(input.subject);
+  const enrolled = await deps.factors.enrolled(input.subject);
   const methods = allowed.filter((m) => enrolled.methods.has(m));
   if (methods.length === 0) return { kind: "enrollment_required", acr: action.acr, methods: allowed };
-  const challenge = await sg.challenges.create({
+  const challenge: Challenge = {
+    id: randomToken(),
     subject: input.subject,
     sessionId: input.sessionId,
     action: action.name,
     caller: input.caller,
     acr: action.acr,
     methods,
-    expiresAt: now + sg.policy.challengeTtl * 1000,
+    expiresAt: now + policy.challengeTtl * 1000,
     ...(methods.includes("totp") ? { totp: enrolled.totp } : {}),
-  });
-  sg.audit.record({
+  };
+  await deps.challenges.save(challenge, challengeRetentionMs(challenge, now));
+  deps.audit.record({
     type: "challenge.created",
     subject: input.subject,
     caller: input.caller,
     details: { action: action.name, methods, context: input.context },
   });
-  return { kind: "challenge", challenge, attemptsRemaining: sg.policy.challengeMaxAttempts };
-}
-
-export function grantAudit(grant: IssuedGrant): Record<string, unknown> {
-  const { action, acr, amr, jti, exp } = grant.claims;
-  return { action, acr, amr, grant_id: jti, exp };
+  return { kind: "challenge", challenge, attemptsRemaining: policy.challengeMaxAttempts };
 }

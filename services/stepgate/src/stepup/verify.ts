@@ -1,14 +1,21 @@
-import type { MethodName } from "../config/policy.ts";
-import { toSeconds } from "../domain/clock.ts";
+import type { AuditLog } from "../audit/audit-log.ts";
+import type { Fingerprint } from "../crypto/fingerprint.ts";
+import type { KeyRing } from "../crypto/key-ring.ts";
+import { type Challenge, challengeRetentionMs } from "../domain/challenge.ts";
+import { type Clock, toSeconds } from "../domain/clock.ts";
+import type { Elevation } from "../domain/elevation.ts";
+import type { MethodName } from "../domain/method.ts";
 import { assertThat, StepgateError } from "../domain/stepgate-error.ts";
-import { checkProof } from "../factors/check-proof.ts";
-import type { IssuedGrant } from "../grants/grant-issuer.ts";
-import { issue } from "../grants/issue.ts";
+import type { Checked, CheckProof } from "../factors/check-proof.ts";
+import { type GrantIssuer, grantAudit, type IssuedGrant } from "../grants/grant-issuer.ts";
+import type { Attempts } from "../limits/attempts.ts";
 import { inSpan } from "../observability/tracing.ts";
-import type { Stepgate } from "../stepgate.ts";
-import type { Challenge } from "./challenges.ts";
+import { elevationLifetimeMs } from "../policy/assurance.ts";
+import type { Policy } from "../policy/policy.ts";
+import type { ChallengeStore } from "../store/challenge-store.ts";
+import type { SessionStore } from "../store/session-store.ts";
+import type { VerifyResults } from "../store/verify-results.ts";
 import { runOnce } from "./idempotency.ts";
-import { grantAudit } from "./step-up.ts";
 
 export interface VerifyInput {
   challengeId: string;
@@ -18,59 +25,85 @@ export interface VerifyInput {
   caller: string;
   method: MethodName;
   code: string;
+  /** The caller's key for this answer: a retry with the same key gets the same result. */
   idempotencyKey: string;
 }
 
 export interface VerifyOutcome {
   grant: IssuedGrant;
   method: MethodName;
+  /** Unused recovery codes left (0 for TOTP). */
   recoveryCodesRemaining: number;
 }
 
-/** Marks a challenge answered, holding the claim of the call that answered it. */
-const answeredKey = (challengeId: string) => `answered:${challengeId}`;
+/**
+ * Answers a challenge; success records the session's elevation and returns a grant. The same
+ * idempotency key always gets the same result. Fails with CHALLENGE_NOT_FOUND, CHALLENGE_MISMATCH,
+ * CHALLENGE_EXPIRED, CHALLENGE_USED, METHOD_NOT_ALLOWED, CHALLENGE_LOCKED, SUBJECT_LOCKED (with
+ * retry time), WRONG_CODE, CODE_REPLAYED, IDEMPOTENCY_KEY_REUSED or UNKNOWN_ACTION.
+ */
+export type Verify = (input: VerifyInput) => Promise<VerifyOutcome>;
 
-/** Answers a challenge. The same idempotency key always gets the same result. */
-export async function verify(sg: Stepgate, input: VerifyInput): Promise<VerifyOutcome> {
-  const id = input.challengeId;
-  const claim = sg.fingerprint("claim", id, input.idempotencyKey);
-  const key = `verify:${id}:${claim}`;
-  // One round trip for the challenge, this key's recorded result and who answered the challenge.
-  const [stored, recorded, answeredBy] = await sg.hot.getMany([
-    sg.challenges.keyOf(id),
-    key,
-    answeredKey(id),
-  ]);
-  const challenge = sg.challenges.parse(stored ?? null);
-  assertThat(challenge, "CHALLENGE_NOT_FOUND", "no such challenge");
-  assertThat(
-    challenge.subject === input.subject &&
-      challenge.sessionId === input.sessionId &&
-      challenge.action === input.action &&
-      challenge.caller === input.caller,
-    "CHALLENGE_MISMATCH",
-    "challenge was issued for another subject, session, action or caller",
-  );
-  return runOnce(sg.hot, {
-    key,
-    recorded: recorded ?? null,
-    seal: (outcome) => sg.keyRing.seal(Buffer.from(JSON.stringify(outcome)), key).toString("base64"),
-    open: (sealed) =>
-      JSON.parse(sg.keyRing.open(Buffer.from(sealed, "base64"), key).toString("utf8")) as VerifyOutcome,
-    fingerprint: sg.fingerprint("proof", input.method, input.code),
-    ttlMs: sg.challenges.retentionMs(challenge, sg.clock()),
-    run: () => answer(sg, challenge, input, claim, answeredBy ?? null),
-  });
+export interface VerifyDeps {
+  policy: Policy;
+  clock: Clock;
+  challenges: ChallengeStore;
+  verifyResults: VerifyResults;
+  attempts: Attempts;
+  checkProof: CheckProof;
+  sessions: Pick<SessionStore, "recordElevation">;
+  issueGrant: GrantIssuer;
+  audit: Pick<AuditLog, "record">;
+  /** Keys the idempotency claim and the proof's fingerprint. */
+  fingerprint: Fingerprint;
+  /** Seals recorded results, which hold grants. */
+  keyRing: KeyRing;
+  /** Names the replica on the `stepgate.factor.verify` span. */
+  replicaId: string;
+}
+
+export function createVerify(deps: VerifyDeps): Verify {
+  return async (input) => {
+    const id = input.challengeId;
+    const claim = deps.fingerprint("claim", id, input.idempotencyKey);
+    const { challenge, recorded, answeredBy } = await deps.challenges.read(id, claim);
+    assertThat(challenge, "CHALLENGE_NOT_FOUND", "no such challenge");
+    assertThat(
+      challenge.subject === input.subject &&
+        challenge.sessionId === input.sessionId &&
+        challenge.action === input.action &&
+        challenge.caller === input.caller,
+      "CHALLENGE_MISMATCH",
+      "challenge was issued for another subject, session, action or caller",
+    );
+    const retentionMs = challengeRetentionMs(challenge, deps.clock());
+    // The sealed result is bound to its challenge and claim: it cannot be replayed for another.
+    const binding = `verify:${id}:${claim}`;
+    return runOnce({
+      slot: {
+        read: () => deps.verifyResults.get(id, claim),
+        record: (entry) => deps.verifyResults.record(id, claim, entry, retentionMs),
+      },
+      recorded,
+      seal: (outcome) => deps.keyRing.seal(Buffer.from(JSON.stringify(outcome)), binding).toString("base64"),
+      open: (sealed) =>
+        JSON.parse(
+          deps.keyRing.open(Buffer.from(sealed, "base64"), binding).toString("utf8"),
+        ) as VerifyOutcome,
+      fingerprint: deps.fingerprint("proof", input.method, input.code),
+      run: () => answer(deps, challenge, input, claim, answeredBy),
+    });
+  };
 }
 
 async function answer(
-  sg: Stepgate,
+  deps: VerifyDeps,
   challenge: Challenge,
   input: VerifyInput,
   claim: string,
   answeredBy: string | null,
 ): Promise<VerifyOutcome> {
-  const now = sg.clock();
+  const now = deps.clock();
   assertThat(now < challenge.expiresAt, "CHALLENGE_EXPIRED", "challenge expired");
   assertThat(answeredBy === null || answeredBy === claim, "CHALLENGE_USED", "challenge was already answered");
   assertThat(
@@ -78,31 +111,11 @@ async function answer(
     "METHOD_NOT_ALLOWED",
     "method not allowed for this challenge",
   );
-  const retentionMs = sg.challenges.retentionMs(challenge, now);
-  const attemptsLeft = await sg.attempts.spend(challenge.id, challenge.subject, retentionMs);
-  const checked = await inSpan(
-    "stepgate.factor.verify",
-    {
-      "stepgate.method": input.method,
-      "stepgate.action": challenge.action,
-      "stepgate.replica": sg.config.replicaId,
-    },
-    async (span) => {
-      const result = await checkProof(
-        sg,
-        input.method,
-        challenge.subject,
-        input.code,
-        claim,
-        now,
-        challenge.totp,
-      );
-      span.setAttribute("stepgate.outcome", result.result);
-      return result;
-    },
-  );
+  const retentionMs = challengeRetentionMs(challenge, now);
+  const attemptsLeft = await deps.attempts.spend(challenge.id, challenge.subject, retentionMs);
+  const checked = await checkInSpan(deps, challenge, input, claim, now);
   if (checked.result !== "ok") {
-    sg.audit.record({
+    deps.audit.record({
       type: "verify.failed",
       subject: challenge.subject,
       caller: challenge.caller,
@@ -113,36 +126,73 @@ async function answer(
       metadata: { attempts_remaining: String(attemptsLeft) },
     });
   }
-  const method = sg.policy.methods[input.method];
+  const method = deps.policy.methods[input.method];
   assertThat(method, "METHOD_NOT_ALLOWED", "method not allowed for this challenge");
-  const elevation = { acr: method.acr, amr: method.amr, method: input.method, authTime: toSeconds(now) };
+  const action = deps.policy.actions.get(challenge.action);
+  assertThat(action, "UNKNOWN_ACTION", "no policy for this action");
+  const elevation: Elevation = {
+    acr: method.acr,
+    amr: method.amr,
+    method: input.method,
+    authTime: toSeconds(now),
+  };
   // The proof was right and is claimed: reset the failures, mark the challenge answered and
   // record the session's elevation in one pipelined round trip.
   const [, first] = await Promise.all([
-    sg.attempts.succeeded(challenge.subject),
-    sg.hot.setIfAbsent(answeredKey(challenge.id), claim, retentionMs),
-    sg.elevations.record(challenge.subject, challenge.sessionId, elevation),
+    deps.attempts.succeeded(challenge.subject),
+    deps.challenges.markAnswered(challenge.id, claim, retentionMs),
+    deps.sessions.recordElevation(
+      challenge.subject,
+      challenge.sessionId,
+      elevation,
+      elevationLifetimeMs(deps.policy),
+    ),
   ]);
   // Two right answers racing under different idempotency keys: only one gets a grant.
   assertThat(
-    first || (await sg.hot.get(answeredKey(challenge.id))) === claim,
+    first || (await deps.challenges.answeredBy(challenge.id)) === claim,
     "CHALLENGE_USED",
     "challenge was already answered",
   );
-  const action = sg.policy.actions.get(challenge.action);
-  assertThat(action, "UNKNOWN_ACTION", "no policy for this action");
-  const grant = issue(sg, {
+  const grant = deps.issueGrant({
     subject: challenge.subject,
     sessionId: challenge.sessionId,
     caller: challenge.caller,
     action,
     elevation,
   });
-  sg.audit.record({
+  deps.audit.record({
     type: "verify.succeeded",
     subject: challenge.subject,
     caller: challenge.caller,
     details: { method: input.method, ...grantAudit(grant) },
   });
   return { grant, method: input.method, recoveryCodesRemaining: checked.remaining };
+}
+
+/** Checks the proof inside a `stepgate.factor.verify` span. */
+function checkInSpan(
+  deps: VerifyDeps,
+  challenge: Challenge,
+  input: VerifyInput,
+  claim: string,
+  now: number,
+): Promise<Checked> {
+  const attributes = {
+    "stepgate.method": input.method,
+    "stepgate.action": challenge.action,
+    "stepgate.replica": deps.replicaId,
+  };
+  return inSpan("stepgate.factor.verify", attributes, async (span) => {
+    const checked = await deps.checkProof({
+      method: input.method,
+      subject: challenge.subject,
+      code: input.code,
+      claim,
+      now,
+      totp: challenge.totp,
+    });
+    span.setAttribute("stepgate.outcome", checked.result);
+    return checked;
+  });
 }

@@ -3,6 +3,7 @@ import { MikroORM } from "@mikro-orm/postgresql";
 import pg from "pg";
 import { entities } from "./entities.ts";
 import { Migration001Initial } from "./migrations/migration-001-initial.ts";
+import { Migration002ServiceSecrets } from "./migrations/migration-002-service-secrets.ts";
 
 export type Database = MikroORM;
 
@@ -22,7 +23,10 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
     allowGlobalContext: false,
     migrations: {
       tableName: "stepgate_migrations",
-      migrationsList: [{ name: "001-initial", class: Migration001Initial }],
+      migrationsList: [
+        { name: "001-initial", class: Migration001Initial },
+        { name: "002-service-secrets", class: Migration002ServiceSecrets },
+      ],
       snapshot: false,
       silent: true,
     },

@@ -84,10 +84,23 @@ export const HotEntryEntity = defineEntity({
   },
 });
 
+/** A secret the fleet shares (e.g. the fingerprint key), sealed with the key ring and bound to its name. */
+export const ServiceSecretEntity = defineEntity({
+  name: "ServiceSecret",
+  tableName: "service_secrets",
+  properties: {
+    name: p.text().primary(),
+    sealed: p.type("blob").columnType("bytea"),
+    keyId: p.text(),
+    createdAt: p.datetime(),
+  },
+});
+
 export const entities = [
   FactorEntity,
   RecoveryCodeEntity,
   SigningKeyEntity,
   AuditEventEntity,
   HotEntryEntity,
+  ServiceSecretEntity,
 ];

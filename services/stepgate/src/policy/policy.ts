@@ -1,7 +1,8 @@
 import { readFileSync } from "node:fs";
 import { parse } from "yaml";
 import { z } from "zod";
-import { ConfigError, describeIssues } from "./config-error.ts";
+import { ConfigError, describeIssues } from "../config/config-error.ts";
+import { type MethodName, methodNames } from "../domain/method.ts";
 
 /** The management actions that guard factor changes; every policy must define them. */
 export const managementActions = {
@@ -9,9 +10,6 @@ export const managementActions = {
   createRecoveryCodes: "stepgate.create_recovery_codes",
   removeFactor: "stepgate.remove_factor",
 } as const;
-
-export const methodNames = ["totp", "recovery_code"] as const;
-export type MethodName = (typeof methodNames)[number];
 
 const seconds = z
   .number()
@@ -47,16 +45,19 @@ const policySchema = z.strictObject({
   ),
 });
 
-/** What one action requires. */
+/** What one action requires (RFC 9470 semantics). */
 export interface ActionPolicy {
   name: string;
+  /** The assurance level required, one of the policy's levels. */
   acr: string;
   /** RFC 9470 max_age in seconds; 0 means every grant is single-use and no elevation is reused. */
   maxAge: number;
   methods: MethodName[];
+  /** Lifetime of a grant for this action, in seconds (at most 60 when max_age is 0). */
   grantTtl: number;
 }
 
+/** What a method proves: the level it reaches and its RFC 8176 amr values. */
 export interface MethodPolicy {
   acr: string;
   amr: string[];
@@ -64,16 +65,21 @@ export interface MethodPolicy {
 
 /** The validated policy file. */
 export interface Policy {
+  /** Assurance levels, weakest first (e.g. aal1, aal2, aal3). */
   levels: string[];
   methods: Partial<Record<MethodName, MethodPolicy>>;
+  /** How long a challenge may be answered, in seconds. */
   challengeTtl: number;
+  /** Attempts allowed at one challenge. */
   challengeMaxAttempts: number;
+  /** Consecutive failures that lock a subject (NIST SP 800-63B: at most 100). */
   lockoutMaxFailures: number;
+  /** How long a lockout lasts after the latest failure, in seconds. */
   lockoutDuration: number;
   actions: Map<string, ActionPolicy>;
 }
 
-/** Parses a policy document; throws a ConfigError naming every bad key. */
+/** Parses a YAML policy document; throws a ConfigError naming every bad key by its path. */
 export function parsePolicy(text: string, source = "policy"): Policy {
   let raw: unknown;
   try {
@@ -123,7 +129,7 @@ export function parsePolicy(text: string, source = "policy"): Policy {
   };
 }
 
-/** Reads and validates the policy file. */
+/** Reads and validates the policy file; throws a ConfigError if it cannot be read or is invalid. */
 export function loadPolicy(path: string): Policy {
   let text: string;
   try {

@@ -1,6 +1,6 @@
-import type { Database } from "./database.ts";
+import type { Database } from "../database.ts";
+import { sqlFor } from "../sql.ts";
 import type { HotStore } from "./hot-store.ts";
-import { sqlFor } from "./sql.ts";
 
 const sweepIntervalMs = 60_000;
 

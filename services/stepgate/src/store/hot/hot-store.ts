@@ -1,9 +1,10 @@
 /**
  * Short-lived shared state (challenges, counters, elevations, idempotency results), atomic
- * across replicas. Redis carries it when configured; PostgreSQL otherwise.
+ * across replicas. Redis carries it when configured; PostgreSQL otherwise; memory in unit tests.
+ * Keys come from `hotKeys` (store/hot-keys.ts); durations are in ms.
  */
 export interface HotStore {
-  readonly kind: "redis" | "postgresql";
+  readonly kind: "redis" | "postgresql" | "memory";
   get(key: string): Promise<string | null>;
   getMany(keys: string[]): Promise<(string | null)[]>;
   set(key: string, value: string, ttlMs: number): Promise<void>;

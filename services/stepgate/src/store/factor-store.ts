@@ -1,99 +1,84 @@
-import type { MethodName } from "../config/policy.ts";
-import type { Database } from "../store/database.ts";
-import type { Factor } from "../store/entities.ts";
-import { inTransaction, sqlFor } from "../store/sql.ts";
+import type { Enrolled, Factor } from "../domain/factor.ts";
+import type { MethodName } from "../domain/method.ts";
+import type { Database } from "./database.ts";
+import { type Sql, sqlFor } from "./sql.ts";
 
 /** Durable factor records; every state change that must be atomic is one conditional statement. */
 export interface FactorStore {
-  list(subject: string): Promise<FactorRow[]>;
-  find(subject: string, factorId: string): Promise<FactorRow | undefined>;
+  list(subject: string): Promise<Factor[]>;
+  find(subject: string, factorId: string): Promise<Factor | undefined>;
   /** The methods the subject can answer with, and their TOTP factors' sealed secrets, in one query. */
   enrolled(subject: string): Promise<Enrolled>;
   hasActiveFactor(subject: string): Promise<boolean>;
-  activeTotp(subject: string): Promise<FactorRow[]>;
-  recoverySet(subject: string): Promise<FactorRow | undefined>;
+  /** The subject's active TOTP factors. */
+  activeTotp(subject: string): Promise<Factor[]>;
   countPending(subject: string): Promise<number>;
-  insertTotp(row: NewTotp): Promise<void>;
+  insertTotp(factor: NewTotp): Promise<void>;
   /** Activates a pending factor and records the step that proved it; false if no longer pending. */
   activate(factorId: string, step: number, now: Date): Promise<boolean>;
-  /** Claims a TOTP step: true only for the first claim of a step newer than the last. */
+  /**
+   * Claims a TOTP time step for `claim` (a challenge and idempotency key): true for the first
+   * claim of a step newer than the last (RFC 6238 5.2), and for a retry of that same claim.
+   */
   claimStep(factorId: string, step: number, claim: string, now: Date): Promise<boolean>;
-  replaceRecoverySet(
-    subject: string,
-    factorId: string,
-    salt: Buffer,
-    hashes: Buffer[],
-    now: Date,
-  ): Promise<void>;
-  /** Marks one unused code used; returns the codes left, or undefined if no unused code matched. */
-  useRecoveryCode(factorId: string, hash: Buffer, claim: string, now: Date): Promise<number | undefined>;
-  /** Who used a recovery code, when it was used already. */
-  recoveryCodeClaim(factorId: string, hash: Buffer): Promise<string | null | undefined>;
+  /** Deletes the factor; false if the subject has no such factor. */
   remove(subject: string, factorId: string): Promise<boolean>;
+  /** Deletes the subject's pending enrolments whose confirmation window has passed. */
   deleteExpiredPending(subject: string, now: Date): Promise<void>;
 }
 
-export type FactorRow = Factor & { recoveryCodesRemaining: number };
-
-/** A TOTP factor's id and its secret, still sealed (base64): safe to keep in the hot store. */
-export interface SealedTotp {
-  id: string;
-  sealed: string;
-}
-
-export interface Enrolled {
-  methods: Set<MethodName>;
-  totp: SealedTotp[];
-}
-
+/** A new, pending TOTP factor; `secret` is already sealed. */
 export interface NewTotp {
   id: string;
   subject: string;
   label: string;
   secret: Buffer;
+  /** The key ring's key id that sealed the secret. */
   keyId: string;
   createdAt: Date;
   confirmBy: Date;
 }
 
-// The factor row's columns under the entity's property names.
-const factorColumns = `id, subject, method, status, label, secret, key_id as "keyId", last_step as "lastStep",
-  last_claim as "lastClaim", recovery_salt as "recoverySalt", created_at as "createdAt", confirm_by as "confirmBy",
-  confirmed_at as "confirmedAt", last_used_at as "lastUsedAt"`;
+// The factor row's columns under the domain's property names.
+const factorColumns = `id, subject, method, status, label, secret, recovery_salt as "recoverySalt",
+  created_at as "createdAt", confirm_by as "confirmBy", last_used_at as "lastUsedAt"`;
+
+type FactorRow = Omit<Factor, "recoveryCodesRemaining">;
 
 // The ORM's pg setup returns timestamps as text: make them Dates again.
-const date = (v: Date | string | null | undefined) => (v === null || v === undefined ? null : new Date(v));
-const withDates = (f: Factor): Factor =>
+const date = (v: Date | string | null) => (v === null ? null : new Date(v));
+const withDates = (f: FactorRow): FactorRow =>
   Object.assign(f, {
     createdAt: new Date(f.createdAt),
     confirmBy: date(f.confirmBy),
-    confirmedAt: date(f.confirmedAt),
     lastUsedAt: date(f.lastUsedAt),
   });
 
+/** Adds each recovery code set's count of unused codes. */
+async function withRemaining(run: Sql, factors: FactorRow[]): Promise<Factor[]> {
+  const sets = factors.filter((f) => f.method === "recovery_code").map((f) => f.id);
+  const counts = new Map<string, number>();
+  if (sets.length > 0) {
+    const rows = await run<{ factor_id: string; n: string }>(
+      "select factor_id, count(*) as n from recovery_codes where factor_id = any(?) and used_at is null group by factor_id",
+      [sets],
+    );
+    for (const r of rows) counts.set(r.factor_id, Number(r.n));
+  }
+  return factors.map((f) => ({ ...withDates(f), recoveryCodesRemaining: counts.get(f.id) ?? 0 }));
+}
+
 export function createFactorStore(db: Database): FactorStore {
   const run = sqlFor(db);
-  const withRemaining = async (factors: Factor[]): Promise<FactorRow[]> => {
-    const sets = factors.filter((f) => f.method === "recovery_code").map((f) => f.id);
-    const counts = new Map<string, number>();
-    if (sets.length > 0) {
-      const rows = await run<{ factor_id: string; n: string }>(
-        "select factor_id, count(*) as n from recovery_codes where factor_id = any(?) and used_at is null group by factor_id",
-        [sets],
-      );
-      for (const r of rows) counts.set(r.factor_id, Number(r.n));
-    }
-    return factors.map((f) => Object.assign(withDates(f), { recoveryCodesRemaining: counts.get(f.id) ?? 0 }));
-  };
   // Conditions are fixed fragments from this file; only values are parameters.
   const listWhere = async (condition: string, params: unknown[]) =>
     withRemaining(
-      await run<Factor>(
+      run,
+      await run<FactorRow>(
         `select ${factorColumns} from factors where ${condition} order by created_at, id`,
         params,
       ),
     );
-
   return {
     list: (subject) => listWhere("subject = ?", [subject]),
     async find(subject, factorId) {
@@ -121,11 +106,6 @@ export function createFactorStore(db: Database): FactorStore {
       return rows.length > 0;
     },
     activeTotp: (subject) => listWhere("subject = ? and method = 'totp' and status = 'active'", [subject]),
-    async recoverySet(subject) {
-      return (
-        await listWhere("subject = ? and method = 'recovery_code' and status = 'active'", [subject])
-      )[0];
-    },
     async countPending(subject) {
       const rows = await run<{ n: string }>(
         "select count(*) as n from factors where subject = ? and status = 'pending'",
@@ -133,11 +113,11 @@ export function createFactorStore(db: Database): FactorStore {
       );
       return Number(rows[0]?.n ?? 0);
     },
-    async insertTotp(row) {
+    async insertTotp(f) {
       await run(
         `insert into factors (id, subject, method, status, label, secret, key_id, created_at, confirm_by)
          values (?, ?, 'totp', 'pending', ?, ?, ?, ?, ?)`,
-        [row.id, row.subject, row.label, row.secret, row.keyId, row.createdAt, row.confirmBy],
+        [f.id, f.subject, f.label, f.secret, f.keyId, f.createdAt, f.confirmBy],
       );
     },
     async activate(factorId, step, now) {
@@ -163,41 +143,6 @@ export function createFactorStore(db: Database): FactorStore {
         claim,
       ]);
       return mine.length === 1;
-    },
-    async replaceRecoverySet(subject, factorId, salt, hashes, now) {
-      await inTransaction(db, async (tx) => {
-        await tx("delete from factors where subject = ? and method = 'recovery_code'", [subject]);
-        await tx(
-          `insert into factors (id, subject, method, status, label, recovery_salt, created_at, confirmed_at)
-           values (?, ?, 'recovery_code', 'active', 'Recovery codes', ?, ?, ?)`,
-          [factorId, subject, salt, now, now],
-        );
-        await tx(
-          "insert into recovery_codes (id, factor_id, code_hash) select gen_random_uuid(), ?, unnest(?::bytea[])",
-          [factorId, hashes],
-        );
-      });
-    },
-    async useRecoveryCode(factorId, hash, claim, now) {
-      const rows = await run(
-        `update recovery_codes set used_at = ?, used_claim = ?
-         where factor_id = ? and code_hash = ? and used_at is null returning id`,
-        [now, claim, factorId, hash],
-      );
-      if (rows.length !== 1) return undefined;
-      await run("update factors set last_used_at = ? where id = ?", [now, factorId]);
-      const left = await run<{ n: string }>(
-        "select count(*) as n from recovery_codes where factor_id = ? and used_at is null",
-        [factorId],
-      );
-      return Number(left[0]?.n ?? 0);
-    },
-    async recoveryCodeClaim(factorId, hash) {
-      const rows = await run<{ used_claim: string | null }>(
-        "select used_claim from recovery_codes where factor_id = ? and code_hash = ? and used_at is not null",
-        [factorId, hash],
-      );
-      return rows.length === 0 ? undefined : (rows[0]?.used_claim ?? null);
     },
     async remove(subject, factorId) {
       const rows = await run("delete from factors where subject = ? and id = ? returning id", [

@@ -1,0 +1,26 @@
+import type { MethodName } from "./method.ts";
+
+/** A second factor as the service sees it: a TOTP authenticator or a set of recovery codes. */
+export interface Factor {
+  id: string;
+  subject: string;
+  method: MethodName;
+  status: "pending" | "active";
+  label: string;
+  /** The TOTP secret, sealed with the key ring and bound to the factor (null for recovery codes). */
+  secret: Buffer | null;
+  /** Salt of the recovery code hashes (null for TOTP). */
+  recoverySalt: Buffer | null;
+  createdAt: Date;
+  /** Until when a pending enrolment may be confirmed. */
+  confirmBy: Date | null;
+  lastUsedAt: Date | null;
+  /** Unused recovery codes (0 for TOTP). */
+  recoveryCodesRemaining: number;
+}
+
+/** What a subject can answer a challenge with: methods with a usable factor, and their TOTP secrets. */
+export interface Enrolled {
+  methods: Set<MethodName>;
+  totp: { id: string; sealed: string }[];
+}

@@ -1,0 +1,5 @@
+/** The second-factor methods Stepgate verifies; policy files and the API name them the same way. */
+export const methodNames = ["totp", "recovery_code"] as const;
+
+/** One of `methodNames`. */
+export type MethodName = (typeof methodNames)[number];

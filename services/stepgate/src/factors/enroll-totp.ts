@@ -1,0 +1,83 @@
+import type { AuditLog } from "../audit/audit-log.ts";
+import type { KeyRing } from "../crypto/key-ring.ts";
+import { newId } from "../crypto/random-id.ts";
+import type { Clock } from "../domain/clock.ts";
+import { assertThat } from "../domain/stepgate-error.ts";
+import { managementActions } from "../policy/policy.ts";
+import type { FactorStore } from "../store/factor-store.ts";
+import type { AuthorizeChange } from "./authorize-change.ts";
+import { newTotpSecret, totpUri } from "./totp.ts";
+import { sealTotpSecret } from "./totp-secret.ts";
+
+/** How long a new enrolment may wait for its confirming code, in ms. */
+export const confirmWindowMs = 10 * 60_000;
+const maxPendingPerSubject = 5;
+
+export interface EnrollTotpInput {
+  subject: string;
+  /** Shown in factor lists. */
+  label: string;
+  /** Shown by authenticator apps next to the issuer. */
+  accountName: string;
+  /** A grant for stepgate.enroll_totp; required once the subject has an active factor. */
+  grant: string;
+  caller: string;
+}
+
+/** A pending TOTP factor; the secret and URI are shown once and never again. */
+export interface EnrolledTotp {
+  factorId: string;
+  /** Base32. */
+  secret: string;
+  /** otpauth:// URI for a QR code. */
+  uri: string;
+  confirmBy: Date;
+}
+
+/**
+ * Starts a TOTP enrolment (RFC 6238, 160-bit secret sealed at rest). Fails with GRANT_REQUIRED or
+ * a grant reason (see AuthorizeChange), or FACTOR_STATE when 5 enrolments are already pending.
+ */
+export type EnrollTotp = (input: EnrollTotpInput) => Promise<EnrolledTotp>;
+
+export interface EnrollTotpDeps {
+  factors: Pick<FactorStore, "deleteExpiredPending" | "countPending" | "insertTotp">;
+  authorizeChange: AuthorizeChange;
+  keyRing: KeyRing;
+  audit: Pick<AuditLog, "record">;
+  clock: Clock;
+  /** The issuer name authenticator apps show next to the account. */
+  issuerName: string;
+}
+
+export function createEnrollTotp(deps: EnrollTotpDeps): EnrollTotp {
+  return async (input) => {
+    await deps.authorizeChange(input.subject, input.caller, managementActions.enrollTotp, input.grant);
+    const now = deps.clock();
+    await deps.factors.deleteExpiredPending(input.subject, new Date(now));
+    assertThat(
+      (await deps.factors.countPending(input.subject)) < maxPendingPerSubject,
+      "FACTOR_STATE",
+      "too many unconfirmed enrolments",
+    );
+    const id = newId();
+    const secret = newTotpSecret();
+    const confirmBy = new Date(now + confirmWindowMs);
+    await deps.factors.insertTotp({
+      id,
+      subject: input.subject,
+      label: input.label,
+      secret: sealTotpSecret(deps.keyRing, id, input.subject, secret),
+      keyId: deps.keyRing.activeKeyId,
+      createdAt: new Date(now),
+      confirmBy,
+    });
+    deps.audit.record({
+      type: "factor.enrolled",
+      subject: input.subject,
+      caller: input.caller,
+      details: { factor_id: id },
+    });
+    return { factorId: id, secret, uri: totpUri(deps.issuerName, input.accountName, secret), confirmBy };
+  };
+}

@@ -1,0 +1,36 @@
+import { Code } from "@connectrpc/connect";
+import type { SentReason } from "../domain/stepgate-error.ts";
+
+/**
+ * The one list of reasons the service sends and the gRPC status of each. Typed against the
+ * proto's `ErrorReason` enum: a reason added there and missing here fails the typecheck, and a
+ * test checks the README's table against this list.
+ */
+export const reasonStatus: Record<SentReason, Code> = {
+  // A wrong or reused credential: the caller is not allowed to proceed.
+  WRONG_CODE: Code.PermissionDenied,
+  CODE_REPLAYED: Code.PermissionDenied,
+  CHALLENGE_MISMATCH: Code.PermissionDenied,
+  GRANT_INVALID: Code.PermissionDenied,
+  GRANT_EXPIRED: Code.PermissionDenied,
+  GRANT_REVOKED: Code.PermissionDenied,
+  GRANT_CONSUMED: Code.PermissionDenied,
+  GRANT_MISMATCH: Code.PermissionDenied,
+  GRANT_REQUIRED: Code.PermissionDenied,
+  // The system is not in the state the call needs; retrying the same call will not help.
+  CHALLENGE_EXPIRED: Code.FailedPrecondition,
+  CHALLENGE_USED: Code.FailedPrecondition,
+  METHOD_NOT_ALLOWED: Code.FailedPrecondition,
+  IDEMPOTENCY_KEY_REUSED: Code.FailedPrecondition,
+  FACTOR_STATE: Code.FailedPrecondition,
+  // Limits: RetryInfo says when, where a wait helps.
+  CHALLENGE_LOCKED: Code.ResourceExhausted,
+  SUBJECT_LOCKED: Code.ResourceExhausted,
+  CHALLENGE_NOT_FOUND: Code.NotFound,
+  UNKNOWN_ACTION: Code.NotFound,
+  FACTOR_NOT_FOUND: Code.NotFound,
+  // Who is calling is part of every binding: without it nothing can be decided.
+  CALLER_REQUIRED: Code.Unauthenticated,
+  // A store did not answer: another replica, or the same one a moment later, may.
+  STORE_UNAVAILABLE: Code.Unavailable,
+};

@@ -1,0 +1,114 @@
+import { createAuditLog } from "../audit/audit-log.ts";
+import type { Config } from "../config/config.ts";
+import { loadFingerprint } from "../crypto/fingerprint.ts";
+import { parseKeyRing } from "../crypto/key-ring.ts";
+import { type Clock, systemClock } from "../domain/clock.ts";
+import { createAuthorizeChange } from "../factors/authorize-change.ts";
+import { createCheckProof } from "../factors/check-proof.ts";
+import { createConfirmTotp } from "../factors/confirm-totp.ts";
+import { createCreateRecoveryCodes } from "../factors/create-recovery-codes.ts";
+import { createEnrollTotp } from "../factors/enroll-totp.ts";
+import { createListFactors } from "../factors/list-factors.ts";
+import { createRemoveFactor } from "../factors/remove-factor.ts";
+import { createCheckGrant } from "../grants/check-grant.ts";
+import { createGetJwks } from "../grants/get-jwks.ts";
+import { createGrantIssuer } from "../grants/grant-issuer.ts";
+import { loadSigningKeys } from "../grants/signing-keys.ts";
+import { createAttempts } from "../limits/attempts.ts";
+import { describeError } from "../log/describe-error.ts";
+import type { Logger } from "../log/logger.ts";
+import { createMetrics } from "../observability/metrics.ts";
+import { loadPolicy } from "../policy/policy.ts";
+import type { FactorUseCases } from "../rpc/factor-handlers.ts";
+import type { StepUpUseCases } from "../rpc/step-up-handlers.ts";
+import { createEndSession } from "../stepup/end-session.ts";
+import { createStepUp } from "../stepup/step-up.ts";
+import { createVerify } from "../stepup/verify.ts";
+import { openStores, type Stores } from "../store/stores.ts";
+
+/** The composed service: what the handlers serve, and what the server needs to run and stop it. */
+export interface Composed {
+  stepUpService: StepUpUseCases;
+  factorService: FactorUseCases;
+  stores: Stores;
+  /** Writes queued audit events now. */
+  flushAudit(): Promise<void>;
+  /** Flushes the audit log, then closes the stores. */
+  close(): Promise<void>;
+}
+
+/**
+ * The composition root: opens the stores, loads the policy and keys, and wires every use case
+ * with exactly what it depends on. Fails with a ConfigError for a bad policy or key ring, or with
+ * the store's error when PostgreSQL or Redis cannot be opened.
+ */
+export async function compose(config: Config, logger: Logger, clock: Clock = systemClock): Promise<Composed> {
+  const policy = loadPolicy(config.policyFile);
+  const keyRing = parseKeyRing(config.encryptionKeys, config.encryptionKeyId);
+  const stores = await openStores({
+    databaseUrl: config.databaseUrl,
+    databasePoolSize: config.databasePoolSize,
+    redisUrl: config.redisUrl,
+    redisPrefix: config.redisPrefix,
+    onMigrated: (migrations) => logger.info({ migrations }, "applied database migrations"),
+  });
+  try {
+    const signingKeys = await loadSigningKeys({ store: stores.signingKeys, keyRing });
+    const fingerprint = await loadFingerprint(keyRing, (candidate) =>
+      stores.secrets.getOrCreate("fingerprint", candidate),
+    );
+    const audit = createAuditLog({
+      store: stores.audit,
+      replica: config.replicaId,
+      onError: (error) => logger.error({ error: describeError(error) }, "audit events not written yet"),
+    });
+    const replicaId = config.replicaId;
+    const { factors, recoveryCodes, challenges, verifyResults, sessions, consumedGrants } = stores;
+    const issueGrant = createGrantIssuer({ signingKeys, issuer: config.issuer, clock, replicaId });
+    const checkGrant = createCheckGrant({
+      signingKeys,
+      issuer: config.issuer,
+      sessions,
+      consumedGrants,
+      clock,
+    });
+    const authorizeChange = createAuthorizeChange({ factors, checkGrant, policy });
+    const attempts = createAttempts({ counters: stores.attempts, policy });
+    const checkProof = createCheckProof({ factors, recoveryCodes, keyRing });
+    const verify = createVerify({
+      ...{ policy, clock, challenges, verifyResults, attempts, checkProof, sessions },
+      ...{ issueGrant, audit, fingerprint, keyRing, replicaId },
+    });
+    return {
+      stepUpService: {
+        stepUp: createStepUp({ policy, clock, sessions, factors, challenges, issueGrant, audit, replicaId }),
+        verify,
+        checkGrant,
+        endSession: createEndSession({ sessions, policy, audit, clock }),
+        getJwks: createGetJwks({ signingKeys }),
+        metrics: createMetrics(),
+        isKnownAction: (action) => policy.actions.has(action),
+      },
+      factorService: {
+        enrollTotp: createEnrollTotp({
+          ...{ factors, authorizeChange, keyRing, audit, clock },
+          // The name authenticator apps show next to the account.
+          issuerName: "Stepgate",
+        }),
+        confirmTotp: createConfirmTotp({ factors, attempts: stores.attempts, keyRing, audit, clock }),
+        createRecoveryCodes: createCreateRecoveryCodes({ recoveryCodes, authorizeChange, audit, clock }),
+        listFactors: createListFactors({ factors }),
+        removeFactor: createRemoveFactor({ factors, authorizeChange, audit }),
+      },
+      stores,
+      flushAudit: () => audit.flush(),
+      async close() {
+        await audit.close();
+        await stores.close();
+      },
+    };
+  } catch (error) {
+    await stores.close().catch(() => {});
+    throw error;
+  }
+}

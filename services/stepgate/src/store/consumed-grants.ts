@@ -1,0 +1,12 @@
+import type { HotStore } from "./hot/hot-store.ts";
+import { hotKeys } from "./hot-keys.ts";
+
+/** Grants that were spent (single-use grants, management grants), by grant id (jti). */
+export interface ConsumedGrants {
+  /** Spends the grant, remembered for `ttlMs` (ms); true for the first call only. */
+  consume(grantId: string, ttlMs: number): Promise<boolean>;
+}
+
+export function createConsumedGrants(hot: HotStore): ConsumedGrants {
+  return { consume: (grantId, ttlMs) => hot.setIfAbsent(hotKeys.consumedGrant(grantId), "1", ttlMs) };
+}

@@ -1,0 +1,32 @@
+import { createHash } from "node:crypto";
+
+/** One key: the kind in clear (for operators), the parts hashed so no subject or id appears in a key. */
+function hotKey(kind: string, ...parts: string[]): string {
+  return `${kind}:${createHash("sha256").update(parts.join("\u0000")).digest("base64url").slice(0, 32)}`;
+}
+
+/**
+ * Every key of the hot store, built here and nowhere else. Parts are hashed the same way for
+ * every kind, so raw subjects, session ids, challenge ids and grant ids never appear in Redis.
+ */
+export const hotKeys = {
+  challenge: (challengeId: string) => hotKey("challenge", challengeId),
+  /** Attempts spent at one challenge. */
+  challengeAttempts: (challengeId: string) => hotKey("attempts", challengeId),
+  /** Who answered a challenge (the winning claim). */
+  answered: (challengeId: string) => hotKey("answered", challengeId),
+  /** The recorded result of one Verify call (challenge and the claim of its idempotency key). */
+  verifyResult: (challengeId: string, claim: string) => hotKey("verify", challengeId, claim),
+  /** A subject's run of consecutive failures. */
+  failures: (subject: string) => hotKey("failures", subject),
+  elevation: (subject: string, sessionId: string, acr: string) =>
+    hotKey("elevation", subject, sessionId, acr),
+  /** When a session was ended (revokes its grants). */
+  revoked: (subject: string, sessionId: string) => hotKey("revoked", subject, sessionId),
+  /** A single-use or management grant that was spent. */
+  consumedGrant: (grantId: string) => hotKey("consumed", grantId),
+  /** Codes tried while confirming one enrolment. */
+  confirmAttempts: (factorId: string) => hotKey("confirm", factorId),
+  /** A one-time marker, e.g. a test fault fired once per challenge across the fleet. */
+  marker: (name: string, id: string) => hotKey("marker", name, id),
+} as const;

@@ -1,0 +1,62 @@
+import type { HotStore } from "./hot-store.ts";
+
+interface Entry {
+  value: string | null;
+  counter: number;
+  /** Epoch ms. */
+  expiresAt: number;
+}
+
+/**
+ * The hot store in this process's memory, with the same semantics as Redis and PostgreSQL. It is
+ * shared by nothing else, so it suits one process only: unit tests and single-process tools.
+ */
+export function createMemoryHotStore(now: () => number = Date.now): HotStore {
+  const entries = new Map<string, Entry>();
+  const live = (key: string) => {
+    const entry = entries.get(key);
+    if (entry && entry.expiresAt <= now()) entries.delete(key);
+    return entries.get(key);
+  };
+  const expiry = (ttlMs: number) => now() + Math.max(1, Math.ceil(ttlMs));
+  const increment = (key: string, ttlMs: number, sliding = false) => {
+    const entry = live(key);
+    if (!entry) {
+      entries.set(key, { value: null, counter: 1, expiresAt: expiry(ttlMs) });
+      return 1;
+    }
+    entry.counter += 1;
+    if (sliding) entry.expiresAt = expiry(ttlMs);
+    return entry.counter;
+  };
+  return {
+    kind: "memory",
+    get: async (key) => live(key)?.value ?? null,
+    getMany: async (keys) => keys.map((k) => live(k)?.value ?? null),
+    async set(key, value, ttlMs) {
+      entries.set(key, { value, counter: 0, expiresAt: expiry(ttlMs) });
+    },
+    async setIfAbsent(key, value, ttlMs) {
+      if (live(key)) return false;
+      entries.set(key, { value, counter: 0, expiresAt: expiry(ttlMs) });
+      return true;
+    },
+    increment: async (key, ttlMs, sliding) => increment(key, ttlMs, sliding),
+    async incrementBoth(first, second) {
+      const a = increment(first.key, first.ttlMs);
+      if (a > first.limit) return [a, undefined];
+      return [a, increment(second.key, second.ttlMs, second.sliding)];
+    },
+    ttl: async (key) => {
+      const entry = live(key);
+      return entry ? Math.max(0, entry.expiresAt - now()) : 0;
+    },
+    async delete(...keys) {
+      for (const key of keys) entries.delete(key);
+    },
+    async ping() {},
+    async close() {
+      entries.clear();
+    },
+  };
+}

@@ -1,0 +1,76 @@
+import type { Database } from "./database.ts";
+import { inTransaction, sqlFor } from "./sql.ts";
+
+/** A subject's active set of recovery codes. */
+export interface RecoverySet {
+  factorId: string;
+  /** One salt for the whole set (each code is hashed with it). */
+  salt: Buffer;
+  remaining: number;
+}
+
+/** Recovery codes, stored only as salted hashes; using one is a single conditional update. */
+export interface RecoveryCodeStore {
+  /** The subject's active set, if any. */
+  activeSet(subject: string): Promise<RecoverySet | undefined>;
+  /** Replaces the subject's set (and its factor row) with a new one, in one transaction. */
+  replaceSet(subject: string, factorId: string, salt: Buffer, hashes: Buffer[], now: Date): Promise<void>;
+  /** Marks one unused code used by `claim`; returns the codes left, or undefined if no unused code matched. */
+  use(factorId: string, hash: Buffer, claim: string, now: Date): Promise<number | undefined>;
+  /** The claim that used a code: undefined if no such used code, null if used with no claim recorded. */
+  usedBy(factorId: string, hash: Buffer): Promise<string | null | undefined>;
+}
+
+export function createRecoveryCodeStore(db: Database): RecoveryCodeStore {
+  const run = sqlFor(db);
+  const countUnused = async (factorId: string) => {
+    const rows = await run<{ n: string }>(
+      "select count(*) as n from recovery_codes where factor_id = ? and used_at is null",
+      [factorId],
+    );
+    return Number(rows[0]?.n ?? 0);
+  };
+  return {
+    async activeSet(subject) {
+      const rows = await run<{ id: string; recovery_salt: Buffer | null }>(
+        `select id, recovery_salt from factors
+         where subject = ? and method = 'recovery_code' and status = 'active' order by created_at, id limit 1`,
+        [subject],
+      );
+      const row = rows[0];
+      if (!row?.recovery_salt) return undefined;
+      return { factorId: row.id, salt: row.recovery_salt, remaining: await countUnused(row.id) };
+    },
+    async replaceSet(subject, factorId, salt, hashes, now) {
+      await inTransaction(db, async (tx) => {
+        await tx("delete from factors where subject = ? and method = 'recovery_code'", [subject]);
+        await tx(
+          `insert into factors (id, subject, method, status, label, recovery_salt, created_at, confirmed_at)
+           values (?, ?, 'recovery_code', 'active', 'Recovery codes', ?, ?, ?)`,
+          [factorId, subject, salt, now, now],
+        );
+        await tx(
+          "insert into recovery_codes (id, factor_id, code_hash) select gen_random_uuid(), ?, unnest(?::bytea[])",
+          [factorId, hashes],
+        );
+      });
+    },
+    async use(factorId, hash, claim, now) {
+      const rows = await run(
+        `update recovery_codes set used_at = ?, used_claim = ?
+         where factor_id = ? and code_hash = ? and used_at is null returning id`,
+        [now, claim, factorId, hash],
+      );
+      if (rows.length !== 1) return undefined;
+      await run("update factors set last_used_at = ? where id = ?", [now, factorId]);
+      return countUnused(factorId);
+    },
+    async usedBy(factorId, hash) {
+      const rows = await run<{ used_claim: string | null }>(
+        "select used_claim from recovery_codes where factor_id = ? and code_hash = ? and used_at is not null",
+        [factorId, hash],
+      );
+      return rows.length === 0 ? undefined : (rows[0]?.used_claim ?? null);
+    },
+  };
+}
