@@ -63,6 +63,7 @@ export interface VerifyDeps {
 }
 
 export function createVerify(deps: VerifyDeps): Verify {
+  const elevationTtlMs = elevationLifetimeMs(deps.policy);
   return async (input) => {
     const id = input.challengeId;
     const claim = deps.fingerprint("claim", id, input.idempotencyKey);
@@ -91,13 +92,14 @@ export function createVerify(deps: VerifyDeps): Verify {
           deps.keyRing.open(Buffer.from(sealed, "base64"), binding).toString("utf8"),
         ) as VerifyOutcome,
       fingerprint: deps.fingerprint("proof", input.method, input.code),
-      run: () => answer(deps, challenge, input, claim, answeredBy),
+      run: () => answer(deps, elevationTtlMs, challenge, input, claim, answeredBy),
     });
   };
 }
 
 async function answer(
   deps: VerifyDeps,
+  elevationTtlMs: number,
   challenge: Challenge,
   input: VerifyInput,
   claim: string,
@@ -141,12 +143,7 @@ async function answer(
   const [, first] = await Promise.all([
     deps.attempts.succeeded(challenge.subject),
     deps.challenges.markAnswered(challenge.id, claim, retentionMs),
-    deps.sessions.recordElevation(
-      challenge.subject,
-      challenge.sessionId,
-      elevation,
-      elevationLifetimeMs(deps.policy),
-    ),
+    deps.sessions.recordElevation(challenge.subject, challenge.sessionId, elevation, elevationTtlMs),
   ]);
   // Two right answers racing under different idempotency keys: only one gets a grant.
   assertThat(
