@@ -1,0 +1,104 @@
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
+import { after, before, describe, it } from "node:test";
+import type { HotStore } from "./hot-store.ts";
+
+/** How a contract run gets its store: a fresh one, and what to do after the run. */
+export interface HotStoreUnderTest {
+  store: HotStore;
+  cleanUp(): Promise<void>;
+}
+
+/**
+ * The behaviour every hot store must have, as node:test cases: values with expiry, set-if-absent,
+ * atomic counters under concurrency (fixed and sliding expiry), the attempt pair, ttl and delete.
+ * Expiry is checked with real time: each case waits at most about 300 ms.
+ */
+export function hotStoreContract(name: string, open: () => Promise<HotStoreUnderTest>): void {
+  describe(`hot store contract: ${name}`, () => {
+    let underTest: HotStoreUnderTest;
+    let hot: HotStore;
+    // Keys unique to the run, so a shared Redis or table holds no earlier run's state.
+    const key = (k: string) => `contract:${randomBytes(4).toString("hex")}:${k}`;
+    before(async () => {
+      underTest = await open();
+      hot = underTest.store;
+    });
+    after(async () => {
+      await underTest.store.close();
+      await underTest.cleanUp();
+    });
+
+    it("gets what was set, null for what was not, and forgets it after its ttl", async () => {
+      const [a, b] = [key("a"), key("b")];
+      await hot.set(a, "one", 150);
+      assert.equal(await hot.get(a), "one");
+      assert.deepEqual(await hot.getMany([a, b, a]), ["one", null, "one"]);
+      assert.deepEqual(await hot.getMany([]), []);
+      await sleep(250);
+      assert.equal(await hot.get(a), null);
+    });
+
+    it("sets if absent exactly once among racing calls, and again once the key expired", async () => {
+      const k = key("nx");
+      const results = await Promise.all(Array.from({ length: 20 }, (_, i) => hot.setIfAbsent(k, `v${i}`, 150)));
+      assert.equal(results.filter(Boolean).length, 1);
+      const winner = results.indexOf(true);
+      assert.equal(await hot.get(k), `v${winner}`);
+      await sleep(250);
+      assert.equal(await hot.setIfAbsent(k, "later", 1000), true);
+    });
+
+    it("counts atomically under concurrency; the ttl starts at the first increment", async () => {
+      const k = key("count");
+      const counts = await Promise.all(Array.from({ length: 25 }, () => hot.increment(k, 300)));
+      assert.deepEqual([...counts].sort((x, y) => x - y), Array.from({ length: 25 }, (_, i) => i + 1));
+      const ttl = await hot.ttl(k);
+      assert.ok(ttl > 0 && ttl <= 300, `ttl ${ttl}`);
+      await sleep(400);
+      assert.equal(await hot.increment(k, 300), 1, "a lapsed counter starts again");
+    });
+
+    it("a sliding counter lasts its ttl from the latest increment", async () => {
+      const k = key("sliding");
+      await hot.increment(k, 300, true);
+      await sleep(200);
+      await hot.increment(k, 300, true);
+      await sleep(200);
+      assert.equal(await hot.increment(k, 300, true), 3, "still counting 400 ms after the first");
+      const fixed = key("fixed");
+      await hot.increment(fixed, 300);
+      await sleep(200);
+      await hot.increment(fixed, 300);
+      await sleep(200);
+      assert.equal(await hot.increment(fixed, 300), 1, "a fixed counter lapsed 300 ms after its first");
+    });
+
+    it("moves the second counter of a pair only while the first is within its limit", async () => {
+      const [first, second] = [key("first"), key("second")];
+      const pairs = await Promise.all(
+        Array.from({ length: 10 }, () =>
+          hot.incrementBoth({ key: first, ttlMs: 5000, limit: 4 }, { key: second, ttlMs: 5000, sliding: true }),
+        ),
+      );
+      assert.deepEqual(pairs.map(([a]) => a).sort((x, y) => x - y), Array.from({ length: 10 }, (_, i) => i + 1));
+      assert.equal(pairs.filter(([, b]) => b !== undefined).length, 4);
+      assert.equal(pairs.filter(([a, b]) => a > 4 && b !== undefined).length, 0);
+      assert.equal(await hot.increment(second, 5000), 5);
+    });
+
+    it("reports ttl (0 when absent) and deletes", async () => {
+      const [a, b] = [key("ttl-a"), key("ttl-b")];
+      assert.equal(await hot.ttl(a), 0);
+      await hot.set(a, "x", 5000);
+      await hot.set(b, "y", 5000);
+      const ttl = await hot.ttl(a);
+      assert.ok(ttl > 4000 && ttl <= 5000, `ttl ${ttl}`);
+      await hot.delete(a, b);
+      await hot.delete();
+      assert.deepEqual(await hot.getMany([a, b]), [null, null]);
+      await hot.ping();
+    });
+  });
+}
