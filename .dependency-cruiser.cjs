@@ -156,9 +156,13 @@ module.exports = {
       name: "database-drivers-only-in-store",
       comment:
         "pg, ioredis, kysely and MikroORM are store/'s business (that includes the migration lock in " +
-        "store/database.ts); everything else reaches PostgreSQL and Redis through store/.",
+        "store/database.ts); everything else reaches PostgreSQL and Redis through store/. The test " +
+        "harness (packages/testkit) creates and drops test databases and key prefixes, so it may too.",
       severity: "error",
-      from: { path: ["^services/[^/]+/src/", "^packages/[^/]+/src/"], pathNot: [`${src}store/`, tests] },
+      from: {
+        path: ["^services/[^/]+/src/", "^packages/[^/]+/src/"],
+        pathNot: [`${src}store/`, "^packages/testkit/", tests],
+      },
       to: {
         path: [
           "(^|/)node_modules/(@types/)?(pg|ioredis|kysely)/",

@@ -17,7 +17,7 @@ import {
 } from "@stepgate/api/gen/grpc/health/v1/health_pb";
 import { ConfigError } from "@stepgate/server/config/config-error";
 import { parsePolicy } from "@stepgate/server/policy/policy";
-import { createTestDatabase } from "./support/database.ts";
+import { createTestDatabase } from "@stepgate/testkit/test-database";
 import { testPolicy } from "./support/stepgate.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));

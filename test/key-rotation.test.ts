@@ -9,9 +9,9 @@ import { loadConfig } from "@stepgate/server/config/config";
 import { totpCode } from "@stepgate/server/factors/totp";
 import { createLogger } from "@stepgate/server/log/logger";
 import { type RunningServer, runServer } from "@stepgate/server/server/run";
-import { createTestDatabase, type TestDatabase } from "./support/database.ts";
+import { createTestDatabase, type TestDatabase } from "@stepgate/testkit/test-database";
+import { createTestRedisPrefix, redisUrl, type TestRedisPrefix } from "@stepgate/testkit/test-redis-prefix";
 import { newKey, newSession, newSubject } from "./support/flows.ts";
-import { createTestRedisPrefix, redisUrl, type TestRedisPrefix } from "./support/redis.ts";
 import { writePolicy } from "./support/stepgate.ts";
 
 const ring = ["old", "new"].map((id) => `${id}:${randomBytes(32).toString("base64")}`).join(",");

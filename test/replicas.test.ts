@@ -5,8 +5,8 @@ import { createStepgateClient } from "@stepgate/client";
 import { loadConfig } from "@stepgate/server/config/config";
 import { createLogger } from "@stepgate/server/log/logger";
 import { type RunningServer, runServer } from "@stepgate/server/server/run";
-import { createTestDatabase, type TestDatabase } from "./support/database.ts";
-import { createTestRedisPrefix, redisUrl, type TestRedisPrefix } from "./support/redis.ts";
+import { createTestDatabase, type TestDatabase } from "@stepgate/testkit/test-database";
+import { createTestRedisPrefix, redisUrl, type TestRedisPrefix } from "@stepgate/testkit/test-redis-prefix";
 import { newKeyRing, writePolicy } from "./support/stepgate.ts";
 
 describe("replicas starting together on an empty database", () => {

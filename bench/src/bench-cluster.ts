@@ -1,9 +1,13 @@
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
-import { type BenchDatabase, createBenchDatabase } from "./bench-database.ts";
-import { type BenchRedisPrefix, createBenchRedisPrefix } from "./bench-redis-prefix.ts";
+import {
+  type ReplicaProcess,
+  type ReplicaProcessOptions,
+  startReplicaProcess,
+} from "@stepgate/testkit/replica-process";
+import { createTestDatabase, type TestDatabase } from "@stepgate/testkit/test-database";
+import { createTestRedisPrefix, type TestRedisPrefix } from "@stepgate/testkit/test-redis-prefix";
 import { cpuSeconds, residentMemory } from "./process-stats.ts";
-import { type ReplicaProcess, startReplicaProcess } from "./replica-process.ts";
 
 const policyFile = join(import.meta.dirname, "../../services/stepgate/policy/example.yaml");
 
@@ -41,8 +45,8 @@ export interface BenchCluster {
   replicas: ReplicaProcess[];
   /** `ipv4:` target over every replica, for a round_robin channel. */
   target: string;
-  database: BenchDatabase;
-  redis: BenchRedisPrefix;
+  database: TestDatabase;
+  redis: TestRedisPrefix;
   /** The key ring the replicas seal TOTP secrets with (the seeding needs it). */
   encryptionKeys: string;
   cpu(): Promise<CpuSnapshot>;
@@ -51,8 +55,8 @@ export interface BenchCluster {
 }
 
 export async function startBenchCluster(options: BenchClusterOptions): Promise<BenchCluster> {
-  const database = await createBenchDatabase(options.databaseAdminUrl);
-  const redis = createBenchRedisPrefix(options.redisUrl);
+  const database = await createTestDatabase(options.databaseAdminUrl, { namePrefix: "stepgate_bench_" });
+  const redis = createTestRedisPrefix(options.redisUrl, { namespace: "stepgate-bench" });
   const { pid: redisPid } = await redis.info();
   const encryptionKeys = `b1:${randomBytes(32).toString("base64")}`;
   const env = {
@@ -67,9 +71,19 @@ export async function startBenchCluster(options: BenchClusterOptions): Promise<B
     REDIS_URL: options.redisUrl,
     REDIS_PREFIX: redis.prefix,
   };
+  // The replicas get only `env` (and PATH): an inherited OTEL_* variable would switch exporters on and
+  // skew the figures.
+  const replicaOptions: ReplicaProcessOptions = {
+    // Profiling: e.g. STEPGATE_BENCH_REPLICA_NODE_OPTIONS="--cpu-prof --cpu-prof-dir=/tmp/prof".
+    nodeOptions: process.env.STEPGATE_BENCH_REPLICA_NODE_OPTIONS,
+    stopGraceMs: 5000,
+    // The warnings and lifecycle lines written while serving, for the report.
+    keepLines: "after-serving",
+    maxLines: 1000,
+  };
   const replicas: ReplicaProcess[] = [];
   const start = async (i: number) => {
-    replicas.push(await startReplicaProcess(`bench-${i + 1}`, options.basePort + i, env));
+    replicas.push(await startReplicaProcess(`bench-${i + 1}`, options.basePort + i, env, replicaOptions));
   };
   const close = async () => {
     await Promise.all(replicas.map((r) => r.stop()));
@@ -87,16 +101,16 @@ export async function startBenchCluster(options: BenchClusterOptions): Promise<B
   replicas.sort((a, b) => a.port - b.port);
   return {
     replicas,
-    target: `ipv4:${replicas.map((r) => `127.0.0.1:${r.port}`).join(",")}`,
+    target: `ipv4:${replicas.map((r) => r.address).join(",")}`,
     database,
     redis,
     encryptionKeys,
     async cpu() {
       const storePids = [...(await database.serverPids()), redisPid];
       const byPid = (pids: number[]) => new Map(pids.map((pid) => [pid, cpuSeconds(pid)]));
-      return { replicas: byPid(replicas.map((r) => r.pid)), stores: byPid(storePids) };
+      return { replicas: byPid(replicas.map((r) => r.pid ?? 0)), stores: byPid(storePids) };
     },
-    memory: () => replicas.map((r) => ({ id: r.id, ...residentMemory(r.pid) })),
+    memory: () => replicas.map((r) => ({ id: r.id, ...residentMemory(r.pid ?? 0) })),
     close,
   };
 }

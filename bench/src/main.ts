@@ -158,7 +158,7 @@ try {
     }
 
     const memory = cluster.memory();
-    const replicaWarnings = cluster.replicas.flatMap((r) => r.complaints).slice(0, 20);
+    const replicaWarnings = cluster.replicas.flatMap((r) => r.lines).slice(0, 20);
     clusters.push({ replicas: size, seeding, sessions, scenarios, noopAgain, memory, replicaWarnings });
     await release(closeWorkers);
     await release(closeCluster);

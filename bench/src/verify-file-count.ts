@@ -4,8 +4,8 @@ import { Session } from "node:inspector/promises";
 import { join, sep } from "node:path";
 import { Writable } from "node:stream";
 import { fileURLToPath } from "node:url";
-import { createBenchDatabase } from "./bench-database.ts";
-import { createBenchRedisPrefix } from "./bench-redis-prefix.ts";
+import { createTestDatabase } from "@stepgate/testkit/test-database";
+import { createTestRedisPrefix } from "@stepgate/testkit/test-redis-prefix";
 
 const root = join(import.meta.dirname, "../..");
 const serverSrc = join(root, "services/stepgate/src") + sep;
@@ -69,9 +69,9 @@ export async function measureVerifyFiles(options: {
     const { runServer } = await import("@stepgate/server/server/run");
     const { totpCode } = await import("@stepgate/server/factors/totp");
     const { createStepgateClient } = await import("@stepgate/client");
-    const database = await createBenchDatabase(options.databaseAdminUrl);
+    const database = await createTestDatabase(options.databaseAdminUrl, { namePrefix: "stepgate_bench_" });
     cleanups.push(() => database.drop());
-    const redis = createBenchRedisPrefix(options.redisUrl);
+    const redis = createTestRedisPrefix(options.redisUrl, { namespace: "stepgate-bench" });
     cleanups.push(async () => void (await redis.clean()));
     // The test harness's clock: one TOTP step per round, without waiting 30 s for it.
     let offsetMs = 0;

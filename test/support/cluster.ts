@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
-import { createTestDatabase, type TestDatabase } from "./database.ts";
-import { createTestRedisPrefix, redisUrl, type TestRedisPrefix } from "./redis.ts";
-import { type ReplicaProcess, replicaProcess } from "./replica-process.ts";
+import { type ReplicaProcess, replicaProcess } from "@stepgate/testkit/replica-process";
+import { createTestDatabase, type TestDatabase } from "@stepgate/testkit/test-database";
+import { createTestRedisPrefix, redisUrl, type TestRedisPrefix } from "@stepgate/testkit/test-redis-prefix";
 import { newKeyRing, writePolicy } from "./stepgate.ts";
 
 /** Replica processes sharing the machine's PostgreSQL (a fresh database) and Redis (a fresh prefix). */

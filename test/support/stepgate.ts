@@ -8,8 +8,8 @@ import { loadConfig } from "@stepgate/server/config/config";
 import { totpCode } from "@stepgate/server/factors/totp";
 import { createLogger } from "@stepgate/server/log/logger";
 import { type RunningServer, runServer } from "@stepgate/server/server/run";
-import { createTestDatabase, type TestDatabase } from "./database.ts";
-import { createTestRedisPrefix, redisUrl, type TestRedisPrefix } from "./redis.ts";
+import { createTestDatabase, type TestDatabase } from "@stepgate/testkit/test-database";
+import { createTestRedisPrefix, redisUrl, type TestRedisPrefix } from "@stepgate/testkit/test-redis-prefix";
 
 /** The policy the tests run with: short limits so lockouts are reachable. */
 export const testPolicy = `

@@ -1,0 +1,147 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+
+const mainScript = join(import.meta.dirname, "../../../services/stepgate/src/main.ts");
+
+/** How a replica process ended: its exit code, or the signal that ended it; `null` if none was started. */
+export type ReplicaExit = number | NodeJS.Signals | null;
+
+/** How `replicaProcess` runs the replica; every field is optional, times are in ms. */
+export interface ReplicaProcessOptions {
+  /** NODE_OPTIONS for the replica, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`. Default: none (this
+   * process's own NODE_OPTIONS is not passed on); `undefined` or `""` also mean none. */
+  nodeOptions?: string | undefined;
+  /** How long `start()` waits for the "stepgate serving" line, in ms. Default 30_000. */
+  startTimeoutMs?: number;
+  /** The grace `stop()` gives when called without one: ms after the signal before SIGKILL.
+   * Default: none, `stop()` waits for the exit however long it takes. */
+  stopGraceMs?: number;
+  /** Which lines `lines` keeps: `"all"` (default), or `"after-serving"`: only those written after a
+   * start's "stepgate serving" line (e.g. the warnings of a replica run at warn level). */
+  keepLines?: "all" | "after-serving";
+  /** `lines` keeps at most this many lines, the first ones. Default: no limit. */
+  maxLines?: number;
+}
+
+/** One Stepgate replica as a real process of its own, started and stopped by PID with real signals. */
+export interface ReplicaProcess {
+  readonly id: string;
+  readonly port: number;
+  /** `127.0.0.1:<port>`. */
+  readonly address: string;
+  /** The PID of the current (or last) process; `undefined` before the first `start()`. */
+  readonly pid: number | undefined;
+  /** The log lines it wrote on stdout and stderr, across restarts, as `keepLines` and `maxLines` say. */
+  readonly lines: string[];
+  /** True from `start()` until the process exits. */
+  readonly running: boolean;
+  /** Starts the process (again, after a stop) and resolves once it logs "stepgate serving".
+   * Rejects, after SIGKILLing it, if it exits first or does not serve within `startTimeoutMs`;
+   * rejects at once if it is already running. */
+  start(): Promise<void>;
+  /** Sends `signal` (default SIGTERM), then SIGKILL if it is still running `graceMs` (default
+   * `stopGraceMs`) later, and waits for the exit. Resolves with how it ended (at once if it is not
+   * running); rejects only for a signal name Node does not know. */
+  stop(signal?: NodeJS.Signals, graceMs?: number): Promise<ReplicaExit>;
+  /** Resolves when the current (or last) process exits, however that happens; never rejects. */
+  exited(): Promise<ReplicaExit>;
+}
+
+/**
+ * A replica of `services/stepgate/src/main.ts` on `port`, not yet started. Its environment is only
+ * PATH, NODE_OPTIONS when `options.nodeOptions` is set, then `env`, then STEPGATE_PORT and
+ * STEPGATE_REPLICA_ID (`id`): nothing else is inherited, so e.g. an OTEL_* variable of this process
+ * does not switch the replica's exporters on. Both pipes are always read, so a chatty replica never
+ * blocks on a full pipe. Throws nothing; see `start()` and `stop()`.
+ */
+export function replicaProcess(
+  id: string,
+  port: number,
+  env: Readonly<Record<string, string | undefined>>,
+  options: ReplicaProcessOptions = {},
+): ReplicaProcess {
+  const { nodeOptions, startTimeoutMs = 30_000, stopGraceMs, keepLines = "all" } = options;
+  const maxLines = options.maxLines ?? Number.POSITIVE_INFINITY;
+  let child: ChildProcess | undefined;
+  let exit: Promise<ReplicaExit> = Promise.resolve(null);
+  const lines: string[] = [];
+  const isRunning = () => child !== undefined && child.exitCode === null && child.signalCode === null;
+  return {
+    id,
+    port,
+    address: `127.0.0.1:${port}`,
+    lines,
+    get pid() {
+      return child?.pid;
+    },
+    get running() {
+      return isRunning();
+    },
+    async start() {
+      if (isRunning()) throw new Error(`${id} is already running`);
+      const c = spawn(process.execPath, [mainScript], {
+        env: {
+          PATH: process.env.PATH,
+          ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}),
+          ...env,
+          STEPGATE_PORT: String(port),
+          STEPGATE_REPLICA_ID: id,
+        },
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      child = c;
+      exit = new Promise((resolve) => c.once("exit", (code, signal) => resolve(signal ?? code)));
+      const recent: string[] = [];
+      let serving = false;
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(
+          () => reject(new Error(`${id} did not serve within ${startTimeoutMs / 1000} s`)),
+          startTimeoutMs,
+        );
+        const collect = (line: string) => {
+          recent.push(line);
+          if (recent.length > 10) recent.shift();
+          if ((serving || keepLines === "all") && lines.length < maxLines) lines.push(line);
+          if (!serving && line.includes('"stepgate serving"')) {
+            serving = true;
+            clearTimeout(timer);
+            resolve();
+          }
+        };
+        createInterface({ input: c.stdout as NodeJS.ReadableStream }).on("line", collect);
+        createInterface({ input: c.stderr as NodeJS.ReadableStream }).on("line", collect);
+        void exit.then((how) => {
+          clearTimeout(timer);
+          reject(new Error(`${id} exited (${how}) before serving:\n${recent.join("\n")}`));
+        });
+      }).catch((error: unknown) => {
+        c.kill("SIGKILL");
+        throw error;
+      });
+    },
+    async stop(signal = "SIGTERM", graceMs = stopGraceMs) {
+      if (!child || !isRunning()) return exit;
+      const c = child;
+      c.kill(signal);
+      const timer = graceMs === undefined ? undefined : setTimeout(() => c.kill("SIGKILL"), graceMs);
+      const how = await exit;
+      clearTimeout(timer);
+      return how;
+    },
+    exited: () => exit,
+  };
+}
+
+/** `replicaProcess(id, port, env, options)`, started: resolves once it serves, with the same
+ * rejections as `ReplicaProcess.start()` (the process is SIGKILLed then). */
+export async function startReplicaProcess(
+  id: string,
+  port: number,
+  env: Readonly<Record<string, string | undefined>>,
+  options: ReplicaProcessOptions = {},
+): Promise<ReplicaProcess> {
+  const replica = replicaProcess(id, port, env, options);
+  await replica.start();
+  return replica;
+}
