@@ -46,15 +46,19 @@ export interface Config {
   /** Names the replica in logs, audit events and the `stepgate-replica` response header. */
   replicaId: string;
   logLevel: string;
+  /** How often the stores are probed for health, in ms. */
   healthIntervalMs: number;
   databaseUrl: string;
+  /** Connections in the PostgreSQL pool. */
   databasePoolSize: number;
+  /** Hot state in Redis when set; in PostgreSQL otherwise. */
   redisUrl: string | undefined;
+  /** Prepended to every Redis key. */
   redisPrefix: string;
   connections: ConnectionSettings;
-  /** Wait after reporting NOT_SERVING before refusing new calls, so balancers notice. */
+  /** Wait after reporting NOT_SERVING before refusing new calls, so balancers notice, in ms. */
   drainDelayMs: number;
-  /** How long calls in flight may take to finish at shutdown. */
+  /** How long calls in flight may take to finish at shutdown, in ms. */
   shutdownGraceMs: number;
   /** Honour the `stepgate-fault` request header (tests only). */
   faultInjection: boolean;
@@ -64,15 +68,15 @@ export interface Config {
 
 /** HTTP/2 connection management (grpc core's channel arguments of the same names). */
 export interface ConnectionSettings {
-  /** `grpc.max_connection_age_ms`: connections are closed (GOAWAY) after this, so clients rebalance. 0: never. */
+  /** `grpc.max_connection_age_ms`: connections are closed (GOAWAY) after this many ms, so clients rebalance. 0: never. */
   maxConnectionAgeMs: number;
-  /** `grpc.max_connection_age_grace_ms`: how long calls on an aged connection may still run. */
+  /** `grpc.max_connection_age_grace_ms`: how long calls on an aged connection may still run, in ms. */
   maxConnectionAgeGraceMs: number;
-  /** `grpc.keepalive_time_ms`: the server pings idle clients this often to find dead connections. */
+  /** `grpc.keepalive_time_ms`: the server pings idle clients this often (ms) to find dead connections. */
   keepaliveTimeMs: number;
-  /** `grpc.keepalive_timeout_ms`: a ping unanswered this long closes the connection. */
+  /** `grpc.keepalive_timeout_ms`: a ping unanswered this long (ms) closes the connection. */
   keepaliveTimeoutMs: number;
-  /** `grpc.http2.min_ping_interval_without_data_ms`: pings closer than this are strikes. 0: no policing. */
+  /** `grpc.http2.min_ping_interval_without_data_ms`: pings closer than this (ms) are strikes. 0: no policing. */
   minPingIntervalMs: number;
   /** `grpc.http2.max_ping_strikes`: strikes tolerated before GOAWAY ENHANCE_YOUR_CALM. */
   maxPingStrikes: number;

@@ -7,8 +7,12 @@ export const replicaHeader = "stepgate-replica";
 
 export interface GuardHooks {
   replicaId: string;
+  /** Called as each handler starts, inside the call's trace context. */
+  onCallStart?(): void;
   /**
-   * Called once per call, inside the call's trace context, with the gRPC status code (0 for OK).
+   * Called once per handler run, inside the call's trace context, with the status its outcome maps
+   * to (0 for OK). Not necessarily the call's status: the deadline or a cancel can still end the
+   * call otherwise (call accounting, rpc/call-accounting.ts, logs what the client got).
    * `error` is set for failures that were not Stepgate's own (they reach the client as INTERNAL).
    */
   onCallEnd(info: { rpc: string; code: number; durationMs: number; error?: unknown }): void;
@@ -16,7 +20,7 @@ export interface GuardHooks {
 
 /**
  * Wraps every handler so domain and store errors leave as proper gRPC statuses, every response
- * names the replica that served it, and every call is reported once.
+ * names the replica that served it, and every handler run is reported once.
  */
 export function guard<S extends DescService>(
   service: S,
@@ -30,6 +34,7 @@ export function guard<S extends DescService>(
     const rpc = `${service.typeName}/${method.name}`;
     wrapped[method.localName] = async (...args: unknown[]) => {
       (args[1] as HandlerContext).responseHeader.set(replicaHeader, hooks.replicaId);
+      hooks.onCallStart?.();
       const started = performance.now();
       const end = (code: number, error?: unknown) =>
         hooks.onCallEnd({ rpc, code, durationMs: performance.now() - started, ...(error ? { error } : {}) });

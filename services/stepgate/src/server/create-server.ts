@@ -5,8 +5,8 @@ import { Health as HealthService } from "@stepgate/api/gen/grpc/health/v1/health
 import { BenchService } from "@stepgate/api/gen/stepgate/bench/v1/bench_service_pb";
 import { addService } from "@stepgate/grpc-bridge";
 import type { Config } from "../config/config.ts";
-import { describeError } from "../log/describe-error.ts";
 import type { Logger } from "../log/logger.ts";
+import { createCallAccounting } from "../rpc/call-accounting.ts";
 import { factorHandlers } from "../rpc/factor-handlers.ts";
 import { guard } from "../rpc/guard.ts";
 import { stepUpHandlers } from "../rpc/step-up-handlers.ts";
@@ -24,12 +24,16 @@ export interface StepgateServer {
 }
 
 /**
- * The gRPC server: both services, health and reflection, logging one line per call. Test faults
- * are installed only with STEPGATE_FAULT_INJECTION=1, the no-op bench service only with STEPGATE_BENCH=1.
+ * The gRPC server: both services, health and reflection, logging one line per call with the status
+ * the client got (rpc/call-accounting.ts). Test faults are installed only with
+ * STEPGATE_FAULT_INJECTION=1, the no-op bench service only with STEPGATE_BENCH=1.
  */
 export function createServer(config: Config, service: Composed, logger: Logger): StepgateServer {
   const c = config.connections;
+  const accounting = createCallAccounting({ logger, metrics: service.stepUpService.metrics });
   const server = new grpc.Server({
+    // First, so it also sees the statuses grpc-js sends by itself (deadline, size, decoding).
+    interceptors: [accounting.interceptor],
     "grpc.max_receive_message_length": maxMessageBytes,
     "grpc.max_send_message_length": 1024 * 1024,
     ...(c.maxConnectionAgeMs > 0 ? { "grpc.max_connection_age_ms": c.maxConnectionAgeMs } : {}),
@@ -37,27 +41,8 @@ export function createServer(config: Config, service: Composed, logger: Logger):
     "grpc.keepalive_time_ms": c.keepaliveTimeMs,
     "grpc.keepalive_timeout_ms": c.keepaliveTimeoutMs,
   });
-  const hooks = {
-    replicaId: config.replicaId,
-    onCallEnd({
-      rpc,
-      code,
-      durationMs,
-      error,
-    }: {
-      rpc: string;
-      code: number;
-      durationMs: number;
-      error?: unknown;
-    }) {
-      const status = grpc.status[code] ?? String(code);
-      const fields = { rpc, status, ms: Math.round(durationMs * 10) / 10 };
-      if (error !== undefined) logger.error({ ...fields, error: describeError(error) }, "call failed");
-      else logger.info(fields, "call");
-      if (code !== 0)
-        service.stepUpService.metrics.rpcError({ "rpc.method": rpc, "rpc.grpc.status_code": code });
-    },
-  };
+  accounting.acceptUnknownMethods(server);
+  const hooks = { replicaId: config.replicaId, ...accounting.handlerHooks };
   const stepUp = stepUpHandlers(service.stepUpService);
   const stepUpServed = config.faultInjection ? withFaults(stepUp, service.stores.markers) : stepUp;
   addService(server, StepUpService, guard(StepUpService, stepUpServed, hooks));
