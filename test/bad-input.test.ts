@@ -556,8 +556,9 @@ describe("bad input on the wire (raw grpc-js client)", () => {
       });
       assert.equal(res.outcome.case, "enrollmentRequired");
     });
-    // No handler ran for the undecodable requests: the one call logged is the StepUp that followed.
-    assertCallLines(lines, ["StepUpService/StepUp OK"]);
+    // No handler ran for the undecodable requests, yet each is logged once with the status sent.
+    const refused = allPaths.map((p) => `${p.replace("/stepgate.v1.", "")} INTERNAL`);
+    assertCallLines(lines, [...refused, "StepUpService/StepUp OK"]);
   });
 
   it("unknown fields are skipped: a message of only unknown fields is an empty request", async () => {
