@@ -1,4 +1,5 @@
 import { createHmac, createSecretKey, randomBytes } from "node:crypto";
+import { ConfigError } from "../config/config-error.ts";
 import type { KeyRing } from "./key-ring.ts";
 
 /** A keyed hash (HMAC-SHA256, base64url) of its parts: a stored one reveals nothing about what it came from. */
@@ -16,11 +17,17 @@ export type SecretSlot = (candidate: { sealed: Buffer; keyId: string }) => Promi
 /**
  * The fleet's fingerprint key: 32 random bytes made once, kept sealed in `slot`. Every replica
  * reads the same key whichever encryption key is active, so a Verify retried on another replica
- * finds its recorded result after STEPGATE_ENCRYPTION_KEY_ID changes. Throws if the ring lacks
- * the key that sealed it.
+ * finds its recorded result after STEPGATE_ENCRYPTION_KEY_ID changes. Fails with a ConfigError
+ * if the ring lacks the key that sealed it (keep that key in the ring while the secret uses it).
  */
 export async function loadFingerprint(keyRing: KeyRing, slot: SecretSlot): Promise<Fingerprint> {
   const binding = "service_secret:fingerprint";
   const sealed = await slot({ sealed: keyRing.seal(randomBytes(32), binding), keyId: keyRing.activeKeyId });
-  return createFingerprint(keyRing.open(sealed, binding));
+  try {
+    return createFingerprint(keyRing.open(sealed, binding));
+  } catch {
+    throw new ConfigError(
+      `STEPGATE_ENCRYPTION_KEYS: cannot open the fingerprint key; the ring must hold key "${keyRing.keyIdOf(sealed)}" that sealed it`,
+    );
+  }
 }

@@ -8,5 +8,14 @@ export interface ConsumedGrants {
 }
 
 export function createConsumedGrants(hot: HotStore): ConsumedGrants {
-  return { consume: (grantId, ttlMs) => hot.setIfAbsent(hotKeys.consumedGrant(grantId), "1", ttlMs) };
+  return {
+    async consume(grantId, ttlMs) {
+      // Issued together, so they share one round trip (auto-pipelining).
+      const [spentBefore, first] = await Promise.all([
+        hot.get(hotKeys.legacyConsumedGrant(grantId)),
+        hot.setIfAbsent(hotKeys.consumedGrant(grantId), "1", ttlMs),
+      ]);
+      return first && spentBefore === null;
+    },
+  };
 }

@@ -27,6 +27,11 @@ export const hotKeys = {
   consumedGrant: (grantId: string) => hotKey("consumed", grantId),
   /** Codes tried while confirming one enrolment. */
   confirmAttempts: (factorId: string) => hotKey("confirm", factorId),
+  /**
+   * The unhashed key releases before hashed keys used for a spent grant. Still read, so a grant
+   * spent on an older replica stays spent during a rolling upgrade; drop it one release later.
+   */
+  legacyConsumedGrant: (grantId: string) => `consumed:${grantId}`,
   /** A one-time marker, e.g. a test fault fired once per challenge across the fleet. */
   marker: (name: string, id: string) => hotKey("marker", name, id),
 } as const;
