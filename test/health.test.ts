@@ -1,18 +1,81 @@
+// Health and hot state follow the stores: with Redis gone the hot state moves to PostgreSQL and the
+// replica keeps serving; when Redis comes back empty, what was closed stays closed.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { createClient } from "@connectrpc/connect";
+import { Code, createClient } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
 import { Health, HealthCheckResponse_ServingStatus } from "@stepgate/api/gen/grpc/health/v1/health_pb";
 import { createGrpcJsTransport } from "@stepgate/grpc-bridge";
+import { expectFailure } from "./support/errors.ts";
+import { challenge, enrolTotp, newKey, newSession, newSubject, stepUpWithTotp } from "./support/flows.ts";
 import { type OwnRedis, startOwnRedis } from "./support/own-redis.ts";
 import { type Harness, startStepgate } from "./support/stepgate.ts";
 
 const probeScript = join(import.meta.dirname, "../services/stepgate/src/tools/health-probe.ts");
+const { SERVING } = HealthCheckResponse_ServingStatus;
 
-describe("health follows the stores", () => {
+/** Wrong codes until the subject is locked (test policy: 5 attempts a challenge, locked past 8 failures). */
+async function lockOut(h: Harness, subject: string) {
+  const wrong = async (challengeId: string, sessionId: string) =>
+    h.client.stepUp
+      .verify({
+        challengeId,
+        subject,
+        sessionId,
+        action: "payments.transfer",
+        proof: { kind: { case: "totpCode", value: "000000" } },
+        idempotencyKey: newKey(),
+      })
+      .then(
+        () => "OK",
+        (e: unknown) => String((e as { code?: unknown }).code),
+      );
+  const outcomes: string[] = [];
+  for (const attempts of [5, 4]) {
+    const sessionId = newSession();
+    const c = await challenge(h.client, subject, sessionId, "payments.transfer");
+    for (let i = 0; i < attempts; i++) outcomes.push(await wrong(c.challengeId, sessionId));
+  }
+  assert.equal(outcomes.at(-1), String(Code.ResourceExhausted), "the subject is locked");
+}
+
+/** What was closed before the outage stays closed. */
+async function assertClosed(
+  h: Harness,
+  state: { singleToken: string; endedToken: string; locked: string },
+  when: string,
+) {
+  await expectFailure(
+    h.client.stepUp.checkGrant({ token: state.singleToken, action: "secrets.read" }),
+    Code.PermissionDenied,
+    "GRANT_CONSUMED",
+  );
+  await expectFailure(
+    h.client.stepUp.checkGrant({ token: state.endedToken, action: "payments.transfer" }),
+    Code.PermissionDenied,
+    "GRANT_REVOKED",
+  );
+  const sessionId = newSession();
+  const c = await challenge(h.client, state.locked, sessionId, "payments.transfer");
+  const refused = await expectFailure(
+    h.client.stepUp.verify({
+      challengeId: c.challengeId,
+      subject: state.locked,
+      sessionId,
+      action: "payments.transfer",
+      proof: { kind: { case: "totpCode", value: "000000" } },
+      idempotencyKey: newKey(),
+    }),
+    Code.ResourceExhausted,
+    "SUBJECT_LOCKED",
+  );
+  assert.ok(refused, when);
+}
+
+describe("health and hot state follow the stores", () => {
   let redis: OwnRedis;
   let h: Harness;
   let channel: grpc.Channel;
@@ -31,29 +94,57 @@ describe("health follows the stores", () => {
     const health = createClient(Health, createGrpcJsTransport({ channel, defaultTimeoutMs: 2000 }));
     return (await health.check({ service })).status;
   };
-  const waitFor = async (want: HealthCheckResponse_ServingStatus) => {
-    for (let i = 0; i < 100; i++) {
-      if ((await status()) === want) return;
-      await sleep(50);
-    }
-    assert.fail(`health never became status ${want}`);
-  };
-
   const probe = () =>
     new Promise<number | null>((resolve) => {
       const child = spawn(process.execPath, [probeScript, h.target], { stdio: "ignore" });
       child.once("exit", resolve);
     });
+  /** Waits (at most 10 s) for the log line saying the hot state moved to `store`. */
+  const movedTo = async (store: "redis" | "postgresql", from: number) => {
+    for (let i = 0; i < 200; i++) {
+      const moved = h.logs
+        .slice(from)
+        .some((l) => l.includes('"hot state moved"') && l.includes(`"${store}"`));
+      if (moved) return;
+      await sleep(50);
+    }
+    assert.fail(`the hot state never moved to ${store}`);
+  };
 
-  it("serves while PostgreSQL and Redis answer, and stops serving while Redis is down", async () => {
-    assert.equal(await status(), HealthCheckResponse_ServingStatus.SERVING);
+  it("keeps serving on PostgreSQL while Redis is down, and never re-opens what was closed", async () => {
+    assert.equal(await status(), SERVING);
     assert.equal(await probe(), 0, "the container health probe passes");
-    assert.equal(await status("stepgate.v1.StepUpService"), HealthCheckResponse_ServingStatus.SERVING);
+    // Every subject enrols first: enrolment moves the test clock, and a single-use grant lives 60 s.
+    const [a, b, c, d, locked] = [newSubject(), newSubject(), newSubject(), newSubject(), newSubject()];
+    const secrets = new Map<string, string>();
+    for (const s of [a, b, c, d, locked]) secrets.set(s, (await enrolTotp(h, s)).secret);
+    const flow = (s: string, action: string, sessionId = newSession()) =>
+      stepUpWithTotp(h, s, sessionId, action, secrets.get(s) ?? "");
+    // Closed before the outage: a spent single-use grant, an ended session's grant, a locked subject.
+    const singleToken = (await flow(a, "secrets.read")).grant?.token ?? "";
+    await h.client.stepUp.checkGrant({ token: singleToken, action: "secrets.read" });
+    const ended = newSession();
+    const endedToken = (await flow(b, "payments.transfer", ended)).grant?.token ?? "";
+    await h.client.stepUp.endSession({ subject: b, sessionId: ended });
+    await lockOut(h, locked);
+
+    const before = h.logs.length;
     await redis.stop("SIGKILL");
-    await waitFor(HealthCheckResponse_ServingStatus.NOT_SERVING);
-    assert.equal(await status("stepgate.v1.FactorService"), HealthCheckResponse_ServingStatus.NOT_SERVING);
-    assert.equal(await probe(), 1, "the container health probe fails");
+    await movedTo("postgresql", before);
+    assert.equal(await status(), SERVING, "still serving: the hot state is in PostgreSQL");
+    assert.equal(await status("stepgate.v1.StepUpService"), SERVING);
+    assert.equal(await status("stepgate.v1.FactorService"), SERVING);
+    assert.equal(await probe(), 0);
+    assert.ok(h.logs.slice(before).some((l) => l.includes('"dependency down"') && l.includes('"redis"')));
+    await assertClosed(h, { singleToken, endedToken, locked }, "while Redis is down");
+    const during = await flow(c, "payments.transfer");
+    assert.ok(during.grant?.token, "a whole flow works on PostgreSQL alone");
+
+    const back = h.logs.length;
     await redis.start();
-    await waitFor(HealthCheckResponse_ServingStatus.SERVING);
+    await movedTo("redis", back);
+    await assertClosed(h, { singleToken, endedToken, locked }, "after Redis came back empty");
+    const after = await flow(d, "payments.transfer");
+    assert.ok(after.grant?.token, "and again on Redis");
   });
 });

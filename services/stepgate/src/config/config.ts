@@ -29,6 +29,10 @@ const envSchema = z.object({
   STEPGATE_SHUTDOWN_GRACE_MS: ms.min(100).default(10_000),
   STEPGATE_FAULT_INJECTION: z.enum(["0", "1", "false", "true"]).default("0"),
   STEPGATE_BENCH: z.enum(["0", "1", "false", "true"]).default("0"),
+  STEPGATE_POSTGRES_TIMEOUT_MS: z.coerce.number().int().min(50).max(60_000).default(2000),
+  STEPGATE_REDIS_TIMEOUT_MS: z.coerce.number().int().min(20).max(60_000).default(500),
+  STEPGATE_BREAKER_FAILURES: z.coerce.number().int().min(1).max(100).default(3),
+  STEPGATE_BREAKER_HALF_OPEN_MS: z.coerce.number().int().min(50).max(600_000).default(1000),
   DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }),
   DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(100).default(10),
   REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
@@ -56,6 +60,8 @@ export interface Config {
   /** Prepended to every Redis key. */
   redisPrefix: string;
   connections: ConnectionSettings;
+  /** How calls to PostgreSQL and Redis are bounded, and when a dependency counts as down. */
+  dependencies: DependencySettings;
   /** Wait after reporting NOT_SERVING before refusing new calls, so balancers notice, in ms. */
   drainDelayMs: number;
   /** How long calls in flight may take to finish at shutdown, in ms. */
@@ -64,6 +70,18 @@ export interface Config {
   faultInjection: boolean;
   /** Serve stepgate.bench.v1.BenchService, the no-op baseline (benchmarks only). */
   bench: boolean;
+}
+
+/** Bounds and circuit breakers of the stores (store/dependency.ts). */
+export interface DependencySettings {
+  /** The longest one PostgreSQL statement or connection attempt may take, in ms. */
+  postgresTimeoutMs: number;
+  /** The longest one Redis command may take, in ms. */
+  redisTimeoutMs: number;
+  /** Consecutive failures (refused, reset, timed out) that open a dependency's circuit. */
+  breakerFailures: number;
+  /** How long an open circuit refuses calls before a trial call, in ms. */
+  breakerHalfOpenMs: number;
 }
 
 /** HTTP/2 connection management (grpc core's channel arguments of the same names). */
@@ -112,6 +130,12 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
       keepaliveTimeoutMs: e.STEPGATE_KEEPALIVE_TIMEOUT_MS,
       minPingIntervalMs: e.STEPGATE_MIN_PING_INTERVAL_MS,
       maxPingStrikes: e.STEPGATE_MAX_PING_STRIKES,
+    },
+    dependencies: {
+      postgresTimeoutMs: e.STEPGATE_POSTGRES_TIMEOUT_MS,
+      redisTimeoutMs: e.STEPGATE_REDIS_TIMEOUT_MS,
+      breakerFailures: e.STEPGATE_BREAKER_FAILURES,
+      breakerHalfOpenMs: e.STEPGATE_BREAKER_HALF_OPEN_MS,
     },
     drainDelayMs: e.STEPGATE_DRAIN_DELAY_MS,
     shutdownGraceMs: e.STEPGATE_SHUTDOWN_GRACE_MS,

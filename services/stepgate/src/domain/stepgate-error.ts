@@ -6,8 +6,11 @@ import type { ErrorReason } from "@stepgate/api";
  */
 export type SentReason = Exclude<keyof typeof ErrorReason, "UNSPECIFIED" | "IN_PROGRESS">;
 
-/** The reasons domain code fails with; the RPC layer adds CALLER_REQUIRED and STORE_UNAVAILABLE. */
-export type Reason = Exclude<SentReason, "CALLER_REQUIRED" | "STORE_UNAVAILABLE">;
+/**
+ * The reasons domain code fails with; the RPC layer adds CALLER_REQUIRED, and STORE_UNAVAILABLE or
+ * DEPENDENCY_UNAVAILABLE for a DependencyUnavailableError.
+ */
+export type Reason = Exclude<SentReason, "CALLER_REQUIRED" | "STORE_UNAVAILABLE" | "DEPENDENCY_UNAVAILABLE">;
 
 export interface StepgateErrorInit {
   /** Non-secret facts for the caller, e.g. attempts_remaining. */

@@ -16,6 +16,8 @@ export interface Attempts {
   spend(challengeId: string, subject: string, challengeTtlMs: number): Promise<number>;
   /** A right answer ends the subject's run of consecutive failures. */
   succeeded(subject: string): Promise<void>;
+  /** Gives back the attempt of a call that could not check its proof: a store's failure is not the user's. */
+  refund(challengeId: string, subject: string): Promise<void>;
 }
 
 export interface AttemptsDeps {
@@ -33,6 +35,7 @@ export function createAttempts({ counters, policy }: AttemptsDeps): Attempts {
         subject,
         // Sliding: the lockout lasts `duration` from the latest failed attempt.
         failureTtlMs: policy.lockoutDuration * 1000,
+        lockedAbove: policy.lockoutMaxFailures,
       });
       if (onChallenge > policy.challengeMaxAttempts) {
         throw new StepgateError("CHALLENGE_LOCKED", "no attempts left", {
@@ -47,5 +50,6 @@ export function createAttempts({ counters, policy }: AttemptsDeps): Attempts {
       return policy.challengeMaxAttempts - onChallenge;
     },
     succeeded: (subject) => counters.clearFailures(subject),
+    refund: (challengeId, subject) => counters.refund(challengeId, subject),
   };
 }

@@ -13,6 +13,12 @@ export interface Metrics {
   verification(attributes: Attributes): void;
   /** One RPC that ended in an error, by method and status code. */
   rpcError(attributes: Attributes): void;
+  /**
+   * Publishes `stepgate.dependency.up{dependency}` (1 while the dependency's circuit is closed, 0
+   * while open) and `stepgate.degraded` (1 while any dependency is down), read from `read` at
+   * each collection.
+   */
+  observeDependencies(read: () => { dependency: string; up: boolean }[]): void;
 }
 
 // Latency buckets in seconds, from sub-millisecond to the client deadlines.
@@ -42,5 +48,19 @@ export function createMetrics(): Metrics {
     verifyDuration: (s, a) => verify.record(s, a),
     verification: (a) => verifications.add(1, a),
     rpcError: (a) => rpcErrors.add(1, a),
+    observeDependencies(read) {
+      meter
+        .createObservableGauge("stepgate.dependency.up", {
+          description: "1 while the dependency answers (its circuit is closed), 0 while it is down",
+        })
+        .addCallback((result) => {
+          for (const d of read()) result.observe(d.up ? 1 : 0, { dependency: d.dependency });
+        });
+      meter
+        .createObservableGauge("stepgate.degraded", {
+          description: "1 while the replica serves in a degraded mode (a dependency is down)",
+        })
+        .addCallback((result) => result.observe(read().some((d) => !d.up) ? 1 : 0));
+    },
   };
 }

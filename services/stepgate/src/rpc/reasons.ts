@@ -31,6 +31,7 @@ export const reasonStatus: Record<SentReason, Code> = {
   FACTOR_NOT_FOUND: Code.NotFound,
   // Who is calling is part of every binding: without it nothing can be decided.
   CALLER_REQUIRED: Code.Unauthenticated,
-  // A store did not answer: another replica, or the same one a moment later, may.
+  // A store did not answer, or is known down: another replica, or the same one a moment later, may.
   STORE_UNAVAILABLE: Code.Unavailable,
+  DEPENDENCY_UNAVAILABLE: Code.Unavailable,
 };

@@ -16,7 +16,7 @@ import { createGrantIssuer } from "../grants/grant-issuer.ts";
 import { loadSigningKeys } from "../grants/signing-keys.ts";
 import { createAttempts } from "../limits/attempts.ts";
 import { describeError } from "../log/describe-error.ts";
-import type { Logger } from "../log/logger.ts";
+import { type Logger, lifecycle } from "../log/logger.ts";
 import { createMetrics } from "../observability/metrics.ts";
 import { loadPolicy } from "../policy/policy.ts";
 import type { FactorUseCases } from "../rpc/factor-handlers.ts";
@@ -43,6 +43,11 @@ export interface Composed {
  * the store's error when PostgreSQL or Redis cannot be opened.
  */
 export async function compose(config: Config, logger: Logger, clock: Clock = systemClock): Promise<Composed> {
+  const dependencyOptions = (callTimeoutMs: number) => ({
+    callTimeoutMs,
+    failureThreshold: config.dependencies.breakerFailures,
+    halfOpenAfterMs: config.dependencies.breakerHalfOpenMs,
+  });
   const policy = loadPolicy(config.policyFile);
   const keyRing = parseKeyRing(config.encryptionKeys, config.encryptionKeyId);
   const stores = await openStores({
@@ -50,7 +55,12 @@ export async function compose(config: Config, logger: Logger, clock: Clock = sys
     databasePoolSize: config.databasePoolSize,
     redisUrl: config.redisUrl,
     redisPrefix: config.redisPrefix,
+    postgres: dependencyOptions(config.dependencies.postgresTimeoutMs),
+    redis: dependencyOptions(config.dependencies.redisTimeoutMs),
     onMigrated: (migrations) => logger.info({ migrations }, "applied database migrations"),
+    onHotSwitch: (active) => lifecycle(logger).warn({ hotStore: active }, "hot state moved"),
+    onResyncError: (error) =>
+      logger.error({ error: describeError(error) }, "security state not carried back into redis yet"),
   });
   try {
     const signingKeys = await loadSigningKeys({ store: stores.signingKeys, keyRing });
@@ -63,6 +73,10 @@ export async function compose(config: Config, logger: Logger, clock: Clock = sys
       onError: (error) => logger.error({ error: describeError(error) }, "audit events not written yet"),
     });
     const replicaId = config.replicaId;
+    const metrics = createMetrics();
+    metrics.observeDependencies(() =>
+      stores.dependencies.map((d) => ({ dependency: d.name, up: d.available })),
+    );
     const { factors, recoveryCodes, challenges, verifyResults, sessions, consumedGrants } = stores;
     const issueGrant = createGrantIssuer({ signingKeys, issuer: config.issuer, clock, replicaId });
     const checkGrant = createCheckGrant({
@@ -86,7 +100,7 @@ export async function compose(config: Config, logger: Logger, clock: Clock = sys
         checkGrant,
         endSession: createEndSession({ sessions, policy, audit, clock }),
         getJwks: createGetJwks({ signingKeys }),
-        metrics: createMetrics(),
+        metrics,
         isKnownAction: (action) => policy.actions.has(action),
       },
       factorService: {

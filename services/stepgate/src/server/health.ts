@@ -1,61 +1,65 @@
 import type * as grpc from "@grpc/grpc-js";
+import { FactorService, StepUpService } from "@stepgate/api";
 import { HealthImplementation } from "grpc-health-check";
+import type { DependencyName } from "../domain/dependency-unavailable.ts";
 
 export type ServingStatus = "SERVING" | "NOT_SERVING";
 
-/** grpc.health.v1.Health for the whole server ("") and each service, set together. */
+/** What each service reports, "" being the whole server. */
+export type HealthStatuses = Record<string, ServingStatus>;
+
+/** grpc.health.v1.Health for the whole server ("") and each service. */
 export interface Health {
+  /** Sets every service (and ""), e.g. NOT_SERVING when draining. */
   set(status: ServingStatus): void;
+  /** Sets each service named in `statuses`. */
+  update(statuses: HealthStatuses): void;
+  /** The whole server's status. */
   readonly status: ServingStatus;
+  /** Every service's status, "" included. */
+  readonly statuses: HealthStatuses;
 }
 
 export function addHealth(server: grpc.Server, serviceNames: string[]): Health {
   const names = ["", ...serviceNames];
-  const impl = new HealthImplementation(Object.fromEntries(names.map((n) => [n, "NOT_SERVING"])));
+  const current: HealthStatuses = Object.fromEntries(names.map((n) => [n, "NOT_SERVING"]));
+  const impl = new HealthImplementation({ ...current });
   impl.addToServer(server);
-  let current: ServingStatus = "NOT_SERVING";
+  const update = (statuses: HealthStatuses) => {
+    for (const [name, status] of Object.entries(statuses)) {
+      current[name] = status;
+      impl.setStatus(name, status);
+    }
+  };
   return {
     get status() {
-      return current;
+      return current[""] ?? "NOT_SERVING";
     },
-    set(status) {
-      current = status;
-      for (const n of names) impl.setStatus(n, status);
+    get statuses() {
+      return { ...current };
     },
+    update,
+    set: (status) => update(Object.fromEntries(names.map((n) => [n, status]))),
   };
 }
 
 /**
- * Probes the stores on an interval: the replica serves only while every store it needs answers,
- * so load balancers and clients steer calls away from a replica that cannot complete them.
+ * What a replica can serve with the dependencies it has (the brief: health tells the truth, and a
+ * degraded replica stays in rotation for what it can still do):
+ * - FactorService writes factors: it needs PostgreSQL.
+ * - StepUpService needs the hot state, which Redis or (failing over) PostgreSQL carries: with
+ *   PostgreSQL down it still answers StepUp from elevations, CheckGrant, GetJwks and EndSession.
+ * - The whole server ("") serves while any of its services does.
  */
-export function watchStores(
-  health: Health,
-  probes: (() => Promise<void>)[],
-  intervalMs: number,
-  onChange: (status: ServingStatus, error?: unknown) => void,
-): { stop(): void; probe(): Promise<void> } {
-  let stopped = false;
-  const probe = async () => {
-    let next: ServingStatus = "SERVING";
-    let failure: unknown;
-    try {
-      await Promise.all(probes.map((p) => p()));
-    } catch (error) {
-      next = "NOT_SERVING";
-      failure = error;
-    }
-    if (stopped) return;
-    if (next !== health.status) onChange(next, failure);
-    health.set(next);
-  };
-  const timer = setInterval(() => void probe(), intervalMs);
-  timer.unref();
+export function servingStatuses(
+  up: Record<DependencyName, boolean>,
+  redisConfigured: boolean,
+): HealthStatuses {
+  const serving = (ok: boolean): ServingStatus => (ok ? "SERVING" : "NOT_SERVING");
+  const hotState = up.postgresql || (redisConfigured && up.redis);
   return {
-    probe,
-    stop() {
-      stopped = true;
-      clearInterval(timer);
-    },
+    "": serving(hotState || up.postgresql),
+    [StepUpService.typeName]: serving(hotState),
+    [FactorService.typeName]: serving(up.postgresql),
   };
 }

@@ -5,8 +5,8 @@ import type { Clock } from "../domain/clock.ts";
 import { type Logger, lifecycle } from "../log/logger.ts";
 import { compose } from "./compose.ts";
 import { createServer } from "./create-server.ts";
-import { watchStores } from "./health.ts";
 import { policePings } from "./ping-policy.ts";
+import { watchDependencies } from "./watch-dependencies.ts";
 
 export interface RunningServer {
   /** The port actually bound (useful with port 0). */
@@ -31,16 +31,18 @@ export async function runServer(config: Config, logger: Logger, clock?: Clock): 
       (error, bound) => (error ? reject(error) : resolve(bound)),
     );
   });
-  const watcher = watchStores(
+  const watcher = watchDependencies({
     health,
-    [() => service.stores.pingDatabase(), () => service.stores.pingHot()],
-    config.healthIntervalMs,
-    (status, error) =>
-      logger.warn(
-        { status, store: error instanceof Error ? error.message.slice(0, 120) : undefined },
-        "health changed",
+    dependencies: service.stores.dependencies,
+    probe: (name) => service.stores.probe(name),
+    intervalMs: config.healthIntervalMs,
+    // One line per transition, whatever the level: operators need to see a dependency come and go.
+    onDependencyChange: (dependency, up) =>
+      lifecycle(logger).warn(
+        { dependency, up, health: health.statuses },
+        up ? "dependency up" : "dependency down",
       ),
-  );
+  });
   policePings(server, config.connections.minPingIntervalMs, config.connections.maxPingStrikes);
   await watcher.probe();
   // Lifecycle lines are written whatever the level: supervisors and tests wait for them.

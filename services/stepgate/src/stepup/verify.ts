@@ -3,6 +3,7 @@ import type { Fingerprint } from "../crypto/fingerprint.ts";
 import type { KeyRing } from "../crypto/key-ring.ts";
 import { type Challenge, challengeRetentionMs } from "../domain/challenge.ts";
 import { type Clock, toSeconds } from "../domain/clock.ts";
+import { DependencyUnavailableError } from "../domain/dependency-unavailable.ts";
 import type { Elevation } from "../domain/elevation.ts";
 import type { MethodName } from "../domain/method.ts";
 import { assertThat, StepgateError } from "../domain/stepgate-error.ts";
@@ -115,7 +116,13 @@ async function answer(
   );
   const retentionMs = challengeRetentionMs(challenge, now);
   const attemptsLeft = await deps.attempts.spend(challenge.id, challenge.subject, retentionMs);
-  const checked = await checkInSpan(deps, challenge, input, claim, now);
+  const checked = await checkInSpan(deps, challenge, input, claim, now).catch(async (error: unknown) => {
+    // Nothing was checked: the attempt goes back (if the store that counts it still answers).
+    if (error instanceof DependencyUnavailableError) {
+      await deps.attempts.refund(challenge.id, challenge.subject).catch(() => {});
+    }
+    throw error;
+  });
   if (checked.result !== "ok") {
     deps.audit.record({
       type: "verify.failed",

@@ -1,5 +1,4 @@
-import type { Database } from "./database.ts";
-import { sqlFor } from "./sql.ts";
+import type { Pg } from "./sql.ts";
 
 /** A security-relevant event; `details` must never hold a secret or a code. */
 export interface AuditEvent {
@@ -17,8 +16,8 @@ export interface AuditStore {
   append(events: AuditEvent[], replica: string): Promise<void>;
 }
 
-export function createAuditStore(db: Database): AuditStore {
-  const run = sqlFor(db);
+export function createAuditStore(pg: Pg): AuditStore {
+  const run = pg.sql;
   return {
     async append(events, replica) {
       await run(

@@ -1,3 +1,4 @@
+import { type DurableMirror, noMirror } from "./durable-mirror.ts";
 import type { HotStore } from "./hot/hot-store.ts";
 import { hotKeys } from "./hot-keys.ts";
 
@@ -7,15 +8,23 @@ export interface ConsumedGrants {
   consume(grantId: string, ttlMs: number): Promise<boolean>;
 }
 
-export function createConsumedGrants(hot: HotStore): ConsumedGrants {
+/**
+ * Spent grants are marked in the hot store and, while Redis carries it, in PostgreSQL too: a grant
+ * is spent for the first caller only if neither has seen it, so a Redis that restarted empty (or
+ * a replica cut off from it) cannot spend a grant twice.
+ */
+export function createConsumedGrants(hot: HotStore, mirror: DurableMirror = noMirror): ConsumedGrants {
   return {
     async consume(grantId, ttlMs) {
-      // Issued together, so they share one round trip (auto-pipelining).
+      const key = hotKeys.consumedGrant(grantId);
+      // Issued together, so the Redis commands share one round trip (auto-pipelining).
       const [spentBefore, first] = await Promise.all([
         hot.get(hotKeys.legacyConsumedGrant(grantId)),
-        hot.setIfAbsent(hotKeys.consumedGrant(grantId), "1", ttlMs),
+        hot.setIfAbsent(key, "1", ttlMs),
       ]);
-      return first && spentBefore === null;
+      if (!first || spentBefore !== null) return false;
+      // Only the one call Redis let through asks PostgreSQL, which remembers what Redis may have lost.
+      return mirror.run((durable) => durable.setIfAbsent(key, "1", ttlMs), true);
     },
   };
 }

@@ -9,7 +9,13 @@ export type Database = MikroORM;
 
 export interface DatabaseOptions {
   url: string;
+  /** Connections in the pool. */
   poolSize: number;
+  /**
+   * When set, bounds every statement (PostgreSQL's statement_timeout and the driver's own
+   * query timeout) and every connection attempt, in ms: a blackholed server costs at most this.
+   */
+  statementTimeoutMs?: number;
 }
 
 /** Opens the ORM; migrations are applied separately by `migrate`. */
@@ -19,6 +25,16 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
     entities,
     extensions: [Migrator],
     pool: { min: 0, max: options.poolSize },
+    ...(options.statementTimeoutMs === undefined
+      ? {}
+      : {
+          driverOptions: {
+            statement_timeout: options.statementTimeoutMs,
+            query_timeout: options.statementTimeoutMs,
+            connectionTimeoutMillis: options.statementTimeoutMs,
+            keepAlive: true,
+          },
+        }),
     debug: false,
     allowGlobalContext: false,
     migrations: {

@@ -1,7 +1,6 @@
 import type { Enrolled, Factor } from "../domain/factor.ts";
 import type { MethodName } from "../domain/method.ts";
-import type { Database } from "./database.ts";
-import { type Sql, sqlFor } from "./sql.ts";
+import type { Pg, Sql } from "./sql.ts";
 
 /** Durable factor records; every state change that must be atomic is one conditional statement. */
 export interface FactorStore {
@@ -68,8 +67,8 @@ async function withRemaining(run: Sql, factors: FactorRow[]): Promise<Factor[]> 
   return factors.map((f) => ({ ...withDates(f), recoveryCodesRemaining: counts.get(f.id) ?? 0 }));
 }
 
-export function createFactorStore(db: Database): FactorStore {
-  const run = sqlFor(db);
+export function createFactorStore(pg: Pg): FactorStore {
+  const run = pg.sql;
   // Conditions are fixed fragments from this file; only values are parameters.
   const listWhere = async (condition: string, params: unknown[]) =>
     withRemaining(

@@ -6,6 +6,12 @@ function hotKey(kind: string, ...parts: string[]): string {
 }
 
 /**
+ * The kinds whose entries are security state that must survive the loss of Redis: mirrored in
+ * PostgreSQL and carried back into Redis after an outage (store/hot/resync.ts).
+ */
+export const durableKinds = ["revoked", "consumed", "failures"] as const;
+
+/**
  * Every key of the hot store, built here and nowhere else. Parts are hashed the same way for
  * every kind, so raw subjects, session ids, challenge ids and grant ids never appear in Redis.
  */

@@ -1,5 +1,4 @@
-import type { Database } from "./database.ts";
-import { inTransaction, sqlFor } from "./sql.ts";
+import type { Pg } from "./sql.ts";
 
 /** A subject's active set of recovery codes. */
 export interface RecoverySet {
@@ -21,8 +20,8 @@ export interface RecoveryCodeStore {
   usedBy(factorId: string, hash: Buffer): Promise<string | null | undefined>;
 }
 
-export function createRecoveryCodeStore(db: Database): RecoveryCodeStore {
-  const run = sqlFor(db);
+export function createRecoveryCodeStore(pg: Pg): RecoveryCodeStore {
+  const run = pg.sql;
   const countUnused = async (factorId: string) => {
     const rows = await run<{ n: string }>(
       "select count(*) as n from recovery_codes where factor_id = ? and used_at is null",
@@ -42,7 +41,7 @@ export function createRecoveryCodeStore(db: Database): RecoveryCodeStore {
       return { factorId: row.id, salt: row.recovery_salt, remaining: await countUnused(row.id) };
     },
     async replaceSet(subject, factorId, salt, hashes, now) {
-      await inTransaction(db, async (tx) => {
+      await pg.transaction(async (tx) => {
         await tx("delete from factors where subject = ? and method = 'recovery_code'", [subject]);
         await tx(
           `insert into factors (id, subject, method, status, label, recovery_salt, created_at, confirmed_at)

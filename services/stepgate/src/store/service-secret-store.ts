@@ -1,5 +1,4 @@
-import type { Database } from "./database.ts";
-import { sqlFor } from "./sql.ts";
+import type { Pg } from "./sql.ts";
 
 /** Fleet-wide secrets, sealed by the caller, one per name. */
 export interface ServiceSecretStore {
@@ -10,8 +9,8 @@ export interface ServiceSecretStore {
   getOrCreate(name: string, candidate: { sealed: Buffer; keyId: string }): Promise<Buffer>;
 }
 
-export function createServiceSecretStore(db: Database): ServiceSecretStore {
-  const run = sqlFor(db);
+export function createServiceSecretStore(pg: Pg): ServiceSecretStore {
+  const run = pg.sql;
   return {
     async getOrCreate(name, candidate) {
       await run(

@@ -1,4 +1,5 @@
 import type { Elevation } from "../domain/elevation.ts";
+import { type DurableMirror, noMirror } from "./durable-mirror.ts";
 import type { HotStore } from "./hot/hot-store.ts";
 import { hotKeys } from "./hot-keys.ts";
 
@@ -23,7 +24,8 @@ export interface SessionStore {
   endedAt(subject: string, sessionId: string): Promise<number | undefined>;
 }
 
-export function createSessionStore(hot: HotStore): SessionStore {
+/** Revocations are mirrored durably: a Redis that restarts empty must not re-open an ended session. */
+export function createSessionStore(hot: HotStore, mirror: DurableMirror = noMirror): SessionStore {
   return {
     async findElevations(subject, sessionId, acrs) {
       const values = await hot.getMany(acrs.map((acr) => hotKeys.elevation(subject, sessionId, acr)));
@@ -33,7 +35,11 @@ export function createSessionStore(hot: HotStore): SessionStore {
       await hot.set(hotKeys.elevation(subject, sessionId, elevation.acr), JSON.stringify(elevation), ttlMs);
     },
     async end(subject, sessionId, endedAtMs, revocationTtlMs, acrs) {
-      await hot.set(hotKeys.revoked(subject, sessionId), String(endedAtMs), revocationTtlMs);
+      const key = hotKeys.revoked(subject, sessionId);
+      await Promise.all([
+        hot.set(key, String(endedAtMs), revocationTtlMs),
+        mirror.run((durable) => durable.raise(key, endedAtMs, revocationTtlMs), undefined),
+      ]);
       await hot.delete(...acrs.map((acr) => hotKeys.elevation(subject, sessionId, acr)));
     },
     async endedAt(subject, sessionId) {

@@ -1,6 +1,5 @@
 import type { Jwk } from "@stepgate/grant";
-import type { Database } from "./database.ts";
-import { sqlFor } from "./sql.ts";
+import type { Pg } from "./sql.ts";
 
 /** A stored grant-signing key: its public JWK and its private half sealed with the key ring. */
 export interface StoredSigningKey {
@@ -20,8 +19,8 @@ export interface SigningKeyStore {
   insertActive(key: Omit<StoredSigningKey, "active">, keyId: string): Promise<void>;
 }
 
-export function createSigningKeyStore(db: Database): SigningKeyStore {
-  const run = sqlFor(db);
+export function createSigningKeyStore(pg: Pg): SigningKeyStore {
+  const run = pg.sql;
   return {
     async list() {
       const rows = await run<{ kid: string; public_jwk: Jwk; private_key: Buffer; active: boolean }>(

@@ -1,5 +1,6 @@
 import { CompiledQuery, type Kysely } from "kysely";
 import type { Database } from "./database.ts";
+import type { Dependency } from "./dependency.ts";
 
 /** Runs one statement with `?` placeholders; returns its rows. */
 export type Sql = <T = Record<string, unknown>>(text: string, params?: readonly unknown[]) => Promise<T[]>;
@@ -23,11 +24,20 @@ export function kyselyOf(db: Database): Kysely<unknown> {
   return db.em.getKysely() as unknown as Kysely<unknown>;
 }
 
-export const sqlFor = (db: Database): Sql => sqlOn(kyselyOf(db));
+/** PostgreSQL as the stores use it: every statement and transaction runs through its circuit breaker. */
+export interface Pg {
+  /** One statement, bounded by the dependency's call timeout. */
+  sql: Sql;
+  /** `work` in one transaction with its own Sql, bounded as one call (committed, or rolled back on error). */
+  transaction<T>(work: (sql: Sql) => Promise<T>): Promise<T>;
+}
 
-/** Runs `work` in one transaction, with its own Sql. */
-export function inTransaction<T>(db: Database, work: (sql: Sql) => Promise<T>): Promise<T> {
-  return kyselyOf(db)
-    .transaction()
-    .execute((trx) => work(sqlOn(trx)));
+/** The database behind `dependency`'s breaker and timeout (see store/dependency.ts). */
+export function createPg(db: Database, dependency: Dependency): Pg {
+  const kysely = kyselyOf(db);
+  const raw = sqlOn(kysely);
+  return {
+    sql: <T>(text: string, params?: readonly unknown[]) => dependency.run(() => raw<T>(text, params)),
+    transaction: (work) => dependency.run(() => kysely.transaction().execute((trx) => work(sqlOn(trx)))),
+  };
 }

@@ -1,18 +1,23 @@
+import type { DependencyName } from "../domain/dependency-unavailable.ts";
 import { type AttemptCounters, createAttemptCounters } from "./attempt-counters.ts";
 import { type AuditStore, createAuditStore } from "./audit-store.ts";
 import { type ChallengeStore, createChallengeStore } from "./challenge-store.ts";
 import { type ConsumedGrants, createConsumedGrants } from "./consumed-grants.ts";
 import { type Database, migrate, openDatabase } from "./database.ts";
+import { createDependency, type Dependency, type DependencyOptions } from "./dependency.ts";
+import { createDurableMirror, type DurableMirror, noMirror } from "./durable-mirror.ts";
 import { createFactorStore, type FactorStore } from "./factor-store.ts";
+import { createFailoverHotStore } from "./hot/failover-hot-store.ts";
 import type { HotStore } from "./hot/hot-store.ts";
 import { createPostgresHotStore } from "./hot/postgres-hot-store.ts";
 import { createRedisHotStore } from "./hot/redis-hot-store.ts";
+import { resyncSecurityState } from "./hot/resync.ts";
 import { createMarkers, type Markers } from "./markers.ts";
 import { createRecoveryCodeStore, type RecoveryCodeStore } from "./recovery-code-store.ts";
 import { createServiceSecretStore, type ServiceSecretStore } from "./service-secret-store.ts";
 import { createSessionStore, type SessionStore } from "./session-store.ts";
 import { createSigningKeyStore, type SigningKeyStore } from "./signing-key-store.ts";
-import { sqlFor } from "./sql.ts";
+import { createPg } from "./sql.ts";
 import { createVerifyResults, type VerifyResults } from "./verify-results.ts";
 
 /** The short-lived, shared state: typed views over one hot store. */
@@ -32,12 +37,12 @@ export interface Stores extends HotStores {
   signingKeys: SigningKeyStore;
   audit: AuditStore;
   secrets: ServiceSecretStore;
-  /** Which store carries the hot state. */
-  hotKind: HotStore["kind"];
-  /** Resolves when PostgreSQL answers; throws otherwise. */
-  pingDatabase(): Promise<void>;
-  /** Resolves when the hot store answers; throws otherwise. */
-  pingHot(): Promise<void>;
+  /** Which store carries the hot state right now. */
+  readonly hotKind: HotStore["kind"];
+  /** The dependencies, each behind its circuit breaker (Redis only when configured). */
+  dependencies: Dependency[];
+  /** Probes one dependency through its breaker (so a probe is also the trial call of an open circuit). */
+  probe(name: DependencyName): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -45,57 +50,105 @@ export interface StoreOptions {
   databaseUrl: string;
   /** Connections in the pool. */
   databasePoolSize: number;
-  /** Hot state in Redis when set; in PostgreSQL otherwise. */
+  /** Hot state in Redis when set; in PostgreSQL otherwise (and while Redis is down). */
   redisUrl: string | undefined;
   /** Prepended to every Redis key. */
   redisPrefix: string;
+  /** PostgreSQL's bounds: statement and connection timeouts, breaker. */
+  postgres: DependencyOptions;
+  /** Redis's bounds: command and connection timeouts, breaker. */
+  redis: DependencyOptions;
   /** Told the names of migrations applied at open. */
   onMigrated?: (names: string[]) => void;
+  /** Told when the hot state moves to PostgreSQL or back to Redis. */
+  onHotSwitch?: (active: "redis" | "postgresql") => void;
+  /** Told when security state could not be carried back into Redis (it is tried again). */
+  onResyncError?: (error: unknown) => void;
 }
 
 /** Typed hot-state stores over `hot` (Redis, PostgreSQL, or memory in unit tests). */
-export function hotStoresOver(hot: HotStore): HotStores {
+export function hotStoresOver(hot: HotStore, mirror: DurableMirror = noMirror): HotStores {
   return {
     challenges: createChallengeStore(hot),
     verifyResults: createVerifyResults(hot),
-    attempts: createAttemptCounters(hot),
-    sessions: createSessionStore(hot),
-    consumedGrants: createConsumedGrants(hot),
+    attempts: createAttemptCounters(hot, mirror),
+    sessions: createSessionStore(hot, mirror),
+    consumedGrants: createConsumedGrants(hot, mirror),
     markers: createMarkers(hot),
   };
 }
 
 /**
- * Opens PostgreSQL, applies pending migrations (one replica at a time), and opens the hot store.
- * Fails with the driver's error when PostgreSQL cannot be reached or a migration fails.
+ * Opens PostgreSQL (applying pending migrations, one replica at a time) and Redis. Fails with the
+ * driver's error when PostgreSQL cannot be reached at start or a migration fails; a Redis that
+ * cannot be reached at start only means the hot state starts in PostgreSQL.
  */
 export async function openStores(options: StoreOptions): Promise<Stores> {
-  const db: Database = await openDatabase({ url: options.databaseUrl, poolSize: options.databasePoolSize });
+  // Migrations run unbounded on a pool of their own: a schema change may take longer than a call.
+  const migrating = await openDatabase({ url: options.databaseUrl, poolSize: 1 });
   try {
-    const applied = await migrate(db, options.databaseUrl);
+    const applied = await migrate(migrating, options.databaseUrl);
     if (applied.length > 0) options.onMigrated?.(applied);
-  } catch (error) {
-    await db.close().catch(() => {});
-    throw error;
+  } finally {
+    await migrating.close().catch(() => {});
   }
-  const hot = options.redisUrl
-    ? createRedisHotStore({ url: options.redisUrl, prefix: options.redisPrefix })
-    : createPostgresHotStore(db);
-  const sql = sqlFor(db);
+  const db: Database = await openDatabase({
+    url: options.databaseUrl,
+    poolSize: options.databasePoolSize,
+    statementTimeoutMs: options.postgres.callTimeoutMs,
+  });
+  const postgres = createDependency("postgresql", options.postgres);
+  const pg = createPg(db, postgres);
+  const pgHot = createPostgresHotStore(pg);
+  const dependencies = [postgres];
+  let hot: HotStore = pgHot;
+  let mirror = noMirror;
+  let probeRedis = async () => {};
+  let closeRedis = async () => {};
+  if (options.redisUrl) {
+    const redisDependency = createDependency("redis", options.redis);
+    dependencies.push(redisDependency);
+    const redis = createRedisHotStore({
+      url: options.redisUrl,
+      prefix: options.redisPrefix,
+      dependency: redisDependency,
+      connectTimeoutMs: Math.max(1000, options.redis.callTimeoutMs * 4),
+    });
+    await redis.ready(Math.max(1000, options.redis.callTimeoutMs * 4));
+    const failover = createFailoverHotStore({
+      primary: redis,
+      primaryDependency: redisDependency,
+      fallback: pgHot,
+      resync: () =>
+        resyncSecurityState(pg, redis).then(
+          () => {},
+          (error: unknown) => {
+            options.onResyncError?.(error);
+            throw error;
+          },
+        ),
+      ...(options.onHotSwitch ? { onSwitch: options.onHotSwitch } : {}),
+    });
+    hot = failover;
+    mirror = createDurableMirror(failover, pgHot);
+    probeRedis = () => redis.ping();
+    closeRedis = () => failover.close();
+  }
   return {
-    ...hotStoresOver(hot),
-    factors: createFactorStore(db),
-    recoveryCodes: createRecoveryCodeStore(db),
-    signingKeys: createSigningKeyStore(db),
-    audit: createAuditStore(db),
-    secrets: createServiceSecretStore(db),
-    hotKind: hot.kind,
-    pingDatabase: async () => {
-      await sql("select 1");
+    ...hotStoresOver(hot, mirror),
+    factors: createFactorStore(pg),
+    recoveryCodes: createRecoveryCodeStore(pg),
+    signingKeys: createSigningKeyStore(pg),
+    audit: createAuditStore(pg),
+    secrets: createServiceSecretStore(pg),
+    get hotKind() {
+      return hot.kind;
     },
-    pingHot: () => hot.ping(),
+    dependencies,
+    probe: (name) => (name === "redis" ? probeRedis() : pg.sql("select 1").then(() => {})),
     async close() {
-      await hot.close();
+      await closeRedis();
+      await pgHot.close();
       await db.close();
     },
   };

@@ -100,6 +100,32 @@ export function hotStoreContract(name: string, open: () => Promise<HotStoreUnder
       assert.equal(await hot.increment(second, 5000), 5);
     });
 
+    it("decrements a counter without going below zero or creating it", async () => {
+      const [k, absent] = [key("dec"), key("dec-absent")];
+      await hot.increment(k, 5000);
+      await hot.increment(k, 5000);
+      await hot.decrement(k);
+      assert.equal(await hot.increment(k, 5000), 2);
+      for (let i = 0; i < 4; i++) await hot.decrement(k);
+      assert.equal(await hot.increment(k, 5000), 1);
+      await hot.decrement(absent);
+      assert.equal(await hot.get(absent), null);
+      assert.equal(await hot.ttl(absent), 0);
+    });
+
+    it("raises a counter or a numeric value and never lowers it", async () => {
+      const [counter, value] = [key("raise-counter"), key("raise-value")];
+      await hot.increment(counter, 5000);
+      await hot.raise(counter, 9, 5000);
+      assert.equal(await hot.increment(counter, 5000), 10);
+      await hot.raise(counter, 3, 5000);
+      assert.equal(await hot.increment(counter, 5000), 11);
+      await hot.raise(value, 1_700_000_000_000, 5000);
+      assert.equal(Number(await hot.get(value)), 1_700_000_000_000);
+      await hot.raise(value, 5, 5000);
+      assert.equal(Number(await hot.get(value)), 1_700_000_000_000);
+    });
+
     it("reports ttl (0 when absent) and deletes", async () => {
       const [a, b] = [key("ttl-a"), key("ttl-b")];
       assert.equal(await hot.ttl(a), 0);

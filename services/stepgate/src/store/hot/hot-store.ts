@@ -23,6 +23,13 @@ export interface HotStore {
     first: { key: string; ttlMs: number; limit: number },
     second: { key: string; ttlMs: number; sliding?: boolean },
   ): Promise<[number, number | undefined]>;
+  /** Lowers a counter by one, never below zero, keeping its expiry; nothing when absent. */
+  decrement(key: string): Promise<void>;
+  /**
+   * Raises a numeric entry (a counter, or a value such as a timestamp) to at least `count`, kept
+   * `ttlMs` when raised. Used to carry security state from one store to another without lowering it.
+   */
+  raise(key: string, count: number, ttlMs: number): Promise<void>;
   /** Milliseconds until the key expires; 0 when absent. */
   ttl(key: string): Promise<number>;
   delete(...keys: string[]): Promise<void>;

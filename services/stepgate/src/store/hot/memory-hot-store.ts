@@ -47,6 +47,16 @@ export function createMemoryHotStore(now: () => number = Date.now): HotStore {
       if (a > first.limit) return [a, undefined];
       return [a, increment(second.key, second.ttlMs, second.sliding)];
     },
+    async decrement(key) {
+      const entry = live(key);
+      if (entry) entry.counter = Math.max(0, entry.counter - 1);
+    },
+    async raise(key, count, ttlMs) {
+      const entry = live(key);
+      const current = entry ? Number(entry.value ?? entry.counter) : 0;
+      if (current >= count) return;
+      entries.set(key, { value: String(count), counter: count, expiresAt: expiry(ttlMs) });
+    },
     ttl: async (key) => {
       const entry = live(key);
       return entry ? Math.max(0, entry.expiresAt - now()) : 0;

@@ -1,12 +1,11 @@
-import type { Database } from "../database.ts";
-import { sqlFor } from "../sql.ts";
+import type { Pg } from "../sql.ts";
 import type { HotStore } from "./hot-store.ts";
 
 const sweepIntervalMs = 60_000;
 
 /** The hot store on PostgreSQL, for deployments without Redis: same semantics, one table. */
-export function createPostgresHotStore(db: Database): HotStore {
-  const run = sqlFor(db);
+export function createPostgresHotStore(pg: Pg): HotStore {
+  const run = pg.sql;
   const expiry = (ttlMs: number) => new Date(Date.now() + Math.max(1, Math.ceil(ttlMs)));
   // Expired rows are invisible to reads; the sweep only keeps the table small.
   const sweep = setInterval(() => {
@@ -67,6 +66,23 @@ export function createPostgresHotStore(db: Database): HotStore {
       const a = await increment(first.key, first.ttlMs);
       if (a > first.limit) return [a, undefined];
       return [a, await increment(second.key, second.ttlMs, second.sliding)];
+    },
+    async decrement(key) {
+      await run(
+        "update hot_entries set counter = counter - 1 where key = ? and expires_at > now() and counter > 0",
+        [key],
+      );
+    },
+    async raise(key, count, ttlMs) {
+      // A value row (a timestamp) and a counter row compare by their number; a lapsed row counts as 0.
+      await run(
+        `insert into hot_entries (key, value, counter, expires_at) values (?, ?, ?, ?)
+         on conflict (key) do update set value = excluded.value, counter = excluded.counter,
+           expires_at = excluded.expires_at
+         where hot_entries.expires_at <= now()
+            or coalesce(hot_entries.value::numeric, hot_entries.counter) < excluded.counter`,
+        [key, String(count), count, expiry(ttlMs)],
+      );
     },
     async ttl(key) {
       const rows = await run<{ ms: string | number }>(

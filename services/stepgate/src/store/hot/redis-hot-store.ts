@@ -1,4 +1,5 @@
 import { Redis } from "ioredis";
+import type { Dependency } from "../dependency.ts";
 import type { HotStore } from "./hot-store.ts";
 
 // INCR and set the expiry in one atomic step: on creation, or every time when sliding.
@@ -16,26 +17,79 @@ local b = redis.call('INCR', KEYS[2])
 if b == 1 or ARGV[4] == '1' then redis.call('PEXPIRE', KEYS[2], ARGV[3]) end
 return {a, b}`;
 
+// Raise a numeric entry to at least ARGV[1]: security state carried over never goes down.
+const raiseScript = `
+local current = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
+if current < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end
+return 0`;
+
+// DECR that keeps the expiry and never goes below zero or creates the key.
+const decrementScript = `
+local n = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
+if n > 0 then redis.call('DECR', KEYS[1]) end
+return 0`;
+
 export interface RedisHotStoreOptions {
+  /** redis:// or rediss:// URL. */
   url: string;
+  /** Prepended to every key. */
   prefix: string;
+  /** Every command runs through it (breaker and timeout); its call timeout also bounds each command. */
+  dependency: Dependency;
+  /** How long a connection attempt may take, in ms. */
+  connectTimeoutMs: number;
+}
+
+/** The Redis hot store, plus what its owner needs to know about the connection. */
+export interface RedisHotStore extends HotStore {
+  /** Resolves once connected, or after `timeoutMs` (ms) without; never rejects. */
+  ready(timeoutMs: number): Promise<boolean>;
+  /**
+   * Told each time the connection is made again after a loss. Redis may have restarted empty or
+   * failed over: state that must not be lost has to be carried back (see store/hot/resync.ts).
+   */
+  onReconnect(listener: () => void): void;
 }
 
 /** The hot store on Redis; every key carries the configured prefix. */
-export function createRedisHotStore(options: RedisHotStoreOptions): HotStore {
+export function createRedisHotStore(options: RedisHotStoreOptions): RedisHotStore {
   const redis = new Redis(options.url, {
     keyPrefix: options.prefix,
     lazyConnect: false,
-    maxRetriesPerRequest: 1,
-    enableOfflineQueue: true,
-    connectTimeout: 2000,
+    // No queue while disconnected: a call fails at once and the breaker counts it, never waits.
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    connectTimeout: options.connectTimeoutMs,
+    commandTimeout: options.dependency.callTimeoutMs,
+    // TCP keepalive, so a connection to a vanished host is eventually noticed even when idle.
+    keepAlive: 1000,
     // Commands issued in the same tick share one write and one round trip.
     enableAutoPipelining: true,
   });
   // Connection errors surface through the commands and health; the client reconnects itself.
   redis.on("error", () => {});
-  return {
+  const reconnectListeners: (() => void)[] = [];
+  let connectedBefore = false;
+  redis.on("ready", () => {
+    if (connectedBefore) for (const listener of reconnectListeners) listener();
+    connectedBefore = true;
+  });
+  const guard = options.dependency;
+  const store: RedisHotStore = {
     kind: "redis",
+    ready: (timeoutMs) =>
+      redis.status === "ready"
+        ? Promise.resolve(true)
+        : new Promise((resolve) => {
+            const timer = setTimeout(() => resolve(false), timeoutMs);
+            redis.once("ready", () => {
+              clearTimeout(timer);
+              resolve(true);
+            });
+          }),
+    onReconnect(listener) {
+      reconnectListeners.push(listener);
+    },
     get: (key) => redis.get(key),
     getMany: (keys) => (keys.length === 0 ? Promise.resolve([]) : redis.mget(keys)),
     async set(key, value, ttlMs) {
@@ -68,6 +122,12 @@ export function createRedisHotStore(options: RedisHotStoreOptions): HotStore {
       )) as [number, number];
       return [Number(a), b < 0 ? undefined : Number(b)];
     },
+    async decrement(key) {
+      await redis.eval(decrementScript, 1, key);
+    },
+    async raise(key, count, ttlMs) {
+      await redis.eval(raiseScript, 1, key, String(count), String(Math.max(1, Math.ceil(ttlMs))));
+    },
     ttl: async (key) => Math.max(0, await redis.pttl(key)),
     async delete(...keys) {
       if (keys.length > 0) await redis.del(...keys);
@@ -79,4 +139,18 @@ export function createRedisHotStore(options: RedisHotStoreOptions): HotStore {
       await redis.quit().catch(() => redis.disconnect());
     },
   };
+  return guarded(store, guard);
+}
+
+const unguarded = new Set(["kind", "ready", "onReconnect", "close"]);
+
+/** Every store operation through the dependency's breaker and timeout. */
+function guarded(store: RedisHotStore, dependency: Dependency): RedisHotStore {
+  const wrapped: Record<string, unknown> = { ...store };
+  for (const [name, fn] of Object.entries(store)) {
+    if (unguarded.has(name) || typeof fn !== "function") continue;
+    wrapped[name] = (...args: unknown[]) =>
+      dependency.run(() => (fn as (...a: unknown[]) => Promise<unknown>)(...args));
+  }
+  return wrapped as unknown as RedisHotStore;
 }

@@ -1,0 +1,30 @@
+import { durableKinds } from "../hot-keys.ts";
+import type { Pg } from "../sql.ts";
+import type { HotStore } from "./hot-store.ts";
+
+// More rows than any live set of revocations, spent grants and lockouts should hold.
+const maxRows = 200_000;
+
+/**
+ * Copies the security state mirrored in PostgreSQL's hot_entries (revocations, spent grants,
+ * lockouts: `durableKinds`) into Redis, raising and never lowering what Redis holds. Run before
+ * Redis is used again after an outage or a reconnect, so a Redis that restarted empty or missed
+ * writes cannot re-open what was closed. Fails with the store's error; returns the rows copied.
+ */
+export async function resyncSecurityState(pg: Pg, redis: HotStore): Promise<number> {
+  const patterns = durableKinds.map((kind) => `${kind}:%`);
+  const rows = await pg.sql<{
+    key: string;
+    value: string | null;
+    counter: string | number;
+    ms: string | number;
+  }>(
+    `select key, value, counter, extract(epoch from (expires_at - now())) * 1000 as ms
+     from hot_entries where expires_at > now() and key like any(?) limit ${maxRows}`,
+    [patterns],
+  );
+  await Promise.all(
+    rows.map((r) => redis.raise(r.key, Number(r.value ?? r.counter), Math.max(1, Math.round(Number(r.ms))))),
+  );
+  return rows.length;
+}
