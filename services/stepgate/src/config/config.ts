@@ -33,6 +33,12 @@ const envSchema = z.object({
   STEPGATE_REDIS_TIMEOUT_MS: z.coerce.number().int().min(20).max(60_000).default(500),
   STEPGATE_BREAKER_FAILURES: z.coerce.number().int().min(1).max(100).default(3),
   STEPGATE_BREAKER_HALF_OPEN_MS: z.coerce.number().int().min(50).max(600_000).default(1000),
+  STEPGATE_FACTOR_CACHE_TTL_S: z.coerce
+    .number()
+    .int()
+    .min(60)
+    .max(30 * 86_400)
+    .default(86_400),
   DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }),
   DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(100).default(10),
   REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
@@ -82,6 +88,8 @@ export interface DependencySettings {
   breakerFailures: number;
   /** How long an open circuit refuses calls before a trial call, in ms. */
   breakerHalfOpenMs: number;
+  /** How long a subject's sealed factors stay cached in Redis for StepUp while PostgreSQL is down, in ms. */
+  factorCacheTtlMs: number;
 }
 
 /** HTTP/2 connection management (grpc core's channel arguments of the same names). */
@@ -136,6 +144,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
       redisTimeoutMs: e.STEPGATE_REDIS_TIMEOUT_MS,
       breakerFailures: e.STEPGATE_BREAKER_FAILURES,
       breakerHalfOpenMs: e.STEPGATE_BREAKER_HALF_OPEN_MS,
+      factorCacheTtlMs: e.STEPGATE_FACTOR_CACHE_TTL_S * 1000,
     },
     drainDelayMs: e.STEPGATE_DRAIN_DELAY_MS,
     shutdownGraceMs: e.STEPGATE_SHUTDOWN_GRACE_MS,

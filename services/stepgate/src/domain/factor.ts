@@ -23,4 +23,6 @@ export interface Factor {
 export interface Enrolled {
   methods: Set<MethodName>;
   totp: { id: string; sealed: string }[];
+  /** The subject's factor version this was read at (0 before any change). */
+  version: number;
 }

@@ -4,6 +4,7 @@ import { toSeconds } from "../domain/clock.ts";
 import type { MethodName } from "../domain/method.ts";
 import type { FactorStore } from "../store/factor-store.ts";
 import type { RecoveryCodeStore } from "../store/recovery-code-store.ts";
+import type { TotpStepClaims } from "../store/totp-step-claims.ts";
 import { hashRecoveryCode, looksLikeRecoveryCode } from "./recovery-codes.ts";
 import { matchTotp } from "./totp.ts";
 import { openTotpSecret } from "./totp-secret.ts";
@@ -32,6 +33,8 @@ export type CheckProof = (proof: Proof) => Promise<Checked>;
 
 export interface CheckProofDeps {
   factors: Pick<FactorStore, "activeTotp" | "claimStep">;
+  /** The hot store's copy of claimed steps, checked before PostgreSQL's. */
+  stepClaims: TotpStepClaims;
   recoveryCodes: RecoveryCodeStore;
   keyRing: KeyRing;
 }
@@ -40,7 +43,7 @@ export function createCheckProof(deps: CheckProofDeps): CheckProof {
   return (proof) => (proof.method === "totp" ? checkTotp(deps, proof) : checkRecoveryCode(deps, proof));
 }
 
-async function checkTotp({ factors, keyRing }: CheckProofDeps, proof: Proof): Promise<Checked> {
+async function checkTotp({ factors, stepClaims, keyRing }: CheckProofDeps, proof: Proof): Promise<Checked> {
   const { subject, code, claim, now } = proof;
   const candidates =
     proof.totp ??
@@ -51,6 +54,9 @@ async function checkTotp({ factors, keyRing }: CheckProofDeps, proof: Proof): Pr
     const secret = openTotpSecret(keyRing, factor.id, subject, Buffer.from(factor.sealed, "base64"));
     const step = matchTotp(secret, code, toSeconds(now));
     if (step === undefined) continue;
+    // Both copies must agree the step is new: the hot store's (shared and fast) and PostgreSQL's
+    // (durable: it still knows the step after the hot store lost its data).
+    if ((await stepClaims.claim(factor.id, step, claim)) === "behind") return { result: "replayed" };
     const claimed = await factors.claimStep(factor.id, step, claim, new Date(now));
     return claimed ? { result: "ok", remaining: 0 } : { result: "replayed" };
   }

@@ -31,6 +31,8 @@ export interface ConfirmTotpDeps {
   attempts: Pick<AttemptCounters, "countConfirmation">;
   keyRing: KeyRing;
   audit: Pick<AuditLog, "record">;
+  /** Puts the subject's new factors in the factor cache (best effort). */
+  refreshEnrolled: (subject: string) => Promise<void>;
   clock: Clock;
 }
 
@@ -61,6 +63,7 @@ export function createConfirmTotp(deps: ConfirmTotpDeps): ConfirmTotp {
       "FACTOR_STATE",
       "factor is no longer pending",
     );
+    await deps.refreshEnrolled(subject);
     deps.audit.record({ type: "factor.confirmed", subject, caller, details: { factor_id: factorId } });
     return (await deps.factors.find(subject, factorId)) as Factor;
   };

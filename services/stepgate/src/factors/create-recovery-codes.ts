@@ -25,6 +25,8 @@ export interface CreateRecoveryCodesDeps {
   recoveryCodes: Pick<RecoveryCodeStore, "replaceSet">;
   authorizeChange: AuthorizeChange;
   audit: Pick<AuditLog, "record">;
+  /** Puts the subject's new factors in the factor cache (best effort). */
+  refreshEnrolled: (subject: string) => Promise<void>;
   clock: Clock;
 }
 
@@ -36,6 +38,7 @@ export function createCreateRecoveryCodes(deps: CreateRecoveryCodesDeps): Create
     const hashes = await Promise.all(codes.map((c) => hashRecoveryCode(c, salt)));
     const factorId = newId();
     await deps.recoveryCodes.replaceSet(subject, factorId, salt, hashes, new Date(deps.clock()));
+    await deps.refreshEnrolled(subject);
     deps.audit.record({ type: "recovery_codes.created", subject, caller, details: { factor_id: factorId } });
     return { factorId, codes };
   };

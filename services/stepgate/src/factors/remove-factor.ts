@@ -19,6 +19,8 @@ export interface RemoveFactorDeps {
   factors: Pick<FactorStore, "find" | "remove">;
   authorizeChange: AuthorizeChange;
   audit: Pick<AuditLog, "record">;
+  /** Puts the subject's new factors in the factor cache (best effort). */
+  refreshEnrolled: (subject: string) => Promise<void>;
 }
 
 export function createRemoveFactor(deps: RemoveFactorDeps): RemoveFactor {
@@ -26,6 +28,7 @@ export function createRemoveFactor(deps: RemoveFactorDeps): RemoveFactor {
     assertThat(await deps.factors.find(subject, factorId), "FACTOR_NOT_FOUND", "no such factor");
     await deps.authorizeChange(subject, caller, managementActions.removeFactor, grant);
     assertThat(await deps.factors.remove(subject, factorId), "FACTOR_NOT_FOUND", "no such factor");
+    await deps.refreshEnrolled(subject);
     deps.audit.record({ type: "factor.removed", subject, caller, details: { factor_id: factorId } });
   };
 }

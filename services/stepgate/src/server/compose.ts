@@ -8,6 +8,7 @@ import { createCheckProof } from "../factors/check-proof.ts";
 import { createConfirmTotp } from "../factors/confirm-totp.ts";
 import { createCreateRecoveryCodes } from "../factors/create-recovery-codes.ts";
 import { createEnrollTotp } from "../factors/enroll-totp.ts";
+import { createEnrolledFactors } from "../factors/enrolled-factors.ts";
 import { createListFactors } from "../factors/list-factors.ts";
 import { createRemoveFactor } from "../factors/remove-factor.ts";
 import { createCheckGrant } from "../grants/check-grant.ts";
@@ -57,6 +58,7 @@ export async function compose(config: Config, logger: Logger, clock: Clock = sys
     redisPrefix: config.redisPrefix,
     postgres: dependencyOptions(config.dependencies.postgresTimeoutMs),
     redis: dependencyOptions(config.dependencies.redisTimeoutMs),
+    factorCacheTtlMs: config.dependencies.factorCacheTtlMs,
     onMigrated: (migrations) => logger.info({ migrations }, "applied database migrations"),
     onHotSwitch: (active) => lifecycle(logger).warn({ hotStore: active }, "hot state moved"),
     onResyncError: (error) =>
@@ -88,14 +90,24 @@ export async function compose(config: Config, logger: Logger, clock: Clock = sys
     });
     const authorizeChange = createAuthorizeChange({ factors, checkGrant, policy });
     const attempts = createAttempts({ counters: stores.attempts, policy });
-    const checkProof = createCheckProof({ factors, recoveryCodes, keyRing });
+    const checkProof = createCheckProof({ factors, recoveryCodes, stepClaims: stores.stepClaims, keyRing });
+    const enrolled = createEnrolledFactors({
+      factors,
+      cache: stores.factorCache,
+      keyRing,
+      cacheTtlMs: config.dependencies.factorCacheTtlMs,
+    });
+    const refreshEnrolled = enrolled.refresh;
     const verify = createVerify({
       ...{ policy, clock, challenges, verifyResults, attempts, checkProof, sessions },
       ...{ issueGrant, audit, fingerprint, keyRing, replicaId },
     });
     return {
       stepUpService: {
-        stepUp: createStepUp({ policy, clock, sessions, factors, challenges, issueGrant, audit, replicaId }),
+        stepUp: createStepUp({
+          ...{ policy, clock, sessions, challenges, issueGrant, audit, replicaId },
+          factors: { enrolled: enrolled.read },
+        }),
         verify,
         checkGrant,
         endSession: createEndSession({ sessions, policy, audit, clock }),
@@ -109,10 +121,16 @@ export async function compose(config: Config, logger: Logger, clock: Clock = sys
           // The name authenticator apps show next to the account.
           issuerName: "Stepgate",
         }),
-        confirmTotp: createConfirmTotp({ factors, attempts: stores.attempts, keyRing, audit, clock }),
-        createRecoveryCodes: createCreateRecoveryCodes({ recoveryCodes, authorizeChange, audit, clock }),
+        confirmTotp: createConfirmTotp({
+          ...{ factors, attempts: stores.attempts, keyRing, audit, clock },
+          refreshEnrolled,
+        }),
+        createRecoveryCodes: createCreateRecoveryCodes({
+          ...{ recoveryCodes, authorizeChange, audit, clock },
+          refreshEnrolled,
+        }),
         listFactors: createListFactors({ factors }),
-        removeFactor: createRemoveFactor({ factors, authorizeChange, audit }),
+        removeFactor: createRemoveFactor({ factors, authorizeChange, audit, refreshEnrolled }),
       },
       stores,
       flushAudit: () => audit.flush(),

@@ -59,7 +59,7 @@ export function unitStepgate(options: { enrolled?: MethodName[] } = {}) {
     proofs.push(proof);
     return script.shift() ?? { result: "ok", remaining: 0 };
   };
-  const enrolled: Enrolled = { methods: new Set(options.enrolled ?? ["totp"]), totp: [] };
+  const enrolled: Enrolled = { methods: new Set(options.enrolled ?? ["totp"]), totp: [], version: 1 };
   const policy = unitPolicy;
   const issueGrant = createGrantIssuer({
     signingKeys: memorySigningKeys(),

@@ -96,6 +96,17 @@ export const ServiceSecretEntity = defineEntity({
   },
 });
 
+/** Raised by every change to a subject's active factors; cached factors carry the version they saw. */
+export const SubjectVersionEntity = defineEntity({
+  name: "SubjectVersion",
+  tableName: "subject_versions",
+  properties: {
+    subject: p.text().primary(),
+    version: p.bigint("number"),
+    updatedAt: p.datetime().index(),
+  },
+});
+
 export const entities = [
   FactorEntity,
   RecoveryCodeEntity,
@@ -103,4 +114,5 @@ export const entities = [
   AuditEventEntity,
   HotEntryEntity,
   ServiceSecretEntity,
+  SubjectVersionEntity,
 ];

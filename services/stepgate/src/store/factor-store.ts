@@ -6,21 +6,24 @@ import type { Pg, Sql } from "./sql.ts";
 export interface FactorStore {
   list(subject: string): Promise<Factor[]>;
   find(subject: string, factorId: string): Promise<Factor | undefined>;
-  /** The methods the subject can answer with, and their TOTP factors' sealed secrets, in one query. */
+  /** The methods the subject can answer with, their TOTP factors' sealed secrets and the subject's version. */
   enrolled(subject: string): Promise<Enrolled>;
   hasActiveFactor(subject: string): Promise<boolean>;
   /** The subject's active TOTP factors. */
   activeTotp(subject: string): Promise<Factor[]>;
   countPending(subject: string): Promise<number>;
   insertTotp(factor: NewTotp): Promise<void>;
-  /** Activates a pending factor and records the step that proved it; false if no longer pending. */
+  /**
+   * Activates a pending factor and records the step that proved it (raising the subject's
+   * version); false if no longer pending.
+   */
   activate(factorId: string, step: number, now: Date): Promise<boolean>;
   /**
    * Claims a TOTP time step for `claim` (a challenge and idempotency key): true for the first
    * claim of a step newer than the last (RFC 6238 5.2), and for a retry of that same claim.
    */
   claimStep(factorId: string, step: number, claim: string, now: Date): Promise<boolean>;
-  /** Deletes the factor; false if the subject has no such factor. */
+  /** Deletes the factor (raising the subject's version); false if the subject has no such factor. */
   remove(subject: string, factorId: string): Promise<boolean>;
   /** Deletes the subject's pending enrolments whose confirmation window has passed. */
   deleteExpiredPending(subject: string, now: Date): Promise<void>;
@@ -43,6 +46,12 @@ const factorColumns = `id, subject, method, status, label, secret, recovery_salt
   created_at as "createdAt", confirm_by as "confirmBy", last_used_at as "lastUsedAt"`;
 
 type FactorRow = Omit<Factor, "recoveryCodesRemaining">;
+
+/** Raises the version of the subjects of `changed` (a CTE with a `subject` column). */
+export const bumpVersionSql = (changed: string) =>
+  `insert into subject_versions (subject, version, updated_at) select subject, 1, now() from ${changed}
+   on conflict (subject) do update set version = subject_versions.version + 1, updated_at = now()
+   returning version`;
 
 // The ORM's pg setup returns timestamps as text: make them Dates again.
 const date = (v: Date | string | null) => (v === null ? null : new Date(v));
@@ -84,14 +93,31 @@ export function createFactorStore(pg: Pg): FactorStore {
       return (await listWhere("subject = ? and id = ?", [subject, factorId]))[0];
     },
     async enrolled(subject) {
-      const rows = await run<{ id: string; method: MethodName; secret: Buffer | null }>(
-        `select f.id, f.method, f.secret from factors f where f.subject = ? and f.status = 'active'
+      const rows = await run<{
+        id: string;
+        method: MethodName;
+        secret: Buffer | null;
+        version: string | null;
+      }>(
+        `select f.id, f.method, f.secret, (select version from subject_versions where subject = ?) as version
+         from factors f where f.subject = ? and f.status = 'active'
          and (f.method <> 'recovery_code' or exists
            (select 1 from recovery_codes c where c.factor_id = f.id and c.used_at is null))
          order by f.created_at, f.id`,
-        [subject],
+        [subject, subject],
       );
+      const version =
+        rows.length > 0
+          ? Number(rows[0]?.version ?? 0)
+          : Number(
+              (
+                await run<{ version: string }>("select version from subject_versions where subject = ?", [
+                  subject,
+                ])
+              )[0]?.version ?? 0,
+            );
       return {
+        version,
         methods: new Set(rows.map((r) => r.method)),
         totp: rows.flatMap((r) =>
           r.method === "totp" && r.secret ? [{ id: r.id, sealed: r.secret.toString("base64") }] : [],
@@ -121,8 +147,9 @@ export function createFactorStore(pg: Pg): FactorStore {
     },
     async activate(factorId, step, now) {
       const rows = await run(
-        `update factors set status = 'active', confirmed_at = ?, last_step = ?, confirm_by = null
-         where id = ? and status = 'pending' and confirm_by > ? returning id`,
+        `with changed as (update factors set status = 'active', confirmed_at = ?, last_step = ?, confirm_by = null
+           where id = ? and status = 'pending' and confirm_by > ? returning subject)
+         ${bumpVersionSql("changed")}`,
         [now, step, factorId, now],
       );
       return rows.length === 1;
@@ -144,10 +171,11 @@ export function createFactorStore(pg: Pg): FactorStore {
       return mine.length === 1;
     },
     async remove(subject, factorId) {
-      const rows = await run("delete from factors where subject = ? and id = ? returning id", [
-        subject,
-        factorId,
-      ]);
+      const rows = await run(
+        `with changed as (delete from factors where subject = ? and id = ? returning subject)
+         ${bumpVersionSql("changed")}`,
+        [subject, factorId],
+      );
       return rows.length === 1;
     },
     async deleteExpiredPending(subject, now) {

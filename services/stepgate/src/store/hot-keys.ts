@@ -38,6 +38,10 @@ export const hotKeys = {
    * spent on an older replica stays spent during a rolling upgrade; drop it one release later.
    */
   legacyConsumedGrant: (grantId: string) => `consumed:${grantId}`,
+  /** A subject's factors, sealed, as last read from PostgreSQL (versioned). */
+  factorCache: (subject: string) => hotKey("factors", subject),
+  /** The latest TOTP time step accepted for a factor, and the claim that took it. */
+  totpStep: (factorId: string) => hotKey("totp-step", factorId),
   /** A one-time marker, e.g. a test fault fired once per challenge across the fleet. */
   marker: (name: string, id: string) => hotKey("marker", name, id),
 } as const;

@@ -1,3 +1,4 @@
+import { bumpVersionSql } from "./factor-store.ts";
 import type { Pg } from "./sql.ts";
 
 /** A subject's active set of recovery codes. */
@@ -12,7 +13,7 @@ export interface RecoverySet {
 export interface RecoveryCodeStore {
   /** The subject's active set, if any. */
   activeSet(subject: string): Promise<RecoverySet | undefined>;
-  /** Replaces the subject's set (and its factor row) with a new one, in one transaction. */
+  /** Replaces the subject's set (and its factor row) with a new one and raises its version, in one transaction. */
   replaceSet(subject: string, factorId: string, salt: Buffer, hashes: Buffer[], now: Date): Promise<void>;
   /** Marks one unused code used by `claim`; returns the codes left, or undefined if no unused code matched. */
   use(factorId: string, hash: Buffer, claim: string, now: Date): Promise<number | undefined>;
@@ -52,6 +53,7 @@ export function createRecoveryCodeStore(pg: Pg): RecoveryCodeStore {
           "insert into recovery_codes (id, factor_id, code_hash) select gen_random_uuid(), ?, unnest(?::bytea[])",
           [factorId, hashes],
         );
+        await tx(`with changed as (select ?::text as subject) ${bumpVersionSql("changed")}`, [subject]);
       });
     },
     async use(factorId, hash, claim, now) {

@@ -6,18 +6,20 @@ import { type ConsumedGrants, createConsumedGrants } from "./consumed-grants.ts"
 import { type Database, migrate, openDatabase } from "./database.ts";
 import { createDependency, type Dependency, type DependencyOptions } from "./dependency.ts";
 import { createDurableMirror, type DurableMirror, noMirror } from "./durable-mirror.ts";
+import { createFactorCache, type FactorCache } from "./factor-cache.ts";
 import { createFactorStore, type FactorStore } from "./factor-store.ts";
 import { createFailoverHotStore } from "./hot/failover-hot-store.ts";
 import type { HotStore } from "./hot/hot-store.ts";
 import { createPostgresHotStore } from "./hot/postgres-hot-store.ts";
 import { createRedisHotStore } from "./hot/redis-hot-store.ts";
-import { resyncSecurityState } from "./hot/resync.ts";
+import { forgetChangedFactors, resyncSecurityState } from "./hot/resync.ts";
 import { createMarkers, type Markers } from "./markers.ts";
 import { createRecoveryCodeStore, type RecoveryCodeStore } from "./recovery-code-store.ts";
 import { createServiceSecretStore, type ServiceSecretStore } from "./service-secret-store.ts";
 import { createSessionStore, type SessionStore } from "./session-store.ts";
 import { createSigningKeyStore, type SigningKeyStore } from "./signing-key-store.ts";
 import { createPg } from "./sql.ts";
+import { createTotpStepClaims, type TotpStepClaims } from "./totp-step-claims.ts";
 import { createVerifyResults, type VerifyResults } from "./verify-results.ts";
 
 /** The short-lived, shared state: typed views over one hot store. */
@@ -28,6 +30,8 @@ export interface HotStores {
   sessions: SessionStore;
   consumedGrants: ConsumedGrants;
   markers: Markers;
+  factorCache: FactorCache;
+  stepClaims: TotpStepClaims;
 }
 
 /** Every store the service uses, PostgreSQL and hot state together. */
@@ -58,6 +62,8 @@ export interface StoreOptions {
   postgres: DependencyOptions;
   /** Redis's bounds: command and connection timeouts, breaker. */
   redis: DependencyOptions;
+  /** How long cached factors live, in ms (see factors/enrolled-factors.ts). */
+  factorCacheTtlMs: number;
   /** Told the names of migrations applied at open. */
   onMigrated?: (names: string[]) => void;
   /** Told when the hot state moves to PostgreSQL or back to Redis. */
@@ -75,6 +81,8 @@ export function hotStoresOver(hot: HotStore, mirror: DurableMirror = noMirror): 
     sessions: createSessionStore(hot, mirror),
     consumedGrants: createConsumedGrants(hot, mirror),
     markers: createMarkers(hot),
+    factorCache: createFactorCache(hot),
+    stepClaims: createTotpStepClaims(hot),
   };
 }
 
@@ -120,7 +128,10 @@ export async function openStores(options: StoreOptions): Promise<Stores> {
       primaryDependency: redisDependency,
       fallback: pgHot,
       resync: () =>
-        resyncSecurityState(pg, redis).then(
+        Promise.all([
+          resyncSecurityState(pg, redis),
+          forgetChangedFactors(pg, redis, options.factorCacheTtlMs),
+        ]).then(
           () => {},
           (error: unknown) => {
             options.onResyncError?.(error);

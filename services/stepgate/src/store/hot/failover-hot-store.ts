@@ -85,6 +85,8 @@ export function createFailoverHotStore(options: FailoverHotStoreOptions): Failov
     setIfAbsent: (key, value, ttlMs) => route((s) => s.setIfAbsent(key, value, ttlMs)),
     increment: (key, ttlMs, sliding) => route((s) => s.increment(key, ttlMs, sliding)),
     incrementBoth: (first, second) => route((s) => s.incrementBoth(first, second)),
+    setVersioned: (key, version, value, ttlMs) => route((s) => s.setVersioned(key, version, value, ttlMs)),
+    advance: (key, position, owner, ttlMs) => route((s) => s.advance(key, position, owner, ttlMs)),
     decrement: (key) => route((s) => s.decrement(key)),
     raise: (key, count, ttlMs) => route((s) => s.raise(key, count, ttlMs)),
     ttl: (key) => route((s) => s.ttl(key)),

@@ -126,6 +126,29 @@ export function hotStoreContract(name: string, open: () => Promise<HotStoreUnder
       assert.equal(Number(await hot.get(value)), 1_700_000_000_000);
     });
 
+    it("keeps the highest version of a versioned entry", async () => {
+      const k = key("versioned");
+      assert.equal(await hot.setVersioned(k, 2, "two", 5000), true);
+      assert.equal(await hot.setVersioned(k, 1, "one", 5000), false);
+      assert.equal(await hot.get(k), "2:two");
+      assert.equal(await hot.setVersioned(k, 2, "two again", 5000), true);
+      assert.equal(await hot.setVersioned(k, 3, "three", 5000), true);
+      assert.equal(await hot.get(k), "3:three");
+    });
+
+    it("advances a marker once per position among racing owners; the owner's retry holds it", async () => {
+      const k = key("advance");
+      const results = await Promise.all(
+        Array.from({ length: 12 }, (_, i) => hot.advance(k, 100, `owner${i}`, 5000)),
+      );
+      assert.equal(results.filter((r) => r === "advanced").length, 1);
+      const winner = results.indexOf("advanced");
+      assert.equal(await hot.advance(k, 100, `owner${winner}`, 5000), "held");
+      assert.equal(await hot.advance(k, 99, `owner${winner}`, 5000), "behind");
+      assert.equal(await hot.advance(k, 101, "late", 5000), "advanced");
+      assert.equal(await hot.advance(k, 100, `owner${winner}`, 5000), "behind");
+    });
+
     it("reports ttl (0 when absent) and deletes", async () => {
       const [a, b] = [key("ttl-a"), key("ttl-b")];
       assert.equal(await hot.ttl(a), 0);

@@ -23,6 +23,23 @@ export interface HotStore {
     first: { key: string; ttlMs: number; limit: number },
     second: { key: string; ttlMs: number; sliding?: boolean },
   ): Promise<[number, number | undefined]>;
+  /**
+   * Sets `key` to `${version}:${value}` unless it holds a higher version; true if set. A writer
+   * with older data can then never overwrite newer data (a cache filled by racing readers).
+   */
+  setVersioned(key: string, version: number, value: string, ttlMs: number): Promise<boolean>;
+  /**
+   * Moves a marker forward to `position`, held by `owner` (e.g. a TOTP time step and the call
+   * that claimed it): "advanced" when nothing at or past `position` was held (the marker now
+   * holds it for `ttlMs`), "held" when `owner` already holds exactly `position` (a retry),
+   * "behind" otherwise (another owner holds it, or a later position is held). Atomic.
+   */
+  advance(
+    key: string,
+    position: number,
+    owner: string,
+    ttlMs: number,
+  ): Promise<"advanced" | "held" | "behind">;
   /** Lowers a counter by one, never below zero, keeping its expiry; nothing when absent. */
   decrement(key: string): Promise<void>;
   /**

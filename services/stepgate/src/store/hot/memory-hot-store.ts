@@ -47,6 +47,22 @@ export function createMemoryHotStore(now: () => number = Date.now): HotStore {
       if (a > first.limit) return [a, undefined];
       return [a, increment(second.key, second.ttlMs, second.sliding)];
     },
+    async setVersioned(key, version, value, ttlMs) {
+      const entry = live(key);
+      if (entry && entry.counter > version) return false;
+      entries.set(key, { value: `${version}:${value}`, counter: version, expiresAt: expiry(ttlMs) });
+      return true;
+    },
+    async advance(key, position, owner, ttlMs) {
+      const entry = live(key);
+      if (entry) {
+        if (entry.counter > position || (entry.counter === position && entry.value !== owner))
+          return "behind";
+        if (entry.counter === position) return "held";
+      }
+      entries.set(key, { value: owner, counter: position, expiresAt: expiry(ttlMs) });
+      return "advanced";
+    },
     async decrement(key) {
       const entry = live(key);
       if (entry) entry.counter = Math.max(0, entry.counter - 1);

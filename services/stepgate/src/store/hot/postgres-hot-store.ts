@@ -67,6 +67,34 @@ export function createPostgresHotStore(pg: Pg): HotStore {
       if (a > first.limit) return [a, undefined];
       return [a, await increment(second.key, second.ttlMs, second.sliding)];
     },
+    async setVersioned(key, version, value, ttlMs) {
+      const rows = await run(
+        `insert into hot_entries (key, value, counter, expires_at) values (?, ?, ?, ?)
+         on conflict (key) do update set value = excluded.value, counter = excluded.counter,
+           expires_at = excluded.expires_at
+         where hot_entries.expires_at <= now() or hot_entries.counter <= excluded.counter
+         returning key`,
+        [key, `${version}:${value}`, version, expiry(ttlMs)],
+      );
+      return rows.length === 1;
+    },
+    async advance(key, position, owner, ttlMs) {
+      // The row lock orders racing claims: exactly one moves the marker to a new position.
+      const moved = await run(
+        `insert into hot_entries (key, value, counter, expires_at) values (?, ?, ?, ?)
+         on conflict (key) do update set value = excluded.value, counter = excluded.counter,
+           expires_at = excluded.expires_at
+         where hot_entries.expires_at <= now() or hot_entries.counter < excluded.counter
+         returning key`,
+        [key, owner, position, expiry(ttlMs)],
+      );
+      if (moved.length === 1) return "advanced";
+      const held = await run(
+        "select 1 from hot_entries where key = ? and expires_at > now() and counter = ? and value = ?",
+        [key, position, owner],
+      );
+      return held.length === 1 ? "held" : "behind";
+    },
     async decrement(key) {
       await run(
         "update hot_entries set counter = counter - 1 where key = ? and expires_at > now() and counter > 0",

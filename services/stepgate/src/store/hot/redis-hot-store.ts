@@ -29,6 +29,30 @@ local n = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
 if n > 0 then redis.call('DECR', KEYS[1]) end
 return 0`;
 
+// Set "version:value" unless the stored entry has a higher version.
+const setVersionedScript = `
+local current = redis.call('GET', KEYS[1])
+if current then
+  local stored = tonumber(string.match(current, '^(%d+):'))
+  if stored and stored > tonumber(ARGV[1]) then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[1] .. ':' .. ARGV[2], 'PX', ARGV[3])
+return 1`;
+
+// Move a "position:owner" marker forward; see HotStore.advance.
+const advanceScript = `
+local current = redis.call('GET', KEYS[1])
+local position = tonumber(ARGV[1])
+if current then
+  local sep = string.find(current, ':', 1, true)
+  local held = tonumber(string.sub(current, 1, sep - 1))
+  local owner = string.sub(current, sep + 1)
+  if held > position or (held == position and owner ~= ARGV[2]) then return 'behind' end
+  if held == position then return 'held' end
+end
+redis.call('SET', KEYS[1], ARGV[1] .. ':' .. ARGV[2], 'PX', ARGV[3])
+return 'advanced'`;
+
 export interface RedisHotStoreOptions {
   /** redis:// or rediss:// URL. */
   url: string;
@@ -121,6 +145,17 @@ export function createRedisHotStore(options: RedisHotStoreOptions): RedisHotStor
         second.sliding ? "1" : "0",
       )) as [number, number];
       return [Number(a), b < 0 ? undefined : Number(b)];
+    },
+    async setVersioned(key, version, value, ttlMs) {
+      const ms = String(Math.max(1, Math.ceil(ttlMs)));
+      return (await redis.eval(setVersionedScript, 1, key, String(version), value, ms)) === 1;
+    },
+    async advance(key, position, owner, ttlMs) {
+      const ms = String(Math.max(1, Math.ceil(ttlMs)));
+      return (await redis.eval(advanceScript, 1, key, String(position), owner, ms)) as
+        | "advanced"
+        | "held"
+        | "behind";
     },
     async decrement(key) {
       await redis.eval(decrementScript, 1, key);

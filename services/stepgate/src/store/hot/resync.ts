@@ -1,9 +1,29 @@
-import { durableKinds } from "../hot-keys.ts";
+import { durableKinds, hotKeys } from "../hot-keys.ts";
 import type { Pg } from "../sql.ts";
 import type { HotStore } from "./hot-store.ts";
 
 // More rows than any live set of revocations, spent grants and lockouts should hold.
 const maxRows = 200_000;
+
+/**
+ * Forgets the cached factors of every subject whose factors changed within `factorCacheTtlMs`:
+ * a change made while Redis was unreachable never reached its cache, and a removed factor must
+ * not come back from it. Returns how many subjects were forgotten.
+ */
+export async function forgetChangedFactors(
+  pg: Pg,
+  redis: HotStore,
+  factorCacheTtlMs: number,
+): Promise<number> {
+  const rows = await pg.sql<{ subject: string }>(
+    `select subject from subject_versions where updated_at > now() - (? * interval '1 millisecond') limit ${maxRows}`,
+    [factorCacheTtlMs],
+  );
+  for (let i = 0; i < rows.length; i += 500) {
+    await redis.delete(...rows.slice(i, i + 500).map((r) => hotKeys.factorCache(r.subject)));
+  }
+  return rows.length;
+}
 
 /**
  * Copies the security state mirrored in PostgreSQL's hot_entries (revocations, spent grants,
