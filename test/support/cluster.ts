@@ -19,6 +19,11 @@ export interface ClusterOptions {
   size?: number;
   /** Extra environment for every replica, e.g. a short STEPGATE_MAX_CONNECTION_AGE_MS. */
   env?: Record<string, string>;
+  /**
+   * Extra environment for single replicas by id (`replica-1`, `replica-2`, …, in start order),
+   * applied after `env`, e.g. `{ "replica-3": { STEPGATE_FAULT_UNAVAILABLE: "1" } }`.
+   */
+  replicaEnv?: Record<string, Record<string, string>>;
 }
 
 export async function startCluster(options: ClusterOptions = {}): Promise<Cluster> {
@@ -41,7 +46,8 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
   const basePort = 21_000 + (randomBytes(2).readUInt16BE() % 20_000);
   const replicas: ReplicaProcess[] = [];
   const add = async () => {
-    const r = replicaProcess(`replica-${replicas.length + 1}`, basePort + replicas.length, env);
+    const id = `replica-${replicas.length + 1}`;
+    const r = replicaProcess(id, basePort + replicas.length, { ...env, ...options.replicaEnv?.[id] });
     replicas.push(r);
     await r.start();
     return r;

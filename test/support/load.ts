@@ -4,7 +4,7 @@ import { ConnectError } from "@connectrpc/connect";
 import { ErrorInfoSchema } from "@stepgate/api/gen/google/rpc/error_details_pb";
 import type { StepgateClient } from "@stepgate/client";
 import { totpCode } from "@stepgate/server/factors/totp";
-import { replicaHeader } from "@stepgate/server/rpc/guard";
+import { replicaTrailer } from "@stepgate/server/rpc/guard";
 
 export interface User {
   subject: string;
@@ -37,11 +37,26 @@ export async function seedUsers(client: StepgateClient, n: number, concurrency =
   return users;
 }
 
-/** Tallies which replica answered, from the `stepgate-replica` response header. */
+/**
+ * Tallies which replica answered each successful call, from the `stepgate-replica` trailer, and
+ * how many failed attempts grpc-js retried before those answers (`grpc-previous-rpc-attempts`,
+ * which grpc-js adds to the response headers of a call it retried).
+ */
 export class ReplicaTally {
   readonly counts = new Map<string, number>();
+  /** Calls that succeeded only after one or more retries. */
+  retriedCalls = 0;
+  /** Failed attempts before those successes, summed. */
+  retriedAttempts = 0;
   readonly onHeader = (headers: Headers) => {
-    const id = headers.get(replicaHeader) ?? "unknown";
+    const previous = Number(headers.get("grpc-previous-rpc-attempts") ?? 0);
+    if (previous > 0) {
+      this.retriedCalls += 1;
+      this.retriedAttempts += previous;
+    }
+  };
+  readonly onTrailer = (trailers: Headers) => {
+    const id = trailers.get(replicaTrailer) ?? "unknown";
     this.counts.set(id, (this.counts.get(id) ?? 0) + 1);
   };
 }
@@ -53,7 +68,7 @@ export class ReplicaTally {
 export async function stepUpFlow(client: StepgateClient, user: User, tally?: ReplicaTally): Promise<void> {
   const sessionId = `s-${randomBytes(6).toString("hex")}`;
   const action = "payments.transfer";
-  const opts = tally ? { onHeader: tally.onHeader } : {};
+  const opts = tally ? { onHeader: tally.onHeader, onTrailer: tally.onTrailer } : {};
   const res = await client.stepUp.stepUp({ subject: user.subject, sessionId, action }, opts);
   if (res.outcome.case !== "challenge") throw new Error(`expected a challenge, got ${res.outcome.case}`);
   const verified = await client.stepUp.verify(
@@ -75,6 +90,11 @@ export interface LoadResult {
   failures: number;
   /** Failures by gRPC code and reason. */
   errors: Record<string, number>;
+  /**
+   * Failures by how many attempts the failed call made: 1 + the `grpc-previous-rpc-attempts` grpc-js
+   * adds to the status of a call it retried (`"4"`: a call that used up the client's default retries).
+   */
+  failedAfterAttempts: Record<string, number>;
   p50Ms: number;
   p99Ms: number;
   maxMs: number;
@@ -93,6 +113,7 @@ export async function driveLoad(
 ): Promise<LoadResult> {
   const latencies: number[] = [];
   const errors: Record<string, number> = {};
+  const failedAfterAttempts: Record<string, number> = {};
   const intervalMs = 1000 / ratePerSecond;
   const started = performance.now();
   const flows: Promise<void>[] = [];
@@ -109,6 +130,8 @@ export async function driveLoad(
             const e = ConnectError.from(error);
             const key = `${e.code}:${e.findDetails(ErrorInfoSchema)[0]?.reason ?? e.rawMessage.slice(0, 60)}`;
             errors[key] = (errors[key] ?? 0) + 1;
+            const attempts = String(1 + Number(e.metadata.get("grpc-previous-rpc-attempts") ?? 0));
+            failedAfterAttempts[attempts] = (failedAfterAttempts[attempts] ?? 0) + 1;
           },
         ),
       );
@@ -123,6 +146,7 @@ export async function driveLoad(
     flows: users.length,
     failures: Object.values(errors).reduce((a, b) => a + b, 0),
     errors,
+    failedAfterAttempts,
     p50Ms: at(0.5),
     p99Ms: at(0.99),
     maxMs: Math.round(latencies.at(-1) ?? 0),
@@ -133,6 +157,6 @@ export async function driveLoad(
 export function report(name: string, r: LoadResult): void {
   process.stdout.write(
     `# ${name}: flows=${r.flows} failures=${r.failures} p50=${r.p50Ms}ms p99=${r.p99Ms}ms max=${r.maxMs}ms` +
-      `${r.failures ? ` errors=${JSON.stringify(r.errors)}` : ""}\n`,
+      `${r.failures ? ` errors=${JSON.stringify(r.errors)} attempts=${JSON.stringify(r.failedAfterAttempts)}` : ""}\n`,
   );
 }

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import * as http2 from "node:http2";
 import { after, before, describe, test } from "node:test";
 import type { DescMessage, MessageShape } from "@bufbuild/protobuf";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
@@ -16,6 +17,9 @@ import {
 import {
   EndSessionRequestSchema,
   EndSessionResponseSchema,
+  GetJwksRequestSchema,
+  StepUpRequestSchema,
+  StepUpResponseSchema,
   StepUpService,
   VerifyRequestSchema,
   VerifyResponseSchema,
@@ -51,6 +55,7 @@ function rawMethod<I extends DescMessage, O extends DescMessage>(
 const RawClient = grpc.makeGenericClientConstructor(
   {
     Verify: rawMethod("/stepgate.v1.StepUpService/Verify", VerifyRequestSchema, VerifyResponseSchema),
+    StepUp: rawMethod("/stepgate.v1.StepUpService/StepUp", StepUpRequestSchema, StepUpResponseSchema),
     EndSession: rawMethod(
       "/stepgate.v1.StepUpService/EndSession",
       EndSessionRequestSchema,
@@ -79,11 +84,76 @@ function isServiceError(value: unknown): value is grpc.ServiceError {
   return value instanceof Error && "code" in value && "metadata" in value;
 }
 
+/** What a plain grpc-js client saw of a unary call, in order: "metadata" (response headers), "status". */
+function callRawEvents(
+  client: grpc.Client,
+  name: string,
+  request: unknown,
+): Promise<{ events: string[]; status: grpc.StatusObject }> {
+  const method = (client as unknown as Record<string, (...args: unknown[]) => grpc.ClientUnaryCall>)[name];
+  assert.ok(method);
+  const events: string[] = [];
+  return new Promise((resolve) => {
+    const call = method.call(client, request, () => {});
+    call.on("metadata", () => events.push("metadata"));
+    call.on("status", (status: grpc.StatusObject) => {
+      events.push("status");
+      resolve({ events, status });
+    });
+  });
+}
+
+/** One HTTP/2 HEADERS frame the server sent, and whether it ended the stream. */
+interface HeadersFrame {
+  headers: http2.IncomingHttpHeaders;
+  endStream: boolean;
+}
+
+/**
+ * A unary gRPC call over bare HTTP/2, with no gRPC library in the way: the request's headers and
+ * its one message are sent together. Resolves with every HEADERS frame the server sent and the
+ * bytes of its DATA frames.
+ */
+function rawHttp2Call(
+  port: number,
+  path: string,
+  message: Uint8Array,
+  headers: Record<string, string> = {},
+): Promise<{ frames: HeadersFrame[]; data: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const session = http2.connect(`http://127.0.0.1:${port}`);
+    session.on("error", reject);
+    const frames: HeadersFrame[] = [];
+    const chunks: Buffer[] = [];
+    const endStream = (flags: number) => (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) !== 0;
+    const stream = session.request({
+      ":method": "POST",
+      ":path": path,
+      "content-type": "application/grpc",
+      te: "trailers",
+      ...headers,
+    });
+    stream.on("response", (h, flags) => frames.push({ headers: h, endStream: endStream(flags) }));
+    stream.on("trailers", (h, flags) => frames.push({ headers: h, endStream: endStream(flags) }));
+    stream.on("data", (chunk: Buffer) => chunks.push(chunk));
+    stream.on("error", reject);
+    stream.on("close", () => {
+      session.close();
+      resolve({ frames, data: Buffer.concat(chunks) });
+    });
+    const prefix = Buffer.alloc(5);
+    prefix.writeUInt32BE(message.byteLength, 1);
+    stream.end(Buffer.concat([prefix, message]));
+  });
+}
+
 describe("addService", () => {
   const server = new grpc.Server();
   const errors: { error: unknown; method: string }[] = [];
   const callEnds: CallEndInfo[] = [];
+  let getJwksRuns = 0;
   let client: grpc.Client;
+  let port: number;
 
   before(async () => {
     addService(
@@ -95,6 +165,16 @@ describe("addService", () => {
             { desc: ErrorInfoSchema, value: { reason: "WRONG_CODE", domain: "stepgate.dev" } },
             { desc: BadRequestSchema, value: { fieldViolations: [{ field: "proof" }] } },
           ]);
+        },
+        stepUp(request, ctx) {
+          ctx.responseHeader.set("stepgate-served-by", "here");
+          ctx.responseTrailer.set("stepgate-replica", "r-1");
+          if (request.subject === "ok") return {};
+          throw new ConnectError("store down", Code.Unavailable, { "stepgate-note": "retry" });
+        },
+        getJwks() {
+          getJwksRuns += 1;
+          return { jwksJson: "{}" };
         },
         endSession(request, ctx) {
           if (request.subject === "bad-trailer") {
@@ -116,7 +196,7 @@ describe("addService", () => {
       // Returns a message rather than an init shape: both are accepted.
       check: () => create(HealthCheckResponseSchema, { status: HealthCheckResponse_ServingStatus.SERVING }),
     });
-    const port = await listen(server);
+    port = await listen(server);
     client = new RawClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
   });
 
@@ -169,6 +249,51 @@ describe("addService", () => {
     assert.equal(error.code, grpc.status.INTERNAL);
     assert.equal(error.details, "internal error");
     assert.equal(errors.length, 1);
+  });
+
+  test("a failed call sends no response headers before its status: its headers travel as trailers", async () => {
+    // Through grpc-js: no "metadata" event, so its retry policy could still move the call elsewhere.
+    const failed = await callRawEvents(client, "StepUp", create(StepUpRequestSchema));
+    assert.deepEqual(failed.events, ["status"]);
+    assert.equal(failed.status.code, grpc.status.UNAVAILABLE);
+    assert.equal(failed.status.details, "store down");
+    assert.deepEqual(failed.status.metadata.get("stepgate-replica"), ["r-1"]);
+    assert.deepEqual(failed.status.metadata.get("stepgate-served-by"), ["here"]);
+    assert.deepEqual(failed.status.metadata.get("stepgate-note"), ["retry"]);
+    // On the wire: one HEADERS frame, which ends the stream and carries the status (trailers-only).
+    const raw = await rawHttp2Call(port, "/stepgate.v1.StepUpService/StepUp", new Uint8Array());
+    assert.equal(raw.frames.length, 1);
+    assert.equal(raw.frames[0]?.endStream, true);
+    assert.equal(raw.frames[0]?.headers["grpc-status"], String(grpc.status.UNAVAILABLE));
+    assert.equal(raw.frames[0]?.headers["stepgate-replica"], "r-1");
+    assert.equal(raw.data.byteLength, 0);
+    // A success still sends the handler's headers first, then the message, then the trailers.
+    const ok = await callRawEvents(client, "StepUp", create(StepUpRequestSchema, { subject: "ok" }));
+    assert.deepEqual(ok.events, ["metadata", "status"]);
+    assert.equal(ok.status.code, grpc.status.OK);
+    assert.deepEqual(ok.status.metadata.get("stepgate-replica"), ["r-1"]);
+  });
+
+  test("a call whose deadline passed before its handler could start is DEADLINE_EXCEEDED, not run", async () => {
+    callEnds.length = 0;
+    getJwksRuns = 0;
+    const path = "/stepgate.v1.StepUpService/GetJwks";
+    const message = toBinary(GetJwksRequestSchema, create(GetJwksRequestSchema));
+    // grpc-timeout 0: the deadline is the moment the headers arrive, past by the time the handler would start.
+    const late = await rawHttp2Call(port, path, message, { "grpc-timeout": "0n" });
+    const status = late.frames.at(-1)?.headers["grpc-status"];
+    assert.equal(status, String(grpc.status.DEADLINE_EXCEEDED));
+    assert.equal(getJwksRuns, 0, "the handler did not run");
+    // It was the bridge that refused it (grpc-js's own deadline timer would not report here).
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.deepEqual(
+      callEnds.map((end) => [end.method.name, end.code]),
+      [["GetJwks", grpc.status.DEADLINE_EXCEEDED]],
+    );
+    // The same call with time to spare runs.
+    const inTime = await rawHttp2Call(port, path, message, { "grpc-timeout": "5S" });
+    assert.equal(inTime.frames.at(-1)?.headers["grpc-status"], String(grpc.status.OK));
+    assert.equal(getJwksRuns, 1);
   });
 
   test("a handler may return a message instead of an init shape", async () => {

@@ -33,6 +33,20 @@ type UnaryFn = (request: unknown, ctx: HandlerContext) => unknown;
 /**
  * Serve a protobuf-es service on a grpc-js server with Connect's handler signatures.
  * Methods missing from `impl` answer UNIMPLEMENTED. Only unary methods can be implemented.
+ *
+ * Response headers and trailers: a call that succeeds sends the handler's `responseHeader` (if
+ * any) as response headers, then the message, then `responseTrailer` with the status. A call that
+ * fails sends nothing before its status: a trailers-only response whose metadata is the handler's
+ * `responseHeader`, its `responseTrailer` and the error's metadata and details. gRPC clients
+ * commit a call once response headers arrive and never retry it afterwards, so a retryable
+ * failure (UNAVAILABLE) must not be preceded by headers. Connect callers still find every key in
+ * `ConnectError.metadata`.
+ *
+ * Deadlines: the handler's `signal` aborts when the call's deadline passes (DEADLINE_EXCEEDED) or
+ * the client cancels it (CANCELLED), and `timeoutMs()` tells the ms left. A call whose deadline
+ * has already passed when it reaches the handler (a grpc-timeout of about 0 ms, or a request that
+ * took longer to arrive than the deadline) is not started: it is answered DEADLINE_EXCEEDED and
+ * the handler never runs.
  */
 export function addService<S extends DescService>(
   server: grpc.Server,
@@ -99,6 +113,8 @@ function unaryHandler(
       let response: unknown;
       let status: Status | undefined;
       try {
+        // Connect aborts the signal of a context made with timeoutMs 0 at once: the deadline is past.
+        ctx.signal.throwIfAborted();
         const result = await fn(call.request, ctx);
         // A response after the deadline or a cancel is too late: the call ends with that status.
         ctx.signal.throwIfAborted();
@@ -108,13 +124,14 @@ function unaryHandler(
       }
       settled = true;
       try {
-        if ([...ctx.responseHeader.keys()].length > 0) {
-          call.sendMetadata(metadataFromHeaders(ctx.responseHeader));
-        }
         if (status === undefined) {
+          if ([...ctx.responseHeader.keys()].length > 0) {
+            call.sendMetadata(metadataFromHeaders(ctx.responseHeader));
+          }
           callback(null, response, metadataFromHeaders(ctx.responseTrailer));
           end(grpc.status.OK);
         } else {
+          // No headers first: grpc-js sends a status with no headers before it as trailers-only.
           callback(status, null);
           end(status.code);
         }
@@ -146,7 +163,7 @@ function statusFromThrown(
   method: DescMethod,
   options: AddServiceOptions,
 ): Status {
-  let connectError: ConnectError;
+  let connectError: ConnectError | undefined;
   if (error instanceof ConnectError) {
     connectError = error;
   } else if (ctx.signal.aborted) {
@@ -154,10 +171,15 @@ function statusFromThrown(
     connectError = ConnectError.from(ctx.signal.reason, Code.Canceled);
   } else {
     report(options.onError, error, { method });
-    return internalError;
   }
   try {
-    const trailer = metadataFromHeaders(ctx.responseTrailer);
+    // A failed call is trailers-only (no headers before the status), so response headers the
+    // handler set travel with the trailers, as in a trailers-only response of any gRPC server.
+    const trailer = metadataFromHeaders(ctx.responseTrailer, metadataFromHeaders(ctx.responseHeader));
+    if (connectError === undefined) {
+      // What the handler set on purpose is kept; nothing of the unexpected error is sent.
+      return { ...internalError, metadata: trailer };
+    }
     // Metadata of an error received from another server describes that call, not this one.
     if (!connectError.isWireError) {
       metadataFromHeaders(connectError.metadata, trailer);

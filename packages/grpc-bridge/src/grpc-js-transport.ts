@@ -25,6 +25,11 @@ type UnaryMethod = (
 /**
  * A Connect transport over a grpc-js channel, for `createClient(Service, transport)`.
  * Unary calls only: `stream()` rejects with Unimplemented.
+ *
+ * A response's headers reach Connect as `res.header` (`onHeader`), its trailers as `res.trailer`
+ * (`onTrailer`), both after grpc-js's retries: they are those of the attempt that answered. A
+ * failure's trailers and headers (a trailers-only failure has none) are in `ConnectError.metadata`.
+ * After a retry, grpc-js adds `grpc-previous-rpc-attempts` (the failed attempts) to the headers.
  */
 export function createGrpcJsTransport(options: GrpcJsTransportOptions): Transport {
   const clients = new WeakMap<DescService, grpc.Client>();

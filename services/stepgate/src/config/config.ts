@@ -28,6 +28,7 @@ const envSchema = z.object({
   STEPGATE_DRAIN_DELAY_MS: ms.default(1000),
   STEPGATE_SHUTDOWN_GRACE_MS: ms.min(100).default(10_000),
   STEPGATE_FAULT_INJECTION: z.enum(["0", "1", "false", "true"]).default("0"),
+  STEPGATE_FAULT_UNAVAILABLE: z.enum(["0", "1", "false", "true"]).default("0"),
   STEPGATE_BENCH: z.enum(["0", "1", "false", "true"]).default("0"),
   STEPGATE_POSTGRES_TIMEOUT_MS: z.coerce.number().int().min(50).max(60_000).default(2000),
   STEPGATE_REDIS_TIMEOUT_MS: z.coerce.number().int().min(20).max(60_000).default(500),
@@ -53,7 +54,7 @@ export interface Config {
   encryptionKeys: string;
   encryptionKeyId: string | undefined;
   issuer: string;
-  /** Names the replica in logs, audit events and the `stepgate-replica` response header. */
+  /** Names the replica in logs, audit events and the `stepgate-replica` trailer of every call. */
   replicaId: string;
   logLevel: string;
   /** How often the stores are probed for health, in ms. */
@@ -72,8 +73,14 @@ export interface Config {
   drainDelayMs: number;
   /** How long calls in flight may take to finish at shutdown, in ms. */
   shutdownGraceMs: number;
-  /** Honour the `stepgate-fault` request header (tests only). */
+  /** Install the test faults: honour the `stepgate-fault` request header (tests only). */
   faultInjection: boolean;
+  /**
+   * STEPGATE_FAULT_UNAVAILABLE=1, honoured only with STEPGATE_FAULT_INJECTION=1 (false otherwise):
+   * every StepUpService and FactorService call fails UNAVAILABLE as if the stores were down
+   * (server/fault-injection.ts), while health still reports SERVING (tests only).
+   */
+  faultUnavailable: boolean;
   /** Serve stepgate.bench.v1.BenchService, the no-op baseline (benchmarks only). */
   bench: boolean;
 }
@@ -148,7 +155,10 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     },
     drainDelayMs: e.STEPGATE_DRAIN_DELAY_MS,
     shutdownGraceMs: e.STEPGATE_SHUTDOWN_GRACE_MS,
-    faultInjection: e.STEPGATE_FAULT_INJECTION === "1" || e.STEPGATE_FAULT_INJECTION === "true",
-    bench: e.STEPGATE_BENCH === "1" || e.STEPGATE_BENCH === "true",
+    faultInjection: isOn(e.STEPGATE_FAULT_INJECTION),
+    faultUnavailable: isOn(e.STEPGATE_FAULT_INJECTION) && isOn(e.STEPGATE_FAULT_UNAVAILABLE),
+    bench: isOn(e.STEPGATE_BENCH),
   };
 }
+
+const isOn = (flag: "0" | "1" | "false" | "true") => flag === "1" || flag === "true";

@@ -1,9 +1,15 @@
 import type { DescService } from "@bufbuild/protobuf";
-import { ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import { toRpcError } from "./errors.ts";
 
-/** The response header that names the replica that answered, for debugging and balance checks. */
-export const replicaHeader = "stepgate-replica";
+/**
+ * The trailer that names the replica that answered, on every call, OK or not, for debugging and
+ * balance checks. A trailer, not a response header: gRPC clients commit a call once response
+ * headers arrive and never retry it after that, so a failing replica must send its status (and
+ * trailers) first and nothing before it. Connect clients read it with `onTrailer` (or
+ * `ConnectError.metadata` on failure), grpc-js clients from the status's metadata.
+ */
+export const replicaTrailer = "stepgate-replica";
 
 export interface GuardHooks {
   replicaId: string;
@@ -19,8 +25,10 @@ export interface GuardHooks {
 }
 
 /**
- * Wraps every handler so domain and store errors leave as proper gRPC statuses, every response
- * names the replica that served it, and every handler run is reported once.
+ * Wraps every handler so domain and store errors leave as proper gRPC statuses, every call names
+ * the replica that served it in the `stepgate-replica` trailer, and every handler run is reported
+ * once. A call whose signal is already aborted (its deadline passed, or the client cancelled it) is
+ * not handed to the handler: it ends with that status (DEADLINE_EXCEEDED or CANCELLED).
  */
 export function guard<S extends DescService>(
   service: S,
@@ -33,12 +41,15 @@ export function guard<S extends DescService>(
     if (!fn) continue;
     const rpc = `${service.typeName}/${method.name}`;
     wrapped[method.localName] = async (...args: unknown[]) => {
-      (args[1] as HandlerContext).responseHeader.set(replicaHeader, hooks.replicaId);
+      const ctx = args[1] as HandlerContext;
+      ctx.responseTrailer.set(replicaTrailer, hooks.replicaId);
       hooks.onCallStart?.();
       const started = performance.now();
       const end = (code: number, error?: unknown) =>
         hooks.onCallEnd({ rpc, code, durationMs: performance.now() - started, ...(error ? { error } : {}) });
       try {
+        // Nobody waits for the answer any more: starting the work would only load the stores.
+        if (ctx.signal.aborted) throw ConnectError.from(ctx.signal.reason, Code.Canceled);
         const result = await fn(...args);
         end(0);
         return result;

@@ -11,7 +11,7 @@ import { factorHandlers } from "../rpc/factor-handlers.ts";
 import { guard } from "../rpc/guard.ts";
 import { stepUpHandlers } from "../rpc/step-up-handlers.ts";
 import type { Composed } from "./compose.ts";
-import { withFaults } from "./fault-injection.ts";
+import { withFaults, withReplicaFaults } from "./fault-injection.ts";
 import { addHealth, type Health } from "./health.ts";
 import { addReflection } from "./reflection.ts";
 
@@ -25,8 +25,11 @@ export interface StepgateServer {
 
 /**
  * The gRPC server: both services, health and reflection, logging one line per call with the status
- * the client got (rpc/call-accounting.ts). Test faults are installed only with
- * STEPGATE_FAULT_INJECTION=1, the no-op bench service only with STEPGATE_BENCH=1.
+ * the client got (rpc/call-accounting.ts). Test faults (server/fault-injection.ts) are installed
+ * only with STEPGATE_FAULT_INJECTION=1, the no-op bench service only with STEPGATE_BENCH=1.
+ * Every call of both services is guarded (rpc/guard.ts): the replica's name leaves in the
+ * `stepgate-replica` trailer, and a failed call sends no response headers before its status, so
+ * clients can still retry it on another replica.
  */
 export function createServer(config: Config, service: Composed, logger: Logger): StepgateServer {
   const c = config.connections;
@@ -44,9 +47,16 @@ export function createServer(config: Config, service: Composed, logger: Logger):
   accounting.acceptUnknownMethods(server);
   const hooks = { replicaId: config.replicaId, ...accounting.handlerHooks };
   const stepUp = stepUpHandlers(service.stepUpService);
-  const stepUpServed = config.faultInjection ? withFaults(stepUp, service.stores.markers) : stepUp;
+  const factors = factorHandlers(service.factorService);
+  const replicaFaults = { unavailable: config.faultUnavailable };
+  const stepUpServed = config.faultInjection
+    ? withFaults(stepUp, service.stores.markers, replicaFaults)
+    : stepUp;
+  const factorsServed = config.faultInjection
+    ? withReplicaFaults(FactorService, factors, replicaFaults)
+    : factors;
   addService(server, StepUpService, guard(StepUpService, stepUpServed, hooks));
-  addService(server, FactorService, guard(FactorService, factorHandlers(service.factorService), hooks));
+  addService(server, FactorService, guard(FactorService, factorsServed, hooks));
   if (config.bench) {
     addService(
       server,

@@ -1,0 +1,181 @@
+// One of three replicas is up (health SERVING, connections accepted) but fails every call with
+// the UNAVAILABLE a dead store produces (STEPGATE_FAULT_UNAVAILABLE=1). Its failures must reach
+// clients before any response header, or grpc-js commits the call and never retries it elsewhere.
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { create, type DescMessage, fromBinary, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
+import { anyUnpack } from "@bufbuild/protobuf/wkt";
+import * as grpc from "@grpc/grpc-js";
+import { callerHeader, errorDomain } from "@stepgate/api";
+import { ErrorInfoSchema, RetryInfoSchema } from "@stepgate/api/gen/google/rpc/error_details_pb";
+import { StatusSchema } from "@stepgate/api/gen/google/rpc/status_pb";
+import { ListFactorsRequestSchema } from "@stepgate/api/gen/stepgate/v1/factor_service_pb";
+import { StepUpRequestSchema } from "@stepgate/api/gen/stepgate/v1/step_up_service_pb";
+import { createStepgateClient } from "@stepgate/client";
+import { replicaTrailer } from "@stepgate/server/rpc/guard";
+import type { ReplicaProcess } from "@stepgate/testkit/replica-process";
+import { type Cluster, startCluster } from "../support/cluster.ts";
+import { driveLoad, ReplicaTally, report, seedUsers } from "../support/load.ts";
+
+const sickId = "replica-3";
+
+/** What a plain grpc-js client (no service config: no retries) saw of one unary call, in order. */
+interface Seen {
+  /** "metadata" for response headers, "status" for the status with its trailers. */
+  events: string[];
+  status: grpc.StatusObject;
+}
+
+/** One unary call straight to `address` with a plain grpc-js client, bytes in and out. */
+async function plainCall<I extends DescMessage>(
+  address: string,
+  path: string,
+  schema: I,
+  request: MessageInitShape<I>,
+): Promise<Seen> {
+  const client = new grpc.Client(address, grpc.credentials.createInsecure());
+  const metadata = new grpc.Metadata();
+  metadata.set(callerHeader, "payments");
+  const events: string[] = [];
+  try {
+    return await new Promise<Seen>((resolve) => {
+      const call = client.makeUnaryRequest(
+        path,
+        (b: Buffer) => b,
+        (b: Buffer) => b,
+        Buffer.from(toBinary(schema, create(schema, request))),
+        metadata,
+        { deadline: Date.now() + 5000 },
+        () => {},
+      );
+      call.on("metadata", () => events.push("metadata"));
+      call.on("status", (status: grpc.StatusObject) => {
+        events.push("status");
+        resolve({ events, status });
+      });
+    });
+  } finally {
+    client.close();
+  }
+}
+
+/** The per-call log lines (rpc/call-accounting.ts) among a replica's lines from `from` on, by status. */
+function callStatuses(replica: ReplicaProcess, from: number): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const line of replica.lines.slice(from)) {
+    let parsed: { msg?: string; rpc?: string; status?: string };
+    try {
+      parsed = JSON.parse(line) as typeof parsed;
+    } catch {
+      continue;
+    }
+    if (parsed.msg !== "call" || !parsed.rpc?.startsWith("stepgate.v1.")) continue;
+    const status = parsed.status ?? "?";
+    counts[status] = (counts[status] ?? 0) + 1;
+  }
+  return counts;
+}
+
+describe("a replica that fails every call UNAVAILABLE, under load", () => {
+  let cluster: Cluster;
+  let sick: ReplicaProcess;
+  before(async () => {
+    cluster = await startCluster({
+      size: 3,
+      replicaEnv: { [sickId]: { STEPGATE_FAULT_UNAVAILABLE: "1" } },
+    });
+    const found = cluster.replicas.find((r) => r.id === sickId);
+    assert.ok(found);
+    sick = found;
+  });
+  after(async () => {
+    await cluster.close();
+  });
+
+  it("answers with its status first: no response headers, the dead store's status, its name in a trailer", async () => {
+    const calls = [
+      [
+        "/stepgate.v1.StepUpService/StepUp",
+        StepUpRequestSchema,
+        { subject: "u", sessionId: "s", action: "a" },
+      ],
+      ["/stepgate.v1.FactorService/ListFactors", ListFactorsRequestSchema, { subject: "u" }],
+    ] as const;
+    for (const [path, schema, request] of calls) {
+      const seen = await plainCall(sick.address, path, schema as DescMessage, request);
+      assert.deepEqual(seen.events, ["status"], `${path}: no response headers before the status`);
+      assert.equal(seen.status.code, grpc.status.UNAVAILABLE, path);
+      assert.deepEqual(seen.status.metadata.get(replicaTrailer), [sickId], `${path}: trailer`);
+      const [bytes] = seen.status.metadata.get("grpc-status-details-bin");
+      assert.ok(bytes instanceof Buffer, `${path}: status details`);
+      const details = fromBinary(StatusSchema, bytes).details;
+      const info = details.map((d) => anyUnpack(d, ErrorInfoSchema)).find((d) => d !== undefined);
+      const retry = details.map((d) => anyUnpack(d, RetryInfoSchema)).find((d) => d !== undefined);
+      assert.equal(info?.reason, "STORE_UNAVAILABLE", path);
+      assert.equal(info?.domain, errorDomain, path);
+      assert.equal(Number(retry?.retryDelay?.seconds), 1, `${path}: RetryInfo 1000 ms`);
+    }
+    // A healthy replica answers the same call, and names itself in the trailer too.
+    const healthy = cluster.replicas.find((r) => r.id !== sickId);
+    assert.ok(healthy);
+    const ok = await plainCall(healthy.address, calls[1][0], ListFactorsRequestSchema, { subject: "u" });
+    assert.equal(ok.status.code, grpc.status.OK);
+    assert.deepEqual(ok.status.metadata.get(replicaTrailer), [healthy.id]);
+  });
+
+  it("retries every call it fails on a healthy replica", async () => {
+    // Users are seeded through a client of their own, on the healthy replicas only, so the load's
+    // client starts fresh: its outlier detector's first ejection check comes 5 s after it starts,
+    // after the load, and its retry throttle's bucket is full.
+    const healthy = cluster.replicas.filter((r) => r.id !== sickId).map((r) => r.address);
+    const seeder = createStepgateClient({ target: `ipv4:${healthy.join(",")}`, caller: "payments" });
+    const users = await seedUsers(seeder, 240).finally(() => seeder.close());
+    const client = createStepgateClient({ target: cluster.target(), caller: "payments" });
+    const from = sick.lines.length;
+    const tally = new ReplicaTally();
+    try {
+      const result = await driveLoad(client, users, 60, undefined, tally);
+      report("one of three fails UNAVAILABLE", result);
+      const failedCalls = result.failures; // a flow stops at its first failed call
+      const maxAttempts = 4; // @stepgate/client's default retry.maxAttempts
+      // Every attempt that failed was the sick replica's: one before each retried call a healthy
+      // replica answered, and all the attempts of a call that failed. Its log lines may lag a little.
+      const expectedSickFailures = tally.retriedAttempts + maxAttempts * failedCalls;
+      let sickStatuses = callStatuses(sick, from);
+      for (
+        let waited = 0;
+        (sickStatuses.UNAVAILABLE ?? 0) < expectedSickFailures && waited < 2000;
+        waited += 50
+      ) {
+        await sleep(50);
+        sickStatuses = callStatuses(sick, from);
+      }
+      const sickFailed = sickStatuses.UNAVAILABLE ?? 0;
+      const answered = [...tally.counts.values()].reduce((a, b) => a + b, 0);
+      process.stdout.write(
+        `# calls answered by replica (trailer): ${JSON.stringify(Object.fromEntries(tally.counts))}; ` +
+          `${sickId} failed ${sickFailed} attempts; ${tally.retriedCalls} calls answered after a retry, ` +
+          `${tally.retriedAttempts} failed attempts before them; ${failedCalls} calls failed after ` +
+          `${maxAttempts} attempts, all on ${sickId} (${((100 * failedCalls) / (answered + failedCalls)).toFixed(1)}% of calls)\n`,
+      );
+      assert.ok(sickFailed >= 50, `the sick replica got its share of attempts (${sickFailed})`);
+      assert.deepEqual(Object.keys(sickStatuses), ["UNAVAILABLE"], "it served nothing");
+      assert.equal(tally.counts.get(sickId), undefined, "no answer came from the sick replica");
+      assert.equal(tally.counts.size, 2, "both healthy replicas answered");
+      // Without the fix each of its failures reaches the caller (half of the flows fail). With it,
+      // a call fails only if round_robin hands all four of its attempts to the sick replica, about
+      // (1/3)^4 of calls (each retry's pick is independent of the replica that failed the last one).
+      assert.equal(sickFailed, expectedSickFailures, "every failed attempt was retried, up to maxAttempts");
+      for (const [attempts, n] of Object.entries(result.failedAfterAttempts)) {
+        assert.equal(attempts, String(maxAttempts), `${n} calls failed after only ${attempts} attempts`);
+      }
+      assert.deepEqual(Object.keys(result.errors), failedCalls ? ["14:STORE_UNAVAILABLE"] : []);
+      assert.ok(failedCalls <= users.length / 10, `${failedCalls} of ${users.length} flows failed`);
+      // A flow that failed at StepUp made one call, one that failed at Verify two.
+      assert.ok(answered >= 2 * (users.length - failedCalls) && answered <= 2 * users.length - failedCalls);
+    } finally {
+      client.close();
+    }
+  });
+});
