@@ -124,7 +124,7 @@ describe("a replica that fails every call UNAVAILABLE, under load", () => {
     assert.deepEqual(ok.status.metadata.get(replicaTrailer), [healthy.id]);
   });
 
-  it("retries every call it fails on a healthy replica", async () => {
+  it("retries every call it fails on a healthy replica: no flow fails", async () => {
     // Users are seeded through a client of their own, on the healthy replicas only, so the load's
     // client starts fresh: its outlier detector's first ejection check comes 5 s after it starts,
     // after the load, and its retry throttle's bucket is full.
@@ -138,14 +138,13 @@ describe("a replica that fails every call UNAVAILABLE, under load", () => {
       const result = await driveLoad(client, users, 60, undefined, tally);
       report("one of three fails UNAVAILABLE", result);
       const failedCalls = result.failures; // a flow stops at its first failed call
-      const maxAttempts = 4; // @stepgate/client's default retry.maxAttempts
-      // Every attempt that failed was the sick replica's: one before each retried call a healthy
-      // replica answered, and all the attempts of a call that failed. Its log lines may lag a little.
-      const expectedSickFailures = tally.retriedAttempts + maxAttempts * failedCalls;
+      // The sick replica's failed attempts: at least one before each call a healthy replica
+      // answered after a retry (more when a whole round of retries landed on it). Its log lines
+      // may lag a little.
       let sickStatuses = callStatuses(sick, from);
       for (
         let waited = 0;
-        (sickStatuses.UNAVAILABLE ?? 0) < expectedSickFailures && waited < 2000;
+        (sickStatuses.UNAVAILABLE ?? 0) < tally.retriedAttempts && waited < 2000;
         waited += 50
       ) {
         await sleep(50);
@@ -156,24 +155,17 @@ describe("a replica that fails every call UNAVAILABLE, under load", () => {
       process.stdout.write(
         `# calls answered by replica (trailer): ${JSON.stringify(Object.fromEntries(tally.counts))}; ` +
           `${sickId} failed ${sickFailed} attempts; ${tally.retriedCalls} calls answered after a retry, ` +
-          `${tally.retriedAttempts} failed attempts before them; ${failedCalls} calls failed after ` +
-          `${maxAttempts} attempts, all on ${sickId} (${((100 * failedCalls) / (answered + failedCalls)).toFixed(1)}% of calls)\n`,
+          `${tally.retriedAttempts} failed attempts in their last round; ${failedCalls} calls failed\n`,
       );
       assert.ok(sickFailed >= 50, `the sick replica got its share of attempts (${sickFailed})`);
       assert.deepEqual(Object.keys(sickStatuses), ["UNAVAILABLE"], "it served nothing");
       assert.equal(tally.counts.get(sickId), undefined, "no answer came from the sick replica");
       assert.equal(tally.counts.size, 2, "both healthy replicas answered");
-      // Without the fix each of its failures reaches the caller (half of the flows fail). With it,
-      // a call fails only if round_robin hands all four of its attempts to the sick replica, about
-      // (1/3)^4 of calls (each retry's pick is independent of the replica that failed the last one).
-      assert.equal(sickFailed, expectedSickFailures, "every failed attempt was retried, up to maxAttempts");
-      for (const [attempts, n] of Object.entries(result.failedAfterAttempts)) {
-        assert.equal(attempts, String(maxAttempts), `${n} calls failed after only ${attempts} attempts`);
-      }
-      assert.deepEqual(Object.keys(result.errors), failedCalls ? ["14:STORE_UNAVAILABLE"] : []);
-      assert.ok(failedCalls <= users.length / 10, `${failedCalls} of ${users.length} flows failed`);
-      // A flow that failed at StepUp made one call, one that failed at Verify two.
-      assert.ok(answered >= 2 * (users.length - failedCalls) && answered <= 2 * users.length - failedCalls);
+      assert.ok(sickFailed >= tally.retriedAttempts, "every failed attempt was the sick replica's");
+      // The channel retries a call 4 times on round_robin picks that do not avoid the sick
+      // replica; the client sends a call that all of them failed again (two more rounds).
+      assert.equal(failedCalls, 0, `no flow fails: ${JSON.stringify(result.errors)}`);
+      assert.equal(answered, 2 * users.length, "every StepUp and Verify was answered");
     } finally {
       client.close();
     }

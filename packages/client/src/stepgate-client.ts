@@ -5,6 +5,7 @@ import { callerHeader, FactorService, StepUpService } from "@stepgate/api";
 import { createGrantVerifier, type GrantClaims, type GrantExpectations, type Jwk } from "@stepgate/grant";
 import { createGrpcJsTransport } from "@stepgate/grpc-bridge";
 import { defaultDeadlines } from "./deadlines.ts";
+import { withReplicaRetry } from "./replica-retry.ts";
 import { type OutlierDetectionOptions, type RetryOptions, stepgateServiceConfig } from "./service-config.ts";
 
 export interface StepgateClientOptions {
@@ -23,6 +24,12 @@ export interface StepgateClientOptions {
   retry?: RetryOptions;
   /** Ejection of failing replicas. */
   outlierDetection?: OutlierDetectionOptions;
+  /**
+   * Further rounds of the channel's retries when a replica answered that a store it depends on
+   * could not serve the call (STORE_UNAVAILABLE, DEPENDENCY_UNAVAILABLE), within the call's
+   * deadline. Default 2; 0 turns it off.
+   */
+  replicaRetryRounds?: number;
   /** Keepalive pings on idle connections (`grpc.keepalive_time_ms`). Default 30000 ms; the server allows one per 10 s. */
   keepaliveTimeMs?: number;
   /** A ping unanswered this long closes the connection (`grpc.keepalive_timeout_ms`). Default 10000 ms. */
@@ -64,7 +71,12 @@ export function createStepgateClient(options: StepgateClientOptions): StepgateCl
     ...options.channelOptions,
   });
   const deadlines = { ...defaultDeadlines, ...options.deadlines };
-  const transport = withDefaults(createGrpcJsTransport({ channel }), options.caller, deadlines);
+  const transport = withDefaults(
+    createGrpcJsTransport({ channel }),
+    options.caller,
+    deadlines,
+    options.replicaRetryRounds ?? 2,
+  );
   const stepUp = createClient(StepUpService, transport);
   const verifier = createGrantVerifier({
     keys: async () => (JSON.parse((await stepUp.getJwks({})).jwksJson) as { keys: Jwk[] }).keys,
@@ -86,9 +98,15 @@ const tracer = trace.getTracer("@stepgate/client");
 
 /**
  * Adds the caller header to every call and the method's default deadline where the call sets
- * none, and wraps the call (retries included) in a `stepgate.client/<Method>` span.
+ * none, sends it again when a replica could not serve it (`withReplicaRetry`), and wraps the call
+ * (retries included) in a `stepgate.client/<Method>` span.
  */
-function withDefaults(inner: Transport, caller: string, deadlines: Record<string, number>): Transport {
+function withDefaults(
+  inner: Transport,
+  caller: string,
+  deadlines: Record<string, number>,
+  replicaRetryRounds: number,
+): Transport {
   return {
     unary(method, signal, timeoutMs, header, input, contextValues) {
       const headers = new Headers(header);
@@ -101,7 +119,9 @@ function withDefaults(inner: Transport, caller: string, deadlines: Record<string
       };
       return tracer.startActiveSpan(`stepgate.client/${method.name}`, { attributes }, async (span) => {
         try {
-          return await inner.unary(method, signal, timeout, headers, input, contextValues);
+          return await withReplicaRetry(replicaRetryRounds, timeout, (left) =>
+            inner.unary(method, signal, left, headers, input, contextValues),
+          );
         } catch (error) {
           span.setStatus({
             code: SpanStatusCode.ERROR,
