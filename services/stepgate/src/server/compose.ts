@@ -60,12 +60,21 @@ export async function compose(config: Config, logger: Logger, clock: Clock = sys
     redis: dependencyOptions(config.dependencies.redisTimeoutMs),
     factorCacheTtlMs: config.dependencies.factorCacheTtlMs,
     onMigrated: (migrations) => logger.info({ migrations }, "applied database migrations"),
+    onStartWithoutPostgres: (error) =>
+      lifecycle(logger).warn(
+        { error: describeError(error) },
+        "postgresql unreachable at start: starting degraded, without migrating",
+      ),
     onHotSwitch: (active) => lifecycle(logger).warn({ hotStore: active }, "hot state moved"),
     onResyncError: (error) =>
       logger.error({ error: describeError(error) }, "security state not carried back into redis yet"),
   });
   try {
-    const signingKeys = await loadSigningKeys({ store: stores.signingKeys, keyRing });
+    const signingKeys = await loadSigningKeys({
+      store: stores.signingKeys,
+      keyRing,
+      copies: stores.startupCopies,
+    });
     const fingerprint = await loadFingerprint(keyRing, (candidate) =>
       stores.secrets.getOrCreate("fingerprint", candidate),
     );

@@ -42,6 +42,8 @@ export const hotKeys = {
   factorCache: (subject: string) => hotKey("factors", subject),
   /** The latest TOTP time step accepted for a factor, and the claim that took it. */
   totpStep: (factorId: string) => hotKey("totp-step", factorId),
+  /** What a replica needs to start while PostgreSQL is down (sealed signing keys, sealed secrets). */
+  startupCopy: (name: string) => hotKey("startup", name),
   /** A one-time marker, e.g. a test fault fired once per challenge across the fleet. */
   marker: (name: string, id: string) => hotKey("marker", name, id),
 } as const;

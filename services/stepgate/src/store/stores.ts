@@ -13,12 +13,14 @@ import type { HotStore } from "./hot/hot-store.ts";
 import { createPostgresHotStore } from "./hot/postgres-hot-store.ts";
 import { createRedisHotStore } from "./hot/redis-hot-store.ts";
 import { forgetChangedFactors, resyncSecurityState } from "./hot/resync.ts";
+import { isInfrastructureFailure } from "./infrastructure-failure.ts";
 import { createMarkers, type Markers } from "./markers.ts";
 import { createRecoveryCodeStore, type RecoveryCodeStore } from "./recovery-code-store.ts";
 import { createServiceSecretStore, type ServiceSecretStore } from "./service-secret-store.ts";
 import { createSessionStore, type SessionStore } from "./session-store.ts";
 import { createSigningKeyStore, type SigningKeyStore } from "./signing-key-store.ts";
 import { createPg } from "./sql.ts";
+import { createStartupCopies, type StartupCopies } from "./startup-copies.ts";
 import { createTotpStepClaims, type TotpStepClaims } from "./totp-step-claims.ts";
 import { createVerifyResults, type VerifyResults } from "./verify-results.ts";
 
@@ -32,6 +34,7 @@ export interface HotStores {
   markers: Markers;
   factorCache: FactorCache;
   stepClaims: TotpStepClaims;
+  startupCopies: StartupCopies;
 }
 
 /** Every store the service uses, PostgreSQL and hot state together. */
@@ -64,6 +67,8 @@ export interface StoreOptions {
   redis: DependencyOptions;
   /** How long cached factors live, in ms (see factors/enrolled-factors.ts). */
   factorCacheTtlMs: number;
+  /** Told when PostgreSQL cannot be reached at start: the replica starts without migrating. */
+  onStartWithoutPostgres?: (error: unknown) => void;
   /** Told the names of migrations applied at open. */
   onMigrated?: (names: string[]) => void;
   /** Told when the hot state moves to PostgreSQL or back to Redis. */
@@ -83,13 +88,15 @@ export function hotStoresOver(hot: HotStore, mirror: DurableMirror = noMirror): 
     markers: createMarkers(hot),
     factorCache: createFactorCache(hot),
     stepClaims: createTotpStepClaims(hot),
+    startupCopies: createStartupCopies(hot),
   };
 }
 
 /**
  * Opens PostgreSQL (applying pending migrations, one replica at a time) and Redis. Fails with the
- * driver's error when PostgreSQL cannot be reached at start or a migration fails; a Redis that
- * cannot be reached at start only means the hot state starts in PostgreSQL.
+ * driver's error when a migration fails. A PostgreSQL that cannot be reached at start is reported
+ * (`onStartWithoutPostgres`) and the replica starts degraded; a Redis that cannot be reached at
+ * start only means the hot state starts in PostgreSQL.
  */
 export async function openStores(options: StoreOptions): Promise<Stores> {
   // Migrations run unbounded on a pool of their own: a schema change may take longer than a call.
@@ -97,6 +104,10 @@ export async function openStores(options: StoreOptions): Promise<Stores> {
   try {
     const applied = await migrate(migrating, options.databaseUrl);
     if (applied.length > 0) options.onMigrated?.(applied);
+  } catch (error) {
+    // PostgreSQL is unreachable: start degraded (see StartupCopies); the fleet migrates later.
+    if (!isInfrastructureFailure(error)) throw error;
+    options.onStartWithoutPostgres?.(error);
   } finally {
     await migrating.close().catch(() => {});
   }
@@ -145,13 +156,14 @@ export async function openStores(options: StoreOptions): Promise<Stores> {
     probeRedis = () => redis.ping();
     closeRedis = () => failover.close();
   }
+  const hotStores = hotStoresOver(hot, mirror);
   return {
-    ...hotStoresOver(hot, mirror),
+    ...hotStores,
     factors: createFactorStore(pg),
     recoveryCodes: createRecoveryCodeStore(pg),
     signingKeys: createSigningKeyStore(pg),
     audit: createAuditStore(pg),
-    secrets: createServiceSecretStore(pg),
+    secrets: createServiceSecretStore(pg, hotStores.startupCopies),
     get hotKind() {
       return hot.kind;
     },
