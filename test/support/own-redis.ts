@@ -38,7 +38,7 @@ export async function startOwnRedis(): Promise<OwnRedis> {
   };
   const stop = async (signal: NodeJS.Signals = "SIGKILL") => {
     const c = child;
-    if (!c || c.exitCode !== null) return;
+    if (!c || c.exitCode !== null || c.signalCode !== null) return;
     const exited = new Promise((resolve) => c.once("exit", resolve));
     c.kill(signal);
     await exited;

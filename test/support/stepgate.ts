@@ -58,6 +58,8 @@ export interface Harness {
 export interface HarnessOptions {
   /** Carry hot state in Redis (default) or in PostgreSQL. */
   redis?: boolean;
+  /** The PostgreSQL server to create the test's database on (default: the machine's). */
+  databaseServerUrl?: string;
   /** Another Redis than the machine's (e.g. one the test kills); implies `redis`. */
   redisUrl?: string;
   policy?: string;
@@ -77,7 +79,7 @@ export const newKeyRing = () => `test1:${randomBytes(32).toString("base64")}`;
 
 /** Starts one replica in this process on a fresh database (and Redis prefix) with a test clock. */
 export async function startStepgate(options: HarnessOptions = {}): Promise<Harness> {
-  const db = await createTestDatabase();
+  const db = await createTestDatabase(options.databaseServerUrl);
   const redis = options.redis === false ? undefined : createTestRedisPrefix(options.redisUrl);
   const policyFile = writePolicy(options.policy);
   let offset = 0;

@@ -1,77 +1,112 @@
-import { context, ROOT_CONTEXT } from "@opentelemetry/api";
-import type { AuditEvent, AuditStore } from "../store/audit-store.ts";
+import { randomToken } from "../crypto/random-id.ts";
+import { DependencyUnavailableError } from "../domain/dependency-unavailable.ts";
+import type { AuditOutbox } from "../store/audit-outbox.ts";
+import { type AuditEvent, type AuditStore, deferredTotpClaimType } from "../store/audit-store.ts";
+import { type AuditDrainer, type AuditDrainerOptions, startAuditDrainer } from "./audit-drainer.ts";
 
 /** A security-relevant event as a use case reports it; `details` must never hold a secret or a code. */
-export type AuditRecord = Omit<AuditEvent, "at">;
+export type AuditRecord = Omit<AuditEvent, "id" | "at" | "replica">;
+
+/** A TOTP time step the hot store granted while PostgreSQL was down. */
+export interface DeferredTotpClaim {
+  subject: string;
+  caller: string;
+  factorId: string;
+  step: number;
+  /** The claim (a keyed hash of the challenge and idempotency key), as `factors.last_claim` holds it. */
+  claim: string;
+  /** Epoch ms. */
+  at: number;
+}
 
 export interface AuditLog {
-  /** Queues an event; it is written within `flushIntervalMs`, in order, with the time it happened. */
-  record(record: AuditRecord): void;
-  /** Writes everything queued now. */
+  /**
+   * Makes the event durable, with a new id, the time and this replica: resolves once it is in the
+   * Redis outbox, or, without Redis or when its append fails, in PostgreSQL. Rejects when neither
+   * takes it; a use case awaits it before it returns a grant or a secret.
+   */
+  record(record: AuditRecord): Promise<void>;
+  /**
+   * Queues a TOTP step claim PostgreSQL could not take (it is down) in the outbox, as a
+   * `totp.step_claimed` event: when the drainer stores the event it also raises the factor's
+   * `last_step`, so PostgreSQL learns the claim as soon as it is back (store/audit-store.ts).
+   * Resolves false when there is no outbox (no Redis); rejects when the outbox refuses it.
+   */
+  deferTotpClaim(claim: DeferredTotpClaim): Promise<boolean>;
+  /** Moves what the outbox holds to PostgreSQL now (tests read the table after it). */
   flush(): Promise<void>;
-  /** Flushes and stops the timer (at shutdown). */
+  /**
+   * Stops the drainer (at shutdown); what the outbox still holds is drained by the other replicas,
+   * or by this one's next start.
+   */
   close(): Promise<void>;
 }
 
-export interface AuditLogOptions {
+export interface AuditLogOptions
+  extends Pick<
+    AuditDrainerOptions,
+    "blockMs" | "claimAfterMs" | "batchSize" | "retryBaseMs" | "retryMaxMs" | "stopTimeoutMs"
+  > {
   store: AuditStore;
-  /** Names the replica on every event. */
+  /** The Redis outbox, drained into `store` by this replica; undefined: events go to `store` directly. */
+  outbox?: AuditOutbox | undefined;
+  /** Names the replica on every event and is its consumer name in the outbox. */
   replica: string;
-  /** Told of every failed write (the events stay queued) and of dropped events; never throws into a flow. */
+  /** Told of every failure that a fallback or a retry covers; never throws into a flow. */
   onError: (error: unknown) => void;
-  /** How long an event may wait to be batched with others. Default 20 ms. */
-  flushIntervalMs?: number;
-  /** Events kept while PostgreSQL is failing; past this the oldest are dropped and reported. Default 100,000. */
-  maxQueued?: number;
 }
 
-const batchSize = 500;
-
 /**
- * Appends audit events to PostgreSQL in batches, off the request path: one multi-row insert per
- * interval instead of a round trip and a commit per call. A failed write keeps the events queued
- * for the next attempt and is reported, never thrown into a flow.
+ * The audit trail as use cases see it. With an outbox, recording costs one XADD that ioredis
+ * pipelines with the call's other Redis commands, and a drainer in this replica moves events to
+ * PostgreSQL in batches (see `startAuditDrainer`); without one, one insert and commit per event.
+ * Either way no event waits in this process's memory, so a replica killed at any point loses none.
  */
 export function createAuditLog(options: AuditLogOptions): AuditLog {
-  const interval = options.flushIntervalMs ?? 20;
-  const maxQueued = options.maxQueued ?? 100_000;
-  let queue: AuditEvent[] = [];
-  let timer: NodeJS.Timeout | undefined;
-  let writing: Promise<void> = Promise.resolve();
-
-  const write = async () => {
-    while (queue.length > 0) {
-      const batch = queue.slice(0, batchSize);
-      await options.store.append(batch, options.replica);
-      queue = queue.slice(batch.length);
-    }
-  };
-  const flush = () => {
-    timer = undefined;
-    writing = writing.then(write).catch((error: unknown) => {
-      options.onError(error);
-      schedule();
-    });
-    return writing;
-  };
-  const schedule = () => {
-    // Outside any call's trace: a batch belongs to no single request.
-    timer ??= context.with(ROOT_CONTEXT, () => setTimeout(() => void flush(), interval));
-    timer.unref();
-  };
+  const { store, outbox, replica, onError } = options;
+  const drainer: AuditDrainer | undefined = outbox
+    ? startAuditDrainer({ ...options, outbox, store, consumer: replica })
+    : undefined;
   return {
-    record(record) {
-      queue.push({ ...record, at: new Date() });
-      if (queue.length > maxQueued) {
-        queue.splice(0, queue.length - maxQueued);
-        options.onError(new Error("audit queue full: oldest events dropped"));
+    async record(record) {
+      const event: AuditEvent = { ...record, id: randomToken(), at: new Date(), replica };
+      let appendError: unknown;
+      if (outbox) {
+        try {
+          await outbox.append(event);
+          return;
+        } catch (error) {
+          appendError = error;
+          const reason = error instanceof Error ? error.message.slice(0, 120) : String(error);
+          onError(
+            new Error(`audit outbox append failed (${reason}); inserting into PostgreSQL`, { cause: error }),
+          );
+        }
       }
-      schedule();
+      try {
+        await store.append([event]);
+      } catch (error) {
+        // A store that is down stays a store that is down: the caller answers UNAVAILABLE.
+        if (error instanceof DependencyUnavailableError) throw error;
+        const refused = appendError === undefined ? "PostgreSQL" : "the Redis outbox and PostgreSQL";
+        throw new Error(`audit event not durable: ${refused} refused it`, { cause: error });
+      }
     },
-    flush,
-    async close() {
-      clearTimeout(timer);
-      await flush();
+    async deferTotpClaim(claim) {
+      if (!outbox) return false;
+      const event: AuditEvent = {
+        id: randomToken(),
+        type: deferredTotpClaimType,
+        subject: claim.subject,
+        caller: claim.caller,
+        details: { factor_id: claim.factorId, step: claim.step, claim: claim.claim },
+        at: new Date(claim.at),
+        replica,
+      };
+      await outbox.append(event);
+      return true;
     },
+    flush: async () => drainer?.flush(),
+    close: async () => drainer?.stop(),
   };
 }

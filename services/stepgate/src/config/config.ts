@@ -27,6 +27,7 @@ const envSchema = z.object({
   STEPGATE_MAX_PING_STRIKES: z.coerce.number().int().min(0).max(100).default(2),
   STEPGATE_DRAIN_DELAY_MS: ms.default(1000),
   STEPGATE_SHUTDOWN_GRACE_MS: ms.min(100).default(10_000),
+  STEPGATE_AUDIT_CLAIM_AFTER_MS: ms.min(100).default(30_000),
   STEPGATE_FAULT_INJECTION: z.enum(["0", "1", "false", "true"]).default("0"),
   STEPGATE_FAULT_UNAVAILABLE: z.enum(["0", "1", "false", "true"]).default("0"),
   STEPGATE_BENCH: z.enum(["0", "1", "false", "true"]).default("0"),
@@ -73,6 +74,11 @@ export interface Config {
   drainDelayMs: number;
   /** How long calls in flight may take to finish at shutdown, in ms. */
   shutdownGraceMs: number;
+  /**
+   * Audit events a replica took from the Redis outbox and has not stored for this long (it died)
+   * are taken over by another replica, in ms.
+   */
+  auditClaimAfterMs: number;
   /** Install the test faults: honour the `stepgate-fault` request header (tests only). */
   faultInjection: boolean;
   /**
@@ -155,6 +161,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     },
     drainDelayMs: e.STEPGATE_DRAIN_DELAY_MS,
     shutdownGraceMs: e.STEPGATE_SHUTDOWN_GRACE_MS,
+    auditClaimAfterMs: e.STEPGATE_AUDIT_CLAIM_AFTER_MS,
     faultInjection: isOn(e.STEPGATE_FAULT_INJECTION),
     faultUnavailable: isOn(e.STEPGATE_FAULT_INJECTION) && isOn(e.STEPGATE_FAULT_UNAVAILABLE),
     bench: isOn(e.STEPGATE_BENCH),

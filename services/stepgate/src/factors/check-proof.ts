@@ -1,6 +1,7 @@
 import type { KeyRing } from "../crypto/key-ring.ts";
 import type { SealedTotp } from "../domain/challenge.ts";
 import { toSeconds } from "../domain/clock.ts";
+import { DependencyUnavailableError } from "../domain/dependency-unavailable.ts";
 import type { MethodName } from "../domain/method.ts";
 import type { FactorStore } from "../store/factor-store.ts";
 import type { RecoveryCodeStore } from "../store/recovery-code-store.ts";
@@ -27,14 +28,27 @@ export interface Proof {
 
 /**
  * Checks a code against the subject's factors of its method and claims it, so it is accepted
- * once (RFC 6238 5.2 for TOTP; single use for recovery codes). Store errors are thrown as they are.
+ * once (RFC 6238 5.2 for TOTP; single use for recovery codes). A TOTP step is claimed in the hot
+ * store and in PostgreSQL; while PostgreSQL is down the hot store's claim decides and PostgreSQL's
+ * copy is queued (`deferClaim`). Store errors are thrown as they are.
  */
 export type CheckProof = (proof: Proof) => Promise<Checked>;
+
+/** A claim the hot store granted, queued for PostgreSQL while it is down; false when it cannot be queued. */
+export type DeferClaim = (claim: {
+  subject: string;
+  factorId: string;
+  step: number;
+  claim: string;
+  at: number;
+}) => Promise<boolean>;
 
 export interface CheckProofDeps {
   factors: Pick<FactorStore, "activeTotp" | "claimStep">;
   /** The hot store's copy of claimed steps, checked before PostgreSQL's. */
   stepClaims: TotpStepClaims;
+  /** Queues a claim for PostgreSQL when it is down (the audit outbox); absent without Redis. */
+  deferClaim?: DeferClaim;
   recoveryCodes: RecoveryCodeStore;
   keyRing: KeyRing;
 }
@@ -43,7 +57,8 @@ export function createCheckProof(deps: CheckProofDeps): CheckProof {
   return (proof) => (proof.method === "totp" ? checkTotp(deps, proof) : checkRecoveryCode(deps, proof));
 }
 
-async function checkTotp({ factors, stepClaims, keyRing }: CheckProofDeps, proof: Proof): Promise<Checked> {
+async function checkTotp(deps: CheckProofDeps, proof: Proof): Promise<Checked> {
+  const { factors, stepClaims, keyRing } = deps;
   const { subject, code, claim, now } = proof;
   const candidates =
     proof.totp ??
@@ -57,7 +72,16 @@ async function checkTotp({ factors, stepClaims, keyRing }: CheckProofDeps, proof
     // Both copies must agree the step is new: the hot store's (shared and fast) and PostgreSQL's
     // (durable: it still knows the step after the hot store lost its data).
     if ((await stepClaims.claim(factor.id, step, claim)) === "behind") return { result: "replayed" };
-    const claimed = await factors.claimStep(factor.id, step, claim, new Date(now));
+    const claimed = await factors
+      .claimStep(factor.id, step, claim, new Date(now))
+      .catch(async (error: unknown) => {
+        // PostgreSQL is down: the hot store's claim stands, and PostgreSQL learns it from the queue.
+        const deferred =
+          error instanceof DependencyUnavailableError &&
+          (await deps.deferClaim?.({ subject, factorId: factor.id, step, claim, at: now }));
+        if (!deferred) throw error;
+        return true;
+      });
     return claimed ? { result: "ok", remaining: 0 } : { result: "replayed" };
   }
   return { result: "wrong" };

@@ -5,6 +5,7 @@ import type { Factor } from "../domain/factor.ts";
 import { assertThat, StepgateError } from "../domain/stepgate-error.ts";
 import type { AttemptCounters } from "../store/attempt-counters.ts";
 import type { FactorStore } from "../store/factor-store.ts";
+import type { TotpStepClaims } from "../store/totp-step-claims.ts";
 import { confirmWindowMs } from "./enroll-totp.ts";
 import { matchTotp } from "./totp.ts";
 import { openTotpSecret } from "./totp-secret.ts";
@@ -29,6 +30,7 @@ export type ConfirmTotp = (input: ConfirmTotpInput) => Promise<Factor>;
 export interface ConfirmTotpDeps {
   factors: Pick<FactorStore, "find" | "activate">;
   attempts: Pick<AttemptCounters, "countConfirmation">;
+  stepClaims: TotpStepClaims;
   keyRing: KeyRing;
   audit: Pick<AuditLog, "record">;
   /** Puts the subject's new factors in the factor cache (best effort). */
@@ -63,8 +65,11 @@ export function createConfirmTotp(deps: ConfirmTotpDeps): ConfirmTotp {
       "FACTOR_STATE",
       "factor is no longer pending",
     );
+    // The hot store's copy of claimed steps learns the confirming code too, so it cannot answer a
+    // challenge while PostgreSQL is down (best effort: PostgreSQL holds it already).
+    await deps.stepClaims.claim(factorId, step, `confirm:${factorId}`).catch(() => {});
     await deps.refreshEnrolled(subject);
-    deps.audit.record({ type: "factor.confirmed", subject, caller, details: { factor_id: factorId } });
+    await deps.audit.record({ type: "factor.confirmed", subject, caller, details: { factor_id: factorId } });
     return (await deps.factors.find(subject, factorId)) as Factor;
   };
 }

@@ -39,7 +39,12 @@ export function createCreateRecoveryCodes(deps: CreateRecoveryCodesDeps): Create
     const factorId = newId();
     await deps.recoveryCodes.replaceSet(subject, factorId, salt, hashes, new Date(deps.clock()));
     await deps.refreshEnrolled(subject);
-    deps.audit.record({ type: "recovery_codes.created", subject, caller, details: { factor_id: factorId } });
+    await deps.audit.record({
+      type: "recovery_codes.created",
+      subject,
+      caller,
+      details: { factor_id: factorId },
+    });
     return { factorId, codes };
   };
 }

@@ -72,7 +72,7 @@ export function createEnrollTotp(deps: EnrollTotpDeps): EnrollTotp {
       createdAt: new Date(now),
       confirmBy,
     });
-    deps.audit.record({
+    await deps.audit.record({
       type: "factor.enrolled",
       subject: input.subject,
       caller: input.caller,

@@ -29,6 +29,6 @@ export function createRemoveFactor(deps: RemoveFactorDeps): RemoveFactor {
     await deps.authorizeChange(subject, caller, managementActions.removeFactor, grant);
     assertThat(await deps.factors.remove(subject, factorId), "FACTOR_NOT_FOUND", "no such factor");
     await deps.refreshEnrolled(subject);
-    deps.audit.record({ type: "factor.removed", subject, caller, details: { factor_id: factorId } });
+    await deps.audit.record({ type: "factor.removed", subject, caller, details: { factor_id: factorId } });
   };
 }

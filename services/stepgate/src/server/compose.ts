@@ -32,9 +32,9 @@ export interface Composed {
   stepUpService: StepUpUseCases;
   factorService: FactorUseCases;
   stores: Stores;
-  /** Writes queued audit events now. */
+  /** Moves the audit events waiting in the outbox to PostgreSQL now. */
   flushAudit(): Promise<void>;
-  /** Flushes the audit log, then closes the stores. */
+  /** Stops the audit drainer, then closes the stores. */
   close(): Promise<void>;
 }
 
@@ -80,6 +80,8 @@ export async function compose(config: Config, logger: Logger, clock: Clock = sys
     );
     const audit = createAuditLog({
       store: stores.audit,
+      outbox: stores.auditOutbox,
+      claimAfterMs: config.auditClaimAfterMs,
       replica: config.replicaId,
       onError: (error) => logger.error({ error: describeError(error) }, "audit events not written yet"),
     });
@@ -99,7 +101,13 @@ export async function compose(config: Config, logger: Logger, clock: Clock = sys
     });
     const authorizeChange = createAuthorizeChange({ factors, checkGrant, policy });
     const attempts = createAttempts({ counters: stores.attempts, policy });
-    const checkProof = createCheckProof({ factors, recoveryCodes, stepClaims: stores.stepClaims, keyRing });
+    const checkProof = createCheckProof({
+      ...{ factors, recoveryCodes, stepClaims: stores.stepClaims, keyRing },
+      deferClaim: ({ subject, factorId, step, claim, at }) =>
+        stores.hotKind === "redis"
+          ? audit.deferTotpClaim({ subject, caller: "stepgate", factorId, step, claim, at })
+          : Promise.resolve(false),
+    });
     const enrolled = createEnrolledFactors({
       factors,
       cache: stores.factorCache,
@@ -131,7 +139,7 @@ export async function compose(config: Config, logger: Logger, clock: Clock = sys
           issuerName: "Stepgate",
         }),
         confirmTotp: createConfirmTotp({
-          ...{ factors, attempts: stores.attempts, keyRing, audit, clock },
+          ...{ factors, attempts: stores.attempts, stepClaims: stores.stepClaims, keyRing, audit, clock },
           refreshEnrolled,
         }),
         createRecoveryCodes: createCreateRecoveryCodes({

@@ -16,7 +16,7 @@ export interface RunningServer {
    * while those in flight finish (bounded by `graceMs`), then the stores close.
    */
   shutdown(graceMs?: number): Promise<void>;
-  /** Writes queued audit events now (tests read them). */
+  /** Moves the audit events waiting in the outbox to PostgreSQL now (tests read them). */
   flushAudit(): Promise<void>;
 }
 

@@ -28,6 +28,6 @@ export function createEndSession({ sessions, policy, audit, clock }: EndSessionD
   const revocationTtlMs = longestGrantLifetimeMs(policy) + 60_000;
   return async ({ subject, sessionId, caller }) => {
     await sessions.end(subject, sessionId, clock(), revocationTtlMs, policy.levels);
-    audit.record({ type: "session.ended", subject, caller });
+    await audit.record({ type: "session.ended", subject, caller });
   };
 }

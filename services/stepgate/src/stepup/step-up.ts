@@ -75,7 +75,7 @@ async function decide(deps: StepUpDeps, input: StepUpInput, action: ActionPolicy
     );
     if (fresh) {
       const grant = deps.issueGrant({ ...input, action, elevation: fresh });
-      deps.audit.record({
+      await deps.audit.record({
         type: "grant.issued",
         subject: input.subject,
         caller: input.caller,
@@ -99,7 +99,7 @@ async function decide(deps: StepUpDeps, input: StepUpInput, action: ActionPolicy
     ...(methods.includes("totp") ? { totp: enrolled.totp } : {}),
   };
   await deps.challenges.save(challenge, challengeRetentionMs(challenge, now));
-  deps.audit.record({
+  await deps.audit.record({
     type: "challenge.created",
     subject: input.subject,
     caller: input.caller,

@@ -52,7 +52,11 @@ export function unitStepgate(options: { enrolled?: MethodName[] } = {}) {
   const hot = createMemoryHotStore(clock);
   const stores = hotStoresOver(hot);
   const audited: AuditRecord[] = [];
-  const audit = { record: (r: AuditRecord) => void audited.push(r) };
+  const audit = {
+    record: async (r: AuditRecord) => {
+      audited.push(r);
+    },
+  };
   const proofs: Proof[] = [];
   const script: Checked[] = [];
   const checkProof: CheckProof = async (proof) => {

@@ -124,7 +124,7 @@ async function answer(
     throw error;
   });
   if (checked.result !== "ok") {
-    deps.audit.record({
+    await deps.audit.record({
       type: "verify.failed",
       subject: challenge.subject,
       caller: challenge.caller,
@@ -165,7 +165,7 @@ async function answer(
     action,
     elevation,
   });
-  deps.audit.record({
+  await deps.audit.record({
     type: "verify.succeeded",
     subject: challenge.subject,
     caller: challenge.caller,

@@ -1,10 +1,14 @@
-import type { Pg } from "./sql.ts";
+import type { Pg, Sql } from "./sql.ts";
 
 /** A security-relevant event; `details` must never hold a secret or a code. */
 export interface AuditEvent {
+  /** Random and unique (128 bits, base64url), given when the event is recorded: a redelivered event is stored once. */
+  id: string;
   type: string;
   subject?: string;
   caller?: string;
+  /** The replica that recorded it. */
+  replica: string;
   details?: Record<string, unknown>;
   /** When it happened. */
   at: Date;
@@ -12,27 +16,74 @@ export interface AuditEvent {
 
 /** The append-only audit trail in PostgreSQL. */
 export interface AuditStore {
-  /** Appends `events` in one multi-row insert, tagged with the replica that saw them. */
-  append(events: AuditEvent[], replica: string): Promise<void>;
+  /**
+   * Inserts `events` in one multi-row insert and one commit; an event whose id is stored already is
+   * skipped, so a batch delivered twice is stored once. `totp.step_claimed` events also raise their
+   * factor's last step, in the same transaction. Rejects with the driver's error.
+   */
+  append(events: AuditEvent[]): Promise<void>;
+}
+
+/**
+ * The event type that carries a TOTP step claim PostgreSQL could not take when it was made:
+ * storing the event also raises the factor's `last_step` (a write-behind queue riding the outbox).
+ */
+export const deferredTotpClaimType = "totp.step_claimed";
+
+interface DeferredClaim {
+  factor_id: string;
+  step: number;
+  claim: string;
+}
+
+const isDeferredClaim = (e: AuditEvent) => e.type === deferredTotpClaimType;
+
+/** Raises each factor's last step to the highest deferred one (never lowers it); idempotent. */
+async function applyDeferredClaims(run: Sql, events: AuditEvent[]): Promise<void> {
+  const claims = events.map((e) => ({ ...(e.details as unknown as DeferredClaim), at: e.at }));
+  await run(
+    `update factors f set last_step = c.step, last_claim = c.claim, last_used_at = c.at
+     from (select distinct on (id) * from unnest(?::uuid[], ?::bigint[], ?::text[], ?::timestamptz[])
+           as u(id, step, claim, at) order by id, step desc) c
+     where f.id = c.id and (f.last_step is null or f.last_step < c.step)`,
+    [
+      claims.map((c) => c.factor_id),
+      claims.map((c) => c.step),
+      claims.map((c) => c.claim),
+      claims.map((c) => c.at),
+    ],
+  );
 }
 
 export function createAuditStore(pg: Pg): AuditStore {
-  const run = pg.sql;
+  const insert = (run: Sql, events: AuditEvent[]) =>
+    run(
+      `insert into audit_events (event_id, at, type, subject, caller, replica, details)
+         select * from unnest(?::text[], ?::timestamptz[], ?::text[], ?::text[], ?::text[], ?::text[], ?::jsonb[])
+         on conflict (event_id) do nothing`,
+      [
+        events.map((e) => e.id),
+        events.map((e) => e.at),
+        events.map((e) => e.type),
+        events.map((e) => e.subject ?? null),
+        events.map((e) => e.caller ?? null),
+        events.map((e) => e.replica),
+        events.map((e) => JSON.stringify(e.details ?? {})),
+      ],
+    );
   return {
-    async append(events, replica) {
-      await run(
-        `insert into audit_events (at, type, subject, caller, replica, details)
-         select at, type, subject, caller, ?, details
-         from unnest(?::timestamptz[], ?::text[], ?::text[], ?::text[], ?::jsonb[]) as e(at, type, subject, caller, details)`,
-        [
-          replica,
-          events.map((e) => e.at),
-          events.map((e) => e.type),
-          events.map((e) => e.subject ?? null),
-          events.map((e) => e.caller ?? null),
-          events.map((e) => JSON.stringify(e.details ?? {})),
-        ],
-      );
+    async append(events) {
+      if (events.length === 0) return;
+      const deferred = events.filter(isDeferredClaim);
+      if (deferred.length === 0) {
+        await insert(pg.sql, events);
+        return;
+      }
+      // The events and the claims they carry are stored together or not at all.
+      await pg.transaction(async (tx) => {
+        await insert(tx, events);
+        await applyDeferredClaims(tx, deferred);
+      });
     },
   };
 }

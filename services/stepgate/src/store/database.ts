@@ -4,6 +4,7 @@ import pg from "pg";
 import { entities } from "./entities.ts";
 import { Migration001Initial } from "./migrations/migration-001-initial.ts";
 import { Migration002ServiceSecrets } from "./migrations/migration-002-service-secrets.ts";
+import { Migration003AuditEventIds } from "./migrations/migration-003-audit-event-ids.ts";
 import { Migration004SubjectVersions } from "./migrations/migration-004-subject-versions.ts";
 
 export type Database = MikroORM;
@@ -43,6 +44,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
       migrationsList: [
         { name: "001-initial", class: Migration001Initial },
         { name: "002-service-secrets", class: Migration002ServiceSecrets },
+        { name: "003-audit-event-ids", class: Migration003AuditEventIds },
         { name: "004-subject-versions", class: Migration004SubjectVersions },
       ],
       snapshot: false,

@@ -62,6 +62,8 @@ export const AuditEventEntity = defineEntity({
   tableName: "audit_events",
   properties: {
     id: p.bigint("number").primary().autoincrement(),
+    /** The id the event got when recorded (null on rows from before migration 003): stored once. */
+    eventId: p.text().nullable().unique(),
     at: p.datetime(),
     type: p.text(),
     subject: p.text().nullable(),

@@ -44,6 +44,11 @@ export const hotKeys = {
   totpStep: (factorId: string) => hotKey("totp-step", factorId),
   /** What a replica needs to start while PostgreSQL is down (sealed signing keys, sealed secrets). */
   startupCopy: (name: string) => hotKey("startup", name),
+  /**
+   * The audit outbox: one Redis stream of events on their way to PostgreSQL, for the whole fleet.
+   * Entries hold an event's subject and details (never a secret), as challenges hold their subject.
+   */
+  auditOutbox: () => "audit-outbox",
   /** A one-time marker, e.g. a test fault fired once per challenge across the fleet. */
   marker: (name: string, id: string) => hotKey("marker", name, id),
 } as const;

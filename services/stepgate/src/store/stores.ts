@@ -1,5 +1,6 @@
 import type { DependencyName } from "../domain/dependency-unavailable.ts";
 import { type AttemptCounters, createAttemptCounters } from "./attempt-counters.ts";
+import { type AuditOutbox, createAuditOutbox } from "./audit-outbox.ts";
 import { type AuditStore, createAuditStore } from "./audit-store.ts";
 import { type ChallengeStore, createChallengeStore } from "./challenge-store.ts";
 import { type ConsumedGrants, createConsumedGrants } from "./consumed-grants.ts";
@@ -11,7 +12,7 @@ import { createFactorStore, type FactorStore } from "./factor-store.ts";
 import { createFailoverHotStore } from "./hot/failover-hot-store.ts";
 import type { HotStore } from "./hot/hot-store.ts";
 import { createPostgresHotStore } from "./hot/postgres-hot-store.ts";
-import { createRedisHotStore } from "./hot/redis-hot-store.ts";
+import { createRedisHotStore, type RedisHotStore, redisConnectionOf } from "./hot/redis-hot-store.ts";
 import { forgetChangedFactors, resyncSecurityState } from "./hot/resync.ts";
 import { isInfrastructureFailure } from "./infrastructure-failure.ts";
 import { createMarkers, type Markers } from "./markers.ts";
@@ -43,6 +44,8 @@ export interface Stores extends HotStores {
   recoveryCodes: RecoveryCodeStore;
   signingKeys: SigningKeyStore;
   audit: AuditStore;
+  /** The Redis stream audit events wait in on their way to `audit`; undefined without Redis. */
+  auditOutbox: AuditOutbox | undefined;
   secrets: ServiceSecretStore;
   /** Which store carries the hot state right now. */
   readonly hotKind: HotStore["kind"];
@@ -124,15 +127,17 @@ export async function openStores(options: StoreOptions): Promise<Stores> {
   let mirror = noMirror;
   let probeRedis = async () => {};
   let closeRedis = async () => {};
+  let redisHot: RedisHotStore | undefined;
   if (options.redisUrl) {
     const redisDependency = createDependency("redis", options.redis);
     dependencies.push(redisDependency);
-    const redis = createRedisHotStore({
+    redisHot = createRedisHotStore({
       url: options.redisUrl,
       prefix: options.redisPrefix,
       dependency: redisDependency,
       connectTimeoutMs: Math.max(1000, options.redis.callTimeoutMs * 4),
     });
+    const redis = redisHot;
     await redis.ready(Math.max(1000, options.redis.callTimeoutMs * 4));
     const failover = createFailoverHotStore({
       primary: redis,
@@ -156,6 +161,8 @@ export async function openStores(options: StoreOptions): Promise<Stores> {
     probeRedis = () => redis.ping();
     closeRedis = () => failover.close();
   }
+  const redisConnection = redisHot ? redisConnectionOf(redisHot) : undefined;
+  const auditOutbox = redisConnection ? createAuditOutbox(redisConnection) : undefined;
   const hotStores = hotStoresOver(hot, mirror);
   return {
     ...hotStores,
@@ -163,6 +170,7 @@ export async function openStores(options: StoreOptions): Promise<Stores> {
     recoveryCodes: createRecoveryCodeStore(pg),
     signingKeys: createSigningKeyStore(pg),
     audit: createAuditStore(pg),
+    auditOutbox,
     secrets: createServiceSecretStore(pg, hotStores.startupCopies),
     get hotKind() {
       return hot.kind;
@@ -170,6 +178,7 @@ export async function openStores(options: StoreOptions): Promise<Stores> {
     dependencies,
     probe: (name) => (name === "redis" ? probeRedis() : pg.sql("select 1").then(() => {})),
     async close() {
+      await auditOutbox?.close();
       await closeRedis();
       await pgHot.close();
       await db.close();

@@ -53,6 +53,17 @@ end
 redis.call('SET', KEYS[1], ARGV[1] .. ':' .. ARGV[2], 'PX', ARGV[3])
 return 'advanced'`;
 
+const connections = new WeakMap<HotStore, Redis>();
+
+/**
+ * The Redis connection under a hot store `createRedisHotStore` made (undefined for any other), for
+ * stores that share it, e.g. the audit outbox: its commands then ride the same auto-pipelined writes.
+ * Closed by the hot store's `close()`.
+ */
+export function redisConnectionOf(store: HotStore): Redis | undefined {
+  return connections.get(store);
+}
+
 export interface RedisHotStoreOptions {
   /** redis:// or rediss:// URL. */
   url: string;
@@ -174,7 +185,9 @@ export function createRedisHotStore(options: RedisHotStoreOptions): RedisHotStor
       await redis.quit().catch(() => redis.disconnect());
     },
   };
-  return guarded(store, guard);
+  const wrapped = guarded(store, guard);
+  connections.set(wrapped, redis);
+  return wrapped;
 }
 
 const unguarded = new Set(["kind", "ready", "onReconnect", "close"]);
