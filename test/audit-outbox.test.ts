@@ -9,12 +9,12 @@ import { type Database, openDatabase } from "@stepgate/server/store/database";
 import { createDependency } from "@stepgate/server/store/dependency";
 import { createPg, type Sql } from "@stepgate/server/store/sql";
 import { openStores, type Stores } from "@stepgate/server/store/stores";
+import { type OwnPostgres, startOwnPostgres } from "@stepgate/testkit/own-postgres";
+import { type OwnRedis, startOwnRedis } from "@stepgate/testkit/own-redis";
 import { type ReplicaProcess, replicaProcess } from "@stepgate/testkit/replica-process";
 import { createTestDatabase } from "@stepgate/testkit/test-database";
 import { createTestRedisPrefix, redisUrl, type TestRedisPrefix } from "@stepgate/testkit/test-redis-prefix";
 import { Redis } from "ioredis";
-import { type OwnPostgres, startOwnPostgres } from "./support/own-postgres.ts";
-import { type OwnRedis, startOwnRedis } from "./support/own-redis.ts";
 import { newKeyRing, writePolicy } from "./support/stepgate.ts";
 
 /** The outbox stream's key under a prefix (store/hot-keys.ts `auditOutbox`). */
@@ -47,7 +47,7 @@ async function outboxState(redis: Redis, prefix: string) {
 async function freshDatabase(
   server: OwnPostgres,
 ): Promise<{ url: string; sql: Sql; close(): Promise<void> }> {
-  const { url } = await createTestDatabase(server.url());
+  const { url } = await createTestDatabase(server.url);
   const db: Database = await openDatabase({ url, poolSize: 1 });
   const unbounded = createDependency("postgresql", {
     callTimeoutMs: 10_000,
@@ -112,7 +112,7 @@ describe("audit outbox with PostgreSQL and Redis going away", () => {
     await Promise.all(databases.map((d) => d.close()));
     await Promise.all(prefixes.map((p) => p.clean()));
     await ownRedis.stop();
-    await pg.close();
+    await pg.destroy();
   });
   const database = async () => {
     const db = await freshDatabase(pg);
@@ -313,7 +313,7 @@ describe("audit outbox across replica processes killed with SIGKILL", () => {
     redis.disconnect();
     await prefix.clean();
     await db.close();
-    await pg.close();
+    await pg.destroy();
   });
   const client = (target: string) => {
     const c = createStepgateClient({ target, caller: "payments", retry: { maxAttempts: 1 } });

@@ -9,9 +9,9 @@ import { Code, createClient } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
 import { Health, HealthCheckResponse_ServingStatus } from "@stepgate/api/gen/grpc/health/v1/health_pb";
 import { createGrpcJsTransport } from "@stepgate/grpc-bridge";
+import { type OwnRedis, startOwnRedis } from "@stepgate/testkit/own-redis";
 import { expectFailure } from "./support/errors.ts";
 import { challenge, enrolTotp, newKey, newSession, newSubject, stepUpWithTotp } from "./support/flows.ts";
-import { type OwnRedis, startOwnRedis } from "./support/own-redis.ts";
 import { type Harness, startStepgate } from "./support/stepgate.ts";
 
 const probeScript = join(import.meta.dirname, "../services/stepgate/src/tools/health-probe.ts");
@@ -87,7 +87,7 @@ describe("health and hot state follow the stores", () => {
   after(async () => {
     channel.close();
     await h.close();
-    await redis.stop();
+    await redis.destroy();
   });
 
   const status = async (service = "") => {

@@ -8,9 +8,9 @@ import { Code, createClient } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
 import { Health, HealthCheckResponse_ServingStatus } from "@stepgate/api/gen/grpc/health/v1/health_pb";
 import { createGrpcJsTransport } from "@stepgate/grpc-bridge";
+import { type OwnPostgres, startOwnPostgres } from "@stepgate/testkit/own-postgres";
 import { expectFailure } from "./support/errors.ts";
 import { challenge, enrolTotp, newKey, newSession, newSubject } from "./support/flows.ts";
-import { type OwnPostgres, startOwnPostgres } from "./support/own-postgres.ts";
 import { type Harness, startStepgate } from "./support/stepgate.ts";
 
 const { SERVING, NOT_SERVING } = HealthCheckResponse_ServingStatus;
@@ -21,14 +21,14 @@ describe("PostgreSQL down, Redis up", () => {
   let channel: grpc.Channel;
   before(async () => {
     postgres = await startOwnPostgres();
-    h = await startStepgate({ databaseServerUrl: postgres.url(), healthIntervalMs: 100 });
+    h = await startStepgate({ databaseServerUrl: postgres.url, healthIntervalMs: 100 });
     channel = new grpc.Channel(h.target, grpc.credentials.createInsecure(), {});
   });
   after(async () => {
     channel.close();
     await postgres.start().catch(() => {});
     await h.close();
-    await postgres.close();
+    await postgres.destroy();
   });
 
   const status = async (service: string) => {

@@ -1,10 +1,11 @@
 import { randomBytes } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { ConnectError } from "@connectrpc/connect";
-import { ErrorInfoSchema } from "@stepgate/api/gen/google/rpc/error_details_pb";
 import type { StepgateClient } from "@stepgate/client";
 import { totpCode } from "@stepgate/server/factors/totp";
 import { replicaTrailer } from "@stepgate/server/rpc/guard";
+import { failureKey } from "@stepgate/testkit/failure-key";
+import { seedSubjects } from "@stepgate/testkit/seed-subjects";
 
 export interface User {
   subject: string;
@@ -13,28 +14,9 @@ export interface User {
 
 const nowSeconds = () => Math.floor(Date.now() / 1000);
 
-/** Enrols and confirms a TOTP factor for `n` new users, `concurrency` at a time. */
+/** Enrols and confirms a TOTP factor for `n` new users, `concurrency` at a time (testkit's `seedSubjects`). */
 export async function seedUsers(client: StepgateClient, n: number, concurrency = 16): Promise<User[]> {
-  const users: User[] = [];
-  const seedOne = async () => {
-    const subject = `load-${randomBytes(6).toString("hex")}`;
-    const e = await client.factors.enrollTotp({
-      subject,
-      label: "Phone",
-      accountName: `${subject}@example.com`,
-      grant: "",
-    });
-    await client.factors.confirmTotp({
-      subject,
-      factorId: e.factorId,
-      code: totpCode(e.secret, nowSeconds()),
-    });
-    users.push({ subject, secret: e.secret });
-  };
-  for (let i = 0; i < n; i += concurrency) {
-    await Promise.all(Array.from({ length: Math.min(concurrency, n - i) }, seedOne));
-  }
-  return users;
+  return seedSubjects(client, n, { concurrency });
 }
 
 /**
@@ -88,7 +70,7 @@ export async function stepUpFlow(client: StepgateClient, user: User, tally?: Rep
 export interface LoadResult {
   flows: number;
   failures: number;
-  /** Failures by gRPC code and reason. */
+  /** Failures by gRPC code name and reason (testkit's `failureKey`), e.g. `UNAVAILABLE/STORE_UNAVAILABLE`. */
   errors: Record<string, number>;
   /**
    * Failures by how many attempts the failed call made: 1 + the `grpc-previous-rpc-attempts` grpc-js
@@ -127,9 +109,9 @@ export async function driveLoad(
         stepUpFlow(client, user, tally).then(
           () => void latencies.push(performance.now() - t0),
           (error: unknown) => {
-            const e = ConnectError.from(error);
-            const key = `${e.code}:${e.findDetails(ErrorInfoSchema)[0]?.reason ?? e.rawMessage.slice(0, 60)}`;
+            const key = failureKey(error);
             errors[key] = (errors[key] ?? 0) + 1;
+            const e = ConnectError.from(error);
             const attempts = String(1 + Number(e.metadata.get("grpc-previous-rpc-attempts") ?? 0));
             failedAfterAttempts[attempts] = (failedAfterAttempts[attempts] ?? 0) + 1;
           },

@@ -1,3 +1,47 @@
+export { failureKey, failureReason, grpcCodeName } from "./failure-key.ts";
+export {
+  type FlowLoad,
+  type FlowLoadOptions,
+  type FlowLoadReport,
+  type FlowRpc,
+  failedCalls,
+  formatFlowLoadReport,
+  printFlowLoadReport,
+  type RpcStats,
+  replicaTrailer,
+  runFlowLoad,
+  startFlowLoad,
+} from "./flow-load.ts";
+export {
+  createTimelineRecorder,
+  type FlowTimeline,
+  type TimelineBucket,
+  type TimelineRecorder,
+  timelineStrip,
+  timeToDetect,
+  timeToRecover,
+} from "./flow-timeline.ts";
+export { freePort } from "./free-port.ts";
+export {
+  childPids,
+  isAlive,
+  keepAliveUntil,
+  killTree,
+  type OrphanReaper,
+  type OrphanReaperOptions,
+  pidFromFile,
+  processName,
+  type ReapedProcess,
+  startOrphanReaper,
+  waitGone,
+} from "./orphan-reaper.ts";
+export {
+  type OwnPostgres,
+  type OwnPostgresOptions,
+  type PostgresStopSignal,
+  startOwnPostgres,
+} from "./own-postgres.ts";
+export { type OwnRedis, type OwnRedisOptions, startOwnRedis } from "./own-redis.ts";
 export {
   type ReplicaExit,
   type ReplicaProcess,
@@ -5,6 +49,14 @@ export {
   replicaProcess,
   startReplicaProcess,
 } from "./replica-process.ts";
+export { type FlowSubject, type SeedSubjectsOptions, seedSubjects } from "./seed-subjects.ts";
+export {
+  createTcpProxy,
+  type TcpProxy,
+  type TcpProxyCounters,
+  type TcpProxyMode,
+  type TcpProxyOptions,
+} from "./tcp-proxy.ts";
 export {
   adminUrl,
   createTestDatabase,
@@ -17,3 +69,4 @@ export {
   type TestRedisPrefix,
   type TestRedisPrefixOptions,
 } from "./test-redis-prefix.ts";
+export { codeForStep, totpCode, totpStep, totpStepSeconds } from "./totp-code.ts";

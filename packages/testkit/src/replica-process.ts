@@ -1,6 +1,9 @@
 import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
+import { type OrphanReaper, startOrphanReaper } from "./orphan-reaper.ts";
 
 const mainScript = join(import.meta.dirname, "../../../services/stepgate/src/main.ts");
 
@@ -53,7 +56,9 @@ export interface ReplicaProcess {
  * PATH, NODE_OPTIONS when `options.nodeOptions` is set, then `env`, then STEPGATE_PORT and
  * STEPGATE_REPLICA_ID (`id`): nothing else is inherited, so e.g. an OTEL_* variable of this process
  * does not switch the replica's exporters on. Both pipes are always read, so a chatty replica never
- * blocks on a full pipe. Throws nothing; see `start()` and `stop()`.
+ * blocks on a full pipe. A replica still running when this process ends is SIGKILLed, on the `exit`
+ * event or, if this process dies by a signal, by a watchdog (`startOrphanReaper`). Throws nothing;
+ * see `start()` and `stop()`.
  */
 export function replicaProcess(
   id: string,
@@ -67,6 +72,20 @@ export function replicaProcess(
   let exit: Promise<ReplicaExit> = Promise.resolve(null);
   const lines: string[] = [];
   const isRunning = () => child !== undefined && child.exitCode === null && child.signalCode === null;
+  // The replica's PID in a file of its own, for a reaper that SIGKILLs it if this process dies first.
+  let reaped: { reaper: OrphanReaper; pidFile: string } | undefined;
+  const watch = (pid: number | undefined) => {
+    if (pid === undefined) return;
+    if (!reaped) {
+      const dir = mkdtempSync(join(tmpdir(), "stepgate-replica-"));
+      const pidFile = join(dir, "replica.pid");
+      reaped = {
+        pidFile,
+        reaper: startOrphanReaper({ processes: [{ pidFile, comm: "node|MainThread" }], removeDir: dir }),
+      };
+    }
+    writeFileSync(reaped.pidFile, `${pid}\n`);
+  };
   return {
     id,
     port,
@@ -91,7 +110,14 @@ export function replicaProcess(
         stdio: ["ignore", "pipe", "pipe"],
       });
       child = c;
-      exit = new Promise((resolve) => c.once("exit", (code, signal) => resolve(signal ?? code)));
+      watch(c.pid);
+      exit = new Promise((resolve) =>
+        c.once("exit", (code, signal) => {
+          // Gone: the PID may be reused, so the reaper must not find it any more.
+          if (reaped) rmSync(reaped.pidFile, { force: true });
+          resolve(signal ?? code);
+        }),
+      );
       const recent: string[] = [];
       let serving = false;
       await new Promise<void>((resolve, reject) => {
