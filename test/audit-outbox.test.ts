@@ -4,6 +4,7 @@ import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { createStepgateClient, type StepgateClient } from "@stepgate/client";
 import { type AuditLog, createAuditLog } from "@stepgate/server/audit/audit-log";
+import { DependencyUnavailableError } from "@stepgate/server/domain/dependency-unavailable";
 import { totpCode } from "@stepgate/server/factors/totp";
 import { type Database, openDatabase } from "@stepgate/server/store/database";
 import { createDependency } from "@stepgate/server/store/dependency";
@@ -208,9 +209,10 @@ describe("audit outbox with PostgreSQL and Redis going away", () => {
         "the failed append is reported",
       );
       await pg.stop();
+      // A store that is down stays a store that is down: the call answers UNAVAILABLE, not INTERNAL.
       await assert.rejects(
         r.log.record({ type: "factor.removed", subject: "s", details: { n: 2 } }),
-        /audit event not durable: the Redis outbox and PostgreSQL refused it/,
+        (e) => e instanceof DependencyUnavailableError && e.dependency === "postgresql",
       );
       await pg.start();
       await redis.del(streamKey(prefix));
