@@ -26,7 +26,8 @@ export interface DependencyOptions {
 /**
  * One store the service depends on, behind a circuit breaker (cockatiel). While the circuit is
  * open, calls fail at once (microseconds) with DEPENDENCY_UNAVAILABLE instead of waiting for a
- * timeout; after `halfOpenAfterMs` one call (usually the health probe) tries again. Refused
+ * timeout; after `halfOpenAfterMs` the next health probe is the trial call, and requests use the
+ * dependency again only once it succeeded. Refused
  * connections open it after `failureThreshold` quick failures; blackholed ones after as many
  * call timeouts.
  */
@@ -34,14 +35,18 @@ export interface Dependency {
   readonly name: DependencyName;
   /** The longest one call may take, in ms. */
   readonly callTimeoutMs: number;
-  /** False while the circuit is open: calls would fail at once. */
+  /** True while the circuit is closed; false while it is open or waiting for its trial call. */
   readonly available: boolean;
   /**
    * Runs one call to the dependency, bounded by `callTimeoutMs`. Fails with a
-   * DependencyUnavailableError (DEPENDENCY_UNAVAILABLE when the circuit is open, STORE_UNAVAILABLE
-   * when this call failed or timed out); any other error (an answer from the store) passes through.
+   * DependencyUnavailableError: DEPENDENCY_UNAVAILABLE at once while the circuit is not closed
+   * (no request waits on a store known to be down, not even for the trial call, which is the
+   * probe's), STORE_UNAVAILABLE when this call failed or timed out. Any other error (an answer from
+   * the store) passes through.
    */
   run<T>(call: () => Promise<T>): Promise<T>;
+  /** Like `run`, but also makes the trial call of an open circuit once it is due: for health probes. */
+  probe<T>(call: () => Promise<T>): Promise<T>;
   /** Told of every change of `available`. */
   onChange(listener: (available: boolean) => void): void;
 }
@@ -60,13 +65,28 @@ export function createDependency(name: DependencyName, options: DependencyOption
   let available = true;
   let openedAt = 0;
   breaker.onStateChange((state) => {
-    const now = state !== CircuitState.Open && state !== CircuitState.Isolated;
+    const now = state === CircuitState.Closed;
     if (state === CircuitState.Open) openedAt = Date.now();
     if (now === available) return;
     available = now;
     for (const listener of listeners) listener(now);
   });
   const untilTrialMs = () => Math.max(50, openedAt + options.halfOpenAfterMs - Date.now());
+  const execute = async <T>(call: () => Promise<T>): Promise<T> => {
+    try {
+      return await bounded.execute(call);
+    } catch (error) {
+      if (error instanceof BrokenCircuitError || error instanceof IsolatedCircuitError) {
+        throw new DependencyUnavailableError(name, "DEPENDENCY_UNAVAILABLE", untilTrialMs(), {
+          cause: error,
+        });
+      }
+      if (isFailure(error)) {
+        throw new DependencyUnavailableError(name, "STORE_UNAVAILABLE", 100, { cause: error });
+      }
+      throw error;
+    }
+  };
   return {
     name,
     callTimeoutMs: options.callTimeoutMs,
@@ -74,20 +94,12 @@ export function createDependency(name: DependencyName, options: DependencyOption
       return available;
     },
     async run(call) {
-      try {
-        return await bounded.execute(call);
-      } catch (error) {
-        if (error instanceof BrokenCircuitError || error instanceof IsolatedCircuitError) {
-          throw new DependencyUnavailableError(name, "DEPENDENCY_UNAVAILABLE", untilTrialMs(), {
-            cause: error,
-          });
-        }
-        if (isFailure(error)) {
-          throw new DependencyUnavailableError(name, "STORE_UNAVAILABLE", 100, { cause: error });
-        }
-        throw error;
+      if (breaker.state !== CircuitState.Closed) {
+        throw new DependencyUnavailableError(name, "DEPENDENCY_UNAVAILABLE", untilTrialMs());
       }
+      return execute(call);
     },
+    probe: execute,
     onChange(listener) {
       listeners.push(listener);
     },

@@ -30,6 +30,8 @@ export interface Pg {
   sql: Sql;
   /** `work` in one transaction with its own Sql, bounded as one call (committed, or rolled back on error). */
   transaction<T>(work: (sql: Sql) => Promise<T>): Promise<T>;
+  /** `select 1` as the health probe: the trial call of an open circuit (see Dependency.probe). */
+  probe(): Promise<void>;
 }
 
 /** The database behind `dependency`'s breaker and timeout (see store/dependency.ts). */
@@ -39,5 +41,6 @@ export function createPg(db: Database, dependency: Dependency): Pg {
   return {
     sql: <T>(text: string, params?: readonly unknown[]) => dependency.run(() => raw<T>(text, params)),
     transaction: (work) => dependency.run(() => kysely.transaction().execute((trx) => work(sqlOn(trx)))),
+    probe: () => dependency.probe(() => raw("select 1")).then(() => {}),
   };
 }

@@ -51,7 +51,7 @@ export interface Stores extends HotStores {
   readonly hotKind: HotStore["kind"];
   /** The dependencies, each behind its circuit breaker (Redis only when configured). */
   dependencies: Dependency[];
-  /** Probes one dependency through its breaker (so a probe is also the trial call of an open circuit). */
+  /** Probes one dependency through its breaker: the probe is the trial call of an open circuit. */
   probe(name: DependencyName): Promise<void>;
   close(): Promise<void>;
 }
@@ -78,6 +78,16 @@ export interface StoreOptions {
   onHotSwitch?: (active: "redis" | "postgresql") => void;
   /** Told when security state could not be carried back into Redis (it is tried again). */
   onResyncError?: (error: unknown) => void;
+}
+
+/**
+ * Appends to the outbox through Redis's breaker: while Redis is known down an event goes straight
+ * to PostgreSQL instead of waiting for a command timeout. (The drainer's blocking reads do not.)
+ */
+function guardedAppend(outbox: AuditOutbox, dependencies: Dependency[]): AuditOutbox {
+  const redis = dependencies.find((d) => d.name === "redis");
+  if (!redis) return outbox;
+  return { ...outbox, append: (event) => redis.run(() => outbox.append(event)) };
 }
 
 /** Typed hot-state stores over `hot` (Redis, PostgreSQL, or memory in unit tests). */
@@ -158,11 +168,13 @@ export async function openStores(options: StoreOptions): Promise<Stores> {
     });
     hot = failover;
     mirror = createDurableMirror(failover, pgHot);
-    probeRedis = () => redis.ping();
+    probeRedis = () => redis.probe();
     closeRedis = () => failover.close();
   }
   const redisConnection = redisHot ? redisConnectionOf(redisHot) : undefined;
-  const auditOutbox = redisConnection ? createAuditOutbox(redisConnection) : undefined;
+  const auditOutbox = redisConnection
+    ? guardedAppend(createAuditOutbox(redisConnection), dependencies)
+    : undefined;
   const hotStores = hotStoresOver(hot, mirror);
   return {
     ...hotStores,
@@ -176,7 +188,7 @@ export async function openStores(options: StoreOptions): Promise<Stores> {
       return hot.kind;
     },
     dependencies,
-    probe: (name) => (name === "redis" ? probeRedis() : pg.sql("select 1").then(() => {})),
+    probe: (name) => (name === "redis" ? probeRedis() : pg.probe()),
     async close() {
       await auditOutbox?.close();
       await closeRedis();

@@ -84,6 +84,8 @@ export interface RedisHotStore extends HotStore {
    * failed over: state that must not be lost has to be carried back (see store/hot/resync.ts).
    */
   onReconnect(listener: () => void): void;
+  /** PING as the health probe: the trial call of an open circuit (see Dependency.probe). */
+  probe(): Promise<void>;
 }
 
 /** The hot store on Redis; every key carries the configured prefix. */
@@ -124,6 +126,9 @@ export function createRedisHotStore(options: RedisHotStoreOptions): RedisHotStor
           }),
     onReconnect(listener) {
       reconnectListeners.push(listener);
+    },
+    async probe() {
+      await guard.probe(() => redis.ping());
     },
     get: (key) => redis.get(key),
     getMany: (keys) => (keys.length === 0 ? Promise.resolve([]) : redis.mget(keys)),
@@ -190,7 +195,7 @@ export function createRedisHotStore(options: RedisHotStoreOptions): RedisHotStor
   return wrapped;
 }
 
-const unguarded = new Set(["kind", "ready", "onReconnect", "close"]);
+const unguarded = new Set(["kind", "ready", "onReconnect", "probe", "close"]);
 
 /** Every store operation through the dependency's breaker and timeout. */
 function guarded(store: RedisHotStore, dependency: Dependency): RedisHotStore {
