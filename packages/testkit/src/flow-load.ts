@@ -50,6 +50,27 @@ export interface FlowLoadOptions {
   replayProbeEvery?: number;
   /** The timeline's bucket width, in ms. Default 250. */
   bucketMs?: number;
+  /** Told of every call the report counts, as it ends (not of those ended after the drain). An
+   * exception it throws is ignored. */
+  onCall?: (call: FlowCall) => void;
+}
+
+/** One finished call of a flow load, as `onCall` sees it; times are in ms since the load started. */
+export interface FlowCall {
+  rpc: FlowRpc;
+  /** When its flow (or probe) started: the start of its StepUp. */
+  flowStartMs: number;
+  startMs: number;
+  endMs: number;
+  /** As the report counts it (a replay probe: refused with CODE_REPLAYED). */
+  ok: boolean;
+  /** The `failureKey` of a call that did not end as expected (`OK/ACCEPTED`: an accepted replay). */
+  failure: string | undefined;
+  subject: string;
+  sessionId: string;
+  /** The grant token the call was answered with: a Verify's, an accepted replay's, or a StepUp's
+   * answered with a grant on the flow's fresh session (a failure: a challenge was expected). */
+  grant: string | undefined;
 }
 
 /** Counts and latencies of one kind of call. */
@@ -111,6 +132,15 @@ export interface FlowLoad {
 
 const rpcNames: FlowRpc[] = ["StepUp", "Verify", "CheckGrant", "ReplayProbe"];
 
+/** The flow (or probe) a call belongs to; `grant` carries a StepUp's unexpected grant to `call`. */
+interface FlowRef {
+  subject: FlowSubject;
+  sessionId: string;
+  /** ms since the load started. */
+  startMs: number;
+  grant?: string | undefined;
+}
+
 /**
  * Starts an open-loop load of step-up flows: `ratePerSecond` starts, each on its own fresh session,
  * for `durationMs` ms or `maxFlows` starts, then up to `drainMs` ms for those still running; so it
@@ -171,12 +201,16 @@ export function startFlowLoad(options: FlowLoadOptions): FlowLoad {
   let faultStartMs: number | undefined;
   let faultEndMs: number | undefined;
 
-  /** Runs one call, records it, and returns its result, or undefined if it failed. */
+  /** Runs one call, records it, and returns its result, or undefined if it failed. `grantOf` reads
+   * the grant token from a result; a StepUp that got a grant sets `ref.grant` before it throws. */
   const call = async <T>(
     rpc: FlowRpc,
+    ref: FlowRef,
     run: () => Promise<T>,
+    grantOf?: (value: T) => string | undefined,
     expectFailure?: string,
   ): Promise<T | undefined> => {
+    const startMs = elapsed();
     const begin = performance.now();
     let outcome: { ok: boolean; key?: string; value?: T };
     try {
@@ -199,13 +233,32 @@ export function startFlowLoad(options: FlowLoadOptions): FlowLoad {
       const key = outcome.key ?? "UNKNOWN/";
       s.failures[key] = (s.failures[key] ?? 0) + 1;
     }
+    const grant = ref.grant ?? (outcome.value === undefined ? undefined : grantOf?.(outcome.value));
+    ref.grant = undefined;
+    try {
+      options.onCall?.({
+        rpc,
+        flowStartMs: ref.startMs,
+        startMs,
+        endMs: elapsed(),
+        ok: outcome.ok,
+        failure: outcome.ok ? undefined : (outcome.key ?? "UNKNOWN/"),
+        subject: ref.subject.subject,
+        sessionId: ref.sessionId,
+        grant,
+      });
+    } catch {
+      // An observer's error is not the load's.
+    }
     return outcome.ok || expectFailure ? outcome.value : undefined;
   };
 
   /** StepUp on a fresh session; the challenge id, or undefined (recorded as a failure) if none came. */
-  const challenge = async (subject: FlowSubject, sessionId: string) => {
-    const res = await call("StepUp", async () => {
+  const challenge = async (ref: FlowRef) => {
+    const { subject, sessionId } = ref;
+    const res = await call("StepUp", ref, async () => {
       const r = await client.stepUp.stepUp({ subject: subject.subject, sessionId, action }, callOptions);
+      if (r.outcome.case === "grant") ref.grant = r.outcome.value.token;
       if (r.outcome.case !== "challenge") throw new Error(`expected a challenge, got ${r.outcome.case}`);
       return r.outcome.value.challengeId;
     });
@@ -214,35 +267,45 @@ export function startFlowLoad(options: FlowLoadOptions): FlowLoad {
 
   const flow = async (subject: FlowSubject, step: number) => {
     const sessionId = `flow-${randomBytes(6).toString("hex")}`;
-    const challengeId = await challenge(subject, sessionId);
+    const ref: FlowRef = { subject, sessionId, startMs: elapsed() };
+    const challengeId = await challenge(ref);
     if (challengeId === undefined) return false;
-    const token = await call("Verify", async () => {
-      const r = await client.stepUp.verify(
-        {
-          challengeId,
-          subject: subject.subject,
-          sessionId,
-          action,
-          proof: { kind: { case: "totpCode", value: codeForStep(subject.secret, step) } },
-          idempotencyKey: randomBytes(12).toString("hex"),
-        },
-        callOptions,
-      );
-      if (!r.grant?.token) throw new Error("Verify returned no grant");
-      return r.grant.token;
-    });
+    const token = await call(
+      "Verify",
+      ref,
+      async () => {
+        const r = await client.stepUp.verify(
+          {
+            challengeId,
+            subject: subject.subject,
+            sessionId,
+            action,
+            proof: { kind: { case: "totpCode", value: codeForStep(subject.secret, step) } },
+            idempotencyKey: randomBytes(12).toString("hex"),
+          },
+          callOptions,
+        );
+        if (!r.grant?.token) throw new Error("Verify returned no grant");
+        return r.grant.token;
+      },
+      (grant) => grant,
+    );
     if (token === undefined) return false;
     noteAccepted(subject, step);
-    const checked = await call("CheckGrant", () => client.stepUp.checkGrant({ token, action }, callOptions));
+    const checked = await call("CheckGrant", ref, () =>
+      client.stepUp.checkGrant({ token, action }, callOptions),
+    );
     return checked !== undefined;
   };
 
   const probe = async (subject: FlowSubject, step: number) => {
     const sessionId = `probe-${randomBytes(6).toString("hex")}`;
-    const challengeId = await challenge(subject, sessionId);
+    const ref: FlowRef = { subject, sessionId, startMs: elapsed() };
+    const challengeId = await challenge(ref);
     if (challengeId === undefined) return;
     const res = await call(
       "ReplayProbe",
+      ref,
       () =>
         client.stepUp.verify(
           {
@@ -255,6 +318,7 @@ export function startFlowLoad(options: FlowLoadOptions): FlowLoad {
           },
           callOptions,
         ),
+      (r) => r.grant?.token,
       "CODE_REPLAYED",
     );
     if (res !== undefined) noteAccepted(subject, step);

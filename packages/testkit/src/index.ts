@@ -1,5 +1,71 @@
+export {
+  type AuditDrainOptions,
+  type AuditFigures,
+  auditAfterRecovery,
+  auditOutboxKey,
+  grantEventTypes,
+} from "./degraded-audit.ts";
+export {
+  type CallFigures,
+  type CallWindow,
+  callFigures,
+  expectedFailureRuns,
+  firstFailureAfter,
+  flowRpcs,
+  grantClaims,
+  grantsWithoutCheck,
+  lastFailureAfter,
+  receivedGrantIds,
+  stepUpVerifySuccess,
+  subjectsAnsweredLocked,
+} from "./degraded-figures.ts";
+export { formatGoals, type Goal, scenarioGoals, successGoalPct } from "./degraded-goals.ts";
+export {
+  type DegradedLab,
+  type DegradedLabOptions,
+  type LabReplica,
+  labDetection,
+  labLockoutMaxFailures,
+  labPolicy,
+  labRedisPrefix,
+  startDegradedLab,
+} from "./degraded-lab.ts";
+export {
+  type ExpectedRun,
+  type FailureCounts,
+  type FailureRuns,
+  failureRuns,
+  failuresKey,
+  readFailureCounts,
+} from "./degraded-lockouts.ts";
+export {
+  firstChange,
+  type LoggedChange,
+  type LoggedState,
+  lastingUp,
+  loggedState,
+  type ReplicaLogFigures,
+  replicaLogFigures,
+} from "./degraded-logs.ts";
+export { formatScenarioResult } from "./degraded-report.ts";
+export {
+  type RunScenarioOptions,
+  runScenario,
+  type ScenarioResult,
+  type Success,
+  settled,
+} from "./degraded-run.ts";
+export {
+  type FaultMarks,
+  type FaultOutcome,
+  type Scenario,
+  type ScenarioName,
+  scenarioNames,
+  scenarios,
+} from "./degraded-scenarios.ts";
 export { failureKey, failureReason, grpcCodeName } from "./failure-key.ts";
 export {
+  type FlowCall,
   type FlowLoad,
   type FlowLoadOptions,
   type FlowLoadReport,

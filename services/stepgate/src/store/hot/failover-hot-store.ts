@@ -37,6 +37,9 @@ export function createFailoverHotStore(options: FailoverHotStoreOptions): Failov
   let running = false;
   let closed = false;
   let wanted = false;
+  // The one retry pending after a failed resync: each failure scheduling its own would start a new
+  // chain of retries at every trigger (a half-open trial every second while Redis is down).
+  let retry: NodeJS.Timeout | undefined;
   const switchTo = (active: "redis" | "postgresql") => {
     const next = active === "redis";
     if (next === onPrimary) return;
@@ -57,7 +60,13 @@ export function createFailoverHotStore(options: FailoverHotStoreOptions): Failov
           await options.resync();
         } catch {
           // PostgreSQL cannot be read yet: stay on the fallback and try again shortly.
-          if (!closed) setTimeout(comeBack, 1000).unref();
+          if (!closed && retry === undefined) {
+            retry = setTimeout(() => {
+              retry = undefined;
+              comeBack();
+            }, 1000);
+            retry.unref();
+          }
           return;
         }
       }
@@ -95,6 +104,7 @@ export function createFailoverHotStore(options: FailoverHotStoreOptions): Failov
     ping: () => route((s) => s.ping()),
     async close() {
       closed = true;
+      clearTimeout(retry);
       await primary.close();
     },
   };

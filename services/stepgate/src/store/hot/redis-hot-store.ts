@@ -97,6 +97,9 @@ export function createRedisHotStore(options: RedisHotStoreOptions): RedisHotStor
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
     connectTimeout: options.connectTimeoutMs,
+    // Reconnect every 200 ms at most (ioredis backs off to 2 s by default): until the client is
+    // connected again, health probes cannot see that Redis is back and the hot state stays away.
+    retryStrategy: (attempt: number) => Math.min(attempt * 50, 200),
     commandTimeout: options.dependency.callTimeoutMs,
     // TCP keepalive, so a connection to a vanished host is eventually noticed even when idle.
     keepAlive: 1000,
