@@ -77,10 +77,17 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
           return;
         } catch (error) {
           appendError = error;
-          const reason = error instanceof Error ? error.message.slice(0, 120) : String(error);
-          onError(
-            new Error(`audit outbox append failed (${reason}); inserting into PostgreSQL`, { cause: error }),
-          );
+          // Redis known down is already logged once, as a dependency change: no line per event.
+          const knownDown =
+            error instanceof DependencyUnavailableError && error.reason === "DEPENDENCY_UNAVAILABLE";
+          if (!knownDown) {
+            const reason = error instanceof Error ? error.message.slice(0, 120) : String(error);
+            onError(
+              new Error(`audit outbox append failed (${reason}); inserting into PostgreSQL`, {
+                cause: error,
+              }),
+            );
+          }
         }
       }
       try {

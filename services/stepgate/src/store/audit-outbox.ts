@@ -65,6 +65,9 @@ export interface AuditOutboxOptions {
   maxLength?: number;
 }
 
+/** The bound on one blocking read, in ms: above any block time the drainer uses (1000 ms by default). */
+const blockingReadTimeoutMs = 30_000;
+
 /** The consumer group every replica's drainer reads through. */
 const group = "audit-drainers";
 /** The one field of an entry: the event as JSON (see `encodeAuditEvent`). */
@@ -84,7 +87,9 @@ export function createAuditOutbox(redis: Redis, options: AuditOutboxOptions = {}
   const blockingConnection = () => {
     if (closed) throw new Error("audit outbox closed");
     if (!blocking) {
-      blocking = redis.duplicate({ enableAutoPipelining: false });
+      // Its own command timeout: a blocking read waits up to its block time by design, longer than
+      // the request connection's bound on one command.
+      blocking = redis.duplicate({ enableAutoPipelining: false, commandTimeout: blockingReadTimeoutMs });
       blocking.on("error", () => {});
     }
     return blocking;
