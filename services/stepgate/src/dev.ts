@@ -36,6 +36,9 @@ if (!env.DATABASE_URL) {
   await socket.start();
   env.DATABASE_URL = `postgresql://postgres@127.0.0.1:${port}/postgres`;
   env.DATABASE_POOL_SIZE = "1";
+  // PGlite runs every connection's statements one after another in one session: a statement may
+  // wait behind the other replicas' for seconds on a busy machine, which is no outage.
+  env.STEPGATE_POSTGRES_TIMEOUT_MS ??= "20000";
   // PGlite flushes its files on close: stop it after the replicas have drained.
   stopDatabase = async () => {
     await socket.stop();
