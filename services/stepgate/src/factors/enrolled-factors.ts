@@ -54,7 +54,8 @@ export function createEnrolledFactors(deps: EnrolledFactorsDeps): EnrolledFactor
     async read(subject) {
       try {
         const enrolled = await deps.factors.enrolled(subject);
-        await put(subject, enrolled).catch(() => {});
+        // Not awaited: the write rides the caller's next Redis round trip (auto-pipelining).
+        void put(subject, enrolled).catch(() => {});
         return enrolled;
       } catch (error) {
         if (!(error instanceof DependencyUnavailableError)) throw error;

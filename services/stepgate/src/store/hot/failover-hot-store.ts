@@ -100,8 +100,6 @@ export function createFailoverHotStore(options: FailoverHotStoreOptions): Failov
     raise: (key, count, ttlMs) => route((s) => s.raise(key, count, ttlMs)),
     ttl: (key) => route((s) => s.ttl(key)),
     delete: (...keys) => route((s) => s.delete(...keys)),
-    // Healthy while either store answers.
-    ping: () => route((s) => s.ping()),
     async close() {
       closed = true;
       clearTimeout(retry);

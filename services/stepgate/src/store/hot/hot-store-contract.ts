@@ -159,7 +159,6 @@ export function hotStoreContract(name: string, open: () => Promise<HotStoreUnder
       await hot.delete(a, b);
       await hot.delete();
       assert.deepEqual(await hot.getMany([a, b]), [null, null]);
-      await hot.ping();
     });
   });
 }

@@ -50,7 +50,5 @@ export interface HotStore {
   /** Milliseconds until the key expires; 0 when absent. */
   ttl(key: string): Promise<number>;
   delete(...keys: string[]): Promise<void>;
-  /** Throws when the store does not answer. */
-  ping(): Promise<void>;
   close(): Promise<void>;
 }

@@ -80,7 +80,6 @@ export function createMemoryHotStore(now: () => number = Date.now): HotStore {
     async delete(...keys) {
       for (const key of keys) entries.delete(key);
     },
-    async ping() {},
     async close() {
       entries.clear();
     },

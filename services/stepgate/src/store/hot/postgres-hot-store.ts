@@ -122,9 +122,6 @@ export function createPostgresHotStore(pg: Pg): HotStore {
     async delete(...keys) {
       if (keys.length > 0) await run("delete from hot_entries where key = any(?)", [keys]);
     },
-    async ping() {
-      await run("select 1", []);
-    },
     async close() {
       clearInterval(sweep);
     },

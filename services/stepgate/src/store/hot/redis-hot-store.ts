@@ -186,9 +186,6 @@ export function createRedisHotStore(options: RedisHotStoreOptions): RedisHotStor
     async delete(...keys) {
       if (keys.length > 0) await redis.del(...keys);
     },
-    async ping() {
-      await redis.ping();
-    },
     async close() {
       await redis.quit().catch(() => redis.disconnect());
     },
