@@ -19,6 +19,7 @@ import { connectErrorFromStatus, createGrpcJsTransport } from "@stepgate/grpc-br
 import { assertCallLines, logsOf } from "./support/call-logs.ts";
 import { expectFailure } from "./support/errors.ts";
 import { challenge, enrolTotp, newKey, newSession, newSubject, stepUpWithTotp } from "./support/flows.ts";
+import { assertKeyUri } from "./support/key-uri.ts";
 import { type Harness, startStepgate } from "./support/stepgate.ts";
 
 /** A well-formed factor id that no factor has. */
@@ -354,6 +355,25 @@ describe("bad input: field validation (INVALID_ARGUMENT with BadRequest field na
         }),
         ["subject", "label", "account_name"],
       );
+    });
+    it("a colon in the account name, raw or percent-encoded: the label's separator; nothing is enrolled", async () => {
+      const subject = newSubject();
+      for (const accountName of ["corp:alice", "corp%3Aalice", "corp%3aalice", ":"]) {
+        await expectInvalid(h.client.factors.enrollTotp({ subject, label: "Phone", accountName }), [
+          "account_name",
+        ]);
+      }
+      assert.deepEqual((await h.client.factors.listFactors({ subject })).factors, []);
+    });
+    it("any other account name gives a URI in the Key URI Format with one separator", async () => {
+      for (const accountName of ["alice@example.com", "Alice Smith", "a/b?c#d&e=f+g", "élise 名前", "100%"]) {
+        const subject = newSubject();
+        const enrolled = await h.client.factors.enrollTotp({ subject, label: "Phone", accountName });
+        const uri = assertKeyUri(enrolled.otpauthUri);
+        assert.equal(uri.accountName, accountName);
+        assert.equal(uri.issuer, "Stepgate");
+        assert.equal(uri.secret, enrolled.secret);
+      }
     });
   });
 

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { NodeCryptoPlugin } from "@otplib/plugin-crypto-node";
 import { generateSync } from "otplib";
-import { matchTotp, totpCode } from "./totp.ts";
+import { isKeyUriLabelPart, matchTotp, totpCode, totpUri } from "./totp.ts";
 
 // RFC 6238 Appendix B: the SHA-1 seed "12345678901234567890" and its 8-digit codes.
 const rfcSecret = new TextEncoder().encode("12345678901234567890");
@@ -40,5 +40,18 @@ describe("totp", () => {
     assert.equal(matchTotp(secret, wrong, now), undefined);
     for (const bad of ["", "12345", "1234567", "abcdef", " 123456"])
       assert.equal(matchTotp(secret, bad, now), undefined);
+  });
+
+  it("refuses a colon, raw or percent-encoded, in the Key URI label's issuer or account name", () => {
+    for (const part of ["corp:alice", "corp%3Aalice", "corp%3aalice"]) {
+      assert.equal(isKeyUriLabelPart(part), false, part);
+      assert.throws(() => totpUri("Stepgate", part, secret), TypeError);
+      assert.throws(() => totpUri(part, "alice", secret), TypeError);
+    }
+    assert.equal(isKeyUriLabelPart("alice@example.com"), true);
+    assert.equal(
+      totpUri("Stepgate", "a b", secret),
+      `otpauth://totp/Stepgate:a%20b?secret=${secret}&issuer=Stepgate`,
+    );
   });
 });

@@ -9,8 +9,23 @@ export function newTotpSecret(): string {
   return generateSecret({ length: 20, crypto });
 }
 
-/** The otpauth:// URI authenticator apps read from a QR code. */
+/**
+ * True when `value` may stand as the issuer or the account name in a Key URI label
+ * ("issuer:account"): neither may contain a colon, raw or percent-encoded (Key URI Format).
+ */
+export function isKeyUriLabelPart(value: string): boolean {
+  return !/:|%3a/i.test(value);
+}
+
+/**
+ * The otpauth:// URI authenticator apps read from a QR code (Key URI Format: label
+ * "issuer:account", `secret` base32, SHA-1, 6 digits, 30 s). Throws a TypeError when the issuer or
+ * account name contains a colon: check them with `isKeyUriLabelPart` first.
+ */
 export function totpUri(issuer: string, accountName: string, secret: string): string {
+  if (!isKeyUriLabelPart(issuer) || !isKeyUriLabelPart(accountName)) {
+    throw new TypeError("a Key URI issuer or account name must not contain a colon");
+  }
   return generateURI({ issuer, label: accountName, secret, period, digits: 6, algorithm: "sha1" });
 }
 

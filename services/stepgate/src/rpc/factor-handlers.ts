@@ -6,6 +6,7 @@ import type { CreateRecoveryCodes } from "../factors/create-recovery-codes.ts";
 import type { EnrollTotp } from "../factors/enroll-totp.ts";
 import type { ListFactors } from "../factors/list-factors.ts";
 import type { RemoveFactor } from "../factors/remove-factor.ts";
+import { isKeyUriLabelPart } from "../factors/totp.ts";
 import { callerOf } from "./caller.ts";
 import { factorToProto } from "./convert.ts";
 import { fields, uuidPattern } from "./validate.ts";
@@ -28,6 +29,11 @@ export function factorHandlers(useCases: FactorUseCases): ServiceImpl<typeof Fac
         .text("subject", req.subject)
         .text("label", req.label, 64)
         .text("account_name", req.accountName, 128)
+        .check(
+          isKeyUriLabelPart(req.accountName),
+          "account_name",
+          "must not contain a colon: it separates issuer and account in the authenticator's label",
+        )
         .optionalText("grant", req.grant, 4096)
         .done();
       const enrolled = await useCases.enrollTotp({ ...req, caller });
