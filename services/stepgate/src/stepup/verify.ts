@@ -9,7 +9,7 @@ import type { MethodName } from "../domain/method.ts";
 import { assertThat, StepgateError } from "../domain/stepgate-error.ts";
 import type { Checked, CheckProof } from "../factors/check-proof.ts";
 import { type GrantIssuer, grantAudit, type IssuedGrant } from "../grants/grant-issuer.ts";
-import type { Attempts } from "../limits/attempts.ts";
+import type { Attempts, SpentAttempt } from "../limits/attempts.ts";
 import { inSpan } from "../observability/tracing.ts";
 import { elevationLifetimeMs } from "../policy/assurance.ts";
 import type { Policy } from "../policy/policy.ts";
@@ -115,7 +115,7 @@ async function answer(
     "method not allowed for this challenge",
   );
   const retentionMs = challengeRetentionMs(challenge, now);
-  const attemptsLeft = await deps.attempts.spend(challenge.id, challenge.subject, retentionMs);
+  const attempt = await deps.attempts.spend(challenge.id, challenge.subject, retentionMs);
   const checked = await checkInSpan(deps, challenge, input, claim, now).catch(async (error: unknown) => {
     // Nothing was checked: the attempt goes back (if the store that counts it still answers).
     if (error instanceof DependencyUnavailableError) {
@@ -123,18 +123,7 @@ async function answer(
     }
     throw error;
   });
-  if (checked.result !== "ok") {
-    await deps.audit.record({
-      type: "verify.failed",
-      subject: challenge.subject,
-      caller: challenge.caller,
-      details: { action: challenge.action, method: input.method, reason: checked.result },
-    });
-    if (checked.result === "replayed") throw new StepgateError("CODE_REPLAYED", "code was already used");
-    throw new StepgateError("WRONG_CODE", "wrong code", {
-      metadata: { attempts_remaining: String(attemptsLeft) },
-    });
-  }
+  if (checked.result !== "ok") return refuse(deps, challenge, input.method, checked.result, attempt);
   const method = deps.policy.methods[input.method];
   assertThat(method, "METHOD_NOT_ALLOWED", "method not allowed for this challenge");
   const action = deps.policy.actions.get(challenge.action);
@@ -172,6 +161,32 @@ async function answer(
     details: { method: input.method, ...grantAudit(grant) },
   });
   return { grant, method: input.method, recoveryCodesRemaining: checked.remaining };
+}
+
+/** Records a wrong, replayed or removed factor's answer as a failure and throws its reason. */
+async function refuse(
+  deps: VerifyDeps,
+  challenge: Challenge,
+  method: MethodName,
+  result: Exclude<Checked["result"], "ok">,
+  attempt: SpentAttempt,
+): Promise<never> {
+  const { subject, caller } = challenge;
+  const lockoutStarted = await deps.attempts.failed(subject, attempt);
+  await deps.audit.record({
+    type: "verify.failed",
+    subject,
+    caller,
+    details: { action: challenge.action, method, reason: result },
+  });
+  if (lockoutStarted) {
+    const details = { failures: attempt.failures, duration_s: deps.policy.lockoutDuration };
+    await deps.audit.record({ type: "lockout.started", subject, caller, details });
+  }
+  if (result === "replayed") throw new StepgateError("CODE_REPLAYED", "code was already used");
+  throw new StepgateError("WRONG_CODE", "wrong code", {
+    metadata: { attempts_remaining: String(attempt.attemptsLeft) },
+  });
 }
 
 /** Checks the proof inside a `stepgate.factor.verify` span. */

@@ -9,19 +9,33 @@ export interface AttemptSpend {
   challengeLimit: number;
   challengeTtlMs: number;
   subject: string;
-  /** How long a subject's run of failures lasts after the latest one (sliding). */
+  /** How long a subject's run of failures lasts after the latest one (sliding), in ms. */
   failureTtlMs: number;
-  /** The subject's count past which it is locked: from there the count is also kept durably. */
-  lockedAbove: number;
+  /** The subject's failures at which it is locked: while it holds that many nothing is counted. */
+  lockAt: number;
 }
+
+/** What counting one attempt found. */
+export type AttemptCount =
+  /** Both counted: the challenge's attempts and the subject's run, this attempt included. */
+  | { kind: "counted"; onChallenge: number; onSubject: number }
+  /** The challenge had no attempts left; the subject's run was left alone. */
+  | { kind: "challenge_spent"; onChallenge: number }
+  /** The subject is locked: nothing was counted and the lock's expiry did not move. */
+  | { kind: "subject_locked" };
 
 /** Atomic counters across replicas: attempts per challenge, failures per subject, confirmations per enrolment. */
 export interface AttemptCounters {
   /**
    * Counts one attempt at the challenge and, only while that is within its limit, one of the
-   * subject's consecutive failures, atomically as a pair. Returns both new counts.
+   * subject's consecutive failures, atomically as a pair; counts nothing while the subject is locked.
    */
-  spend(attempt: AttemptSpend): Promise<{ onChallenge: number; onSubject: number | undefined }>;
+  spend(attempt: AttemptSpend): Promise<AttemptCount>;
+  /**
+   * Keeps a lockout that was just reached (`failures` counted, lasting `ttlMs`) in PostgreSQL too,
+   * so a Redis that restarts empty does not lift it. Nothing when the hot store is durable itself.
+   */
+  keepLockout(subject: string, failures: number, ttlMs: number): Promise<void>;
   /** Ms until the subject's run of failures lapses; 0 when there is none. */
   failuresLapseInMs(subject: string): Promise<number>;
   /** Ends the subject's run of consecutive failures. */
@@ -39,15 +53,16 @@ export interface AttemptCounters {
 export function createAttemptCounters(hot: HotStore, mirror: DurableMirror = noMirror): AttemptCounters {
   return {
     async spend(a) {
-      const failures = hotKeys.failures(a.subject);
       const [onChallenge, onSubject] = await hot.incrementBoth(
         { key: hotKeys.challengeAttempts(a.challengeId), ttlMs: a.challengeTtlMs, limit: a.challengeLimit },
-        { key: failures, ttlMs: a.failureTtlMs, sliding: true },
+        { key: hotKeys.failures(a.subject), ttlMs: a.failureTtlMs, limit: a.lockAt, sliding: true },
       );
-      if (onSubject !== undefined && onSubject > a.lockedAbove) {
-        await mirror.run((durable) => durable.raise(failures, onSubject, a.failureTtlMs), undefined);
-      }
-      return { onChallenge, onSubject };
+      if (onChallenge === undefined) return { kind: "subject_locked" };
+      if (onSubject === undefined) return { kind: "challenge_spent", onChallenge };
+      return { kind: "counted", onChallenge, onSubject };
+    },
+    async keepLockout(subject, failures, ttlMs) {
+      await mirror.run((durable) => durable.raise(hotKeys.failures(subject), failures, ttlMs), undefined);
     },
     failuresLapseInMs: (subject) => hot.ttl(hotKeys.failures(subject)),
     clearFailures: (subject) => hot.delete(hotKeys.failures(subject)),

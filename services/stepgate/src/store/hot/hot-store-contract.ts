@@ -87,17 +87,41 @@ export function hotStoreContract(name: string, open: () => Promise<HotStoreUnder
         Array.from({ length: 10 }, () =>
           hot.incrementBoth(
             { key: first, ttlMs: 5000, limit: 4 },
-            { key: second, ttlMs: 5000, sliding: true },
+            { key: second, ttlMs: 5000, limit: 100, sliding: true },
           ),
         ),
       );
+      const firsts = pairs.map(([a]) => a ?? 0);
       assert.deepEqual(
-        pairs.map(([a]) => a).sort((x, y) => x - y),
+        firsts.sort((x, y) => x - y),
         Array.from({ length: 10 }, (_, i) => i + 1),
       );
       assert.equal(pairs.filter(([, b]) => b !== undefined).length, 4);
-      assert.equal(pairs.filter(([a, b]) => a > 4 && b !== undefined).length, 0);
+      assert.equal(pairs.filter(([a, b]) => (a ?? 0) > 4 && b !== undefined).length, 0);
       assert.equal(await hot.increment(second, 5000), 5);
+    });
+
+    it("counts nothing while the second of a pair holds its limit, nor moves its expiry", async () => {
+      const [first, second] = [key("gated-first"), key("gated-second")];
+      const pair = () =>
+        hot.incrementBoth(
+          { key: first, ttlMs: 5000, limit: 100 },
+          { key: second, ttlMs: 1500, limit: 3, sliding: true },
+        );
+      const racing = await Promise.all(Array.from({ length: 8 }, pair));
+      const through = racing.filter(([a]) => a !== undefined).map(([, b]) => b);
+      assert.deepEqual(
+        through.sort((x, y) => (x ?? 0) - (y ?? 0)),
+        [1, 2, 3],
+        "the gate let exactly three through",
+      );
+      for (const [a, b] of racing)
+        if (a === undefined) assert.equal(b, 3, "a refused try sees the gate's count");
+      const before = await hot.ttl(second);
+      await sleep(300);
+      assert.deepEqual(await pair(), [undefined, 3], "held at the gate: nothing counted");
+      const after = await hot.ttl(second);
+      assert.ok(after <= before - 250, `expiry not moved: ${before} ms, then ${after} ms`);
     });
 
     it("decrements a counter without going below zero or creating it", async () => {

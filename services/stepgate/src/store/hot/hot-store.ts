@@ -16,13 +16,17 @@ export interface HotStore {
    */
   increment(key: string, ttlMs: number, sliding?: boolean): Promise<number>;
   /**
-   * Increments `first`; only if its new count is within `first.limit`, increments `second` too.
-   * Atomic as a pair (one round trip on Redis). Returns both counts (the second undefined if skipped).
+   * Counts one try against a pair of counters, e.g. a challenge's attempts and a subject's
+   * failures. `second` is a gate: when it already holds `second.limit` or more, nothing changes and
+   * the result is `[undefined, held]`. Otherwise `first` is incremented; only if its new count is
+   * within `first.limit` is `second` incremented too (`[a, undefined]` when it is not). Atomic as a
+   * whole on Redis and in memory (one round trip); on PostgreSQL a try the gate closes on in a race
+   * may still have counted on `first`. A refused try never moves `second`'s expiry.
    */
   incrementBoth(
     first: { key: string; ttlMs: number; limit: number },
-    second: { key: string; ttlMs: number; sliding?: boolean },
-  ): Promise<[number, number | undefined]>;
+    second: { key: string; ttlMs: number; limit: number; sliding?: boolean },
+  ): Promise<[number | undefined, number | undefined]>;
   /**
    * Sets `key` to `${version}:${value}` unless it holds a higher version; true if set. A writer
    * with older data can then never overwrite newer data (a cache filled by racing readers).

@@ -43,6 +43,8 @@ export function createMemoryHotStore(now: () => number = Date.now): HotStore {
     },
     increment: async (key, ttlMs, sliding) => increment(key, ttlMs, sliding),
     async incrementBoth(first, second) {
+      const held = live(second.key)?.counter ?? 0;
+      if (held >= second.limit) return [undefined, held];
       const a = increment(first.key, first.ttlMs);
       if (a > first.limit) return [a, undefined];
       return [a, increment(second.key, second.ttlMs, second.sliding)];

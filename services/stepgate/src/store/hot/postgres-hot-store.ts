@@ -12,16 +12,27 @@ export function createPostgresHotStore(pg: Pg): HotStore {
     run("delete from hot_entries where expires_at < now() - interval '1 minute'", []).catch(() => {});
   }, sweepIntervalMs);
   sweep.unref();
-  // One statement: the row lock serialises concurrent increments across replicas.
-  const increment = async (key: string, ttlMs: number, sliding = false): Promise<number> => {
+  // One statement: the row lock serialises concurrent increments across replicas. With `below`,
+  // a live counter already at `below` is left alone (undefined).
+  const countUp = async (key: string, ttlMs: number, sliding = false, below?: number) => {
     const rows = await run<{ counter: string | number }>(
       `insert into hot_entries (key, value, counter, expires_at) values (?, null, 1, ?)
        on conflict (key) do update set
          counter = case when hot_entries.expires_at <= now() then 1 else hot_entries.counter + 1 end,
          expires_at = case when hot_entries.expires_at <= now() or ? then excluded.expires_at
                            else hot_entries.expires_at end
+       where ?::int is null or hot_entries.expires_at <= now() or hot_entries.counter < ?::int
        returning counter`,
-      [key, expiry(ttlMs), sliding],
+      [key, expiry(ttlMs), sliding, below ?? null, below ?? null],
+    );
+    return rows[0] === undefined ? undefined : Number(rows[0].counter);
+  };
+  const increment = async (key: string, ttlMs: number, sliding = false) =>
+    (await countUp(key, ttlMs, sliding)) ?? 0;
+  const counterOf = async (key: string) => {
+    const rows = await run<{ counter: string | number }>(
+      "select counter from hot_entries where key = ? and expires_at > now()",
+      [key],
     );
     return Number(rows[0]?.counter ?? 0);
   };
@@ -62,10 +73,13 @@ export function createPostgresHotStore(pg: Pg): HotStore {
     },
     increment,
     async incrementBoth(first, second) {
-      // Each increment is atomic; the pair need not be: the second only follows a first within its limit.
+      // Each statement is atomic; the gate is checked first and again by the conditional increment.
+      const held = await counterOf(second.key);
+      if (held >= second.limit) return [undefined, held];
       const a = await increment(first.key, first.ttlMs);
       if (a > first.limit) return [a, undefined];
-      return [a, await increment(second.key, second.ttlMs, second.sliding)];
+      const b = await countUp(second.key, second.ttlMs, second.sliding, second.limit);
+      return b === undefined ? [undefined, second.limit] : [a, b];
     },
     async setVersioned(key, version, value, ttlMs) {
       const rows = await run(

@@ -10,6 +10,8 @@ return n`;
 
 // The two counters of an attempt in one step: the second only moves while the first is within its limit.
 const incrementBothScript = `
+local held = tonumber(redis.call('GET', KEYS[2]) or '0') or 0
+if held >= tonumber(ARGV[5]) then return {-1, held} end
 local a = redis.call('INCR', KEYS[1])
 if a == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 if a > tonumber(ARGV[2]) then return {a, -1} end
@@ -162,8 +164,10 @@ export function createRedisHotStore(options: RedisHotStoreOptions): RedisHotStor
         String(first.limit),
         ms(second.ttlMs),
         second.sliding ? "1" : "0",
+        String(second.limit),
       )) as [number, number];
-      return [Number(a), b < 0 ? undefined : Number(b)];
+      const count = (n: number) => (n < 0 ? undefined : Number(n));
+      return [count(a), count(b)];
     },
     async setVersioned(key, version, value, ttlMs) {
       const ms = String(Math.max(1, Math.ceil(ttlMs)));
