@@ -12,6 +12,8 @@ export interface GrantClaims {
   exp: number;
   jti: string;
   single_use?: true;
+  /** The factor whose proof produced the grant (opaque id, as ListFactors reports it). Removing it revokes the grant. */
+  fid?: string;
 }
 
 // The JOSE `typ` header, so a grant is never mistaken for another JWT signed by the same key (RFC 8725 §3.11).
@@ -21,7 +23,7 @@ export const grantType = "stepgate-grant+jwt";
 // Frozen because verified claims are cached and handed to every caller presenting the same token.
 export function parseGrantClaims(value: unknown): GrantClaims | undefined {
   if (typeof value !== "object" || value === null || Array.isArray(value)) return undefined;
-  const { iss, sub, sid, aud, action, acr, amr, auth_time, iat, exp, jti, single_use } = value as Record<
+  const { iss, sub, sid, aud, action, acr, amr, auth_time, iat, exp, jti, single_use, fid } = value as Record<
     string,
     unknown
   >;
@@ -42,6 +44,7 @@ export function parseGrantClaims(value: unknown): GrantClaims | undefined {
   }
   // Anything but absent or `true` is refused: reading "true" or 1 as "not single-use" would skip the online check.
   if (single_use !== undefined && single_use !== true) return undefined;
+  if (fid !== undefined && typeof fid !== "string") return undefined;
   const claims: GrantClaims = {
     iss,
     sub,
@@ -56,6 +59,7 @@ export function parseGrantClaims(value: unknown): GrantClaims | undefined {
     jti,
   };
   if (single_use) claims.single_use = true;
+  if (fid !== undefined) claims.fid = fid;
   return Object.freeze(claims);
 }
 

@@ -236,6 +236,8 @@ describe("createGrantVerifier", () => {
         { ...claims(), single_use: "true" },
         { ...claims(), single_use: false },
         { ...claims(), single_use: 1 },
+        { ...claims(), fid: 7 },
+        { ...claims(), fid: null },
       ]) {
         await rejects(
           verifier.verify(forge(header, payload, k1.privateKey), expect),
@@ -438,6 +440,13 @@ describe("createGrantVerifier", () => {
       await rejects(verifier.verify(token, { ...expect, allowSingleUse: false }), "GRANT_SINGLE_USE");
       assert.equal((await verifier.verify(token, { ...expect, allowSingleUse: true })).single_use, true);
       await rejects(verifier.verify(token, { ...expect, audience: "mail" }), "GRANT_MISMATCH");
+    });
+
+    it("returns the factor the grant came from (fid) when it names one", async () => {
+      const { verifier, signer } = setup();
+      const withFactor = signer.sign(claims({ jti: "with-factor", fid: "factor-1" }));
+      assert.equal((await verifier.verify(withFactor, expect)).fid, "factor-1");
+      assert.equal((await verifier.verify(signer.sign(claims({ jti: "no-factor" })), expect)).fid, undefined);
     });
   });
 

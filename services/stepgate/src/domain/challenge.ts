@@ -20,6 +20,8 @@ export interface Challenge {
   methods: MethodName[];
   /** Epoch ms. */
   expiresAt: number;
+  /** Epoch ms; a session ended at or after it ends the challenge too. */
+  issuedAt?: number;
   /**
    * The subject's TOTP factors when the challenge was issued, secrets still sealed, so Verify
    * needs no factor lookup. A factor removed since cannot be used: accepting a code claims its row.

@@ -9,4 +9,6 @@ export interface Elevation {
   method: MethodName;
   /** Epoch seconds (RFC 9470 auth_time). */
   authTime: number;
+  /** The factor whose proof produced it: removing that factor ends the elevation. */
+  factorId?: string;
 }

@@ -3,15 +3,21 @@ import type { SealedTotp } from "../domain/challenge.ts";
 import { toSeconds } from "../domain/clock.ts";
 import { DependencyUnavailableError } from "../domain/dependency-unavailable.ts";
 import type { MethodName } from "../domain/method.ts";
-import type { FactorStore } from "../store/factor-store.ts";
+import type { FactorStore, StepClaim } from "../store/factor-store.ts";
 import type { RecoveryCodeStore } from "../store/recovery-code-store.ts";
+import type { SessionStore } from "../store/session-store.ts";
 import type { TotpStepClaims } from "../store/totp-step-claims.ts";
 import { hashRecoveryCode, looksLikeRecoveryCode } from "./recovery-codes.ts";
 import { matchTotp } from "./totp.ts";
 import { openTotpSecret } from "./totp-secret.ts";
 
-/** The outcome of checking a proof; "ok" means the code was claimed for this call. */
-export type Checked = { result: "ok"; remaining: number } | { result: "wrong" | "replayed" };
+/**
+ * The outcome of checking a proof: "ok" means the code was claimed for this call, with the factor
+ * that proved it; "removed" that it matched a factor removed since the challenge was opened.
+ */
+export type Checked =
+  | { result: "ok"; factorId: string; remaining: number }
+  | { result: "wrong" | "replayed" | "removed" };
 
 /** One proof to check. */
 export interface Proof {
@@ -51,6 +57,8 @@ export interface CheckProofDeps {
   deferClaim?: DeferClaim;
   recoveryCodes: RecoveryCodeStore;
   keyRing: KeyRing;
+  /** Where removed factors are recorded: a claim queued while PostgreSQL is down must not use one. */
+  endedFactors: Pick<SessionStore, "factorEnded">;
 }
 
 export function createCheckProof(deps: CheckProofDeps): CheckProof {
@@ -74,17 +82,27 @@ async function checkTotp(deps: CheckProofDeps, proof: Proof): Promise<Checked> {
     if ((await stepClaims.claim(factor.id, step, claim)) === "behind") return { result: "replayed" };
     const claimed = await factors
       .claimStep(factor.id, step, claim, new Date(now))
-      .catch(async (error: unknown) => {
-        // PostgreSQL is down: the hot store's claim stands, and PostgreSQL learns it from the queue.
-        const deferred =
-          error instanceof DependencyUnavailableError &&
-          (await deps.deferClaim?.({ subject, factorId: factor.id, step, claim, at: now }));
-        if (!deferred) throw error;
-        return true;
-      });
-    return claimed ? { result: "ok", remaining: 0 } : { result: "replayed" };
+      .catch(async (error: unknown) =>
+        claimWhileDown(deps, error, { subject, factorId: factor.id, step, claim, at: now }),
+      );
+    return claimed === "claimed" ? { result: "ok", factorId: factor.id, remaining: 0 } : { result: claimed };
   }
   return { result: "wrong" };
+}
+
+/**
+ * PostgreSQL is down: the hot store's claim stands and PostgreSQL learns it from the queue, unless
+ * the hot store knows the factor was removed. Rethrows `error` when the claim cannot be queued.
+ */
+async function claimWhileDown(
+  deps: CheckProofDeps,
+  error: unknown,
+  claim: Parameters<DeferClaim>[0],
+): Promise<StepClaim> {
+  if (!(error instanceof DependencyUnavailableError) || !deps.deferClaim) throw error;
+  if (await deps.endedFactors.factorEnded(claim.factorId)) return "removed";
+  if (!(await deps.deferClaim(claim))) throw error;
+  return "claimed";
 }
 
 async function checkRecoveryCode({ recoveryCodes }: CheckProofDeps, proof: Proof): Promise<Checked> {
@@ -93,10 +111,10 @@ async function checkRecoveryCode({ recoveryCodes }: CheckProofDeps, proof: Proof
   if (!set || !looksLikeRecoveryCode(code)) return { result: "wrong" };
   const hash = await hashRecoveryCode(code, set.salt);
   const remaining = await recoveryCodes.use(set.factorId, hash, claim, new Date(now));
-  if (remaining !== undefined) return { result: "ok", remaining };
+  if (remaining !== undefined) return { result: "ok", factorId: set.factorId, remaining };
   const usedBy = await recoveryCodes.usedBy(set.factorId, hash);
   if (usedBy === undefined) return { result: "wrong" };
   // The same call retried after its reply was lost: the code is already ours.
-  if (usedBy === claim) return { result: "ok", remaining: set.remaining };
+  if (usedBy === claim) return { result: "ok", factorId: set.factorId, remaining: set.remaining };
   return { result: "replayed" };
 }

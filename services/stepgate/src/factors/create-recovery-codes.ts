@@ -1,8 +1,10 @@
 import type { AuditLog } from "../audit/audit-log.ts";
 import { newId } from "../crypto/random-id.ts";
 import type { Clock } from "../domain/clock.ts";
-import { managementActions } from "../policy/policy.ts";
+import { factorRevocationLifetimeMs } from "../policy/assurance.ts";
+import { managementActions, type Policy } from "../policy/policy.ts";
 import type { RecoveryCodeStore } from "../store/recovery-code-store.ts";
+import type { SessionStore } from "../store/session-store.ts";
 import type { AuthorizeChange } from "./authorize-change.ts";
 import { hashRecoveryCode, newRecoveryCodes, newRecoverySalt } from "./recovery-codes.ts";
 
@@ -15,14 +17,18 @@ export interface CreateRecoveryCodesInput {
 
 /**
  * Replaces the subject's recovery codes with ten new ones, shown once and stored only as salted
- * scrypt hashes (NIST SP 800-63B 5.1.2). Fails with GRANT_REQUIRED or a grant reason.
+ * scrypt hashes (NIST SP 800-63B 5.1.2). The old set ends as a removed factor does: elevations it
+ * produced stop counting and their grants are revoked. Fails with GRANT_REQUIRED or a grant reason.
  */
 export type CreateRecoveryCodes = (
   input: CreateRecoveryCodesInput,
 ) => Promise<{ factorId: string; codes: string[] }>;
 
 export interface CreateRecoveryCodesDeps {
-  recoveryCodes: Pick<RecoveryCodeStore, "replaceSet">;
+  recoveryCodes: Pick<RecoveryCodeStore, "activeSet" | "replaceSet">;
+  /** Where the old set's end is recorded, which ends its elevations and grants. */
+  sessions: Pick<SessionStore, "endFactor">;
+  policy: Policy;
   authorizeChange: AuthorizeChange;
   audit: Pick<AuditLog, "record">;
   /** Puts the subject's new factors in the factor cache (best effort). */
@@ -31,19 +37,32 @@ export interface CreateRecoveryCodesDeps {
 }
 
 export function createCreateRecoveryCodes(deps: CreateRecoveryCodesDeps): CreateRecoveryCodes {
+  const revocationTtlMs = factorRevocationLifetimeMs(deps.policy);
   return async ({ subject, grant, caller }) => {
     await deps.authorizeChange(subject, caller, managementActions.createRecoveryCodes, grant);
     const codes = newRecoveryCodes();
     const salt = newRecoverySalt();
     const hashes = await Promise.all(codes.map((c) => hashRecoveryCode(c, salt)));
     const factorId = newId();
-    await deps.recoveryCodes.replaceSet(subject, factorId, salt, hashes, new Date(deps.clock()));
+    const endSet = (id: string) => deps.sessions.endFactor(id, deps.clock(), revocationTtlMs);
+    // The current set is ended before it is replaced (a replacement that then fails leaves codes
+    // that grant nothing new), and any set a racing call added is ended after.
+    const current = await deps.recoveryCodes.activeSet(subject);
+    if (current) await endSet(current.factorId);
+    const replaced = await deps.recoveryCodes.replaceSet(
+      subject,
+      factorId,
+      salt,
+      hashes,
+      new Date(deps.clock()),
+    );
+    await Promise.all(replaced.filter((id) => id !== current?.factorId).map(endSet));
     await deps.refreshEnrolled(subject);
     await deps.audit.record({
       type: "recovery_codes.created",
       subject,
       caller,
-      details: { factor_id: factorId },
+      details: { factor_id: factorId, replaced: replaced },
     });
     return { factorId, codes };
   };

@@ -1,7 +1,10 @@
 import type { AuditLog } from "../audit/audit-log.ts";
+import type { Clock } from "../domain/clock.ts";
 import { assertThat } from "../domain/stepgate-error.ts";
-import { managementActions } from "../policy/policy.ts";
+import { factorRevocationLifetimeMs } from "../policy/assurance.ts";
+import { managementActions, type Policy } from "../policy/policy.ts";
 import type { FactorStore } from "../store/factor-store.ts";
+import type { SessionStore } from "../store/session-store.ts";
 import type { AuthorizeChange } from "./authorize-change.ts";
 
 export interface RemoveFactorInput {
@@ -12,21 +15,32 @@ export interface RemoveFactorInput {
   caller: string;
 }
 
-/** Removes one of the subject's factors. Fails with FACTOR_NOT_FOUND, GRANT_REQUIRED or a grant reason. */
+/**
+ * Removes one of the subject's factors and ends what it granted: the elevations it produced stop
+ * counting and grants issued from them are revoked (CheckGrant: GRANT_REVOKED); an open challenge
+ * answered with it gets FACTOR_REMOVED. Fails with FACTOR_NOT_FOUND, GRANT_REQUIRED or a grant reason.
+ */
 export type RemoveFactor = (input: RemoveFactorInput) => Promise<void>;
 
 export interface RemoveFactorDeps {
   factors: Pick<FactorStore, "find" | "remove">;
+  /** Where the factor's end is recorded, which ends its elevations and grants. */
+  sessions: Pick<SessionStore, "endFactor">;
   authorizeChange: AuthorizeChange;
   audit: Pick<AuditLog, "record">;
   /** Puts the subject's new factors in the factor cache (best effort). */
   refreshEnrolled: (subject: string) => Promise<void>;
+  policy: Policy;
+  clock: Clock;
 }
 
 export function createRemoveFactor(deps: RemoveFactorDeps): RemoveFactor {
+  const revocationTtlMs = factorRevocationLifetimeMs(deps.policy);
   return async ({ subject, factorId, grant, caller }) => {
     assertThat(await deps.factors.find(subject, factorId), "FACTOR_NOT_FOUND", "no such factor");
     await deps.authorizeChange(subject, caller, managementActions.removeFactor, grant);
+    // Ended first: a removal that then fails leaves a factor that grants nothing, never the reverse.
+    await deps.sessions.endFactor(factorId, deps.clock(), revocationTtlMs);
     assertThat(await deps.factors.remove(subject, factorId), "FACTOR_NOT_FOUND", "no such factor");
     await deps.refreshEnrolled(subject);
     await deps.audit.record({ type: "factor.removed", subject, caller, details: { factor_id: factorId } });

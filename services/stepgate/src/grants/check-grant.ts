@@ -18,7 +18,8 @@ export interface GrantExpectation {
 }
 
 /**
- * Online grant check: signature and claims, then revocation (an ended session), then single use.
+ * Online grant check: signature and claims, then revocation (an ended session, or a removed factor
+ * named by `fid`), then single use.
  * Returns the claims; fails with GRANT_INVALID, GRANT_EXPIRED, GRANT_MISMATCH, GRANT_REVOKED or
  * GRANT_CONSUMED.
  */
@@ -28,8 +29,8 @@ export interface CheckGrantDeps {
   signingKeys: SigningKeys;
   /** The `iss` every grant must carry. */
   issuer: string;
-  /** Where ended sessions are recorded. */
-  sessions: Pick<SessionStore, "endedAt">;
+  /** Where ended sessions and factors are recorded. */
+  sessions: Pick<SessionStore, "revocations">;
   consumedGrants: ConsumedGrants;
   clock: Clock;
 }
@@ -60,11 +61,18 @@ export function createCheckGrant(deps: CheckGrantDeps): CheckGrant {
   };
   return async (token, expect) => {
     const claims = await verifySignedClaims(token, expect);
-    const endedAt = await deps.sessions.endedAt(claims.sub, claims.sid);
-    // Second-granular iat: a grant from the same second as the session's end counts as revoked.
-    if (endedAt !== undefined && claims.iat * 1000 <= endedAt) {
+    const { sessionEndedAt, factorEndedAt } = await deps.sessions.revocations(
+      claims.sub,
+      claims.sid,
+      claims.fid,
+    );
+    // Every grant whose authentication came before the end, even one signed after it (second-granular:
+    // the end's own second counts as before).
+    if (sessionEndedAt !== undefined && claims.auth_time * 1000 <= sessionEndedAt) {
       throw new StepgateError("GRANT_REVOKED", "grant's session was ended");
     }
+    // Whenever it was issued: a proof checked just before the removal may have signed it just after.
+    if (factorEndedAt !== undefined) throw new StepgateError("GRANT_REVOKED", "grant's factor was removed");
     if (claims.single_use || expect.consume) {
       const ttlMs = Math.max(1000, claims.exp * 1000 - deps.clock() + 60_000);
       if (!(await deps.consumedGrants.consume(claims.jti, ttlMs))) {

@@ -36,7 +36,8 @@ export interface GrantIssuerDeps {
 /**
  * Issues grants bound to the calling service (aud) and the action, signed with the active key,
  * each inside a `stepgate.grant.sign` span. Claims: iss, sub, sid, aud, action, acr, amr (RFC 8176),
- * auth_time, iat, exp (seconds), jti; `single_use` when the action's max_age is 0.
+ * auth_time, iat, exp (seconds), jti; `single_use` when the action's max_age is 0; `fid`, the factor
+ * that produced the elevation, so removing it revokes the grant.
  */
 export function createGrantIssuer({ signingKeys, issuer, clock, replicaId }: GrantIssuerDeps): GrantIssuer {
   const signer = createGrantSigner(signingKeys.active);
@@ -57,6 +58,7 @@ export function createGrantIssuer({ signingKeys, issuer, clock, replicaId }: Gra
     };
     // max_age 0: the grant authorises one operation and CheckGrant consumes it.
     if (action.maxAge === 0) claims.single_use = true;
+    if (elevation.factorId !== undefined) claims.fid = elevation.factorId;
     return { token: signer.sign(claims), claims };
   };
   return (request) =>
@@ -73,6 +75,6 @@ export function createGrantIssuer({ signingKeys, issuer, clock, replicaId }: Gra
 
 /** The audit details of an issued grant: no token, only its id and claims that are not secret. */
 export function grantAudit(grant: IssuedGrant): Record<string, unknown> {
-  const { action, acr, amr, jti, exp } = grant.claims;
-  return { action, acr, amr, grant_id: jti, exp };
+  const { action, acr, amr, jti, exp, fid } = grant.claims;
+  return { action, acr, amr, grant_id: jti, exp, ...(fid === undefined ? {} : { factor_id: fid }) };
 }

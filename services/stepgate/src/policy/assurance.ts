@@ -29,3 +29,11 @@ export function elevationLifetimeMs(policy: Policy): number {
 export function longestGrantLifetimeMs(policy: Policy): number {
   return Math.max(...[...policy.actions.values()].map((a) => a.grantTtl)) * 1000;
 }
+
+/**
+ * How long the end of a factor must be remembered, in ms: past every elevation it produced and
+ * every grant issued from them, plus a minute for clock skew.
+ */
+export function factorRevocationLifetimeMs(policy: Policy): number {
+  return Math.max(elevationLifetimeMs(policy), longestGrantLifetimeMs(policy)) + 60_000;
+}

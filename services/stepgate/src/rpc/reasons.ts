@@ -23,6 +23,8 @@ export const reasonStatus: Record<SentReason, Code> = {
   METHOD_NOT_ALLOWED: Code.FailedPrecondition,
   IDEMPOTENCY_KEY_REUSED: Code.FailedPrecondition,
   FACTOR_STATE: Code.FailedPrecondition,
+  FACTOR_REMOVED: Code.FailedPrecondition,
+  SESSION_ENDED: Code.FailedPrecondition,
   // Limits: RetryInfo says when, where a wait helps.
   CHALLENGE_LOCKED: Code.ResourceExhausted,
   SUBJECT_LOCKED: Code.ResourceExhausted,

@@ -103,6 +103,7 @@ export async function compose(config: Config, logger: Logger, clock: Clock = sys
     const attempts = createAttempts({ counters: stores.attempts, policy });
     const checkProof = createCheckProof({
       ...{ factors, recoveryCodes, stepClaims: stores.stepClaims, keyRing },
+      endedFactors: sessions,
       deferClaim: ({ subject, factorId, step, claim, at }) =>
         stores.hotKind === "redis"
           ? audit.deferTotpClaim({ subject, caller: "stepgate", factorId, step, claim, at })
@@ -143,11 +144,14 @@ export async function compose(config: Config, logger: Logger, clock: Clock = sys
           refreshEnrolled,
         }),
         createRecoveryCodes: createCreateRecoveryCodes({
-          ...{ recoveryCodes, authorizeChange, audit, clock },
+          ...{ recoveryCodes, sessions, policy, authorizeChange, audit, clock },
           refreshEnrolled,
         }),
         listFactors: createListFactors({ factors }),
-        removeFactor: createRemoveFactor({ factors, authorizeChange, audit, refreshEnrolled }),
+        removeFactor: createRemoveFactor({
+          ...{ factors, sessions, policy, authorizeChange, audit, clock },
+          refreshEnrolled,
+        }),
       },
       stores,
       flushAudit: () => audit.flush(),

@@ -61,4 +61,40 @@ describe("stepUp decisions over elevations (in-memory hot store)", () => {
     assert.equal((await u.stepUp({ ...base, action: "payments.transfer" })).kind, "challenge");
     assert.equal(await u.stores.sessions.endedAt("alice", "s1"), u.now());
   });
+
+  it("an elevation whose factor was ended grants nothing; one from another factor still does", async () => {
+    const u = unitStepgate();
+    const now = seconds(u.now());
+    await u.stores.sessions.recordElevation(
+      "alice",
+      "s1",
+      { ...aal2, authTime: now, factorId: "f1" },
+      600_000,
+    );
+    await u.stores.sessions.recordElevation(
+      "alice",
+      "s2",
+      { ...aal2, authTime: now, factorId: "f2" },
+      600_000,
+    );
+    const before = await u.stepUp({ ...base, action: "payments.transfer" });
+    assert.equal(before.kind === "grant" && before.grant.claims.fid, "f1", "the grant names its factor");
+    await u.stores.sessions.endFactor("f1", u.now(), 900_000);
+    assert.equal((await u.stepUp({ ...base, action: "payments.transfer" })).kind, "challenge");
+    assert.equal((await u.stepUp({ ...base, sessionId: "s2", action: "payments.transfer" })).kind, "grant");
+  });
+
+  it("an elevation recorded as the session ended (same second) does not outlive the end", async () => {
+    const u = unitStepgate();
+    await u.stores.sessions.end("alice", "s1", u.now(), 60_000, ["aal1", "aal2", "aal3"]);
+    await u.stores.sessions.recordElevation("alice", "s1", { ...aal2, authTime: seconds(u.now()) }, 600_000);
+    assert.equal((await u.stepUp({ ...base, action: "payments.transfer" })).kind, "challenge");
+    u.advance(1_000);
+    await u.stores.sessions.recordElevation("alice", "s1", { ...aal2, authTime: seconds(u.now()) }, 600_000);
+    assert.equal(
+      (await u.stepUp({ ...base, action: "payments.transfer" })).kind,
+      "grant",
+      "a later one counts",
+    );
+  });
 });

@@ -96,6 +96,7 @@ async function decide(deps: StepUpDeps, input: StepUpInput, action: ActionPolicy
     acr: action.acr,
     methods,
     expiresAt: now + policy.challengeTtl * 1000,
+    issuedAt: now,
     ...(methods.includes("totp") ? { totp: enrolled.totp } : {}),
   };
   await deps.challenges.save(challenge, challengeRetentionMs(challenge, now));

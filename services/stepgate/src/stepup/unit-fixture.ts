@@ -61,7 +61,7 @@ export function unitStepgate(options: { enrolled?: MethodName[] } = {}) {
   const script: Checked[] = [];
   const checkProof: CheckProof = async (proof) => {
     proofs.push(proof);
-    return script.shift() ?? { result: "ok", remaining: 0 };
+    return script.shift() ?? { result: "ok", factorId: "unit-factor", remaining: 0 };
   };
   const enrolled: Enrolled = { methods: new Set(options.enrolled ?? ["totp"]), totp: [], version: 1 };
   const policy = unitPolicy;

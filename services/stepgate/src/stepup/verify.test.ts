@@ -98,6 +98,28 @@ describe("verify decision steps (in-memory hot store)", () => {
     assert.equal((await reasonOf(u.verify(answer(c.id)))).reason, "CODE_REPLAYED");
   });
 
+  it("refuses a code that matched a removed factor as FACTOR_REMOVED, counted as a failure", async () => {
+    const u = unitStepgate();
+    const c = await challengeFor(u);
+    u.script.push({ result: "removed" });
+    const refused = await reasonOf(u.verify(answer(c.id)));
+    assert.equal(refused.reason, "FACTOR_REMOVED");
+    assert.equal(u.audited.at(-1)?.type, "verify.failed");
+  });
+
+  it("refuses a challenge whose session ended after it was issued, checking and counting nothing", async () => {
+    const u = unitStepgate();
+    const c = await challengeFor(u);
+    u.advance(1);
+    await u.stores.sessions.end("alice", "s1", u.now(), 60_000, ["aal2"]);
+    assert.equal((await reasonOf(u.verify(answer(c.id)))).reason, "SESSION_ENDED");
+    assert.equal(u.proofs.length, 0);
+    u.advance(1);
+    const after = await challengeFor(u);
+    const granted = await u.verify(answer(after.id, { idempotencyKey: "key-00000009" }));
+    assert.equal(granted.grant.claims.fid, "unit-factor", "a challenge issued after the end is answered");
+  });
+
   it("on success records the elevation, grants once, and answers a retry with the same grant", async () => {
     const u = unitStepgate();
     const c = await challengeFor(u);

@@ -40,8 +40,9 @@ export interface VerifyOutcome {
 /**
  * Answers a challenge; success records the session's elevation and returns a grant. The same
  * idempotency key always gets the same result. Fails with CHALLENGE_NOT_FOUND, CHALLENGE_MISMATCH,
- * CHALLENGE_EXPIRED, CHALLENGE_USED, METHOD_NOT_ALLOWED, CHALLENGE_LOCKED, SUBJECT_LOCKED (with
- * retry time), WRONG_CODE, CODE_REPLAYED, IDEMPOTENCY_KEY_REUSED or UNKNOWN_ACTION.
+ * CHALLENGE_EXPIRED, SESSION_ENDED, CHALLENGE_USED, METHOD_NOT_ALLOWED, CHALLENGE_LOCKED,
+ * SUBJECT_LOCKED (with retry time), WRONG_CODE, CODE_REPLAYED, FACTOR_REMOVED,
+ * IDEMPOTENCY_KEY_REUSED or UNKNOWN_ACTION.
  */
 export type Verify = (input: VerifyInput) => Promise<VerifyOutcome>;
 
@@ -52,7 +53,7 @@ export interface VerifyDeps {
   verifyResults: VerifyResults;
   attempts: Attempts;
   checkProof: CheckProof;
-  sessions: Pick<SessionStore, "recordElevation">;
+  sessions: Pick<SessionStore, "recordElevation" | "endedAt">;
   issueGrant: GrantIssuer;
   audit: Pick<AuditLog, "record">;
   /** Keys the idempotency claim and the proof's fingerprint. */
@@ -68,7 +69,11 @@ export function createVerify(deps: VerifyDeps): Verify {
   return async (input) => {
     const id = input.challengeId;
     const claim = deps.fingerprint("claim", id, input.idempotencyKey);
-    const { challenge, recorded, answeredBy } = await deps.challenges.read(id, claim);
+    // One pipelined round trip: the challenge, this key's result, and whether the session ended.
+    const [{ challenge, recorded, answeredBy }, sessionEndedAt] = await Promise.all([
+      deps.challenges.read(id, claim),
+      deps.sessions.endedAt(input.subject, input.sessionId),
+    ]);
     assertThat(challenge, "CHALLENGE_NOT_FOUND", "no such challenge");
     assertThat(
       challenge.subject === input.subject &&
@@ -93,9 +98,19 @@ export function createVerify(deps: VerifyDeps): Verify {
           deps.keyRing.open(Buffer.from(sealed, "base64"), binding).toString("utf8"),
         ) as VerifyOutcome,
       fingerprint: deps.fingerprint("proof", input.method, input.code),
-      run: () => answer(deps, elevationTtlMs, challenge, input, claim, answeredBy),
+      run: () => answer(deps, elevationTtlMs, challenge, input, { claim, answeredBy, sessionEndedAt }),
     });
   };
+}
+
+/** What was read about the challenge before answering it. */
+interface AnswerState {
+  /** This call's claim: the challenge and the idempotency key. */
+  claim: string;
+  /** The claim that answered the challenge already, or null. */
+  answeredBy: string | null;
+  /** When the challenge's session was ended (epoch ms), if it was. */
+  sessionEndedAt: number | undefined;
 }
 
 async function answer(
@@ -103,11 +118,16 @@ async function answer(
   elevationTtlMs: number,
   challenge: Challenge,
   input: VerifyInput,
-  claim: string,
-  answeredBy: string | null,
+  { claim, answeredBy, sessionEndedAt }: AnswerState,
 ): Promise<VerifyOutcome> {
   const now = deps.clock();
   assertThat(now < challenge.expiresAt, "CHALLENGE_EXPIRED", "challenge expired");
+  // Ending the session ends its open challenges (one saved without `issuedAt` counts as issued at 0).
+  assertThat(
+    sessionEndedAt === undefined || sessionEndedAt < (challenge.issuedAt ?? 0),
+    "SESSION_ENDED",
+    "challenge's session was ended",
+  );
   assertThat(answeredBy === null || answeredBy === claim, "CHALLENGE_USED", "challenge was already answered");
   assertThat(
     challenge.methods.includes(input.method),
@@ -133,6 +153,7 @@ async function answer(
     amr: method.amr,
     method: input.method,
     authTime: toSeconds(now),
+    factorId: checked.factorId,
   };
   // The proof was right and is claimed: reset the failures, mark the challenge answered and
   // record the session's elevation in one pipelined round trip.
@@ -184,6 +205,8 @@ async function refuse(
     await deps.audit.record({ type: "lockout.started", subject, caller, details });
   }
   if (result === "replayed") throw new StepgateError("CODE_REPLAYED", "code was already used");
+  if (result === "removed")
+    throw new StepgateError("FACTOR_REMOVED", "code is for a factor that was removed");
   throw new StepgateError("WRONG_CODE", "wrong code", {
     metadata: { attempts_remaining: String(attempt.attemptsLeft) },
   });

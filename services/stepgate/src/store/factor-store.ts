@@ -19,15 +19,18 @@ export interface FactorStore {
    */
   activate(factorId: string, step: number, now: Date): Promise<boolean>;
   /**
-   * Claims a TOTP time step for `claim` (a challenge and idempotency key): true for the first
-   * claim of a step newer than the last (RFC 6238 5.2), and for a retry of that same claim.
+   * Claims a TOTP time step for `claim` (a challenge and idempotency key): "claimed" for the first claim of a step newer than the last (RFC 6238 5.2) and for a retry of
+   * that same claim, "replayed" otherwise, "removed" when the factor is no longer active.
    */
-  claimStep(factorId: string, step: number, claim: string, now: Date): Promise<boolean>;
+  claimStep(factorId: string, step: number, claim: string, now: Date): Promise<StepClaim>;
   /** Deletes the factor (raising the subject's version); false if the subject has no such factor. */
   remove(subject: string, factorId: string): Promise<boolean>;
   /** Deletes the subject's pending enrolments whose confirmation window has passed. */
   deleteExpiredPending(subject: string, now: Date): Promise<void>;
 }
+
+/** What claiming a TOTP time step found. */
+export type StepClaim = "claimed" | "replayed" | "removed";
 
 /** A new, pending TOTP factor; `secret` is already sealed. */
 export interface NewTotp {
@@ -161,14 +164,14 @@ export function createFactorStore(pg: Pg): FactorStore {
          where id = ? and status = 'active' and (last_step is null or last_step < ?) returning id`,
         [step, claim, now, factorId, step],
       );
-      if (rows.length === 1) return true;
+      if (rows.length === 1) return "claimed";
+      const found = await run<{ mine: boolean }>(
+        "select (last_step = ? and last_claim = ?) is true as mine from factors where id = ? and status = 'active'",
+        [step, claim, factorId],
+      );
+      if (found[0] === undefined) return "removed";
       // The same call retried (its first reply was lost): the claim is already ours.
-      const mine = await run("select 1 from factors where id = ? and last_step = ? and last_claim = ?", [
-        factorId,
-        step,
-        claim,
-      ]);
-      return mine.length === 1;
+      return found[0].mine ? "claimed" : "replayed";
     },
     async remove(subject, factorId) {
       const rows = await run(

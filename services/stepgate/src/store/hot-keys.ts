@@ -9,7 +9,7 @@ function hotKey(kind: string, ...parts: string[]): string {
  * The kinds whose entries are security state that must survive the loss of Redis: mirrored in
  * PostgreSQL and carried back into Redis after an outage (store/hot/resync.ts).
  */
-export const durableKinds = ["revoked", "consumed", "failures"] as const;
+export const durableKinds = ["revoked", "factor-ended", "consumed", "failures"] as const;
 
 /**
  * Every key of the hot store, built here and nowhere else. Parts are hashed the same way for
@@ -29,6 +29,8 @@ export const hotKeys = {
     hotKey("elevation", subject, sessionId, acr),
   /** When a session was ended (revokes its grants). */
   revoked: (subject: string, sessionId: string) => hotKey("revoked", subject, sessionId),
+  /** When a factor was removed or replaced (ends its elevations, revokes its grants). */
+  factorEnded: (factorId: string) => hotKey("factor-ended", factorId),
   /** A single-use or management grant that was spent. */
   consumedGrant: (grantId: string) => hotKey("consumed", grantId),
   /** Codes tried while confirming one enrolment. */

@@ -13,8 +13,11 @@ export interface RecoverySet {
 export interface RecoveryCodeStore {
   /** The subject's active set, if any. */
   activeSet(subject: string): Promise<RecoverySet | undefined>;
-  /** Replaces the subject's set (and its factor row) with a new one and raises its version, in one transaction. */
-  replaceSet(subject: string, factorId: string, salt: Buffer, hashes: Buffer[], now: Date): Promise<void>;
+  /**
+   * Replaces the subject's set (and its factor row) with a new one and raises its version, in one
+   * transaction. Returns the factor ids of the sets it replaced.
+   */
+  replaceSet(subject: string, factorId: string, salt: Buffer, hashes: Buffer[], now: Date): Promise<string[]>;
   /** Marks one unused code used by `claim`; returns the codes left, or undefined if no unused code matched. */
   use(factorId: string, hash: Buffer, claim: string, now: Date): Promise<number | undefined>;
   /** The claim that used a code: undefined if no such used code, null if used with no claim recorded. */
@@ -42,8 +45,11 @@ export function createRecoveryCodeStore(pg: Pg): RecoveryCodeStore {
       return { factorId: row.id, salt: row.recovery_salt, remaining: await countUnused(row.id) };
     },
     async replaceSet(subject, factorId, salt, hashes, now) {
-      await pg.transaction(async (tx) => {
-        await tx("delete from factors where subject = ? and method = 'recovery_code'", [subject]);
+      return pg.transaction(async (tx) => {
+        const replaced = await tx<{ id: string }>(
+          "delete from factors where subject = ? and method = 'recovery_code' returning id",
+          [subject],
+        );
         await tx(
           `insert into factors (id, subject, method, status, label, recovery_salt, created_at, confirmed_at)
            values (?, ?, 'recovery_code', 'active', 'Recovery codes', ?, ?, ?)`,
@@ -54,6 +60,7 @@ export function createRecoveryCodeStore(pg: Pg): RecoveryCodeStore {
           [factorId, hashes],
         );
         await tx(`with changed as (select ?::text as subject) ${bumpVersionSql("changed")}`, [subject]);
+        return replaced.map((r) => r.id);
       });
     },
     async use(factorId, hash, claim, now) {
