@@ -41,6 +41,13 @@ const envSchema = z.object({
     .min(60)
     .max(30 * 86_400)
     .default(86_400),
+  STEPGATE_ADMISSION_INITIAL_LIMIT: z.coerce.number().int().min(1).max(10_000).default(32),
+  STEPGATE_ADMISSION_MIN_LIMIT: z.coerce.number().int().min(1).max(10_000).default(8),
+  STEPGATE_ADMISSION_MAX_LIMIT: z.coerce.number().int().min(1).max(10_000).default(1000),
+  STEPGATE_ADMISSION_MAX_QUEUE: z.coerce.number().int().min(0).max(100_000).default(1000),
+  STEPGATE_ADMISSION_MAX_WAIT_MS: z.coerce.number().int().min(1).max(60_000).default(2000),
+  STEPGATE_EVENT_LOOP_SATURATED: z.coerce.number().min(0.5).max(1).default(0.95),
+  STEPGATE_FLEET_SIZE: z.coerce.number().int().min(1).max(1000).default(1),
   DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }),
   DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(100).default(10),
   REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
@@ -89,6 +96,26 @@ export interface Config {
   faultUnavailable: boolean;
   /** Serve stepgate.bench.v1.BenchService, the no-op baseline (benchmarks only). */
   bench: boolean;
+  /** Admission control and rate limiting of this replica (traffic/). */
+  traffic: TrafficSettings;
+}
+
+/** How one replica admits calls when saturated, and counts rate limits when it counts alone. */
+export interface TrafficSettings {
+  /** Calls in flight allowed before any latency was seen; the limit then adapts. */
+  initialLimit: number;
+  /** The adaptive limit never falls below this many calls in flight... */
+  minLimit: number;
+  /** ...nor rises above this many. */
+  maxLimit: number;
+  /** Calls that may wait for a slot, all priorities together; past it the lowest are shed. */
+  maxQueue: number;
+  /** The longest a critical call waits for a slot, in ms; each lower priority waits half as long. */
+  maxWaitMs: number;
+  /** Event-loop utilization (0.5 to 1) from which the replica counts as saturated. */
+  eventLoopSaturatedAt: number;
+  /** Replicas in the fleet: while Redis is unreachable each counts rate limits alone with 1/this of each. */
+  fleetSize: number;
 }
 
 /** Bounds and circuit breakers of the stores (store/dependency.ts). */
@@ -165,6 +192,15 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     faultInjection: isOn(e.STEPGATE_FAULT_INJECTION),
     faultUnavailable: isOn(e.STEPGATE_FAULT_INJECTION) && isOn(e.STEPGATE_FAULT_UNAVAILABLE),
     bench: isOn(e.STEPGATE_BENCH),
+    traffic: {
+      initialLimit: e.STEPGATE_ADMISSION_INITIAL_LIMIT,
+      minLimit: Math.min(e.STEPGATE_ADMISSION_MIN_LIMIT, e.STEPGATE_ADMISSION_MAX_LIMIT),
+      maxLimit: e.STEPGATE_ADMISSION_MAX_LIMIT,
+      maxQueue: e.STEPGATE_ADMISSION_MAX_QUEUE,
+      maxWaitMs: e.STEPGATE_ADMISSION_MAX_WAIT_MS,
+      eventLoopSaturatedAt: e.STEPGATE_EVENT_LOOP_SATURATED,
+      fleetSize: e.STEPGATE_FLEET_SIZE,
+    },
   };
 }
 

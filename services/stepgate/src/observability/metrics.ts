@@ -19,6 +19,24 @@ export interface Metrics {
    * each collection.
    */
   observeDependencies(read: () => { dependency: string; up: boolean }[]): void;
+  /** One call shed by admission control, by priority, cause (queue_full, deadline, overloaded) and caller. */
+  shed(attributes: { priority: string; cause: string; caller: string }): void;
+  /** One call refused by a rate limit, by priority, limit (subject, caller, source) and caller. */
+  rateLimited(attributes: { priority: string; limit: string; caller: string }): void;
+  /**
+   * Publishes `stepgate.admission.limit`, `stepgate.admission.in_flight`,
+   * `stepgate.admission.queued{priority}` and `stepgate.event_loop.utilization` (0 to 1), read from
+   * `read` at each collection.
+   */
+  observeAdmission(read: () => AdmissionGauges): void;
+}
+
+/** What the admission gauges read. */
+export interface AdmissionGauges {
+  limit: number;
+  inFlight: number;
+  queued: Record<string, number>;
+  eventLoopUtilization: number;
 }
 
 // Latency buckets in seconds, from sub-millisecond to the client deadlines.
@@ -40,10 +58,40 @@ export function createMetrics(): Metrics {
   const rpcErrors = meter.createCounter("stepgate.rpc.errors", {
     description: "RPCs that ended in an error, by code",
   });
-  // Traffic shaping does not exist yet: the counters are published at zero so dashboards have them.
-  meter.createCounter("stepgate.calls.shed", { description: "Calls shed under overload" }).add(0);
-  meter.createCounter("stepgate.calls.rate_limited", { description: "Calls refused by rate limits" }).add(0);
+  const shed = meter.createCounter("stepgate.calls.shed", {
+    description: "Calls shed by admission control before they started, by priority, cause and caller",
+  });
+  const rateLimited = meter.createCounter("stepgate.calls.rate_limited", {
+    description: "Calls refused by a fleet-wide rate limit, by priority, limit and caller",
+  });
+  // A zero series from the start, so dashboards read 0 rather than "no data" before the first shed call.
+  shed.add(0);
+  rateLimited.add(0);
   return {
+    shed: (a) => shed.add(1, a),
+    rateLimited: (a) => rateLimited.add(1, a),
+    observeAdmission(read) {
+      const gauge = (name: string, description: string, unit?: string) =>
+        meter.createObservableGauge(name, { description, ...(unit ? { unit } : {}) });
+      const limit = gauge("stepgate.admission.limit", "Calls this replica lets run at once (adaptive)");
+      const inFlight = gauge("stepgate.admission.in_flight", "Calls running now");
+      const queued = gauge("stepgate.admission.queued", "Calls waiting for a slot, by priority");
+      const loop = gauge(
+        "stepgate.event_loop.utilization",
+        "Share of the last 100 ms the event loop was busy",
+        "1",
+      );
+      meter.addBatchObservableCallback(
+        (result) => {
+          const now = read();
+          result.observe(limit, now.limit);
+          result.observe(inFlight, now.inFlight);
+          for (const [priority, n] of Object.entries(now.queued)) result.observe(queued, n, { priority });
+          result.observe(loop, now.eventLoopUtilization);
+        },
+        [limit, inFlight, queued, loop],
+      );
+    },
     stepUpDuration: (s, a) => stepUp.record(s, a),
     verifyDuration: (s, a) => verify.record(s, a),
     verification: (a) => verifications.add(1, a),

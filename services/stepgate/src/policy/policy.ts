@@ -3,6 +3,7 @@ import { parse } from "yaml";
 import { z } from "zod";
 import { ConfigError, describeIssues } from "../config/config-error.ts";
 import { type MethodName, methodNames } from "../domain/method.ts";
+import { type Priority, priorities } from "../domain/priority.ts";
 
 /** The management actions that guard factor changes; every policy must define them. */
 export const managementActions = {
@@ -19,6 +20,18 @@ const seconds = z
 const actionName = z
   .string()
   .regex(/^[a-z0-9][a-z0-9_.:-]{0,127}$/, "must be lowercase letters, digits and . _ : -");
+
+const callerName = z
+  .string()
+  .regex(
+    /^[a-z0-9][a-z0-9._-]{0,63}$/,
+    "must be a calling service's name (lowercase letters, digits, . _ -)",
+  );
+// `calls` per `per` seconds, counted in fixed windows of `per` seconds.
+const rateSchema = z.strictObject({
+  calls: z.number().int().min(1).max(10_000_000),
+  per: z.number().int().min(1).max(86_400),
+});
 
 const policySchema = z.strictObject({
   levels: z.array(z.string().min(1)).min(1),
@@ -41,8 +54,17 @@ const policySchema = z.strictObject({
       max_age: seconds,
       methods: z.array(z.enum(methodNames)).min(1).optional(),
       grant_ttl: seconds.min(1).optional(),
+      priority: z.enum(priorities).default("normal"),
     }),
   ),
+  rate_limits: z
+    .strictObject({
+      subject: rateSchema.optional(),
+      source: rateSchema.optional(),
+      caller: rateSchema.optional(),
+      callers: z.record(callerName, rateSchema).optional(),
+    })
+    .optional(),
 });
 
 /** What one action requires (RFC 9470 semantics). */
@@ -55,6 +77,26 @@ export interface ActionPolicy {
   methods: MethodName[];
   /** Lifetime of a grant for this action, in seconds (at most 60 when max_age is 0). */
   grantTtl: number;
+  /** Its calls' place when a replica is saturated (default normal). */
+  priority: Priority;
+}
+
+/** A fleet-wide rate: at most `calls` per `perSeconds` seconds (fixed windows). */
+export interface Rate {
+  calls: number;
+  perSeconds: number;
+}
+
+/** Fleet-wide rate limits; an absent one does not apply. */
+export interface RateLimitPolicy {
+  /** StepUp and Verify calls per subject. */
+  subject?: Rate;
+  /** Calls per client address. */
+  source?: Rate;
+  /** Calls per calling service without a quota of its own in `callers`. */
+  caller?: Rate;
+  /** Quotas of named calling services. */
+  callers: Map<string, Rate>;
 }
 
 /** What a method proves: the level it reaches and its RFC 8176 amr values. */
@@ -77,6 +119,24 @@ export interface Policy {
   /** How long a lockout lasts after the latest failure, in seconds. */
   lockoutDuration: number;
   actions: Map<string, ActionPolicy>;
+  rateLimits: RateLimitPolicy;
+}
+
+const toRate = (r: { calls: number; per: number } | undefined): Rate | undefined =>
+  r === undefined ? undefined : { calls: r.calls, perSeconds: r.per };
+
+function rateLimitsOf(doc: z.infer<typeof policySchema>["rate_limits"]): RateLimitPolicy {
+  const callers = new Map<string, Rate>();
+  for (const [name, rate] of Object.entries(doc?.callers ?? {}))
+    callers.set(name, { calls: rate.calls, perSeconds: rate.per });
+  const limits: RateLimitPolicy = { callers };
+  const subject = toRate(doc?.subject);
+  const source = toRate(doc?.source);
+  const caller = toRate(doc?.caller);
+  if (subject) limits.subject = subject;
+  if (source) limits.source = source;
+  if (caller) limits.caller = caller;
+  return limits;
 }
 
 /** Parses a YAML policy document; throws a ConfigError naming every bad key by its path. */
@@ -111,6 +171,7 @@ export function parsePolicy(text: string, source = "policy"): Policy {
         action.grant_ttl ?? doc.grant_ttl,
         action.max_age === 0 ? 60 : Number.MAX_SAFE_INTEGER,
       ),
+      priority: action.priority,
     });
   }
   for (const required of Object.values(managementActions)) {
@@ -126,6 +187,7 @@ export function parsePolicy(text: string, source = "policy"): Policy {
     lockoutMaxFailures: doc.lockout.max_failures,
     lockoutDuration: doc.lockout.duration,
     actions,
+    rateLimits: rateLimitsOf(doc.rate_limits),
   };
 }
 

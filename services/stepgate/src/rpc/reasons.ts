@@ -28,6 +28,7 @@ export const reasonStatus: Record<SentReason, Code> = {
   // Limits: RetryInfo says when, where a wait helps.
   CHALLENGE_LOCKED: Code.ResourceExhausted,
   SUBJECT_LOCKED: Code.ResourceExhausted,
+  RATE_LIMITED: Code.ResourceExhausted,
   CHALLENGE_NOT_FOUND: Code.NotFound,
   UNKNOWN_ACTION: Code.NotFound,
   FACTOR_NOT_FOUND: Code.NotFound,
@@ -36,4 +37,6 @@ export const reasonStatus: Record<SentReason, Code> = {
   // A store did not answer, or is known down: another replica, or the same one a moment later, may.
   STORE_UNAVAILABLE: Code.Unavailable,
   DEPENDENCY_UNAVAILABLE: Code.Unavailable,
+  // Shed by admission control before it started: another replica, or this one shortly, may serve it.
+  OVERLOADED: Code.Unavailable,
 };

@@ -18,20 +18,27 @@ import { loadSigningKeys } from "../grants/signing-keys.ts";
 import { createAttempts } from "../limits/attempts.ts";
 import { describeError } from "../log/describe-error.ts";
 import { type Logger, lifecycle } from "../log/logger.ts";
-import { createMetrics } from "../observability/metrics.ts";
-import { loadPolicy } from "../policy/policy.ts";
+import { createMetrics, type Metrics } from "../observability/metrics.ts";
+import { loadPolicy, type Policy } from "../policy/policy.ts";
 import type { FactorUseCases } from "../rpc/factor-handlers.ts";
 import type { StepUpUseCases } from "../rpc/step-up-handlers.ts";
+import type { TrafficShaping } from "../rpc/traffic-shaping.ts";
 import { createEndSession } from "../stepup/end-session.ts";
 import { createStepUp } from "../stepup/step-up.ts";
 import { createVerify } from "../stepup/verify.ts";
 import { openStores, type Stores } from "../store/stores.ts";
+import { createAdmission } from "../traffic/admission.ts";
+import { watchEventLoop } from "../traffic/event-loop.ts";
+import { createGradientLimit } from "../traffic/gradient-limit.ts";
+import { createRateLimits } from "../traffic/rate-limits.ts";
 
 /** The composed service: what the handlers serve, and what the server needs to run and stop it. */
 export interface Composed {
   stepUpService: StepUpUseCases;
   factorService: FactorUseCases;
   stores: Stores;
+  /** Rate limits and admission control, applied to every call before its handler (rpc/traffic-shaping.ts). */
+  traffic: TrafficShaping;
   /** Moves the audit events waiting in the outbox to PostgreSQL now. */
   flushAudit(): Promise<void>;
   /** Stops the audit drainer, then closes the stores. */
@@ -59,6 +66,7 @@ export async function compose(config: Config, logger: Logger, clock: Clock = sys
     postgres: dependencyOptions(config.dependencies.postgresTimeoutMs),
     redis: dependencyOptions(config.dependencies.redisTimeoutMs),
     factorCacheTtlMs: config.dependencies.factorCacheTtlMs,
+    rateLimitLocalShare: 1 / config.traffic.fleetSize,
     onMigrated: (migrations) => logger.info({ migrations }, "applied database migrations"),
     onStartWithoutPostgres: (error) =>
       lifecycle(logger).warn(
@@ -90,6 +98,7 @@ export async function compose(config: Config, logger: Logger, clock: Clock = sys
     metrics.observeDependencies(() =>
       stores.dependencies.map((d) => ({ dependency: d.name, up: d.available })),
     );
+    const { traffic, stopTraffic } = shapeTrafficWith(config, policy, stores, metrics);
     const { factors, recoveryCodes, challenges, verifyResults, sessions, consumedGrants } = stores;
     const issueGrant = createGrantIssuer({ signingKeys, issuer: config.issuer, clock, replicaId });
     const checkGrant = createCheckGrant({
@@ -154,8 +163,10 @@ export async function compose(config: Config, logger: Logger, clock: Clock = sys
         }),
       },
       stores,
+      traffic,
       flushAudit: () => audit.flush(),
       async close() {
+        stopTraffic();
         await audit.close();
         await stores.close();
       },
@@ -164,4 +175,36 @@ export async function compose(config: Config, logger: Logger, clock: Clock = sys
     await stores.close().catch(() => {});
     throw error;
   }
+}
+
+/**
+ * The replica's traffic shaping: the policy's rate limits over the stores' counters, and admission
+ * control whose limit adapts to latency and backs off while the event loop is saturated.
+ */
+function shapeTrafficWith(config: Config, policy: Policy, stores: Stores, metrics: Metrics) {
+  const t = config.traffic;
+  const limit = createGradientLimit({ initial: t.initialLimit, min: t.minLimit, max: t.maxLimit });
+  const eventLoop = watchEventLoop({
+    saturatedAt: t.eventLoopSaturatedAt,
+    onSample: (_, saturated) => {
+      if (saturated) limit.backOff();
+    },
+  });
+  const admission = createAdmission({
+    limit,
+    maxQueued: t.maxQueue,
+    maxWaitMs: t.maxWaitMs,
+    saturated: eventLoop.saturated,
+  });
+  metrics.observeAdmission(() => ({
+    ...admission.snapshot(),
+    eventLoopUtilization: eventLoop.utilization(),
+  }));
+  const traffic: TrafficShaping = {
+    checkRateLimits: createRateLimits({ limits: policy.rateLimits, store: stores.rateLimits }),
+    admission,
+    actionPriority: (action) => policy.actions.get(action)?.priority,
+    metrics,
+  };
+  return { traffic, stopTraffic: eventLoop.stop };
 }

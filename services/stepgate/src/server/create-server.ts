@@ -1,3 +1,5 @@
+import type { DescService } from "@bufbuild/protobuf";
+import type { ServiceImpl } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
 import { FactorService, StepUpService } from "@stepgate/api";
 import { file_google_rpc_error_details } from "@stepgate/api/gen/google/rpc/error_details_pb";
@@ -10,6 +12,7 @@ import { createCallAccounting } from "../rpc/call-accounting.ts";
 import { factorHandlers } from "../rpc/factor-handlers.ts";
 import { guard } from "../rpc/guard.ts";
 import { stepUpHandlers } from "../rpc/step-up-handlers.ts";
+import { shapeTraffic } from "../rpc/traffic-shaping.ts";
 import type { Composed } from "./compose.ts";
 import { withFaults, withReplicaFaults } from "./fault-injection.ts";
 import { addHealth, type Health } from "./health.ts";
@@ -55,13 +58,16 @@ export function createServer(config: Config, service: Composed, logger: Logger):
   const factorsServed = config.faultInjection
     ? withReplicaFaults(FactorService, factors, replicaFaults)
     : factors;
-  addService(server, StepUpService, guard(StepUpService, stepUpServed, hooks));
-  addService(server, FactorService, guard(FactorService, factorsServed, hooks));
+  // Shaped inside the guard: a shed or rate-limited call is accounted and mapped like any other.
+  const shaped = <S extends DescService>(desc: S, impl: ServiceImpl<S>) =>
+    guard(desc, shapeTraffic(desc, impl, service.traffic), hooks);
+  addService(server, StepUpService, shaped(StepUpService, stepUpServed));
+  addService(server, FactorService, shaped(FactorService, factorsServed));
   if (config.bench) {
     addService(
       server,
       BenchService,
-      guard(BenchService, { noop: async (req) => ({ payload: req.payload }) }, hooks),
+      shaped(BenchService, { noop: async (req) => ({ payload: req.payload }) }),
     );
   }
   const health = addHealth(server, [StepUpService.typeName, FactorService.typeName]);

@@ -51,6 +51,8 @@ export const hotKeys = {
    * Entries hold an event's subject and details (never a secret), as challenges hold their subject.
    */
   auditOutbox: () => "audit-outbox",
+  /** A rate limit's counter for one subject, calling service or client address (`limit` names which). */
+  rateLimit: (limit: string, id: string) => hotKey("rate", limit, id),
   /** A one-time marker, e.g. a test fault fired once per challenge across the fleet. */
   marker: (name: string, id: string) => hotKey("marker", name, id),
 } as const;

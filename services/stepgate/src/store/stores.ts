@@ -16,6 +16,7 @@ import { createRedisHotStore, type RedisHotStore, redisConnectionOf } from "./ho
 import { forgetChangedFactors, resyncSecurityState } from "./hot/resync.ts";
 import { isInfrastructureFailure } from "./infrastructure-failure.ts";
 import { createMarkers, type Markers } from "./markers.ts";
+import { createRateLimitStore, type RateLimitStore } from "./rate-limit-store.ts";
 import { createRecoveryCodeStore, type RecoveryCodeStore } from "./recovery-code-store.ts";
 import { createServiceSecretStore, type ServiceSecretStore } from "./service-secret-store.ts";
 import { createSessionStore, type SessionStore } from "./session-store.ts";
@@ -47,6 +48,8 @@ export interface Stores extends HotStores {
   /** The Redis stream audit events wait in on their way to `audit`; undefined without Redis. */
   auditOutbox: AuditOutbox | undefined;
   secrets: ServiceSecretStore;
+  /** Rate-limit counters: in Redis for the fleet, in memory while Redis is down or absent. */
+  rateLimits: RateLimitStore;
   /** Which store carries the hot state right now. */
   readonly hotKind: HotStore["kind"];
   /** The dependencies, each behind its circuit breaker (Redis only when configured). */
@@ -70,6 +73,8 @@ export interface StoreOptions {
   redis: DependencyOptions;
   /** How long cached factors live, in ms (see factors/enrolled-factors.ts). */
   factorCacheTtlMs: number;
+  /** The share (0 to 1) of each rate limit a replica allows while it counts alone (no Redis); default 1. */
+  rateLimitLocalShare?: number;
   /** Told when PostgreSQL cannot be reached at start: the replica starts without migrating. */
   onStartWithoutPostgres?: (error: unknown) => void;
   /** Told the names of migrations applied at open. */
@@ -184,6 +189,11 @@ export async function openStores(options: StoreOptions): Promise<Stores> {
     audit: createAuditStore(pg),
     auditOutbox,
     secrets: createServiceSecretStore(pg, hotStores.startupCopies),
+    rateLimits: createRateLimitStore({
+      redis: redisConnection,
+      dependency: dependencies.find((d) => d.name === "redis"),
+      localShare: options.rateLimitLocalShare ?? 1,
+    }),
     get hotKind() {
       return hot.kind;
     },

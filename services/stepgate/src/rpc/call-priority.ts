@@ -1,0 +1,46 @@
+import type { Priority } from "../domain/priority.ts";
+
+/** How a call ranks when its replica is saturated. */
+export interface CallPriority {
+  priority: Priority;
+  /** A Verify goes ahead of every other call of its priority. */
+  isVerify: boolean;
+}
+
+/**
+ * The priority of calls that name no action, by method (`Service/Method` names without the package):
+ * ending a session and publishing keys stay high (a logout and offline checks must go through),
+ * factor changes normal, listing factors low. Calls that name an action take its priority.
+ */
+export const kindPriorities: Readonly<Record<string, Priority>> = {
+  "StepUpService/EndSession": "high",
+  "StepUpService/GetJwks": "high",
+  "FactorService/EnrollTotp": "normal",
+  "FactorService/ConfirmTotp": "normal",
+  "FactorService/CreateRecoveryCodes": "normal",
+  "FactorService/RemoveFactor": "normal",
+  "FactorService/ListFactors": "low",
+  "BenchService/Noop": "normal",
+};
+
+/** Methods whose priority is their request's action's. */
+const byAction = new Set(["StepUpService/StepUp", "StepUpService/Verify", "StepUpService/CheckGrant"]);
+
+/**
+ * The priority of one call of `method` (`Service/Method`) carrying `request`. `actionPriority` gives an
+ * action's priority from the policy (undefined for an unknown action, which ranks low: it will be
+ * refused anyway).
+ */
+export function callPriority(
+  method: string,
+  request: unknown,
+  actionPriority: (action: string) => Priority | undefined,
+): CallPriority {
+  const isVerify = method === "StepUpService/Verify";
+  if (byAction.has(method)) {
+    const action = (request as { action?: unknown }).action;
+    const priority = typeof action === "string" ? actionPriority(action) : undefined;
+    return { priority: priority ?? "low", isVerify };
+  }
+  return { priority: kindPriorities[method] ?? "normal", isVerify };
+}

@@ -1,0 +1,98 @@
+import type { Redis } from "ioredis";
+import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from "rate-limiter-flexible";
+import { DependencyUnavailableError } from "../domain/dependency-unavailable.ts";
+import type { Dependency } from "./dependency.ts";
+import { hotKeys } from "./hot-keys.ts";
+
+/** One rate limit: at most `calls` per `perSeconds` seconds for each key, in fixed windows. */
+export interface RateCounter {
+  /** The limit's name (subject, caller, source): it separates the limits' keys. */
+  name: string;
+  calls: number;
+  perSeconds: number;
+}
+
+/** What counting one call found: let through, or refused until `retryAfterMs` (ms) from now. */
+export type Counted = { allowed: true } | { allowed: false; retryAfterMs: number };
+
+/** Rate counters shared by the fleet (rate-limiter-flexible over Redis). */
+export interface RateLimitStore {
+  /**
+   * Counts one call for `key` under `rate`. In Redis, shared by every replica; without Redis, or
+   * while its circuit is open, in this replica's memory with its share of the calls (`localShare`).
+   * Never fails for a store's sake.
+   */
+  count(rate: RateCounter, key: string): Promise<Counted>;
+  /** Gives back a call `count` let through, e.g. when another limit refused the call. */
+  giveBack(rate: RateCounter, key: string): Promise<void>;
+}
+
+export interface RateLimitStoreOptions {
+  /** The Redis connection under the hot store; absent when there is no Redis. */
+  redis: Redis | undefined;
+  /** Redis's breaker: while it is open, counting is local. */
+  dependency: Dependency | undefined;
+  /** The share (0 to 1) of each limit one replica allows while it counts alone (e.g. 1/replicas). */
+  localShare: number;
+}
+
+/** Refusals resolve: a limit reached is an answer from Redis, not a failure for its breaker. */
+const settle = (consumed: Promise<unknown>): Promise<Counted> =>
+  consumed.then(
+    () => ({ allowed: true }),
+    (rejection: unknown) => {
+      if (rejection instanceof RateLimiterRes)
+        return { allowed: false, retryAfterMs: rejection.msBeforeNext };
+      throw rejection;
+    },
+  );
+
+export function createRateLimitStore(options: RateLimitStoreOptions): RateLimitStore {
+  const redisLimiters = new Map<string, RateLimiterRedis>();
+  const localLimiters = new Map<string, RateLimiterMemory>();
+  const id = (rate: RateCounter) => `${rate.name}:${rate.calls}:${rate.perSeconds}`;
+  const local = (rate: RateCounter) => {
+    let limiter = localLimiters.get(id(rate));
+    if (!limiter) {
+      const points = Math.max(1, Math.ceil(rate.calls * options.localShare));
+      limiter = new RateLimiterMemory({ keyPrefix: id(rate), points, duration: rate.perSeconds });
+      localLimiters.set(id(rate), limiter);
+    }
+    return limiter;
+  };
+  const shared = (redis: Redis, rate: RateCounter) => {
+    let limiter = redisLimiters.get(id(rate));
+    if (!limiter) {
+      limiter = new RateLimiterRedis({
+        storeClient: redis,
+        keyPrefix: `rate:${id(rate)}`,
+        points: rate.calls,
+        duration: rate.perSeconds,
+        // Once a key is spent, this replica refuses it from memory until its window ends: a flood
+        // costs Redis nothing.
+        inMemoryBlockOnConsumed: rate.calls,
+      });
+      redisLimiters.set(id(rate), limiter);
+    }
+    return limiter;
+  };
+  return {
+    async count(rate, key) {
+      const hashed = hotKeys.rateLimit(rate.name, key);
+      const { redis, dependency } = options;
+      if (!redis || !dependency) return settle(local(rate).consume(hashed));
+      try {
+        return await dependency.run(() => settle(shared(redis, rate).consume(hashed)));
+      } catch (error) {
+        if (!(error instanceof DependencyUnavailableError)) throw error;
+        return settle(local(rate).consume(hashed));
+      }
+    },
+    async giveBack(rate, key) {
+      const hashed = hotKeys.rateLimit(rate.name, key);
+      const { redis, dependency } = options;
+      const limiter = redis && dependency?.available ? shared(redis, rate) : local(rate);
+      await limiter.reward(hashed, 1).catch(() => {});
+    },
+  };
+}

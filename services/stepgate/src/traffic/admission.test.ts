@@ -1,0 +1,167 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import fc from "fast-check";
+import { admissionRank } from "../domain/priority.ts";
+import { type Admission, createAdmission, ShedError, type Ticket } from "./admission.ts";
+import type { ConcurrencyLimit } from "./gradient-limit.ts";
+
+/** A limit that never moves, so a test decides how many calls run. */
+const fixed = (limit: number): ConcurrencyLimit => ({ limit, update: () => {}, backOff: () => {} });
+
+const critical = admissionRank("critical", false);
+const criticalVerify = admissionRank("critical", true);
+const normal = admissionRank("normal", false);
+const low = admissionRank("low", false);
+
+/** Calls through one admission, recording the order they start in and why any was shed. */
+function harness(admission: Admission) {
+  const started: string[] = [];
+  const shed: string[] = [];
+  const tickets = new Map<string, Ticket>();
+  const ended = new Set<string>();
+  const call = (name: string, rank: number, caller = "a", deadline?: number) => {
+    admission.admit({ rank, caller, ...(deadline === undefined ? {} : { deadline }) }).then(
+      (ticket) => {
+        started.push(name);
+        tickets.set(name, ticket);
+      },
+      (error: unknown) => {
+        assert.ok(error instanceof ShedError);
+        shed.push(`${name}:${error.reason}`);
+      },
+    );
+  };
+  /** Ends running calls in the order they started until none is left. */
+  const finishAll = async () => {
+    await sleep(0);
+    for (let i = 0; i < 1000; i++) {
+      const name = started.find((n) => !ended.has(n));
+      if (name === undefined) return;
+      ended.add(name);
+      tickets.get(name)?.done();
+      await sleep(0);
+    }
+  };
+  return { started, shed, call, finishAll };
+}
+
+describe("admission control", () => {
+  it("runs up to the limit, then starts waiting calls in rank order: critical Verify first", async () => {
+    const h = harness(createAdmission({ limit: fixed(1), maxQueued: 10, maxWaitMs: 5000 }));
+    h.call("first", normal);
+    await sleep(0);
+    for (const [name, rank] of [
+      ["low", low],
+      ["normal", normal],
+      ["critical", critical],
+      ["verify", criticalVerify],
+    ] as const) {
+      h.call(name, rank);
+    }
+    await h.finishAll();
+    assert.deepEqual(h.started, ["first", "verify", "critical", "normal", "low"]);
+    assert.deepEqual(h.shed, []);
+  });
+
+  it("reports the waiting calls by priority", async () => {
+    const admission = createAdmission({ limit: fixed(1), maxQueued: 10, maxWaitMs: 5000 });
+    const h = harness(admission);
+    for (const [name, rank] of [
+      ["first", normal],
+      ["low", low],
+      ["normal", normal],
+      ["verify", criticalVerify],
+    ] as const) {
+      h.call(name, rank);
+    }
+    await sleep(0);
+    assert.deepEqual(admission.snapshot(), {
+      limit: 1,
+      inFlight: 1,
+      queued: { critical: 1, high: 0, normal: 1, low: 1 },
+    });
+    await h.finishAll();
+  });
+
+  it("takes waiting calls of one rank from each caller in turn", async () => {
+    const h = harness(createAdmission({ limit: fixed(1), maxQueued: 20, maxWaitMs: 5000 }));
+    h.call("first", normal);
+    for (let i = 0; i < 5; i++) h.call(`flood-${i}`, normal, "flood");
+    h.call("other", normal, "other");
+    await h.finishAll();
+    assert.deepEqual(h.started, ["first", "flood-0", "other", "flood-1", "flood-2", "flood-3", "flood-4"]);
+  });
+
+  it("sheds the newest lowest-ranked waiting call for a higher one when the queue is full", async () => {
+    const h = harness(createAdmission({ limit: fixed(1), maxQueued: 2, maxWaitMs: 5000 }));
+    h.call("first", normal);
+    h.call("low-1", low);
+    h.call("low-2", low);
+    h.call("critical", critical);
+    h.call("low-3", low);
+    await h.finishAll();
+    assert.deepEqual(h.shed.sort(), ["low-2:queue_full", "low-3:queue_full"]);
+    assert.deepEqual(h.started, ["first", "critical", "low-1"]);
+  });
+
+  it("sheds a call whose deadline cannot be met, at once or while it waits", async () => {
+    let t = 1000;
+    const admission = createAdmission({ limit: fixed(1), maxQueued: 10, maxWaitMs: 5000, now: () => t });
+    const h = harness(admission);
+    h.call("too-late", normal, "a", t + 1);
+    h.call("first", normal);
+    h.call("waits", normal, "a", t + 40);
+    await sleep(60);
+    t += 60;
+    await h.finishAll();
+    assert.deepEqual(h.shed, ["too-late:deadline", "waits:deadline"]);
+    assert.deepEqual(h.started, ["first"]);
+  });
+
+  it("never lets low priority wait while the event loop is saturated; higher priorities still wait", async () => {
+    const admission = createAdmission({
+      limit: fixed(1),
+      maxQueued: 10,
+      maxWaitMs: 5000,
+      saturated: () => true,
+    });
+    const h = harness(admission);
+    h.call("first", low);
+    h.call("low", low);
+    h.call("normal", normal);
+    await h.finishAll();
+    assert.deepEqual(h.shed, ["low:overloaded"]);
+    assert.deepEqual(h.started, ["first", "normal"]);
+  });
+
+  it("never runs more than the limit, and settles every call, whatever arrives", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 1, max: 4 }),
+        fc.integer({ min: 0, max: 6 }),
+        fc.array(fc.tuple(fc.integer({ min: 0, max: 7 }), fc.constantFrom("a", "b", "c")), { maxLength: 40 }),
+        async (limit, maxQueued, arrivals) => {
+          const admission = createAdmission({ limit: fixed(limit), maxQueued, maxWaitMs: 5000 });
+          let running = 0;
+          let peak = 0;
+          const settled = await Promise.allSettled(
+            arrivals.map(async ([rank, caller]) => {
+              const ticket = await admission.admit({ rank, caller });
+              running += 1;
+              peak = Math.max(peak, running);
+              await sleep(0);
+              running -= 1;
+              ticket.done();
+            }),
+          );
+          assert.ok(peak <= limit, `peak ${peak} over ${limit}`);
+          for (const s of settled) if (s.status === "rejected") assert.ok(s.reason instanceof ShedError);
+          assert.deepEqual(admission.snapshot().queued, { critical: 0, high: 0, normal: 0, low: 0 });
+          assert.equal(admission.snapshot().inFlight, 0);
+        },
+      ),
+      { numRuns: 100 },
+    );
+  });
+});

@@ -1,0 +1,231 @@
+import { type Priority, priorityOfRank, rankCount } from "../domain/priority.ts";
+import type { ConcurrencyLimit } from "./gradient-limit.ts";
+
+/** Why admission refused a call: no room to wait, no time left to finish, or a saturated replica. */
+export type ShedReason = "queue_full" | "deadline" | "overloaded";
+
+/** A call admission control refused before it started; nothing of it ran. */
+export class ShedError extends Error {
+  readonly reason: ShedReason;
+  readonly priority: Priority;
+  /** When trying again may succeed, in ms (here or on another replica). */
+  readonly retryAfterMs: number;
+  constructor(reason: ShedReason, priority: Priority, retryAfterMs: number) {
+    super(`call shed (${reason})`);
+    this.name = "ShedError";
+    this.reason = reason;
+    this.priority = priority;
+    this.retryAfterMs = retryAfterMs;
+  }
+}
+
+/** One call asking to start. */
+export interface AdmissionRequest {
+  /** Its place in line (domain/priority.ts `admissionRank`), 0 first. */
+  rank: number;
+  /** The calling service: waiting calls of one rank are taken from each caller in turn. */
+  caller: string;
+  /** When the answer is due, on the `now` clock (ms); absent when the call has no deadline. */
+  deadline?: number;
+}
+
+/** A started call: `done` when its work ends (any outcome), so its slot goes to the next. */
+export interface Ticket {
+  done(): void;
+}
+
+/** What the admission gauges show. */
+export interface AdmissionSnapshot {
+  /** Calls allowed in flight now. */
+  limit: number;
+  inFlight: number;
+  /** Calls waiting, by priority. */
+  queued: Record<Priority, number>;
+}
+
+export interface AdmissionOptions {
+  /** The concurrency limit, adapting to latency (traffic/gradient-limit.ts). */
+  limit: ConcurrencyLimit;
+  /** Calls that may wait for a slot, all priorities together. */
+  maxQueued: number;
+  /** The longest a critical call waits for a slot, in ms; lower priorities wait less (see waitBudgetMs). */
+  maxWaitMs: number;
+  /** A monotonic clock in ms (default performance.now). */
+  now?: () => number;
+  /** True while the event loop is saturated: low-priority calls then never wait. */
+  saturated?: () => boolean;
+  /** Latency is fed to the limit once per window of at least this many ms (default 100)... */
+  windowMs?: number;
+  /** ...and at least this many calls (default 10). */
+  windowCalls?: number;
+}
+
+/**
+ * Admission control for one replica: at most `limit` calls run at once; the rest wait in one queue
+ * per rank, taken in rank order and, within a rank, from each caller in turn so one caller's surge
+ * cannot starve another. When the queue is full the lowest-ranked waiting call is shed for a higher
+ * one; a call is shed rather than started when its deadline cannot be met. Fails `admit` with a
+ * ShedError.
+ */
+export interface Admission {
+  admit(request: AdmissionRequest): Promise<Ticket>;
+  snapshot(): AdmissionSnapshot;
+}
+
+interface Waiter extends AdmissionRequest {
+  /** Arrival order: the newest of the lowest rank is shed first. */
+  seq: number;
+  start: (ticket: Ticket) => void;
+  shed: (error: ShedError) => void;
+  timer: ReturnType<typeof setTimeout> | undefined;
+}
+
+/** How long a call of `rank` may wait, in ms: the full budget for critical, half for each step down. */
+export function waitBudgetMs(rank: number, maxWaitMs: number): number {
+  return maxWaitMs / 2 ** Math.floor(rank / 2);
+}
+
+export function createAdmission(options: AdmissionOptions): Admission {
+  const now = options.now ?? (() => performance.now());
+  const saturated = options.saturated ?? (() => false);
+  const windowMs = options.windowMs ?? 100;
+  const windowCalls = options.windowCalls ?? 10;
+  // One queue per rank; within a rank, a FIFO per caller, visited in turn (Map order rotates).
+  const queues: Map<string, Waiter[]>[] = Array.from({ length: rankCount }, () => new Map());
+  let queued = 0;
+  let inFlight = 0;
+  let arrivals = 0;
+  // Expected work time of one call (ms), for deadlines and retry hints.
+  let serviceMs = 5;
+  const window = { started: now(), calls: 0, totalMs: 0, maxInFlight: 0 };
+
+  const retryAfterMs = () =>
+    Math.round(Math.min(2000, Math.max(50, (serviceMs * (queued + 1)) / options.limit.limit)));
+  const shedError = (reason: ShedReason, rank: number) =>
+    new ShedError(reason, priorityOfRank(rank), retryAfterMs());
+
+  const observe = (latencyMs: number) => {
+    serviceMs += (latencyMs - serviceMs) * 0.1;
+    window.calls += 1;
+    window.totalMs += latencyMs;
+    const t = now();
+    if (t - window.started >= windowMs && window.calls >= windowCalls) {
+      options.limit.update(window.totalMs / window.calls, window.maxInFlight);
+      Object.assign(window, { started: t, calls: 0, totalMs: 0, maxInFlight: inFlight });
+    }
+  };
+
+  const start = (waiter: Pick<Waiter, "start">) => {
+    inFlight += 1;
+    window.maxInFlight = Math.max(window.maxInFlight, inFlight);
+    const started = now();
+    let ended = false;
+    waiter.start({
+      done() {
+        if (ended) return;
+        ended = true;
+        inFlight -= 1;
+        observe(now() - started);
+        drain();
+      },
+    });
+  };
+
+  const remove = (waiter: Waiter) => {
+    const line = queues[waiter.rank]?.get(waiter.caller);
+    const at = line?.indexOf(waiter) ?? -1;
+    if (!line || at < 0) return false;
+    line.splice(at, 1);
+    if (line.length === 0) queues[waiter.rank]?.delete(waiter.caller);
+    queued -= 1;
+    clearTimeout(waiter.timer);
+    return true;
+  };
+
+  const next = (): Waiter | undefined => {
+    for (const queue of queues) {
+      for (const [caller, line] of queue) {
+        const waiter = line[0];
+        if (!waiter) continue;
+        // The caller goes to the back of its rank's rotation.
+        queue.delete(caller);
+        if (line.length > 1) queue.set(caller, line);
+        line.shift();
+        queued -= 1;
+        clearTimeout(waiter.timer);
+        return waiter;
+      }
+    }
+    return undefined;
+  };
+
+  const lowest = (): Waiter | undefined => {
+    for (let rank = queues.length - 1; rank >= 0; rank--) {
+      let newest: Waiter | undefined;
+      for (const line of queues[rank]?.values() ?? []) {
+        const last = line.at(-1);
+        if (last && (!newest || last.seq > newest.seq)) newest = last;
+      }
+      if (newest) return newest;
+    }
+    return undefined;
+  };
+
+  const cannotFinish = (request: AdmissionRequest) =>
+    request.deadline !== undefined && request.deadline - now() < serviceMs;
+
+  function drain() {
+    while (inFlight < options.limit.limit) {
+      const waiter = next();
+      if (!waiter) return;
+      if (cannotFinish(waiter)) waiter.shed(shedError("deadline", waiter.rank));
+      else start(waiter);
+    }
+  }
+
+  const enqueue = (request: AdmissionRequest) =>
+    new Promise<Ticket>((resolve, reject) => {
+      arrivals += 1;
+      const waiter: Waiter = { ...request, seq: arrivals, start: resolve, shed: reject, timer: undefined };
+      let waitMs = waitBudgetMs(request.rank, options.maxWaitMs);
+      if (request.deadline !== undefined) waitMs = Math.min(waitMs, request.deadline - now() - serviceMs);
+      waiter.timer = setTimeout(
+        () => {
+          if (remove(waiter)) waiter.shed(shedError("deadline", waiter.rank));
+        },
+        Math.max(0, waitMs),
+      );
+      const queue = queues[request.rank] as Map<string, Waiter[]>;
+      const line = queue.get(request.caller);
+      if (line) line.push(waiter);
+      else queue.set(request.caller, [waiter]);
+      queued += 1;
+    });
+
+  return {
+    async admit(request) {
+      if (cannotFinish(request)) throw shedError("deadline", request.rank);
+      if (inFlight < options.limit.limit && queued === 0) {
+        return new Promise<Ticket>((resolve) => start({ start: resolve }));
+      }
+      // A saturated loop cannot finish more than it runs: low priority does not wait for it.
+      if (priorityOfRank(request.rank) === "low" && saturated()) throw shedError("overloaded", request.rank);
+      if (queued >= options.maxQueued) {
+        const victim = lowest();
+        if (!victim || victim.rank <= request.rank) throw shedError("queue_full", request.rank);
+        remove(victim);
+        victim.shed(shedError("queue_full", victim.rank));
+      }
+      const ticket = enqueue(request);
+      drain();
+      return ticket;
+    },
+    snapshot() {
+      const counts: Record<Priority, number> = { critical: 0, high: 0, normal: 0, low: 0 };
+      queues.forEach((queue, rank) => {
+        for (const line of queue.values()) counts[priorityOfRank(rank)] += line.length;
+      });
+      return { limit: options.limit.limit, inFlight, queued: counts };
+    },
+  };
+}
