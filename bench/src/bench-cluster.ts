@@ -1,4 +1,6 @@
 import { randomBytes } from "node:crypto";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
   type ReplicaProcess,
@@ -9,7 +11,25 @@ import { createTestDatabase, type TestDatabase } from "@stepgate/testkit/test-da
 import { createTestRedisPrefix, type TestRedisPrefix } from "@stepgate/testkit/test-redis-prefix";
 import { cpuSeconds, residentMemory } from "./process-stats.ts";
 
-const policyFile = join(import.meta.dirname, "../../services/stepgate/policy/example.yaml");
+const examplePolicyFile = join(import.meta.dirname, "../../services/stepgate/policy/example.yaml");
+
+/**
+ * The example policy with its rate limits raised out of reach: every call still pays for counting
+ * them, but a scenario that drives a few subjects thousands of times a second is not refused.
+ */
+export function benchPolicyFile(): string {
+  const example = readFileSync(examplePolicyFile, "utf8");
+  const at = example.indexOf("\nrate_limits:");
+  const policy = `${at < 0 ? example : example.slice(0, at)}
+rate_limits:
+  subject: { calls: 10000000, per: 60 }
+  source: { calls: 10000000, per: 1 }
+  caller: { calls: 10000000, per: 1 }
+`;
+  const file = join(mkdtempSync(join(tmpdir(), "stepgate-bench-")), "policy.yaml");
+  writeFileSync(file, policy);
+  return file;
+}
 
 export interface BenchClusterOptions {
   size: number;
@@ -17,6 +37,8 @@ export interface BenchClusterOptions {
   redisUrl: string;
   /** First port; replica i listens on basePort + i. */
   basePort: number;
+  /** The replicas' policy file (default: `benchPolicyFile()`). */
+  policyFile?: string;
 }
 
 /** CPU seconds used so far, by PID: the replicas, and the store processes working for them. */
@@ -61,7 +83,7 @@ export async function startBenchCluster(options: BenchClusterOptions): Promise<B
   const encryptionKeys = `b1:${randomBytes(32).toString("base64")}`;
   const env = {
     STEPGATE_HOST: "127.0.0.1",
-    STEPGATE_POLICY_FILE: policyFile,
+    STEPGATE_POLICY_FILE: options.policyFile ?? benchPolicyFile(),
     STEPGATE_ENCRYPTION_KEYS: encryptionKeys,
     STEPGATE_BENCH: "1",
     // Per-call info lines would cost more than some of the calls measured.

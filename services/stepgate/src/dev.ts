@@ -19,6 +19,8 @@ const basePort = Number(env.STEPGATE_PORT ?? 50051);
 mkdirSync(devDir, { recursive: true, mode: 0o700 });
 env.STEPGATE_HOST ??= "127.0.0.1";
 env.STEPGATE_POLICY_FILE ??= join(repoRoot, "services/stepgate/policy/example.yaml");
+// Without Redis each replica counts rate limits alone, with its share of each.
+env.STEPGATE_FLEET_SIZE ??= String(replicas);
 
 let stopDatabase = async () => {};
 if (!env.DATABASE_URL) {
