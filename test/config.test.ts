@@ -280,6 +280,28 @@ describe("policy validation (parsePolicy)", () => {
     assert.deepEqual(tests.actions.get("account.change_email")?.methods, ["totp", "recovery_code"]);
   });
 
+  it("reads priorities (default normal) and rate limits, and rejects bad ones by path", () => {
+    const example = parsePolicy(examplePolicy);
+    assert.equal(example.actions.get("payments.transfer")?.priority, "critical");
+    assert.equal(example.actions.get("stepgate.remove_factor")?.priority, "normal");
+    assert.deepEqual(example.rateLimits.subject, { calls: 120, perSeconds: 60 });
+    assert.deepEqual(example.rateLimits.callers.get("reports"), { calls: 200, perSeconds: 1 });
+    assert.deepEqual(parsePolicy(testPolicy).rateLimits, { callers: new Map() });
+    assert.match(
+      errorOf(testPolicy.replace("admin.root: { acr: aal3", "admin.root: { priority: urgent, acr: aal3")),
+      /actions\.admin\.root\.priority/,
+    );
+    assert.match(
+      errorOf(`${testPolicy}rate_limits: { subject: { calls: 0, per: 60 } }\n`),
+      /rate_limits\.subject\.calls/,
+    );
+    assert.match(
+      errorOf(`${testPolicy}rate_limits: { callers: { "Bad Name": { calls: 1, per: 1 } } }\n`),
+      /rate_limits\.callers/,
+    );
+    assert.match(errorOf(`${testPolicy}rate_limits: { subject: { calls: 1, per: 1, burst: 2 } }\n`), /burst/);
+  });
+
   it("an unknown level names its path, for an action and for a method", () => {
     assert.equal(
       errorOf(testPolicy.replace("admin.root: { acr: aal3", "admin.root: { acr: aal4")),

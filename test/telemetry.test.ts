@@ -199,6 +199,11 @@ describe("telemetry: one trace per flow, metrics and logs", () => {
     );
     assert.match(text, /stepgate_calls_shed_total\S* 0/);
     assert.match(text, /stepgate_calls_rate_limited_total\S* 0/);
+    // Admission gauges: the adaptive limit (default start 32), calls waiting by priority, the loop's load.
+    assert.ok((sample("stepgate_admission_limit", "") ?? 0) >= 8, "the concurrency limit is published");
+    assert.equal(sample("stepgate_admission_queued", 'priority="critical"'), 0);
+    const loop = sample("stepgate_event_loop_utilization", "");
+    assert.ok(loop !== undefined && loop >= 0 && loop <= 1, `event loop utilization ${loop}`);
   });
 });
 
