@@ -7,7 +7,7 @@ import { StepgateError } from "../domain/stepgate-error.ts";
 import type { Metrics } from "../observability/metrics.ts";
 import { type Admission, ShedError } from "../traffic/admission.ts";
 import type { CheckRateLimits } from "../traffic/rate-limits.ts";
-import { callPriority } from "./call-priority.ts";
+import { type CallPriority, callPriority } from "./call-priority.ts";
 import { reasonError } from "./errors.ts";
 
 /**
@@ -25,9 +25,6 @@ export interface TrafficShaping {
   metrics: Pick<Metrics, "shed" | "rateLimited">;
 }
 
-// Metric attributes must come from a bounded set: the first callers seen are named, the rest "_other".
-const maxNamedCallers = 50;
-
 /** The client's address without its port: "127.0.0.1:5000" -> "127.0.0.1", "[::1]:5000" -> "::1". */
 export function sourceAddress(peer: string | undefined): string {
   if (!peer) return "unknown";
@@ -37,71 +34,110 @@ export function sourceAddress(peer: string | undefined): string {
   return hostPort?.[1] ?? peer;
 }
 
+/** What shaping reads off one call. */
+interface ShapedCall extends CallPriority {
+  caller: string;
+  source: string;
+  /** StepUp's and Verify's subject. */
+  subject: string | undefined;
+  /** When the answer is due (performance.now ms), if the call has a deadline. */
+  deadline: number | undefined;
+}
+
+function describeCall(
+  method: string,
+  req: unknown,
+  ctx: HandlerContext,
+  shaping: TrafficShaping,
+): ShapedCall {
+  const { priority, isVerify } = callPriority(method, req, shaping.actionPriority);
+  const timeoutMs = ctx.timeoutMs();
+  return {
+    priority,
+    isVerify,
+    // The handler refuses a missing or malformed caller; shaping only needs a name to count.
+    caller: ctx.requestHeader.get(callerHeader) ?? "",
+    source: sourceAddress(ctx.values.get(peerAddressKey)),
+    subject:
+      isVerify || method === "StepUpService/StepUp" ? (req as { subject?: string }).subject : undefined,
+    deadline: timeoutMs === undefined ? undefined : performance.now() + timeoutMs,
+  };
+}
+
+/** Names the first callers seen in metric attributes, the rest "_other": attribute values must be bounded. */
+function boundedCallerLabels(max = 50): (caller: string) => string {
+  const named = new Set<string>();
+  return (caller) => {
+    if (named.has(caller)) return caller;
+    if (named.size >= max) return "_other";
+    named.add(caller);
+    return caller;
+  };
+}
+
+/** Waits for a slot; a shed call fails OVERLOADED with RetryInfo and the pushback trailer. */
+async function admit(shaping: TrafficShaping, call: ShapedCall, ctx: HandlerContext, label: string) {
+  try {
+    return await shaping.admission.admit({
+      rank: admissionRank(call.priority, call.isVerify),
+      caller: call.caller,
+      ...(call.deadline === undefined ? {} : { deadline: call.deadline }),
+    });
+  } catch (error) {
+    if (!(error instanceof ShedError)) throw error;
+    shaping.metrics.shed({ priority: call.priority, cause: error.reason, caller: label });
+    ctx.responseTrailer.set(retryPushbackTrailer, String(error.retryAfterMs));
+    throw reasonError(
+      "OVERLOADED",
+      "replica is saturated; retry shortly, ideally on another replica",
+      { priority: call.priority, cause: error.reason },
+      error.retryAfterMs,
+    );
+  }
+}
+
+/** Counts the call against the rate limits; a refused one fails RATE_LIMITED and is counted. */
+async function limit(shaping: TrafficShaping, call: ShapedCall, label: string) {
+  try {
+    const { caller, source, subject } = call;
+    await shaping.checkRateLimits({ caller, source, ...(subject ? { subject } : {}) });
+  } catch (error) {
+    if (error instanceof StepgateError && error.reason === "RATE_LIMITED") {
+      shaping.metrics.rateLimited({
+        priority: call.priority,
+        limit: error.metadata.limit ?? "",
+        caller: label,
+      });
+    }
+    throw error;
+  }
+}
+
 /**
- * Wraps every handler of `service` in the fleet-wide rate limits and then this replica's admission
- * control, before any of its work starts. A rate-limited call fails RATE_LIMITED
- * (RESOURCE_EXHAUSTED, RetryInfo); a shed one OVERLOADED (UNAVAILABLE, RetryInfo and the
- * `grpc-retry-pushback-ms` trailer), so grpc-js clients retry after that wait, on any replica.
+ * Wraps every handler of `service` in this replica's admission control and then the fleet-wide rate
+ * limits, before any of its work starts. Admission comes first, so a call shed under a flood costs
+ * no Redis round trip. A shed call fails OVERLOADED (UNAVAILABLE, RetryInfo and the
+ * `grpc-retry-pushback-ms` trailer, so grpc-js clients retry after that wait, on any replica); a
+ * rate-limited one RATE_LIMITED (RESOURCE_EXHAUSTED, RetryInfo).
  */
 export function shapeTraffic<S extends DescService>(
   service: S,
   impl: ServiceImpl<S>,
   shaping: TrafficShaping,
 ): ServiceImpl<S> {
-  const named = new Set<string>();
-  const callerLabel = (caller: string) => {
-    if (named.has(caller)) return caller;
-    if (named.size >= maxNamedCallers) return "_other";
-    named.add(caller);
-    return caller;
-  };
+  const labelOf = boundedCallerLabels();
   const wrapped: Record<string, unknown> = {};
   for (const method of service.methods) {
-    const fn = (impl as Record<string, (req: unknown, ctx: HandlerContext) => Promise<unknown>>)[
-      method.localName
-    ];
+    const handlers = impl as Record<string, (req: unknown, ctx: HandlerContext) => Promise<unknown>>;
+    const fn = handlers[method.localName];
     if (!fn) continue;
     const name = `${service.name}/${method.name}`;
     wrapped[method.localName] = async (req: unknown, ctx: HandlerContext) => {
-      const { priority, isVerify } = callPriority(name, req, shaping.actionPriority);
-      // The handler refuses a missing or malformed caller; shaping only needs a name to count.
-      const caller = ctx.requestHeader.get(callerHeader) ?? "";
-      const source = sourceAddress(ctx.values.get(peerAddressKey));
-      const subject =
-        isVerify || name === "StepUpService/StepUp" ? (req as { subject?: string }).subject : undefined;
+      const call = describeCall(name, req, ctx, shaping);
+      const label = labelOf(call.caller);
+      const ticket = await admit(shaping, call, ctx, label);
       try {
-        await shaping.checkRateLimits({ caller, source, ...(subject ? { subject } : {}) });
-      } catch (error) {
-        if (error instanceof StepgateError && error.reason === "RATE_LIMITED") {
-          shaping.metrics.rateLimited({
-            priority,
-            limit: error.metadata.limit ?? "",
-            caller: callerLabel(caller),
-          });
-        }
-        throw error;
-      }
-      const timeoutMs = ctx.timeoutMs();
-      const deadline = timeoutMs === undefined ? undefined : performance.now() + timeoutMs;
-      let ticket: Awaited<ReturnType<Admission["admit"]>>;
-      try {
-        ticket = await shaping.admission.admit({
-          rank: admissionRank(priority, isVerify),
-          caller,
-          ...(deadline === undefined ? {} : { deadline }),
-        });
-      } catch (error) {
-        if (!(error instanceof ShedError)) throw error;
-        shaping.metrics.shed({ priority, cause: error.reason, caller: callerLabel(caller) });
-        ctx.responseTrailer.set(retryPushbackTrailer, String(error.retryAfterMs));
-        throw reasonError(
-          "OVERLOADED",
-          "replica is saturated; retry shortly, ideally on another replica",
-          { priority, cause: error.reason },
-          error.retryAfterMs,
-        );
-      }
-      try {
+        await limit(shaping, call, label);
         return await fn(req, ctx);
       } finally {
         ticket.done();
