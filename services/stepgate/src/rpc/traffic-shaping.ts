@@ -1,5 +1,5 @@
 import type { DescService } from "@bufbuild/protobuf";
-import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import { callerHeader } from "@stepgate/api";
 import { peerAddressKey } from "@stepgate/grpc-bridge";
 import { admissionRank, type Priority } from "../domain/priority.ts";
@@ -82,8 +82,11 @@ async function admit(shaping: TrafficShaping, call: ShapedCall, ctx: HandlerCont
       rank: admissionRank(call.priority, call.isVerify),
       caller: call.caller,
       ...(call.deadline === undefined ? {} : { deadline: call.deadline }),
+      signal: ctx.signal,
     });
   } catch (error) {
+    // Cancelled, or past its deadline, while it waited: the call already ended with that status.
+    if (ctx.signal.aborted && !(error instanceof ShedError)) throw ConnectError.from(error, Code.Canceled);
     if (!(error instanceof ShedError)) throw error;
     shaping.metrics.shed({ priority: call.priority, cause: error.reason, caller: label });
     ctx.responseTrailer.set(retryPushbackTrailer, String(error.retryAfterMs));

@@ -164,4 +164,16 @@ describe("admission control", () => {
       { numRuns: 100 },
     );
   });
+
+  it("takes a cancelled call out of the queue without starting it", async () => {
+    const admission = createAdmission({ limit: fixed(1), maxQueued: 10, maxWaitMs: 5000 });
+    const first = await admission.admit({ rank: normal, caller: "a" });
+    const cancel = new AbortController();
+    const waiting = admission.admit({ rank: normal, caller: "a", signal: cancel.signal });
+    cancel.abort(new Error("client went away"));
+    await assert.rejects(waiting, /client went away/);
+    assert.equal(admission.snapshot().queued.normal, 0);
+    first.done();
+    assert.equal(admission.snapshot().inFlight, 0);
+  });
 });

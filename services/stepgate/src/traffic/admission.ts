@@ -27,6 +27,8 @@ export interface AdmissionRequest {
   caller: string;
   /** When the answer is due, on the `now` clock (ms); absent when the call has no deadline. */
   deadline?: number;
+  /** The call's signal: a call cancelled while it waits leaves the queue (rejected with the signal's reason). */
+  signal?: AbortSignal;
 }
 
 /** A started call: `done` when its work ends (any outcome), so its slot goes to the next. */
@@ -194,6 +196,15 @@ export function createAdmission(options: AdmissionOptions): Admission {
           if (remove(waiter)) waiter.shed(shedError("deadline", waiter.rank));
         },
         Math.max(0, waitMs),
+      );
+      // Nobody waits for a cancelled call's answer: its place goes to the next.
+      const signal = request.signal;
+      signal?.addEventListener(
+        "abort",
+        () => {
+          if (remove(waiter)) reject(signal.reason);
+        },
+        { once: true },
       );
       const queue = queues[request.rank] as Map<string, Waiter[]>;
       const line = queue.get(request.caller);
