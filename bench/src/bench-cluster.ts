@@ -20,7 +20,12 @@ const examplePolicyFile = join(import.meta.dirname, "../../services/stepgate/pol
 export function benchPolicyFile(): string {
   const example = readFileSync(examplePolicyFile, "utf8");
   const at = example.indexOf("\nrate_limits:");
-  const policy = `${at < 0 ? example : example.slice(0, at)}
+  const withoutLimits = at < 0 ? example : example.slice(0, at);
+  // STEPGATE_BENCH_RATE_LIMITS=0: no limit at all, to see what counting them costs.
+  const policy =
+    process.env.STEPGATE_BENCH_RATE_LIMITS === "0"
+      ? withoutLimits
+      : `${withoutLimits}
 rate_limits:
   subject: { calls: 10000000, per: 60 }
   source: { calls: 10000000, per: 1 }
@@ -92,6 +97,12 @@ export async function startBenchCluster(options: BenchClusterOptions): Promise<B
     DATABASE_URL: database.url,
     REDIS_URL: options.redisUrl,
     REDIS_PREFIX: redis.prefix,
+    // Admission settings pass through, for experiments (e.g. STEPGATE_ADMISSION_MIN_LIMIT=1000).
+    ...Object.fromEntries(
+      Object.entries(process.env).filter(
+        ([name]) => name.startsWith("STEPGATE_ADMISSION_") || name === "STEPGATE_EVENT_LOOP_SATURATED",
+      ),
+    ),
   };
   // The replicas get only `env` (and PATH): an inherited OTEL_* variable would switch exporters on and
   // skew the figures.

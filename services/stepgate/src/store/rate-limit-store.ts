@@ -1,6 +1,5 @@
 import type { Redis } from "ioredis";
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from "rate-limiter-flexible";
-import { DependencyUnavailableError } from "../domain/dependency-unavailable.ts";
 import type { Dependency } from "./dependency.ts";
 import { hotKeys } from "./hot-keys.ts";
 
@@ -18,9 +17,9 @@ export type Counted = { allowed: true } | { allowed: false; retryAfterMs: number
 /** Rate counters shared by the fleet (rate-limiter-flexible over Redis). */
 export interface RateLimitStore {
   /**
-   * Counts one call for `key` under `rate`. In Redis, shared by every replica; without Redis, or
-   * while its circuit is open, in this replica's memory with its share of the calls (`localShare`).
-   * Never fails for a store's sake.
+   * Counts one call for `key` under `rate`. In Redis, shared by every replica; without Redis, while
+   * its circuit is open, or when the command fails (rate-limiter-flexible's insurance limiter), in
+   * this replica's memory with its share of the calls (`localShare`). Never fails for a store's sake.
    */
   count(rate: RateCounter, key: string): Promise<Counted>;
   /** Gives back a call `count` let through, e.g. when another limit refused the call. */
@@ -30,7 +29,8 @@ export interface RateLimitStore {
 export interface RateLimitStoreOptions {
   /** The Redis connection under the hot store; absent when there is no Redis. */
   redis: Redis | undefined;
-  /** Redis's breaker: while it is open, counting is local. */
+  /** Redis's breaker: while it is open, counting is local. Commands do not run through it: each
+   * would pay for the breaker's timer, and a limit's counter is not worth a failed call. */
   dependency: Dependency | undefined;
   /** The share (0 to 1) of each limit one replica allows while it counts alone (e.g. 1/replicas). */
   localShare: number;
@@ -71,28 +71,23 @@ export function createRateLimitStore(options: RateLimitStoreOptions): RateLimitS
         // Once a key is spent, this replica refuses it from memory until its window ends: a flood
         // costs Redis nothing.
         inMemoryBlockOnConsumed: rate.calls,
+        // A command that fails (Redis down or slow: ioredis's command timeout) is counted locally.
+        insuranceLimiter: local(rate),
+        rejectIfRedisNotReady: true,
       });
       redisLimiters.set(id(rate), limiter);
     }
     return limiter;
   };
+  // While Redis's circuit is open, count locally at once (no call waits on a store known down).
+  const limiterFor = (rate: RateCounter) =>
+    options.redis && options.dependency?.available ? shared(options.redis, rate) : local(rate);
   return {
-    async count(rate, key) {
-      const hashed = hotKeys.rateLimit(rate.name, key);
-      const { redis, dependency } = options;
-      if (!redis || !dependency) return settle(local(rate).consume(hashed));
-      try {
-        return await dependency.run(() => settle(shared(redis, rate).consume(hashed)));
-      } catch (error) {
-        if (!(error instanceof DependencyUnavailableError)) throw error;
-        return settle(local(rate).consume(hashed));
-      }
-    },
+    count: (rate, key) => settle(limiterFor(rate).consume(hotKeys.rateLimit(rate.name, key))),
     async giveBack(rate, key) {
-      const hashed = hotKeys.rateLimit(rate.name, key);
-      const { redis, dependency } = options;
-      const limiter = redis && dependency?.available ? shared(redis, rate) : local(rate);
-      await limiter.reward(hashed, 1).catch(() => {});
+      await limiterFor(rate)
+        .reward(hotKeys.rateLimit(rate.name, key), 1)
+        .catch(() => {});
     },
   };
 }
