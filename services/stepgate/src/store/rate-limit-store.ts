@@ -68,9 +68,9 @@ export function createRateLimitStore(options: RateLimitStoreOptions): RateLimitS
         keyPrefix: `rate:${id(rate)}`,
         points: rate.calls,
         duration: rate.perSeconds,
-        // Once a key is spent, this replica refuses it from memory until its window ends: a flood
-        // costs Redis nothing.
-        inMemoryBlockOnConsumed: rate.calls,
+        // Once a key has refused a call, this replica refuses it from memory until its window ends:
+        // a flood costs Redis nothing. (Not at the last allowed call: that count may be given back.)
+        inMemoryBlockOnConsumed: rate.calls + 1,
         // A command that fails (Redis down or slow: ioredis's command timeout) is counted locally.
         insuranceLimiter: local(rate),
         rejectIfRedisNotReady: true,

@@ -14,10 +14,12 @@ export interface RateLimitedCall {
 
 /**
  * Fleet-wide rate limits from the policy's `rate_limits`: per client address, per calling service
- * (its own quota, or the default), and per subject for StepUp and Verify. Every limit that applies
- * counts the call at once (one pipelined Redis round trip); when one refuses, the others give
- * their count back, so a caller's flood does not spend a subject's allowance. Fails with
- * RATE_LIMITED (metadata `limit`, and the ms until the limit lets calls through as retryAfterMs).
+ * (its own quota, or the default), and per subject for StepUp and Verify. The client's limits
+ * (address, calling service) count the call at once (one pipelined Redis round trip); the subject's
+ * counts it only once they let it through (a second round trip), so a caller's flood does not
+ * spend a subject's allowance, even all at once. When one refuses, the counts already taken are
+ * given back. Fails with RATE_LIMITED (metadata `limit`, and the ms until the limit lets calls
+ * through as retryAfterMs).
  */
 export type CheckRateLimits = (call: RateLimitedCall) => Promise<void>;
 
@@ -37,24 +39,35 @@ export function createRateLimits({ limits, store }: RateLimitsDeps): CheckRateLi
   const subject = limits.subject && counter("subject", limits.subject);
   const defaultCaller = limits.caller && counter("caller", limits.caller);
   const quotas = new Map([...limits.callers].map(([name, rate]) => [name, counter("caller", rate)]));
-  return async (call) => {
-    const checks: [RateCounter, string][] = [];
-    if (source) checks.push([source, call.source]);
-    const quota = quotas.get(call.caller) ?? defaultCaller;
-    if (quota) checks.push([quota, call.caller]);
-    if (subject && call.subject !== undefined) checks.push([subject, call.subject]);
+  /**
+   * Counts the call under every one of `checks` at once. When one refuses, gives back what the
+   * others counted and what `counted` (limits that let the call through before) did, and fails.
+   */
+  const countAll = async (checks: [RateCounter, string][], counted: [RateCounter, string][] = []) => {
     if (checks.length === 0) return;
-    const counted = await Promise.all(checks.map(([rate, key]) => store.count(rate, key)));
-    const refused = counted.findIndex((c) => !c.allowed);
+    const verdicts = await Promise.all(checks.map(([rate, key]) => store.count(rate, key)));
+    const refused = verdicts.findIndex((c) => !c.allowed);
     if (refused < 0) return;
-    await Promise.all(
-      checks.map(([rate, key], i) => (counted[i]?.allowed ? store.giveBack(rate, key) : undefined)),
-    );
+    await Promise.all([
+      ...checks.map(([rate, key], i) => (verdicts[i]?.allowed ? store.giveBack(rate, key) : undefined)),
+      ...counted.map(([rate, key]) => store.giveBack(rate, key)),
+    ]);
     const [rate] = checks[refused] as [RateCounter, string];
-    const verdict = counted[refused];
+    const verdict = verdicts[refused];
     throw new StepgateError("RATE_LIMITED", `too many calls for this ${rate.name}`, {
       metadata: { limit: rate.name },
       retryAfterMs: verdict && !verdict.allowed ? verdict.retryAfterMs : rate.perSeconds * 1000,
     });
+  };
+  return async (call) => {
+    const client: [RateCounter, string][] = [];
+    if (source) client.push([source, call.source]);
+    const quota = quotas.get(call.caller) ?? defaultCaller;
+    if (quota) client.push([quota, call.caller]);
+    await countAll(client);
+    // Only now the subject: counted at once with the others, a flood its caller may not send would
+    // spend the subject's allowance anyway, since a count a limit refused is never given back (and a
+    // spent key is refused from memory until its window ends).
+    if (subject && call.subject !== undefined) await countAll([[subject, call.subject]], client);
   };
 }
