@@ -9,7 +9,7 @@ import {
 } from "@stepgate/testkit/replica-process";
 import { createTestDatabase, type TestDatabase } from "@stepgate/testkit/test-database";
 import { createTestRedisPrefix, type TestRedisPrefix } from "@stepgate/testkit/test-redis-prefix";
-import { cpuSeconds, residentMemory } from "./process-stats.ts";
+import { cpuSeconds, resetPeakMemory, residentMemory } from "./process-stats.ts";
 
 const examplePolicyFile = join(import.meta.dirname, "../../services/stepgate/policy/example.yaml");
 
@@ -78,6 +78,9 @@ export interface BenchCluster {
   encryptionKeys: string;
   cpu(): Promise<CpuSnapshot>;
   memory(): ReplicaMemory[];
+  /** Resets every replica's VmHWM to its current RSS, so the next `memory()` shows the peak since;
+   * false if the kernel refused for any of them. */
+  resetPeakMemory(): boolean;
   close(): Promise<void>;
 }
 
@@ -144,6 +147,7 @@ export async function startBenchCluster(options: BenchClusterOptions): Promise<B
       return { replicas: byPid(replicas.map((r) => r.pid ?? 0)), stores: byPid(storePids) };
     },
     memory: () => replicas.map((r) => ({ id: r.id, ...residentMemory(r.pid ?? 0) })),
+    resetPeakMemory: () => replicas.map((r) => resetPeakMemory(r.pid ?? 0)).every(Boolean),
     close,
   };
 }

@@ -1,7 +1,8 @@
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import type { PhasePlan } from "./measure-scenario.ts";
-import { type ScenarioName, scenarioNames } from "./worker-messages.ts";
+import type { OverloadPlan } from "./overload.ts";
+import { type BenchScenarioName, benchScenarioNames, type ScenarioName } from "./worker-messages.ts";
 
 export interface BenchOptions {
   quick: boolean;
@@ -12,8 +13,11 @@ export interface BenchOptions {
   /** Elevated sessions per worker, for stepup-elevated and checkgrant. */
   sessions: number;
   workers: number;
+  /** The gRPC scenarios, in order. */
   scenarios: ScenarioName[];
   plan: PhasePlan;
+  /** The overload scenario, after the others; undefined when not selected. */
+  overload: OverloadPlan | undefined;
   offline: { rounds: number; grants: number; cachedCalls: number };
   databaseUrl: string;
   redisUrl: string;
@@ -31,7 +35,10 @@ export const usage = `pnpm bench [--quick] [options]
   --warmup-seconds=S       unmeasured closed loop before each saturation (default 1)
   --saturation-seconds=S   closed-loop saturation phase (default 4)
   --rate-seconds=S         each open-loop phase at 25%, 50%, 75% of saturation (default 3)
-  --scenarios=a,b          subset of ${scenarioNames.join(", ")}
+  --scenarios=a,b          subset of ${benchScenarioNames.join(", ")}
+  --overload-seconds=S     overload: the flood's length (default 60; --quick: 3)
+  --overload-baseline-seconds=S  overload: critical flows alone before it (default 10; --quick: 1)
+  --overload-recovery-seconds=S  overload: ListFactors closed loop after it (default 10; --quick: 3)
   --out=DIR                where the JSON goes (default bench-results/)
   STEPGATE_BENCH_DATABASE_URL (default postgresql://postgres@127.0.0.1:5432/postgres)
   STEPGATE_BENCH_REDIS_URL    (default redis://127.0.0.1:6379)`;
@@ -50,6 +57,9 @@ export function parseBenchOptions(argv: string[], env: NodeJS.ProcessEnv): Bench
       "saturation-seconds": { type: "string" },
       "rate-seconds": { type: "string" },
       scenarios: { type: "string" },
+      "overload-seconds": { type: "string" },
+      "overload-baseline-seconds": { type: "string" },
+      "overload-recovery-seconds": { type: "string" },
       out: { type: "string" },
     },
   });
@@ -66,11 +76,13 @@ export function parseBenchOptions(argv: string[], env: NodeJS.ProcessEnv): Bench
   };
   const ms = (name: string, value: string | undefined, seconds: number) =>
     number(name, value, seconds, 0.1) * 1000;
-  const scenarios = (values.scenarios?.split(",") ?? [...scenarioNames]).map((s) => {
-    if (!(scenarioNames as readonly string[]).includes(s))
+  const selected = (values.scenarios?.split(",") ?? [...benchScenarioNames]).map((s) => {
+    if (!(benchScenarioNames as readonly string[]).includes(s))
       throw new Error(`--scenarios: unknown scenario "${s}"`);
-    return s as ScenarioName;
+    return s as BenchScenarioName;
   });
+  // Overload comes after the others wherever it is named.
+  const scenarios = selected.filter((s): s is ScenarioName => s !== "overload");
   const replicas = (values.replicas?.split(",") ?? (quick ? ["1"] : ["1", "3"])).map((r) =>
     Math.round(number("replicas", r, 1, 1)),
   );
@@ -89,6 +101,20 @@ export function parseBenchOptions(argv: string[], env: NodeJS.ProcessEnv): Bench
       rateMs: ms("rate-seconds", values["rate-seconds"], quick ? 0.5 : 3),
       fractions: [0.25, 0.5, 0.75],
     },
+    overload: selected.includes("overload")
+      ? {
+          floodMs: ms("overload-seconds", values["overload-seconds"], quick ? 3 : 60),
+          baselineMs: ms("overload-baseline-seconds", values["overload-baseline-seconds"], quick ? 1 : 10),
+          recoveryMs: ms("overload-recovery-seconds", values["overload-recovery-seconds"], quick ? 3 : 10),
+          bucketMs: 250,
+          floodFactor: 3,
+          floodMaxLagMs: 250,
+          criticalFraction: 0.1,
+          recoveredAt: 0.9,
+          // CI does not wait up to 30 s; its flows' saturation may run dry and come out low.
+          waitForTotpStep: !quick,
+        }
+      : undefined,
     offline: quick
       ? { rounds: 1, grants: 300, cachedCalls: 3000 }
       : { rounds: 7, grants: 5000, cachedCalls: 200_000 },

@@ -2,6 +2,7 @@ import type { ReplicaMemory } from "./bench-cluster.ts";
 import type { CodeRevision } from "./code-revision.ts";
 import type { Machine } from "./machine.ts";
 import type { ScenarioResult } from "./measure-scenario.ts";
+import type { OverloadResult } from "./overload.ts";
 
 /** One cluster size's figures. */
 export interface ClusterResult {
@@ -13,8 +14,11 @@ export interface ClusterResult {
   /** Noop's saturation measured again after the other scenarios: the baseline is the mean of the
    * two, and their difference shows how much the machine's speed moved during the run. */
   noopAgain: ScenarioResult | undefined;
-  /** Per replica at the end of the cluster's run: VmHWM (peak) and VmRSS. */
+  /** Per replica at the end of the cluster's run: VmHWM (peak over the whole run; the overload
+   * scenario resets it per phase, and the highest reading is kept) and VmRSS. */
   memory: ReplicaMemory[];
+  /** The overload scenario, when it ran (after the others). */
+  overload?: OverloadResult;
   /** Lines the replicas logged at warn or above while serving (the first few). */
   replicaWarnings: string[];
 }

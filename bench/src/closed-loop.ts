@@ -6,14 +6,16 @@ export type NextCall = () => (() => Promise<void>) | undefined;
 
 /**
  * Keeps `concurrency` calls in flight for `durationMs`: each lane sends its next call as soon as
- * the previous one ends. Calls started before the end are waited for and counted.
+ * the previous one ends. Calls started before the end are waited for and counted. With `bucketMs`,
+ * the sample also counts successes per bucket of that many ms from the start.
  */
 export async function runClosedLoop(
   next: NextCall,
   concurrency: number,
   durationMs: number,
+  bucketMs?: number,
 ): Promise<PhaseSample> {
-  const recorder = createPhaseRecorder();
+  const recorder = createPhaseRecorder(bucketMs === undefined ? {} : { bucketMs });
   const started = performance.now();
   const end = started + durationMs;
   const lane = async () => {
@@ -30,7 +32,7 @@ export async function runClosedLoop(
         const latency = performance.now() - sent;
         recorder.success(latency, latency);
       } catch (error) {
-        recorder.failure(error);
+        recorder.failure(error, performance.now() - sent);
       }
     }
   };

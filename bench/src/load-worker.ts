@@ -5,7 +5,13 @@ import { runClosedLoop } from "./closed-loop.ts";
 import { measureOfflineVerify } from "./offline-verify.ts";
 import { runOpenLoop } from "./open-loop.ts";
 import { createScenarioCalls, type ScenarioCalls } from "./scenario-calls.ts";
-import type { WorkerCommand, WorkerReply, WorkerRequest } from "./worker-messages.ts";
+import type {
+  FloodSample,
+  PhaseSample,
+  WorkerCommand,
+  WorkerReply,
+  WorkerRequest,
+} from "./worker-messages.ts";
 
 // Preparation is not measured; enough in flight to be quick, few enough not to time out.
 const prepareConcurrency = 32;
@@ -37,6 +43,20 @@ async function handle(command: WorkerCommand): Promise<unknown> {
         ? runClosedLoop(next, load.concurrency, load.durationMs)
         : runOpenLoop(next, load.ratePerSecond, load.durationMs);
     }
+    case "flood": {
+      const list = ready().next("list-factors");
+      // The recovery loop starts the moment the flood's schedule ends, while its last calls finish.
+      let recovery: Promise<PhaseSample> | undefined;
+      const flood = await runOpenLoop(list, command.ratePerSecond, command.durationMs, {
+        maxLagMs: command.maxLagMs,
+        onScheduleEnd: () => {
+          recovery = runClosedLoop(list, command.concurrency, command.recoveryMs, command.bucketMs);
+        },
+      });
+      return { flood, recovery: await (recovery as Promise<PhaseSample>) } satisfies FloodSample;
+    }
+    case "flow-users":
+      return ready().flowUsers();
     case "grants":
       return ready().grants();
     case "offline":

@@ -10,6 +10,7 @@ import { startLoadWorkers } from "./load-workers.ts";
 import { describeMachine, type Machine } from "./machine.ts";
 import { measureScenario, type ScenarioResult } from "./measure-scenario.ts";
 import type { OfflineVerifyResult } from "./offline-verify.ts";
+import { measureOverload, type OverloadResult } from "./overload.ts";
 import { machineBusySeconds } from "./process-stats.ts";
 import { formatReport } from "./report-table.ts";
 import { seedUsers } from "./seed-users.ts";
@@ -88,6 +89,10 @@ try {
     const seeding = { users: users.length, seconds: (performance.now() - seedStarted) / 1000 };
     log(`  seeded ${users.length} users in ${seeding.seconds.toFixed(1)} s`);
 
+    // The overload scenario's critical flows get a generator and users of their own.
+    const criticalShare = options.overload ? Math.floor(users.length / 4) : 0;
+    const criticalUsers = users.slice(users.length - criticalShare);
+    const workerUsers = users.slice(0, users.length - criticalShare);
     const workers = startLoadWorkers(options.workers);
     const closeWorkers = () => workers.close();
     cleanups.push(closeWorkers);
@@ -96,7 +101,7 @@ try {
       target: cluster.target,
       caller,
       // Each worker has users of its own: a user's TOTP step must not be raced by two generators.
-      users: users.filter((_, j) => j % workers.size === i),
+      users: workerUsers.filter((_, j) => j % workers.size === i),
       grantsToKeep: Math.ceil(options.offline.grants / workers.size) + 1,
     }));
     const sessions = (
@@ -157,9 +162,48 @@ try {
       offline = summarizeOfflineVerify(measured);
     }
 
-    const memory = cluster.memory();
+    // Read before the overload scenario, which resets each replica's peak for its own phases.
+    const memoryBefore = cluster.memory();
+    let overload: OverloadResult | undefined;
+    if (options.overload) {
+      if (interrupted) throw new Error("interrupted");
+      const critical = startLoadWorkers(1);
+      const closeCritical = () => critical.close();
+      cleanups.push(closeCritical);
+      await critical.all(() => ({
+        type: "init",
+        target: cluster.target,
+        caller,
+        users: criticalUsers,
+        grantsToKeep: 0,
+      }));
+      overload = await measureOverload({
+        cluster,
+        workers,
+        critical,
+        plan,
+        overload: options.overload,
+        flowRateHint: scenarios.find((s) => s.scenario === "verify")?.saturation.throughput || 500,
+        log,
+      });
+      await release(closeCritical);
+    }
+    const memoryAfter = cluster.memory();
+    const memory = memoryAfter.map((m) => ({
+      ...m,
+      peakBytes: Math.max(m.peakBytes, memoryBefore.find((b) => b.id === m.id)?.peakBytes ?? 0),
+    }));
     const replicaWarnings = cluster.replicas.flatMap((r) => r.lines).slice(0, 20);
-    clusters.push({ replicas: size, seeding, sessions, scenarios, noopAgain, memory, replicaWarnings });
+    clusters.push({
+      replicas: size,
+      seeding,
+      sessions,
+      scenarios,
+      noopAgain,
+      memory,
+      replicaWarnings,
+      ...(overload ? { overload } : {}),
+    });
     await release(closeWorkers);
     await release(closeCluster);
   }
@@ -179,10 +223,23 @@ const allPhases = clusters.flatMap((c) =>
   ]),
 );
 const failures = allPhases.reduce((n, p) => n + p.failures, 0);
-const idle = clusters.flatMap((c) =>
-  c.scenarios
-    .filter((s) => s.saturation.calls === 0 || s.rates.some((r) => r.calls === 0))
-    .map((s) => `${s.scenario} (${c.replicas})`),
+const idle = clusters.flatMap((c) => {
+  const o = c.overload;
+  const overloadIdle =
+    o &&
+    [o.listFactors.saturation, o.criticalFlows.saturation, o.baseline, o.criticalUnderFlood].some(
+      (p) => p.calls === 0,
+    );
+  return [
+    ...c.scenarios
+      .filter((s) => s.saturation.calls === 0 || s.rates.some((r) => r.calls === 0))
+      .map((s) => `${s.scenario} (${c.replicas})`),
+    ...(overloadIdle ? [`overload (${c.replicas})`] : []),
+  ];
+});
+// Shed and rate-limited calls are what the overload scenario expects: only a crash fails the run.
+const crashed = clusters.flatMap((c) =>
+  (c.overload?.replicasDown ?? []).map((r) => `${r.id} (${c.replicas}): ${r.exit}`),
 );
 const result: BenchResult = {
   command: `node bench/src/main.ts ${process.argv.slice(2).join(" ")}`.trim(),
@@ -200,6 +257,11 @@ const result: BenchResult = {
     "CPU per call: replicas' and stores' own accounting (/proc/<pid>/stat utime+stime) over the saturation phase, per successful call; x noop is over the mean of the two noop runs (first and last).",
     "Latency at 25/50/75% of saturation: open loop, timed from each call's scheduled start (queueing included).",
     "Users are written to PostgreSQL directly with the server's key ring and row binding (two RPCs each through the API).",
+    ...(options.overload
+      ? [
+          `Overload: the flood's generators, the critical flows' generator, the stores and the replicas share the same ${machine.cores} cores; the generators' CPU is CPU the replicas do not get, so latency under the flood is the machine's as much as the service's. The flood is stopped only by admission control: the rate limits are out of reach.`,
+        ]
+      : []),
     `Before the run, other processes kept ${busyBeforeRun.toFixed(2)} cores busy; each cluster's line "CPU of other processes" says how much during it.`,
   ],
   options: { ...options, basePort: undefined },
@@ -218,7 +280,10 @@ writeFileSync(file, `${JSON.stringify({ ...result, error: broken }, jsonReplacer
 console.log(formatReport(result));
 console.log(`\nJSON: ${relative(process.cwd(), file)}`);
 if (idle.length > 0) log(`no successful call in a phase of: ${idle.join(", ")}`);
-process.exit(interrupted ? 130 : broken !== undefined || failures > 0 || idle.length > 0 ? 1 : 0);
+if (crashed.length > 0) log(`replicas crashed: ${crashed.join(", ")}`);
+process.exit(
+  interrupted ? 130 : broken !== undefined || failures > 0 || idle.length > 0 || crashed.length > 0 ? 1 : 0,
+);
 
 // NaN and Infinity are not JSON: write them as null rather than lose the key.
 function jsonReplacer(_key: string, value: unknown) {

@@ -2,7 +2,7 @@ import { type BenchCluster, cpuUsed } from "./bench-cluster.ts";
 import { type LatencySummary, summarizeLatency } from "./latency-summary.ts";
 import type { LoadWorkers } from "./load-workers.ts";
 import { cpuSeconds, machineBusySeconds } from "./process-stats.ts";
-import type { Load, PhaseSample, ScenarioName } from "./worker-messages.ts";
+import type { CallName, Load, PhaseSample, Refusals, ScenarioName } from "./worker-messages.ts";
 
 export interface PhasePlan {
   /** Noop in a closed loop once per cluster before anything is measured: the gRPC path every
@@ -40,6 +40,10 @@ export interface PhaseResult {
   serviceLatency: LatencySummary;
   /** The worst generator's event loop delay, ms: when it is near the latency tail, the tail is the generator's. */
   generatorLoopDelayMs: { p99: number; max: number };
+  /** Calls refused by traffic shaping (OVERLOADED, RATE_LIMITED), and how many carried RetryInfo. */
+  refusals: Refusals;
+  /** How long refused calls took to be refused, timed as `latency` is. */
+  refusalLatency: LatencySummary;
   /** CPU per successful call, microseconds: every replica process, the stores working for them
    * (this database's PostgreSQL backends, PostgreSQL's background processes, Redis), the generators. */
   cpuMicrosPerCall: { server: number; stores: number; generators: number };
@@ -110,13 +114,18 @@ export async function measureScenario(scenario: ScenarioName, ctx: ScenarioConte
   return { scenario, warmup, saturation, rates };
 }
 
-async function runPhase(ctx: ScenarioContext, scenario: ScenarioName, load: Load): Promise<PhaseResult> {
+/** One phase of `call` on every worker of `ctx.workers`, with CPU accounting. */
+export async function runPhase(
+  ctx: Pick<ScenarioContext, "cluster" | "workers">,
+  call: CallName,
+  load: Load,
+): Promise<PhaseResult> {
   const { cluster, workers } = ctx;
   const before = await cluster.cpu();
   const generatorsBefore = workers.pids.map((pid) => cpuSeconds(pid));
   const benchBefore = cpuSeconds(process.pid);
   const machineBefore = machineBusySeconds();
-  const samples = await workers.all<PhaseSample>(() => ({ type: "run", scenario, load }));
+  const samples = await workers.all<PhaseSample>(() => ({ type: "run", scenario: call, load }));
   const after = await cluster.cpu();
   const machine = machineBusySeconds() - machineBefore;
   const bench = cpuSeconds(process.pid) - benchBefore;
@@ -125,6 +134,33 @@ async function runPhase(ctx: ScenarioContext, scenario: ScenarioName, load: Load
     0,
   );
   const used = cpuUsed(before, after);
+  return summarizePhase(load, samples, workers.size, {
+    replicas: used.replicas,
+    stores: used.stores,
+    generators,
+    machine,
+    bench,
+  });
+}
+
+/** CPU seconds spent over a phase, by whom; `bench` is this process's own. */
+export interface PhaseCpu {
+  replicas: number;
+  stores: number;
+  generators: number;
+  machine: number;
+  bench: number;
+}
+
+/** Adds up what the workers saw in one phase of `load` (each worker ran `load`). */
+export function summarizePhase(
+  load: Load,
+  samples: PhaseSample[],
+  workerCount: number,
+  spent: PhaseCpu,
+): PhaseResult {
+  const { generators, machine, bench } = spent;
+  const used = { replicas: spent.replicas, stores: spent.stores };
   const failures = samples.reduce((n, s) => n + s.failures, 0);
   const calls = samples.reduce((n, s) => n + s.calls, 0) - failures;
   const seconds = Math.max(...samples.map((s) => s.elapsedMs)) / 1000;
@@ -134,8 +170,8 @@ async function runPhase(ctx: ScenarioContext, scenario: ScenarioName, load: Load
   return {
     load:
       load.kind === "closed"
-        ? { kind: "closed", concurrency: load.concurrency * workers.size }
-        : { kind: "open", fraction: Number.NaN, offeredPerSecond: load.ratePerSecond * workers.size },
+        ? { kind: "closed", concurrency: load.concurrency * workerCount }
+        : { kind: "open", fraction: Number.NaN, offeredPerSecond: load.ratePerSecond * workerCount },
     calls,
     failures,
     errors,
@@ -148,6 +184,8 @@ async function runPhase(ctx: ScenarioContext, scenario: ScenarioName, load: Load
       p99: Math.max(...samples.map((s) => s.loopDelayMs.p99)),
       max: Math.max(...samples.map((s) => s.loopDelayMs.max)),
     },
+    refusals: addRefusals(samples.map((s) => s.refusals)),
+    refusalLatency: summarizeLatency(samples.map((s) => s.refusalLatenciesMs)),
     cpuMicrosPerCall: {
       server: perCall(used.replicas),
       stores: perCall(used.stores),
@@ -159,4 +197,19 @@ async function runPhase(ctx: ScenarioContext, scenario: ScenarioName, load: Load
       other: Math.max(0, machine - used.replicas - used.stores - generators - bench) / seconds,
     },
   };
+}
+
+/** The sum of several counts of refusals. */
+export function addRefusals(list: Refusals[]): Refusals {
+  const sum: Refusals = {
+    shed: 0,
+    shedWithRetryInfo: 0,
+    shedWithPushback: 0,
+    limited: 0,
+    limitedWithRetryInfo: 0,
+  };
+  for (const r of list) {
+    for (const key of Object.keys(sum) as (keyof Refusals)[]) sum[key] += r[key];
+  }
+  return sum;
 }

@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 
 /** Clock ticks per second of /proc's CPU counters (`getconf CLK_TCK`; 100 on Linux everywhere in practice). */
 export const clockTicks = (() => {
@@ -40,6 +40,19 @@ export function residentMemory(pid: number): { peakBytes: number; rssBytes: numb
   const kib = (name: string) =>
     Number(new RegExp(`^${name}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? 0) * 1024;
   return { peakBytes: kib("VmHWM"), rssBytes: kib("VmRSS") };
+}
+
+/**
+ * Resets a process's peak resident memory (VmHWM) to its current RSS (writing 5 to
+ * /proc/<pid>/clear_refs, Linux 4.0 on; the process's owner or root). False if that failed.
+ */
+export function resetPeakMemory(pid: number): boolean {
+  try {
+    writeFileSync(`/proc/${pid}/clear_refs`, "5");
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** PIDs of the processes whose command name (/proc/<pid>/comm) is `name`. */

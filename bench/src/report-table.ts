@@ -1,5 +1,7 @@
 import type { BenchResult, ClusterResult } from "./bench-result.ts";
 import type { LatencySummary } from "./latency-summary.ts";
+import type { PhaseResult } from "./measure-scenario.ts";
+import type { OverloadResult } from "./overload.ts";
 import { noopBaseline } from "./targets.ts";
 
 const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MiB`;
@@ -60,12 +62,119 @@ function clusterTable(c: ClusterResult): string {
   const memory = c.memory.map((m) => `${m.id} ${mib(m.peakBytes)} (RSS ${mib(m.rssBytes)})`).join(", ");
   return [
     `== ${c.replicas} replica${c.replicas > 1 ? "s" : ""}: ${c.seeding.users.toLocaleString("en-US")} users seeded in ${num(c.seeding.seconds, 1)} s, ${c.sessions} elevated sessions`,
+    ...(c.scenarios.length > 0
+      ? [
+          table([header, ...rows], (i) => i > 0),
+          `CPU of other processes on the machine during the measured phases: ${num(meanOther, 2)} cores on average, ` +
+            `${num(Math.max(...others), 2)} at most`,
+          `load generators' own event loop delay in the open-loop phases: p99 up to ${ms(Math.max(...openLoops.map((p) => p.generatorLoopDelayMs.p99)))} ms, ` +
+            `max ${ms(Math.max(...openLoops.map((p) => p.generatorLoopDelayMs.max)))} ms (stalls of the generators, not of Stepgate)`,
+        ]
+      : []),
+    `peak memory of a replica: ${mib(peak)} (VmHWM over the whole run; per replica: ${memory})`,
+    ...(c.overload ? [overloadTable(c.overload, c.replicas)] : []),
+  ].join("\n");
+}
+
+const count = (n: number) => n.toLocaleString("en-US");
+const errorList = (errors: Record<string, number>) =>
+  Object.entries(errors)
+    .sort((a, b) => b[1] - a[1])
+    .map(([k, v]) => `${k} ${count(v)}`)
+    .join(", ") || "none";
+
+/** The overload scenario of one cluster size: a row per phase, then refusals, memory, recovery. */
+function overloadTable(o: OverloadResult, replicas: number): string {
+  const secs = (msValue: number) => `${num(msValue / 1000, msValue < 10_000 ? 1 : 0)} s`;
+  const row = (name: string, p: PhaseResult, sent: string) => {
+    const refusedOrDry = p.refusals.shed + p.refusals.limited;
+    return [
+      name,
+      p.load.kind === "closed" ? `closed ${p.load.concurrency}` : num(p.load.offeredPerSecond, 1),
+      sent,
+      num(p.throughput, p.throughput < 100 ? 1 : 0),
+      count(p.calls),
+      count(p.refusals.shed),
+      count(p.refusals.limited),
+      count(p.failures - refusedOrDry),
+      count(p.unstarted),
+      latency(p.latency),
+      p.refusalLatency.count === 0 ? "-" : `${ms(p.refusalLatency.p50)} ${ms(p.refusalLatency.p99)}`,
+    ];
+  };
+  const plan = o.plan;
+  const f = o.flood;
+  const header = [
+    "phase",
+    "offered/s",
+    "sent/s",
+    "ok/s",
+    "ok",
+    "shed",
+    "limited",
+    "other failed",
+    "not started",
+    "ok: p50 p99 p99.9 ms",
+    "refused: p50 p99 ms",
+  ];
+  const rows = [
+    row(
+      `ListFactors saturation (${secs(o.listFactors.saturation.seconds * 1000)})`,
+      o.listFactors.saturation,
+      "-",
+    ),
+    row(
+      `StepUp→Verify saturation (${secs(o.criticalFlows.saturation.seconds * 1000)})`,
+      o.criticalFlows.saturation,
+      "-",
+    ),
+    row(`critical flows, no flood (${secs(plan.baselineMs)})`, o.baseline, "-"),
+    row(`ListFactors flood x${plan.floodFactor} (${secs(plan.floodMs)})`, f, num(f.sentPerSecond)),
+    row(`critical flows, flood (${secs(plan.floodMs)})`, o.criticalUnderFlood, "-"),
+    row(`ListFactors after it (${secs(plan.recoveryMs)})`, o.recovery.phase, "-"),
+  ];
+  const r = o.refusals;
+  const shedNote =
+    r.shed === 0
+      ? "none shed"
+      : `${count(r.shed)} shed (UNAVAILABLE OVERLOADED): ${count(r.shedWithRetryInfo)} with RetryInfo, ` +
+        `${count(r.shedWithPushback)} with grpc-retry-pushback-ms`;
+  const limitedNote =
+    r.limited === 0
+      ? "none rate-limited"
+      : `${count(r.limited)} rate-limited (RESOURCE_EXHAUSTED RATE_LIMITED): ${count(r.limitedWithRetryInfo)} with RetryInfo`;
+  const memory = o.memory.replicas
+    .map(
+      (m) =>
+        `${m.id} ${mib(m.unloadedPeakBytes)} -> ${mib(m.floodPeakBytes)} (${num(m.floodPeakBytes / m.unloadedPeakBytes, 2)}x; ` +
+        `${mib(m.withRecoveryPeakBytes)} with the recovery)`,
+    )
+    .join(", ");
+  const rec = o.recovery;
+  const ratio = o.criticalUnderFlood.latency.p99 / o.baseline.latency.p99;
+  return [
+    `-- overload, ${replicas} replica${replicas > 1 ? "s" : ""}: ListFactors (low) from ${o.floodCaller} without retries at ${o.plan.floodFactor}x its saturation, ` +
+      `StepUp→Verify flows (payments.transfer, critical) from payments at ${num(plan.criticalFraction * 100)}% of theirs; ` +
+      "open loops timed from the scheduled start, a flow from its StepUp's to its Verify's answer",
     table([header, ...rows], (i) => i > 0),
-    `peak memory of a replica: ${mib(peak)} (VmHWM; per replica: ${memory})`,
-    `CPU of other processes on the machine during the measured phases: ${num(meanOther, 2)} cores on average, ` +
-      `${num(Math.max(...others), 2)} at most`,
-    `load generators' own event loop delay in the open-loop phases: p99 up to ${ms(Math.max(...openLoops.map((p) => p.generatorLoopDelayMs.p99)))} ms, ` +
-      `max ${ms(Math.max(...openLoops.map((p) => p.generatorLoopDelayMs.max)))} ms (stalls of the generators, not of Stepgate)`,
+    `refusals in the scenario: ${shedNote}; ${limitedNote}`,
+    `critical flows: p99 ${ms(o.criticalUnderFlood.latency.p99)} ms under the flood vs ${ms(o.baseline.latency.p99)} ms without (${num(ratio, 2)}x); ` +
+      `failures without the flood: ${errorList(o.baseline.errors)}; under it: ${errorList(o.criticalUnderFlood.errors)}`,
+    `flood: ${count(f.sent)} calls sent at ${count(Math.round(f.sentPerSecond))}/s (${count(Math.round(o.floodPerSecond))}/s offered; ` +
+      `the latest left ${ms(f.maxSendLagMs)} ms behind schedule; ${count(f.dropped)} dropped by the generators for coming more than ${plan.floodMaxLagMs} ms late), ` +
+      `failures ${errorList(f.errors)}; ` +
+      `cores used during it: replicas ${num(f.cores.server, 2)}, machine ${num(f.cores.machine, 2)}, other processes ${num(f.cores.other, 2)}; ` +
+      `generators' event loop delay max ${ms(f.generatorLoopDelayMs.max)} ms, the critical flows' ${ms(o.criticalUnderFlood.generatorLoopDelayMs.max)} ms`,
+    `replica peak memory (VmHWM${o.memory.peakReset ? ", reset before each phase" : ", NOT reset: peaks since start"}), without the flood -> under it: ${memory}`,
+    `recovery: ListFactors back to >= ${count(Math.round(rec.thresholdPerSecond))}/s (${num(plan.recoveredAt * 100)}% of saturation) ` +
+      (rec.recoveredAfterMs === null
+        ? `NOT within ${secs(plan.recoveryMs)}`
+        : `${num(rec.recoveredAfterMs / 1000, 2)} s after the flood stopped`) +
+      `; per ${rec.bucketMs} ms (calls/s): ${rec.perSecond.map((n) => Math.round(n)).join(" ")}`,
+    (o.replicasDown.length === 0
+      ? `replicas: all ${replicas} running at the end`
+      : `REPLICAS CRASHED: ${o.replicasDown.map((d) => `${d.id} (${d.exit})`).join(", ")}`) +
+      `; they logged during the scenario: ${errorList(o.replicaEvents)}`,
   ].join("\n");
 }
 
@@ -130,8 +239,10 @@ export function formatReport(r: BenchResult): string {
         `(${num(k.verifyPerServiceCore / high, 1)}x to ${num(k.verifyPerServiceCore / low, 1)}x that, replica and stores counted).`,
     );
   }
+  const overloadRan = r.clusters.some((c) => c.overload);
+  const outside = overloadRan ? " outside the overload scenario" : "";
   out.push(
-    `${r.failures === 0 ? "no call failed" : `${r.failures} calls FAILED`}; ${num(r.seconds)} s in all`,
+    `${r.failures === 0 ? `no call failed${outside}` : `${r.failures} calls FAILED${outside}`}; ${num(r.seconds)} s in all`,
   );
   return out.join("\n");
 }

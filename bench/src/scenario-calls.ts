@@ -7,13 +7,16 @@ import { createStepgateClient, type StepgateClient } from "@stepgate/client";
 import { createGrpcJsTransport } from "@stepgate/grpc-bridge";
 import { totpCode } from "@stepgate/server/factors/totp";
 import type { NextCall } from "./closed-loop.ts";
+import { failedStep } from "./phase-recorder.ts";
 import type { BenchUser } from "./seed-users.ts";
-import type { ScenarioName } from "./worker-messages.ts";
+import type { CallName } from "./worker-messages.ts";
 
 // payments.transfer in the example policy: aal2, TOTP only, max_age 300 s, so one Verify keeps a
 // session elevated for the whole run and its grants are reusable (not single-use).
 const action = "payments.transfer";
 const stepSeconds = 30;
+/** The overload scenario's flood comes from a calling service of its own (ListFactors, priority low). */
+export const floodCaller = "reports-flood";
 
 interface UserState extends BenchUser {
   /** The newest TOTP step this worker has presented for the user: a code is accepted once, and only
@@ -33,7 +36,9 @@ interface PendingChallenge {
 }
 
 export interface ScenarioCalls {
-  next(scenario: ScenarioName): NextCall;
+  next(call: CallName): NextCall;
+  /** Users who may run a critical flow now: no waiting challenge, and their next TOTP step is free. */
+  flowUsers(): number;
   prepareSessions(count: number, concurrency: number): Promise<number>;
   prepareChallenges(count: number, concurrency: number): Promise<number>;
   /** Distinct grants stepup-elevated received, each with its own jti. */
@@ -48,6 +53,12 @@ export interface ScenarioCallsOptions {
   /** How many grants from stepup-elevated to keep for the offline verifyGrant measurement. */
   grantsToKeep: number;
 }
+
+/** Marks which call of a flow `error` came from (see describeFailure). */
+const tagStep = (error: unknown, step: string) => {
+  if (typeof error === "object" && error !== null) Object.assign(error, { [failedStep]: step });
+  return error;
+};
 
 const newSessionId = () => `bench-session-${randomBytes(8).toString("hex")}`;
 const newKey = () => randomBytes(12).toString("hex");
@@ -68,6 +79,16 @@ export function createScenarioCalls(options: ScenarioCallsOptions): ScenarioCall
   });
   const bench: Client<typeof BenchService> = createClient(BenchService, createGrpcJsTransport({ channel }));
   const noopOptions = { headers: { [callerHeader]: options.caller }, timeoutMs: 5000 };
+  // The overload scenario's flood: another calling service, on connections of its own, and without
+  // retries (neither the channel's nor the client's replica rounds), so each call offered is one
+  // attempt and every refusal reaches the recorder.
+  const flood: StepgateClient = createStepgateClient({
+    target: options.target,
+    caller: floodCaller,
+    outlierDetection: { disabled: true },
+    retry: { maxAttempts: 1 },
+    replicaRetryRounds: 0,
+  });
   const payload = "x".repeat(32);
 
   const users: UserState[] = options.users.map((u) => ({ ...u, lastStep: 0 }));
@@ -77,7 +98,7 @@ export function createScenarioCalls(options: ScenarioCallsOptions): ScenarioCall
   const grants: string[] = [];
   // At most one waiting challenge per user, in creation order; every user in it may pass Verify now.
   const waiting = new Map<string, PendingChallenge>();
-  const cursors = { session: 0, token: 0, user: 0 };
+  const cursors = { session: 0, token: 0, user: 0, listed: 0, flow: 0 };
 
   const mayVerify = (u: UserState) => currentStep() + 1 > u.lastStep;
 
@@ -114,7 +135,18 @@ export function createScenarioCalls(options: ScenarioCallsOptions): ScenarioCall
     return first.value;
   };
 
-  const calls: Record<ScenarioName, NextCall> = {
+  /** The next user who may run a critical flow, reserved for it (its TOTP step taken); undefined if none. */
+  const takeFlowUser = () => {
+    for (let scanned = 0; scanned < challengeUsers.length; scanned++) {
+      const user = challengeUsers[cursors.flow++ % challengeUsers.length];
+      if (user === undefined || waiting.has(user.subject) || !mayVerify(user)) continue;
+      user.lastStep = currentStep() + 1;
+      return user;
+    }
+    return undefined;
+  };
+
+  const calls: Record<CallName, NextCall> = {
     noop: () => async () => {
       await bench.noop({ payload }, noopOptions);
     },
@@ -147,6 +179,29 @@ export function createScenarioCalls(options: ScenarioCallsOptions): ScenarioCall
         await verify(c);
       };
     },
+    "list-factors": () => {
+      const user = users[cursors.listed++ % users.length];
+      if (user === undefined) return undefined;
+      return async () => {
+        const res = await flood.factors.listFactors({ subject: user.subject });
+        if (res.factors.length === 0) throw new Error("listfactors: no factor");
+      };
+    },
+    "critical-flow": () => {
+      const user = takeFlowUser();
+      if (user === undefined) return undefined;
+      return async () => {
+        const sessionId = newSessionId();
+        const res = await stepgate.stepUp
+          .stepUp({ subject: user.subject, sessionId, action })
+          .catch((error: unknown) => Promise.reject(tagStep(error, "StepUp")));
+        if (res.outcome.case !== "challenge")
+          throw new Error(`stepup: expected a challenge, got ${res.outcome.case}`);
+        await verify({ user, sessionId, challengeId: res.outcome.value.challengeId }).catch(
+          (error: unknown) => Promise.reject(tagStep(error, "Verify")),
+        );
+      };
+    },
   };
 
   /** Runs `work` over `items`, `concurrency` at a time. */
@@ -159,7 +214,8 @@ export function createScenarioCalls(options: ScenarioCallsOptions): ScenarioCall
   };
 
   return {
-    next: (scenario) => calls[scenario],
+    next: (call) => calls[call],
+    flowUsers: () => challengeUsers.filter((u) => !waiting.has(u.subject) && mayVerify(u)).length,
     async prepareSessions(count, concurrency) {
       // These users are set aside: the challenge scenarios never use them.
       const chosen = users.slice(0, count);
@@ -187,6 +243,7 @@ export function createScenarioCalls(options: ScenarioCallsOptions): ScenarioCall
     grants: () => grants,
     close() {
       stepgate.close();
+      flood.close();
       channel.close();
     },
   };

@@ -6,6 +6,7 @@ import type {
   TargetResult,
 } from "./bench-result.ts";
 import type { OfflineVerifyResult } from "./offline-verify.ts";
+import type { OverloadResult } from "./overload.ts";
 
 const median = (list: number[]) => list.toSorted((a, b) => a - b)[Math.floor(list.length / 2)] ?? Number.NaN;
 
@@ -76,6 +77,7 @@ export function evaluateTargets(
         met: half.latency.p99 < 10,
       });
     }
+    if (c.overload) targets.push(...overloadTargets(c.overload, c.replicas));
   }
   if (offline) {
     targets.push({
@@ -92,6 +94,82 @@ export function evaluateTargets(
     });
   }
   return targets;
+}
+
+const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MiB`;
+const count = (n: number) => n.toLocaleString("en-US");
+
+/** The overload scenario's goals: critical flows pass and stay fast, refusals say when to retry,
+ * the replicas hold, and throughput returns once the flood stops. */
+export function overloadTargets(o: OverloadResult, replicas: number): TargetResult[] {
+  const flood = o.criticalUnderFlood;
+  const ended = flood.calls + flood.failures;
+  const success = ended > 0 ? flood.calls / ended : Number.NaN;
+  const ratio = flood.latency.p99 / o.baseline.latency.p99;
+  const refused = o.refusals.shed + o.refusals.limited;
+  const withRetryInfo = o.refusals.shedWithRetryInfo + o.refusals.limitedWithRetryInfo;
+  const memory = o.memory.replicas.map((m) => ({ ...m, ratio: m.floodPeakBytes / m.unloadedPeakBytes }));
+  const worst = memory.reduce<(typeof memory)[number] | undefined>(
+    (a, m) => (a === undefined || !(a.ratio >= m.ratio) ? m : a),
+    undefined,
+  );
+  const recovered = o.recovery.recoveredAfterMs;
+  return [
+    {
+      name: "overload: critical flows succeed under the flood",
+      replicas,
+      target: ">= 99.9%",
+      measured:
+        `${fixed(success * 100, 2)}% (${count(flood.calls)} of ${count(ended)}` +
+        `${flood.unstarted > 0 ? `; ${count(flood.unstarted)} not started, no user free` : ""})`,
+      met: success >= 0.999,
+    },
+    {
+      name: "overload: critical flow p99 under the flood",
+      replicas,
+      target: "<= 2x p99 without it",
+      measured: `${fixed(ratio)}x (${fixed(flood.latency.p99, 1)} vs ${fixed(o.baseline.latency.p99, 1)} ms)`,
+      met: ratio <= 2,
+    },
+    {
+      name: "overload: shed and rate-limited calls with RetryInfo",
+      replicas,
+      target: "all",
+      measured: `${count(withRetryInfo)} of ${count(refused)} (${count(o.refusals.shed)} shed, ${count(o.refusals.limited)} rate-limited)`,
+      met: withRetryInfo === refused,
+    },
+    {
+      name: "overload: no replica crashed",
+      replicas,
+      target: "all running",
+      measured:
+        o.replicasDown.length === 0
+          ? `${replicas} of ${replicas} running`
+          : `down: ${o.replicasDown.map((r) => `${r.id} (${r.exit})`).join(", ")}`,
+      met: o.replicasDown.length === 0,
+    },
+    {
+      name: "overload: replica peak memory under the flood",
+      replicas,
+      target: "<= 1.5x unloaded peak",
+      measured:
+        worst === undefined
+          ? "n/a"
+          : `${fixed(worst.ratio)}x (${worst.id}: ${mib(worst.floodPeakBytes)} vs ${mib(worst.unloadedPeakBytes)}` +
+            `${o.memory.peakReset ? "" : ", VmHWM not reset: peaks since start"})`,
+      met: worst !== undefined && worst.ratio <= 1.5,
+    },
+    {
+      name: "overload: ListFactors throughput back after the flood",
+      replicas,
+      target: "<= 5 s",
+      measured:
+        recovered === null
+          ? `not within ${fixed(o.plan.recoveryMs / 1000, 1)} s`
+          : `${fixed(recovered / 1000)} s (>= ${count(Math.round(o.recovery.thresholdPerSecond))}/s)`,
+      met: recovered !== null && recovered <= 5000,
+    },
+  ];
 }
 
 /** Verify per core, three ways, for the comparison with Keycloak's sizing. */

@@ -4,6 +4,18 @@ import type { BenchUser } from "./seed-users.ts";
 export const scenarioNames = ["noop", "stepup-elevated", "checkgrant", "stepup-challenge", "verify"] as const;
 export type ScenarioName = (typeof scenarioNames)[number];
 
+/** What `--scenarios` may name: the gRPC scenarios, and the overload scenario (overload.ts) after them. */
+export const benchScenarioNames = [...scenarioNames, "overload"] as const;
+export type BenchScenarioName = (typeof benchScenarioNames)[number];
+
+/**
+ * The calls a worker can drive: every scenario's, and those of the overload scenario:
+ * `list-factors` (FactorService/ListFactors, priority low, from the flood's own caller name, no
+ * retries) and `critical-flow` (StepUp for payments.transfer, priority critical, then Verify with a
+ * valid TOTP code, timed as one).
+ */
+export type CallName = ScenarioName | "list-factors" | "critical-flow";
+
 /** Closed loop: `concurrency` calls always in flight, for saturation. Open loop: calls started on
  * a fixed schedule whatever the answers, so queueing shows in the latency instead of slowing the load. */
 export type Load =
@@ -16,7 +28,24 @@ export type WorkerCommand =
   | { type: "prepare-sessions"; count: number }
   /** Creates challenges, one per user who may pass Verify now, until `count` are waiting. */
   | { type: "prepare-challenges"; count: number }
-  | { type: "run"; scenario: ScenarioName; load: Load }
+  | { type: "run"; scenario: CallName; load: Load }
+  /**
+   * The overload scenario's flood: `list-factors` open loop at `ratePerSecond` for `durationMs`,
+   * dropping calls it comes to more than `maxLagMs` late; the moment its schedule ends (calls still
+   * in flight are left to finish), a closed loop of `list-factors` with `concurrency` lanes for
+   * `recoveryMs`, counting successes per `bucketMs`.
+   */
+  | {
+      type: "flood";
+      ratePerSecond: number;
+      durationMs: number;
+      maxLagMs: number;
+      concurrency: number;
+      recoveryMs: number;
+      bucketMs: number;
+    }
+  /** How many of the worker's users may run a critical flow now (their TOTP step is free). */
+  | { type: "flow-users" }
   /** The distinct grant tokens stepup-elevated collected. */
   | { type: "grants" }
   | { type: "offline"; tokens: string[]; rounds: number; cachedCalls: number }
@@ -40,6 +69,35 @@ export interface PhaseSample {
   unstarted: number;
   /** The generator's event loop delay over the phase (perf_hooks, 5 ms resolution): its own stalls. */
   loopDelayMs: { p99: number; max: number };
+  /** Calls refused by traffic shaping, and whether each carried what a client needs to back off. */
+  refusals: Refusals;
+  /** Refused calls (in `refusals`): how long until the refusal came, timed as the successes are. */
+  refusalLatenciesMs: Float64Array;
+  /** Open loop: how late the latest call left after its scheduled start, when the last call left
+   * (ms from the phase's start), and the calls dropped for coming too late (`maxLagMs`). A generator
+   * that cannot keep up sends late, in bursts. */
+  launch?: { maxLagMs: number; lastMs: number; dropped: number };
+  /** Closed loop with buckets: successful calls per bucket of `bucketMs` from the phase's start. */
+  buckets?: { bucketMs: number; successes: number[] };
+}
+
+/**
+ * Calls refused by traffic shaping: shed by a replica's admission control (UNAVAILABLE, ErrorInfo
+ * reason OVERLOADED) and refused by a fleet-wide rate limit (RESOURCE_EXHAUSTED, RATE_LIMITED),
+ * with how many carried a RetryInfo detail, and (shed) the `grpc-retry-pushback-ms` trailer.
+ */
+export interface Refusals {
+  shed: number;
+  shedWithRetryInfo: number;
+  shedWithPushback: number;
+  limited: number;
+  limitedWithRetryInfo: number;
+}
+
+/** The result of a `flood` command. */
+export interface FloodSample {
+  flood: PhaseSample;
+  recovery: PhaseSample;
 }
 
 export type WorkerRequest = { id: number; command: WorkerCommand };
