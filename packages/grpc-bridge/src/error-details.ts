@@ -16,6 +16,8 @@ const typeUrlPrefix = "type.googleapis.com/";
  * outgoing details are packed into Any, details received from another server keep their bytes.
  */
 export function statusDetailsFromError(err: ConnectError): Buffer {
+  const cached = encodedDetails.get(err);
+  if (cached) return cached;
   const status = create(StatusSchema, {
     code: err.code,
     message: err.rawMessage,
@@ -26,8 +28,13 @@ export function statusDetailsFromError(err: ConnectError): Buffer {
     ),
   });
   const bytes = toBinary(StatusSchema, status);
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const encoded = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  encodedDetails.set(err, encoded);
+  return encoded;
 }
+
+// An error a server answers with again and again (a prebuilt refusal) is encoded once.
+const encodedDetails = new WeakMap<ConnectError, Buffer>();
 
 /**
  * Turn a grpc-js client error into a ConnectError with the same code, the status message,

@@ -5,7 +5,7 @@ import { peerAddressKey } from "@stepgate/grpc-bridge";
 import { admissionRank, type Priority } from "../domain/priority.ts";
 import { StepgateError } from "../domain/stepgate-error.ts";
 import type { Metrics } from "../observability/metrics.ts";
-import { type Admission, ShedError } from "../traffic/admission.ts";
+import type { Admission, Shed, ShedReason, Ticket } from "../traffic/admission.ts";
 import type { CheckRateLimits } from "../traffic/rate-limits.ts";
 import { type CallPriority, callPriority } from "./call-priority.ts";
 import { reasonError } from "./errors.ts";
@@ -77,8 +77,9 @@ function boundedCallerLabels(max = 50): (caller: string) => string {
 
 /** Waits for a slot; a shed call fails OVERLOADED with RetryInfo and the pushback trailer. */
 async function admit(shaping: TrafficShaping, call: ShapedCall, ctx: HandlerContext, label: string) {
+  let decision: Ticket | Shed;
   try {
-    return await shaping.admission.admit({
+    decision = await shaping.admission.admit({
       rank: admissionRank(call.priority, call.isVerify),
       caller: call.caller,
       ...(call.deadline === undefined ? {} : { deadline: call.deadline }),
@@ -86,17 +87,27 @@ async function admit(shaping: TrafficShaping, call: ShapedCall, ctx: HandlerCont
     });
   } catch (error) {
     // Cancelled, or past its deadline, while it waited: the call already ended with that status.
-    if (ctx.signal.aborted && !(error instanceof ShedError)) throw ConnectError.from(error, Code.Canceled);
-    if (!(error instanceof ShedError)) throw error;
-    shaping.metrics.shed({ priority: call.priority, cause: error.reason, caller: label });
-    ctx.responseTrailer.set(retryPushbackTrailer, String(error.retryAfterMs));
-    throw reasonError(
-      "OVERLOADED",
-      "replica is saturated; retry shortly, ideally on another replica",
-      { priority: call.priority, cause: error.reason },
-      error.retryAfterMs,
-    );
+    throw ConnectError.from(error, Code.Canceled);
   }
+  if (decision.admitted) return decision;
+  shaping.metrics.shed({ priority: call.priority, cause: decision.reason, caller: label });
+  const retryAfterMs = Math.ceil(decision.retryAfterMs / 10) * 10;
+  ctx.responseTrailer.set(retryPushbackTrailer, String(retryAfterMs));
+  throw overloaded(decision.priority, decision.reason, retryAfterMs);
+}
+
+// Shed answers are few distinct values (priority, cause, retry in 10 ms steps), built once each:
+// under a flood most calls end here, and an error's stack and encoded details cost per call.
+const overloadedErrors = new Map<string, ConnectError>();
+function overloaded(priority: Priority, cause: ShedReason, retryAfterMs: number): ConnectError {
+  const key = `${priority}:${cause}:${retryAfterMs}`;
+  let error = overloadedErrors.get(key);
+  if (!error) {
+    const message = "replica is saturated; retry shortly, ideally on another replica";
+    error = reasonError("OVERLOADED", message, { priority, cause }, retryAfterMs);
+    overloadedErrors.set(key, error);
+  }
+  return error;
 }
 
 /** Counts the call against the rate limits; a refused one fails RATE_LIMITED and is counted. */

@@ -3,7 +3,7 @@ import { describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import fc from "fast-check";
 import { admissionRank } from "../domain/priority.ts";
-import { type Admission, createAdmission, ShedError, type Ticket } from "./admission.ts";
+import { type Admission, createAdmission, type Shed, type Ticket } from "./admission.ts";
 import type { ConcurrencyLimit } from "./gradient-limit.ts";
 
 /** A limit that never moves, so a test decides how many calls run. */
@@ -21,16 +21,16 @@ function harness(admission: Admission) {
   const tickets = new Map<string, Ticket>();
   const ended = new Set<string>();
   const call = (name: string, rank: number, caller = "a", deadline?: number) => {
-    admission.admit({ rank, caller, ...(deadline === undefined ? {} : { deadline }) }).then(
-      (ticket) => {
-        started.push(name);
-        tickets.set(name, ticket);
-      },
-      (error: unknown) => {
-        assert.ok(error instanceof ShedError);
-        shed.push(`${name}:${error.reason}`);
-      },
-    );
+    void admission
+      .admit({ rank, caller, ...(deadline === undefined ? {} : { deadline }) })
+      .then((decision) => {
+        if (decision.admitted) {
+          started.push(name);
+          tickets.set(name, decision);
+        } else {
+          shed.push(`${name}:${decision.reason}`);
+        }
+      });
   };
   /** Ends running calls in the order they started until none is left. */
   const finishAll = async () => {
@@ -145,18 +145,24 @@ describe("admission control", () => {
           const admission = createAdmission({ limit: fixed(limit), maxQueued, maxWaitMs: 5000 });
           let running = 0;
           let peak = 0;
-          const settled = await Promise.allSettled(
+          const decisions = await Promise.all(
             arrivals.map(async ([rank, caller]) => {
-              const ticket = await admission.admit({ rank, caller });
+              const decision = await admission.admit({ rank, caller });
+              if (!decision.admitted) return decision;
               running += 1;
               peak = Math.max(peak, running);
               await sleep(0);
               running -= 1;
-              ticket.done();
+              decision.done();
+              return decision;
             }),
           );
           assert.ok(peak <= limit, `peak ${peak} over ${limit}`);
-          for (const s of settled) if (s.status === "rejected") assert.ok(s.reason instanceof ShedError);
+          const shed = decisions.filter((d): d is Shed => !d.admitted);
+          assert.ok(
+            shed.length <= Math.max(0, arrivals.length - limit),
+            "only calls past the limit are shed",
+          );
           assert.deepEqual(admission.snapshot().queued, { critical: 0, high: 0, normal: 0, low: 0 });
           assert.equal(admission.snapshot().inFlight, 0);
         },
@@ -168,6 +174,7 @@ describe("admission control", () => {
   it("takes a cancelled call out of the queue without starting it", async () => {
     const admission = createAdmission({ limit: fixed(1), maxQueued: 10, maxWaitMs: 5000 });
     const first = await admission.admit({ rank: normal, caller: "a" });
+    assert.ok(first.admitted);
     const cancel = new AbortController();
     const waiting = admission.admit({ rank: normal, caller: "a", signal: cancel.signal });
     cancel.abort(new Error("client went away"));

@@ -4,19 +4,22 @@ import type { ConcurrencyLimit } from "./gradient-limit.ts";
 /** Why admission refused a call: no room to wait, no time left to finish, or a saturated replica. */
 export type ShedReason = "queue_full" | "deadline" | "overloaded";
 
-/** A call admission control refused before it started; nothing of it ran. */
-export class ShedError extends Error {
-  readonly reason: ShedReason;
-  readonly priority: Priority;
+/**
+ * A call admission control refused before it started; nothing of it ran. A plain value, not an
+ * Error: under a flood most calls end here, and capturing a stack for each is measurable.
+ */
+export interface Shed {
+  admitted: false;
+  reason: ShedReason;
+  priority: Priority;
   /** When trying again may succeed, in ms (here or on another replica). */
-  readonly retryAfterMs: number;
-  constructor(reason: ShedReason, priority: Priority, retryAfterMs: number) {
-    super(`call shed (${reason})`);
-    this.name = "ShedError";
-    this.reason = reason;
-    this.priority = priority;
-    this.retryAfterMs = retryAfterMs;
-  }
+  retryAfterMs: number;
+}
+
+/** A started call: `done` when its work ends (any outcome), so its slot goes to the next. */
+export interface Ticket {
+  admitted: true;
+  done(): void;
 }
 
 /** One call asking to start. */
@@ -29,11 +32,6 @@ export interface AdmissionRequest {
   deadline?: number;
   /** The call's signal: a call cancelled while it waits leaves the queue (rejected with the signal's reason). */
   signal?: AbortSignal;
-}
-
-/** A started call: `done` when its work ends (any outcome), so its slot goes to the next. */
-export interface Ticket {
-  done(): void;
 }
 
 /** What the admission gauges show. */
@@ -66,19 +64,19 @@ export interface AdmissionOptions {
  * Admission control for one replica: at most `limit` calls run at once; the rest wait in one queue
  * per rank, taken in rank order and, within a rank, from each caller in turn so one caller's surge
  * cannot starve another. When the queue is full the lowest-ranked waiting call is shed for a higher
- * one; a call is shed rather than started when its deadline cannot be met. Fails `admit` with a
- * ShedError.
+ * one; a call is shed rather than started when its deadline cannot be met. `admit` answers with a
+ * Ticket or a Shed; it rejects only when the call's signal aborts while it waits.
  */
 export interface Admission {
-  admit(request: AdmissionRequest): Promise<Ticket>;
+  admit(request: AdmissionRequest): Promise<Ticket | Shed>;
   snapshot(): AdmissionSnapshot;
 }
 
 interface Waiter extends AdmissionRequest {
   /** Arrival order: the newest of the lowest rank is shed first. */
   seq: number;
-  start: (ticket: Ticket) => void;
-  shed: (error: ShedError) => void;
+  /** Settles the waiter's `admit`: with a ticket once it starts, or with why it was shed. */
+  answer: (decision: Ticket | Shed) => void;
   timer: ReturnType<typeof setTimeout> | undefined;
 }
 
@@ -103,8 +101,8 @@ export function createAdmission(options: AdmissionOptions): Admission {
 
   const retryAfterMs = () =>
     Math.round(Math.min(2000, Math.max(50, (serviceMs * (queued + 1)) / options.limit.limit)));
-  const shedError = (reason: ShedReason, rank: number) =>
-    new ShedError(reason, priorityOfRank(rank), retryAfterMs());
+  const shed = (reason: ShedReason, rank: number): Shed =>
+    ({ admitted: false, reason, priority: priorityOfRank(rank), retryAfterMs: retryAfterMs() }) as const;
 
   const observe = (latencyMs: number) => {
     serviceMs += (latencyMs - serviceMs) * 0.1;
@@ -117,12 +115,13 @@ export function createAdmission(options: AdmissionOptions): Admission {
     }
   };
 
-  const start = (waiter: Pick<Waiter, "start">) => {
+  const start = (waiter: Pick<Waiter, "answer">) => {
     inFlight += 1;
     window.maxInFlight = Math.max(window.maxInFlight, inFlight);
     const started = now();
     let ended = false;
-    waiter.start({
+    waiter.answer({
+      admitted: true,
       done() {
         if (ended) return;
         ended = true;
@@ -180,20 +179,20 @@ export function createAdmission(options: AdmissionOptions): Admission {
     while (inFlight < options.limit.limit) {
       const waiter = next();
       if (!waiter) return;
-      if (cannotFinish(waiter)) waiter.shed(shedError("deadline", waiter.rank));
+      if (cannotFinish(waiter)) waiter.answer(shed("deadline", waiter.rank));
       else start(waiter);
     }
   }
 
   const enqueue = (request: AdmissionRequest) =>
-    new Promise<Ticket>((resolve, reject) => {
+    new Promise<Ticket | Shed>((resolve, reject) => {
       arrivals += 1;
-      const waiter: Waiter = { ...request, seq: arrivals, start: resolve, shed: reject, timer: undefined };
+      const waiter: Waiter = { ...request, seq: arrivals, answer: resolve, timer: undefined };
       let waitMs = waitBudgetMs(request.rank, options.maxWaitMs);
       if (request.deadline !== undefined) waitMs = Math.min(waitMs, request.deadline - now() - serviceMs);
       waiter.timer = setTimeout(
         () => {
-          if (remove(waiter)) waiter.shed(shedError("deadline", waiter.rank));
+          if (remove(waiter)) waiter.answer(shed("deadline", waiter.rank));
         },
         Math.max(0, waitMs),
       );
@@ -215,17 +214,17 @@ export function createAdmission(options: AdmissionOptions): Admission {
 
   return {
     async admit(request) {
-      if (cannotFinish(request)) throw shedError("deadline", request.rank);
+      if (cannotFinish(request)) return shed("deadline", request.rank);
       if (inFlight < options.limit.limit && queued === 0) {
-        return new Promise<Ticket>((resolve) => start({ start: resolve }));
+        return new Promise<Ticket | Shed>((resolve) => start({ answer: resolve }));
       }
       // A saturated loop cannot finish more than it runs: low priority does not wait for it.
-      if (priorityOfRank(request.rank) === "low" && saturated()) throw shedError("overloaded", request.rank);
+      if (priorityOfRank(request.rank) === "low" && saturated()) return shed("overloaded", request.rank);
       if (queued >= options.maxQueued) {
         const victim = lowest();
-        if (!victim || victim.rank <= request.rank) throw shedError("queue_full", request.rank);
+        if (!victim || victim.rank <= request.rank) return shed("queue_full", request.rank);
         remove(victim);
-        victim.shed(shedError("queue_full", victim.rank));
+        victim.answer(shed("queue_full", victim.rank));
       }
       const ticket = enqueue(request);
       drain();
