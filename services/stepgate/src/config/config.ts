@@ -47,6 +47,7 @@ const envSchema = z.object({
   STEPGATE_ADMISSION_MAX_QUEUE: z.coerce.number().int().min(0).max(100_000).default(1000),
   STEPGATE_ADMISSION_MAX_WAIT_MS: z.coerce.number().int().min(1).max(60_000).default(2000),
   STEPGATE_EVENT_LOOP_SATURATED: z.coerce.number().min(0.5).max(1).default(0.95),
+  STEPGATE_EVENT_LOOP_RESERVE: z.coerce.number().min(0).max(0.5).default(0.2),
   STEPGATE_FLEET_SIZE: z.coerce.number().int().min(1).max(1000).default(1),
   DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }),
   DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(100).default(10),
@@ -114,6 +115,8 @@ export interface TrafficSettings {
   maxWaitMs: number;
   /** Event-loop utilization (0.5 to 1) from which the replica counts as saturated. */
   eventLoopSaturatedAt: number;
+  /** Share of the event loop (0 to 0.5) normal and low calls leave free for critical and high ones. */
+  eventLoopReserve: number;
   /** Replicas in the fleet: while Redis is unreachable each counts rate limits alone with 1/this of each. */
   fleetSize: number;
 }
@@ -199,6 +202,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
       maxQueue: e.STEPGATE_ADMISSION_MAX_QUEUE,
       maxWaitMs: e.STEPGATE_ADMISSION_MAX_WAIT_MS,
       eventLoopSaturatedAt: e.STEPGATE_EVENT_LOOP_SATURATED,
+      eventLoopReserve: e.STEPGATE_EVENT_LOOP_RESERVE,
       fleetSize: e.STEPGATE_FLEET_SIZE,
     },
   };

@@ -25,6 +25,7 @@ export interface Metrics {
   rateLimited(attributes: { priority: string; limit: string; caller: string }): void;
   /**
    * Publishes `stepgate.admission.limit`, `stepgate.admission.in_flight`,
+   * `stepgate.admission.best_effort_slots`,
    * `stepgate.admission.queued{priority}` and `stepgate.event_loop.utilization` (0 to 1), read from
    * `read` at each collection.
    */
@@ -35,6 +36,8 @@ export interface Metrics {
 export interface AdmissionGauges {
   limit: number;
   inFlight: number;
+  /** Slots normal and low calls may hold together. */
+  bestEffortSlots: number;
   queued: Record<string, number>;
   eventLoopUtilization: number;
 }
@@ -75,6 +78,10 @@ export function createMetrics(): Metrics {
         meter.createObservableGauge(name, { description, ...(unit ? { unit } : {}) });
       const limit = gauge("stepgate.admission.limit", "Calls this replica lets run at once (adaptive)");
       const inFlight = gauge("stepgate.admission.in_flight", "Calls running now");
+      const bestEffort = gauge(
+        "stepgate.admission.best_effort_slots",
+        "Slots normal- and low-priority calls may hold together (kept so the event loop has room)",
+      );
       const queued = gauge("stepgate.admission.queued", "Calls waiting for a slot, by priority");
       const loop = gauge(
         "stepgate.event_loop.utilization",
@@ -86,10 +93,11 @@ export function createMetrics(): Metrics {
           const now = read();
           result.observe(limit, now.limit);
           result.observe(inFlight, now.inFlight);
+          result.observe(bestEffort, now.bestEffortSlots);
           for (const [priority, n] of Object.entries(now.queued)) result.observe(queued, n, { priority });
           result.observe(loop, now.eventLoopUtilization);
         },
-        [limit, inFlight, queued, loop],
+        [limit, inFlight, bestEffort, queued, loop],
       );
     },
     stepUpDuration: (s, a) => stepUp.record(s, a),

@@ -20,7 +20,8 @@ export const kindPriorities: Readonly<Record<string, Priority>> = {
   "FactorService/CreateRecoveryCodes": "normal",
   "FactorService/RemoveFactor": "normal",
   "FactorService/ListFactors": "low",
-  "BenchService/Noop": "normal",
+  // The no-op baseline ranks with the calls it is compared with (StepUp, Verify of critical actions).
+  "BenchService/Noop": "high",
 };
 
 /** Methods whose priority is their request's action's. */

@@ -28,6 +28,7 @@ import { createStepUp } from "../stepup/step-up.ts";
 import { createVerify } from "../stepup/verify.ts";
 import { openStores, type Stores } from "../store/stores.ts";
 import { createAdmission } from "../traffic/admission.ts";
+import { createBestEffortShare } from "../traffic/best-effort-share.ts";
 import { watchEventLoop } from "../traffic/event-loop.ts";
 import { createGradientLimit } from "../traffic/gradient-limit.ts";
 import { createRateLimits } from "../traffic/rate-limits.ts";
@@ -184,9 +185,11 @@ export async function compose(config: Config, logger: Logger, clock: Clock = sys
 function shapeTrafficWith(config: Config, policy: Policy, stores: Stores, metrics: Metrics) {
   const t = config.traffic;
   const limit = createGradientLimit({ initial: t.initialLimit, min: t.minLimit, max: t.maxLimit });
+  const bestEffort = createBestEffortShare({ busyAtMost: 1 - t.eventLoopReserve, max: () => limit.limit });
   const eventLoop = watchEventLoop({
     saturatedAt: t.eventLoopSaturatedAt,
-    onSample: (_, saturated) => {
+    onSample: (utilization, saturated) => {
+      bestEffort.sample(utilization);
       if (saturated) limit.backOff();
     },
   });
@@ -195,6 +198,7 @@ function shapeTrafficWith(config: Config, policy: Policy, stores: Stores, metric
     maxQueued: t.maxQueue,
     maxWaitMs: t.maxWaitMs,
     saturated: eventLoop.saturated,
+    bestEffortSlots: () => bestEffort.slots,
   });
   metrics.observeAdmission(() => ({
     ...admission.snapshot(),

@@ -79,6 +79,7 @@ describe("admission control", () => {
     assert.deepEqual(admission.snapshot(), {
       limit: 1,
       inFlight: 1,
+      bestEffortSlots: 1,
       queued: { critical: 1, high: 0, normal: 1, low: 1 },
     });
     await h.finishAll();
@@ -182,5 +183,18 @@ describe("admission control", () => {
     assert.equal(admission.snapshot().queued.normal, 0);
     first.done();
     assert.equal(admission.snapshot().inFlight, 0);
+  });
+
+  it("holds normal and low calls to their slots, while critical calls start past them", async () => {
+    const h = harness(
+      createAdmission({ limit: fixed(4), maxQueued: 10, maxWaitMs: 5000, bestEffortSlots: () => 1 }),
+    );
+    h.call("normal-1", normal);
+    h.call("normal-2", normal);
+    h.call("critical", critical);
+    await sleep(0);
+    assert.deepEqual(h.started, ["normal-1", "critical"]);
+    await h.finishAll();
+    assert.deepEqual(h.started, ["normal-1", "critical", "normal-2"]);
   });
 });

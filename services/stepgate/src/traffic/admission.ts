@@ -1,4 +1,4 @@
-import { type Priority, priorityOfRank, rankCount } from "../domain/priority.ts";
+import { admissionRank, type Priority, priorityOfRank, rankCount } from "../domain/priority.ts";
 import type { ConcurrencyLimit } from "./gradient-limit.ts";
 
 /** Why admission refused a call: no room to wait, no time left to finish, or a saturated replica. */
@@ -39,6 +39,8 @@ export interface AdmissionSnapshot {
   /** Calls allowed in flight now. */
   limit: number;
   inFlight: number;
+  /** Slots normal and low calls may hold together now. */
+  bestEffortSlots: number;
   /** Calls waiting, by priority. */
   queued: Record<Priority, number>;
 }
@@ -54,6 +56,11 @@ export interface AdmissionOptions {
   now?: () => number;
   /** True while the event loop is saturated: low-priority calls then never wait. */
   saturated?: () => boolean;
+  /**
+   * Slots normal- and low-priority calls may hold together (default: all of them), so critical and
+   * high calls keep room in the event loop (traffic/best-effort-share.ts adapts it).
+   */
+  bestEffortSlots?: () => number;
   /** Latency is fed to the limit once per window of at least this many ms (default 100)... */
   windowMs?: number;
   /** ...and at least this many calls (default 10). */
@@ -80,6 +87,10 @@ interface Waiter extends AdmissionRequest {
   timer: ReturnType<typeof setTimeout> | undefined;
 }
 
+const firstBestEffortRank = admissionRank("normal", true);
+/** Normal and low priority: they give way to critical and high in the event loop, not only in line. */
+const isBestEffort = (rank: number) => rank >= firstBestEffortRank;
+
 /** How long a call of `rank` may wait, in ms: the full budget for critical, half for each step down. */
 export function waitBudgetMs(rank: number, maxWaitMs: number): number {
   return maxWaitMs / 2 ** Math.floor(rank / 2);
@@ -88,12 +99,14 @@ export function waitBudgetMs(rank: number, maxWaitMs: number): number {
 export function createAdmission(options: AdmissionOptions): Admission {
   const now = options.now ?? (() => performance.now());
   const saturated = options.saturated ?? (() => false);
+  const bestEffortSlots = options.bestEffortSlots ?? (() => Number.POSITIVE_INFINITY);
   const windowMs = options.windowMs ?? 100;
   const windowCalls = options.windowCalls ?? 10;
   // One queue per rank; within a rank, a FIFO per caller, visited in turn (Map order rotates).
   const queues: Map<string, Waiter[]>[] = Array.from({ length: rankCount }, () => new Map());
   let queued = 0;
   let inFlight = 0;
+  let bestEffortInFlight = 0;
   let arrivals = 0;
   // Expected work time of one call (ms), for deadlines and retry hints.
   let serviceMs = 5;
@@ -115,8 +128,10 @@ export function createAdmission(options: AdmissionOptions): Admission {
     }
   };
 
-  const start = (waiter: Pick<Waiter, "answer">) => {
+  const start = (waiter: Pick<Waiter, "answer" | "rank">) => {
+    const bestEffort = isBestEffort(waiter.rank);
     inFlight += 1;
+    if (bestEffort) bestEffortInFlight += 1;
     window.maxInFlight = Math.max(window.maxInFlight, inFlight);
     const started = now();
     let ended = false;
@@ -126,6 +141,7 @@ export function createAdmission(options: AdmissionOptions): Admission {
         if (ended) return;
         ended = true;
         inFlight -= 1;
+        if (bestEffort) bestEffortInFlight -= 1;
         observe(now() - started);
         drain();
       },
@@ -144,7 +160,10 @@ export function createAdmission(options: AdmissionOptions): Admission {
   };
 
   const next = (): Waiter | undefined => {
-    for (const queue of queues) {
+    const bestEffortRoom = bestEffortInFlight < bestEffortSlots();
+    for (const [rank, queue] of queues.entries()) {
+      // Ranks are in order: past here only best-effort calls wait, and they have no room.
+      if (!bestEffortRoom && isBestEffort(rank)) return undefined;
       for (const [caller, line] of queue) {
         const waiter = line[0];
         if (!waiter) continue;
@@ -215,8 +234,9 @@ export function createAdmission(options: AdmissionOptions): Admission {
   return {
     async admit(request) {
       if (cannotFinish(request)) return shed("deadline", request.rank);
-      if (inFlight < options.limit.limit && queued === 0) {
-        return new Promise<Ticket | Shed>((resolve) => start({ answer: resolve }));
+      const room = !isBestEffort(request.rank) || bestEffortInFlight < bestEffortSlots();
+      if (inFlight < options.limit.limit && queued === 0 && room) {
+        return new Promise<Ticket | Shed>((resolve) => start({ answer: resolve, rank: request.rank }));
       }
       // A saturated loop cannot finish more than it runs: low priority does not wait for it.
       if (priorityOfRank(request.rank) === "low" && saturated()) return shed("overloaded", request.rank);
@@ -235,7 +255,12 @@ export function createAdmission(options: AdmissionOptions): Admission {
       queues.forEach((queue, rank) => {
         for (const line of queue.values()) counts[priorityOfRank(rank)] += line.length;
       });
-      return { limit: options.limit.limit, inFlight, queued: counts };
+      return {
+        limit: options.limit.limit,
+        inFlight,
+        bestEffortSlots: Math.min(options.limit.limit, bestEffortSlots()),
+        queued: counts,
+      };
     },
   };
 }

@@ -1,0 +1,36 @@
+/** How many slots normal- and low-priority calls may hold together, adapted to the event loop's load. */
+export interface BestEffortShare {
+  /** Slots now (at least 1). */
+  readonly slots: number;
+  /** Takes one event-loop utilization sample (0 to 1). */
+  sample(utilization: number): void;
+}
+
+export interface BestEffortShareOptions {
+  /** The event loop may be busy this share of the time (0 to 1) before best-effort calls give way. */
+  busyAtMost: number;
+  /** The most slots the share may reach (the admission limit now). */
+  max: () => number;
+}
+
+/**
+ * Keeps the event loop's utilization under `busyAtMost` by limiting best-effort calls (AIMD on the
+ * loop's load: 30% fewer slots per sample above it, 10% more per sample well below it). A
+ * replica's one event loop serves every call's callbacks in arrival order, so a critical call's
+ * latency is only as good as the loop's headroom: this keeps that headroom for critical and high
+ * calls while best-effort traffic would take it all.
+ */
+export function createBestEffortShare(options: BestEffortShareOptions): BestEffortShare {
+  let slots = options.max();
+  return {
+    get slots() {
+      return Math.max(1, Math.min(options.max(), Math.floor(slots)));
+    },
+    sample(utilization) {
+      const max = options.max();
+      if (utilization > options.busyAtMost) slots = Math.max(1, Math.min(slots, max) * 0.7);
+      else if (utilization < options.busyAtMost - 0.1)
+        slots = Math.min(max, slots + Math.max(1, slots * 0.1));
+    },
+  };
+}
