@@ -185,16 +185,40 @@ describe("admission control", () => {
     assert.equal(admission.snapshot().inFlight, 0);
   });
 
-  it("holds normal and low calls to their slots, while critical calls start past them", async () => {
+  it("holds normal and low calls to their slots, shedding the rest at once; critical calls start past them", async () => {
     const h = harness(
       createAdmission({ limit: fixed(4), maxQueued: 10, maxWaitMs: 5000, bestEffortSlots: () => 1 }),
     );
+    h.call("critical", critical);
     h.call("normal-1", normal);
     h.call("normal-2", normal);
-    h.call("critical", critical);
-    await sleep(0);
-    assert.deepEqual(h.started, ["normal-1", "critical"]);
     await h.finishAll();
-    assert.deepEqual(h.started, ["normal-1", "critical", "normal-2"]);
+    assert.deepEqual(h.started, ["critical", "normal-1"]);
+    assert.deepEqual(h.shed, ["normal-2:overloaded"]);
+  });
+
+  it("keeps best-effort calls to their slots only while critical or high calls are about", async () => {
+    let t = 0;
+    const h = harness(
+      createAdmission({
+        limit: fixed(4),
+        maxQueued: 10,
+        maxWaitMs: 5000,
+        now: () => t,
+        bestEffortSlots: () => 1,
+      }),
+    );
+    h.call("low-1", low);
+    h.call("low-2", low);
+    await sleep(0);
+    assert.deepEqual(h.started, ["low-1", "low-2"], "no critical call yet: every slot is theirs");
+    h.call("critical", critical);
+    h.call("low-3", low);
+    await sleep(0);
+    assert.deepEqual(h.shed, ["low-3:overloaded"]);
+    t += 1001;
+    h.call("low-4", low);
+    await h.finishAll();
+    assert.deepEqual(h.started, ["low-1", "low-2", "critical", "low-4"]);
   });
 });

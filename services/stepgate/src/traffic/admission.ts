@@ -57,8 +57,10 @@ export interface AdmissionOptions {
   /** True while the event loop is saturated: low-priority calls then never wait. */
   saturated?: () => boolean;
   /**
-   * Slots normal- and low-priority calls may hold together (default: all of them), so critical and
-   * high calls keep room in the event loop (traffic/best-effort-share.ts adapts it).
+   * Slots normal- and low-priority calls may hold together while critical or high calls are about
+   * (one arrived within the last second), so those keep room in the event loop
+   * (traffic/best-effort-share.ts adapts it). Default: all of them. With no such call about,
+   * best-effort calls may use every slot: the room is kept only for traffic that needs it.
    */
   bestEffortSlots?: () => number;
   /** Latency is fed to the limit once per window of at least this many ms (default 100)... */
@@ -88,6 +90,8 @@ interface Waiter extends AdmissionRequest {
 }
 
 const firstBestEffortRank = admissionRank("normal", true);
+// Best-effort calls give way for this long (ms) after a critical or high call arrived.
+const priorityCallsAboutMs = 1000;
 /** Normal and low priority: they give way to critical and high in the event loop, not only in line. */
 const isBestEffort = (rank: number) => rank >= firstBestEffortRank;
 
@@ -99,7 +103,11 @@ export function waitBudgetMs(rank: number, maxWaitMs: number): number {
 export function createAdmission(options: AdmissionOptions): Admission {
   const now = options.now ?? (() => performance.now());
   const saturated = options.saturated ?? (() => false);
-  const bestEffortSlots = options.bestEffortSlots ?? (() => Number.POSITIVE_INFINITY);
+  const shareOfBestEffort = options.bestEffortSlots ?? (() => Number.POSITIVE_INFINITY);
+  // When a critical or high call last arrived (on the `now` clock).
+  let priorityCallAt = Number.NEGATIVE_INFINITY;
+  const bestEffortSlots = () =>
+    now() - priorityCallAt < priorityCallsAboutMs ? shareOfBestEffort() : Number.POSITIVE_INFINITY;
   const windowMs = options.windowMs ?? 100;
   const windowCalls = options.windowCalls ?? 10;
   // One queue per rank; within a rank, a FIFO per caller, visited in turn (Map order rotates).
@@ -234,12 +242,16 @@ export function createAdmission(options: AdmissionOptions): Admission {
   return {
     async admit(request) {
       if (cannotFinish(request)) return shed("deadline", request.rank);
+      if (!isBestEffort(request.rank)) priorityCallAt = now();
       const room = !isBestEffort(request.rank) || bestEffortInFlight < bestEffortSlots();
       if (inFlight < options.limit.limit && queued === 0 && room) {
         return new Promise<Ticket | Shed>((resolve) => start({ answer: resolve, rank: request.rank }));
       }
       // A saturated loop cannot finish more than it runs: low priority does not wait for it.
       if (priorityOfRank(request.rank) === "low" && saturated()) return shed("overloaded", request.rank);
+      // While the loop holds best-effort calls back, one without room is shed now, not after its
+      // wait: waiting calls cost memory and timers, and shedding them in bursts stalls the loop.
+      if (!room && bestEffortSlots() < options.limit.limit) return shed("overloaded", request.rank);
       if (queued >= options.maxQueued) {
         const victim = lowest();
         if (!victim || victim.rank <= request.rank) return shed("queue_full", request.rank);

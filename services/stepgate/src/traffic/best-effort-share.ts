@@ -15,7 +15,7 @@ export interface BestEffortShareOptions {
 
 /**
  * Keeps the event loop's utilization under `busyAtMost` by limiting best-effort calls (AIMD on the
- * loop's load: 30% fewer slots per sample above it, 10% more per sample well below it). A
+ * loop's load: 30% fewer slots per sample above it, 25% more per sample well below it). A
  * replica's one event loop serves every call's callbacks in arrival order, so a critical call's
  * latency is only as good as the loop's headroom: this keeps that headroom for critical and high
  * calls while best-effort traffic would take it all.
@@ -30,7 +30,7 @@ export function createBestEffortShare(options: BestEffortShareOptions): BestEffo
       const max = options.max();
       if (utilization > options.busyAtMost) slots = Math.max(1, Math.min(slots, max) * 0.7);
       else if (utilization < options.busyAtMost - 0.1)
-        slots = Math.min(max, slots + Math.max(1, slots * 0.1));
+        slots = Math.min(max, slots + Math.max(1, slots * 0.25));
     },
   };
 }
