@@ -185,16 +185,23 @@ describe("admission control", () => {
     assert.equal(admission.snapshot().inFlight, 0);
   });
 
-  it("holds normal and low calls to their slots, shedding the rest at once; critical calls start past them", async () => {
+  it("holds normal and low calls to their slots: a burst waits, a flood is shed on arrival", async () => {
     const h = harness(
-      createAdmission({ limit: fixed(4), maxQueued: 10, maxWaitMs: 5000, bestEffortSlots: () => 1 }),
+      createAdmission({ limit: fixed(4), maxQueued: 100, maxWaitMs: 5000, bestEffortSlots: () => 1 }),
     );
     h.call("critical", critical);
-    h.call("normal-1", normal);
-    h.call("normal-2", normal);
+    for (let i = 1; i <= 15; i++) h.call(`normal-${i}`, normal);
+    await sleep(0);
+    assert.deepEqual(h.started, ["critical", "normal-1"], "one best-effort slot, the critical call past it");
+    // Room to wait for 2 x 1 + 8 of them; the rest are shed at once.
+    assert.deepEqual(h.shed, [
+      "normal-12:overloaded",
+      "normal-13:overloaded",
+      "normal-14:overloaded",
+      "normal-15:overloaded",
+    ]);
     await h.finishAll();
-    assert.deepEqual(h.started, ["critical", "normal-1"]);
-    assert.deepEqual(h.shed, ["normal-2:overloaded"]);
+    assert.equal(h.started.length, 12);
   });
 
   it("keeps best-effort calls to their slots only while critical or high calls are about", async () => {
@@ -215,10 +222,17 @@ describe("admission control", () => {
     h.call("critical", critical);
     h.call("low-3", low);
     await sleep(0);
-    assert.deepEqual(h.shed, ["low-3:overloaded"]);
+    assert.deepEqual(h.started, ["low-1", "low-2", "critical"], "low-3 waits: two best-effort calls run");
     t += 1001;
     h.call("low-4", low);
+    await sleep(0);
+    assert.deepEqual(
+      h.started,
+      ["low-1", "low-2", "critical", "low-3"],
+      "a second later the waiting one starts: every slot is theirs again",
+    );
     await h.finishAll();
-    assert.deepEqual(h.started, ["low-1", "low-2", "critical", "low-4"]);
+    assert.deepEqual(h.shed, []);
+    assert.equal(h.started.at(-1), "low-4");
   });
 });

@@ -95,6 +95,9 @@ const priorityCallsAboutMs = 1000;
 /** Normal and low priority: they give way to critical and high in the event loop, not only in line. */
 const isBestEffort = (rank: number) => rank >= firstBestEffortRank;
 
+/** Best-effort calls that may wait for room while the loop holds them back: a burst, not a flood. */
+const bestEffortBacklog = (slots: number) => Math.min(1000, 2 * slots + 8);
+
 /** How long a call of `rank` may wait, in ms: the full budget for critical, half for each step down. */
 export function waitBudgetMs(rank: number, maxWaitMs: number): number {
   return maxWaitMs / 2 ** Math.floor(rank / 2);
@@ -115,6 +118,7 @@ export function createAdmission(options: AdmissionOptions): Admission {
   let queued = 0;
   let inFlight = 0;
   let bestEffortInFlight = 0;
+  let bestEffortQueued = 0;
   let arrivals = 0;
   // Expected work time of one call (ms), for deadlines and retry hints.
   let serviceMs = 5;
@@ -163,6 +167,7 @@ export function createAdmission(options: AdmissionOptions): Admission {
     line.splice(at, 1);
     if (line.length === 0) queues[waiter.rank]?.delete(waiter.caller);
     queued -= 1;
+    if (isBestEffort(waiter.rank)) bestEffortQueued -= 1;
     clearTimeout(waiter.timer);
     return true;
   };
@@ -180,6 +185,7 @@ export function createAdmission(options: AdmissionOptions): Admission {
         if (line.length > 1) queue.set(caller, line);
         line.shift();
         queued -= 1;
+        if (isBestEffort(rank)) bestEffortQueued -= 1;
         clearTimeout(waiter.timer);
         return waiter;
       }
@@ -237,6 +243,7 @@ export function createAdmission(options: AdmissionOptions): Admission {
       if (line) line.push(waiter);
       else queue.set(request.caller, [waiter]);
       queued += 1;
+      if (isBestEffort(request.rank)) bestEffortQueued += 1;
     });
 
   return {
@@ -249,9 +256,11 @@ export function createAdmission(options: AdmissionOptions): Admission {
       }
       // A saturated loop cannot finish more than it runs: low priority does not wait for it.
       if (priorityOfRank(request.rank) === "low" && saturated()) return shed("overloaded", request.rank);
-      // While the loop holds best-effort calls back, one without room is shed now, not after its
-      // wait: waiting calls cost memory and timers, and shedding them in bursts stalls the loop.
-      if (!room && bestEffortSlots() < options.limit.limit) return shed("overloaded", request.rank);
+      // While the loop holds best-effort calls back, a burst may wait, a flood is shed on arrival:
+      // waiting calls cost memory and timers, and shedding many at their deadline stalls the loop.
+      if (!room && bestEffortQueued >= bestEffortBacklog(bestEffortSlots())) {
+        return shed("overloaded", request.rank);
+      }
       if (queued >= options.maxQueued) {
         const victim = lowest();
         if (!victim || victim.rank <= request.rank) return shed("queue_full", request.rank);
