@@ -302,6 +302,25 @@ describe("policy validation (parsePolicy)", () => {
     assert.match(errorOf(`${testPolicy}rate_limits: { subject: { calls: 1, per: 1, burst: 2 } }\n`), /burst/);
   });
 
+  it("reads caller scopes, and names an unknown action in one", () => {
+    const scoped = parsePolicy(
+      `${testPolicy}callers: { payments: { actions: [payments.transfer], factors: read } }\n`,
+    );
+    assert.deepEqual(scoped.callerScopes?.get("payments"), {
+      actions: new Set(["payments.transfer"]),
+      factors: "read",
+    });
+    assert.equal(parsePolicy(testPolicy).callerScopes, undefined);
+    assert.equal(
+      errorOf(`${testPolicy}callers: { payments: { actions: [payments.refund] } }\n`),
+      'policy.yaml: callers.payments.actions: unknown action "payments.refund"',
+    );
+    assert.match(
+      errorOf(`${testPolicy}callers: { payments: { factors: write } }\n`),
+      /callers\.payments\.factors/,
+    );
+  });
+
   it("an unknown level names its path, for an action and for a method", () => {
     assert.equal(
       errorOf(testPolicy.replace("admin.root: { acr: aal3", "admin.root: { acr: aal4")),

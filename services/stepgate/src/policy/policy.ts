@@ -57,6 +57,15 @@ const policySchema = z.strictObject({
       priority: z.enum(priorities).default("normal"),
     }),
   ),
+  callers: z
+    .record(
+      callerName,
+      z.strictObject({
+        actions: z.array(z.union([z.literal("*"), actionName])).default([]),
+        factors: z.enum(["none", "read", "manage"]).default("none"),
+      }),
+    )
+    .optional(),
   rate_limits: z
     .strictObject({
       subject: rateSchema.optional(),
@@ -79,6 +88,14 @@ export interface ActionPolicy {
   grantTtl: number;
   /** Its calls' place when a replica is saturated (default normal). */
   priority: Priority;
+}
+
+/** What one calling service may do (the policy's `callers`). */
+export interface CallerScope {
+  /** The actions it may step up for, verify and check grants of; "*" for every action. */
+  actions: Set<string>;
+  /** Factor RPCs: none, ListFactors only ("read"), or every factor change too ("manage"). */
+  factors: "none" | "read" | "manage";
 }
 
 /** A fleet-wide rate: at most `calls` per `perSeconds` seconds (fixed windows). */
@@ -119,6 +136,11 @@ export interface Policy {
   /** How long a lockout lasts after the latest failure, in seconds. */
   lockoutDuration: number;
   actions: Map<string, ActionPolicy>;
+  /**
+   * Each calling service's scope; undefined when the policy has no `callers` (every caller may do
+   * everything: a development setting).
+   */
+  callerScopes: Map<string, CallerScope> | undefined;
   rateLimits: RateLimitPolicy;
 }
 
@@ -178,6 +200,14 @@ export function parsePolicy(text: string, source = "policy"): Policy {
     if (!actions.has(required))
       problems.push(`${source}: actions.${required}: required management action is missing`);
   }
+  const callerScopes = doc.callers === undefined ? undefined : new Map<string, CallerScope>();
+  for (const [name, scope] of Object.entries(doc.callers ?? {})) {
+    for (const action of scope.actions) {
+      if (action !== "*" && !actions.has(action))
+        problems.push(`${source}: callers.${name}.actions: unknown action "${action}"`);
+    }
+    callerScopes?.set(name, { actions: new Set(scope.actions), factors: scope.factors });
+  }
   if (problems.length > 0) throw new ConfigError(problems.join("\n"));
   return {
     levels: doc.levels,
@@ -187,6 +217,7 @@ export function parsePolicy(text: string, source = "policy"): Policy {
     lockoutMaxFailures: doc.lockout.max_failures,
     lockoutDuration: doc.lockout.duration,
     actions,
+    callerScopes,
     rateLimits: rateLimitsOf(doc.rate_limits),
   };
 }

@@ -7,6 +7,7 @@ import type { EnrollTotp } from "../factors/enroll-totp.ts";
 import type { ListFactors } from "../factors/list-factors.ts";
 import type { RemoveFactor } from "../factors/remove-factor.ts";
 import { isKeyUriLabelPart } from "../factors/totp.ts";
+import type { CallerNeed } from "../policy/caller-scopes.ts";
 import { callerOf } from "./caller.ts";
 import { factorToProto } from "./convert.ts";
 import { fields, uuidPattern } from "./validate.ts";
@@ -18,6 +19,8 @@ export interface FactorUseCases {
   createRecoveryCodes: CreateRecoveryCodes;
   listFactors: ListFactors;
   removeFactor: RemoveFactor;
+  /** Checks the calling service's scope; fails with CALLER_NOT_ALLOWED (policy/caller-scopes.ts). */
+  mayCall: (caller: string, need: CallerNeed) => void;
 }
 
 /** FactorService: validates requests, calls the factor use cases and translates their results. */
@@ -36,6 +39,7 @@ export function factorHandlers(useCases: FactorUseCases): ServiceImpl<typeof Fac
         )
         .optionalText("grant", req.grant, 4096)
         .done();
+      useCases.mayCall(caller, { factors: "manage" });
       const enrolled = await useCases.enrollTotp({ ...req, caller });
       return {
         factorId: enrolled.factorId,
@@ -52,6 +56,7 @@ export function factorHandlers(useCases: FactorUseCases): ServiceImpl<typeof Fac
         .pattern("factor_id", req.factorId, uuidPattern, "is not a factor id")
         .pattern("code", req.code, /^\d{6}$/, "must be six digits")
         .done();
+      useCases.mayCall(caller, { factors: "manage" });
       const factor = await useCases.confirmTotp({ ...req, caller });
       return { factor: factorToProto(factor) };
     },
@@ -59,12 +64,14 @@ export function factorHandlers(useCases: FactorUseCases): ServiceImpl<typeof Fac
     async createRecoveryCodes(req, ctx) {
       const caller = callerOf(ctx);
       fields().text("subject", req.subject).optionalText("grant", req.grant, 4096).done();
+      useCases.mayCall(caller, { factors: "manage" });
       return useCases.createRecoveryCodes({ ...req, caller });
     },
 
     async listFactors(req, ctx) {
-      callerOf(ctx);
+      const caller = callerOf(ctx);
       fields().text("subject", req.subject).done();
+      useCases.mayCall(caller, { factors: "read" });
       return { factors: (await useCases.listFactors(req.subject)).map(factorToProto) };
     },
 
@@ -75,6 +82,7 @@ export function factorHandlers(useCases: FactorUseCases): ServiceImpl<typeof Fac
         .pattern("factor_id", req.factorId, uuidPattern, "is not a factor id")
         .optionalText("grant", req.grant, 4096)
         .done();
+      useCases.mayCall(caller, { factors: "manage" });
       await useCases.removeFactor({ ...req, caller });
       return {};
     },

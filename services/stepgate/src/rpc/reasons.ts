@@ -17,6 +17,7 @@ export const reasonStatus: Record<SentReason, Code> = {
   GRANT_CONSUMED: Code.PermissionDenied,
   GRANT_MISMATCH: Code.PermissionDenied,
   GRANT_REQUIRED: Code.PermissionDenied,
+  CALLER_NOT_ALLOWED: Code.PermissionDenied,
   // The system is not in the state the call needs; retrying the same call will not help.
   CHALLENGE_EXPIRED: Code.FailedPrecondition,
   CHALLENGE_USED: Code.FailedPrecondition,

@@ -6,6 +6,7 @@ import type { CheckGrant } from "../grants/check-grant.ts";
 import type { GetJwks } from "../grants/get-jwks.ts";
 import { failureOutcome, measure } from "../observability/measure.ts";
 import type { Metrics } from "../observability/metrics.ts";
+import type { CallerNeed } from "../policy/caller-scopes.ts";
 import type { EndSession } from "../stepup/end-session.ts";
 import type { StepUp } from "../stepup/step-up.ts";
 import type { Verify } from "../stepup/verify.ts";
@@ -25,6 +26,8 @@ export interface StepUpUseCases {
   metrics: Metrics;
   /** True for actions the policy names: metric attributes must come from a bounded set. */
   isKnownAction: (action: string) => boolean;
+  /** Checks the calling service's scope; fails with CALLER_NOT_ALLOWED (policy/caller-scopes.ts). */
+  mayCall: (caller: string, need: CallerNeed) => void;
 }
 
 /** StepUpService: translates protobuf to use case calls and back; errors are mapped by the guard. */
@@ -48,6 +51,7 @@ export function stepUpHandlers(u: StepUpUseCases): ServiceImpl<typeof StepUpServ
         v.text(field, key, 64).optionalText(field, value, 256);
       }
       v.done();
+      u.mayCall(caller, { action: req.action });
       const action = u.isKnownAction(req.action) ? req.action : "unknown";
       const outcome = await measure(
         u.metrics.stepUpDuration,
@@ -117,6 +121,7 @@ export function stepUpHandlers(u: StepUpUseCases): ServiceImpl<typeof StepUpServ
         v.add("proof", "is required");
       }
       v.done();
+      u.mayCall(caller, { action: req.action });
       const outcome = await measure(
         u.metrics.verifyDuration,
         { "stepgate.method": method },
@@ -152,6 +157,7 @@ export function stepUpHandlers(u: StepUpUseCases): ServiceImpl<typeof StepUpServ
     async checkGrant(req, ctx) {
       const caller = callerOf(ctx);
       fields().text("token", req.token, 4096).text("action", req.action, 128).done();
+      u.mayCall(caller, { action: req.action });
       const claims = await u.checkGrant(req.token, { audience: caller, action: req.action });
       return {
         subject: claims.sub,
@@ -168,6 +174,7 @@ export function stepUpHandlers(u: StepUpUseCases): ServiceImpl<typeof StepUpServ
     async endSession(req, ctx) {
       const caller = callerOf(ctx);
       fields().text("subject", req.subject).text("session_id", req.sessionId).done();
+      u.mayCall(caller, { anyAction: true });
       await u.endSession({ subject: req.subject, sessionId: req.sessionId, caller });
       return {};
     },

@@ -19,6 +19,7 @@ import { createAttempts } from "../limits/attempts.ts";
 import { describeError } from "../log/describe-error.ts";
 import { type Logger, lifecycle } from "../log/logger.ts";
 import { createMetrics, type Metrics } from "../observability/metrics.ts";
+import { assertCallerMay, type CallerNeed } from "../policy/caller-scopes.ts";
 import { loadPolicy, type Policy } from "../policy/policy.ts";
 import type { FactorUseCases } from "../rpc/factor-handlers.ts";
 import type { StepUpUseCases } from "../rpc/step-up-handlers.ts";
@@ -100,6 +101,7 @@ export async function compose(config: Config, logger: Logger, clock: Clock = sys
       stores.dependencies.map((d) => ({ dependency: d.name, up: d.available })),
     );
     const { traffic, stopTraffic } = shapeTrafficWith(config, policy, stores, metrics);
+    const mayCall = (caller: string, need: CallerNeed) => assertCallerMay(policy, caller, need);
     const { factors, recoveryCodes, challenges, verifyResults, sessions, consumedGrants } = stores;
     const issueGrant = createGrantIssuer({ signingKeys, issuer: config.issuer, clock, replicaId });
     const checkGrant = createCheckGrant({
@@ -142,6 +144,7 @@ export async function compose(config: Config, logger: Logger, clock: Clock = sys
         getJwks: createGetJwks({ signingKeys }),
         metrics,
         isKnownAction: (action) => policy.actions.has(action),
+        mayCall,
       },
       factorService: {
         enrollTotp: createEnrollTotp({
@@ -162,6 +165,7 @@ export async function compose(config: Config, logger: Logger, clock: Clock = sys
           ...{ factors, sessions, policy, authorizeChange, audit, clock },
           refreshEnrolled,
         }),
+        mayCall,
       },
       stores,
       traffic,
