@@ -2,7 +2,6 @@ import type { AuditLog } from "../audit/audit-log.ts";
 import type { KeyRing } from "../crypto/key-ring.ts";
 import { newId } from "../crypto/random-id.ts";
 import type { Clock } from "../domain/clock.ts";
-import { assertThat } from "../domain/stepgate-error.ts";
 import { managementActions } from "../policy/policy.ts";
 import type { FactorStore } from "../store/factor-store.ts";
 import type { AuthorizeChange } from "./authorize-change.ts";
@@ -35,13 +34,14 @@ export interface EnrolledTotp {
 }
 
 /**
- * Starts a TOTP enrolment (RFC 6238, 160-bit secret sealed at rest). Fails with GRANT_REQUIRED or
- * a grant reason (see AuthorizeChange), or FACTOR_STATE when 5 enrolments are already pending.
+ * Starts a TOTP enrolment (RFC 6238, 160-bit secret sealed at rest). A subject keeps at most 5
+ * unconfirmed enrolments: a new one drops the oldest. Fails with GRANT_REQUIRED or a grant reason
+ * (see AuthorizeChange).
  */
 export type EnrollTotp = (input: EnrollTotpInput) => Promise<EnrolledTotp>;
 
 export interface EnrollTotpDeps {
-  factors: Pick<FactorStore, "deleteExpiredPending" | "countPending" | "insertTotp">;
+  factors: Pick<FactorStore, "deleteExpiredPending" | "dropOldestPending" | "insertTotp">;
   authorizeChange: AuthorizeChange;
   keyRing: KeyRing;
   audit: Pick<AuditLog, "record">;
@@ -55,11 +55,9 @@ export function createEnrollTotp(deps: EnrollTotpDeps): EnrollTotp {
     await deps.authorizeChange(input.subject, input.caller, managementActions.enrollTotp, input.grant);
     const now = deps.clock();
     await deps.factors.deleteExpiredPending(input.subject, new Date(now));
-    assertThat(
-      (await deps.factors.countPending(input.subject)) < maxPendingPerSubject,
-      "FACTOR_STATE",
-      "too many unconfirmed enrolments",
-    );
+    // Unconfirmed enrolments never block a new one: the oldest make room, so no caller can lock a
+    // user out of enrolling by leaving enrolments unconfirmed.
+    const dropped = await deps.factors.dropOldestPending(input.subject, maxPendingPerSubject - 1);
     const id = newId();
     const secret = newTotpSecret();
     const confirmBy = new Date(now + confirmWindowMs);
@@ -76,7 +74,7 @@ export function createEnrollTotp(deps: EnrollTotpDeps): EnrollTotp {
       type: "factor.enrolled",
       subject: input.subject,
       caller: input.caller,
-      details: { factor_id: id },
+      details: { factor_id: id, ...(dropped.length > 0 ? { dropped_pending: dropped } : {}) },
     });
     return { factorId: id, secret, uri: totpUri(deps.issuerName, input.accountName, secret), confirmBy };
   };

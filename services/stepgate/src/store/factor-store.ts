@@ -11,7 +11,8 @@ export interface FactorStore {
   hasActiveFactor(subject: string): Promise<boolean>;
   /** The subject's active TOTP factors. */
   activeTotp(subject: string): Promise<Factor[]>;
-  countPending(subject: string): Promise<number>;
+  /** Deletes the subject's oldest pending enrolments until at most `keep` remain; returns their ids. */
+  dropOldestPending(subject: string, keep: number): Promise<string[]>;
   insertTotp(factor: NewTotp): Promise<void>;
   /**
    * Activates a pending factor and records the step that proved it (raising the subject's
@@ -134,12 +135,15 @@ export function createFactorStore(pg: Pg): FactorStore {
       return rows.length > 0;
     },
     activeTotp: (subject) => listWhere("subject = ? and method = 'totp' and status = 'active'", [subject]),
-    async countPending(subject) {
-      const rows = await run<{ n: string }>(
-        "select count(*) as n from factors where subject = ? and status = 'pending'",
-        [subject],
+    async dropOldestPending(subject, keep) {
+      const rows = await run<{ id: string }>(
+        `delete from factors where id in (
+           select id from factors where subject = ? and status = 'pending'
+           order by created_at desc, id desc offset ?)
+         returning id`,
+        [subject, keep],
       );
-      return Number(rows[0]?.n ?? 0);
+      return rows.map((r) => r.id);
     },
     async insertTotp(f) {
       await run(
