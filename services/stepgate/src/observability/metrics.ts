@@ -21,6 +21,11 @@ export interface Metrics {
   observeDependencies(read: () => { dependency: string; up: boolean }[]): void;
   /** One call shed by admission control, by priority, cause (queue_full, deadline, overloaded) and caller. */
   shed(attributes: { priority: string; cause: string; caller: string }): void;
+  /**
+   * One lockout started by a wrong answer from `caller` (the calling service whose Verify reached
+   * `max_failures`): a caller that locks many users out shows here, and as `lockout.started` events.
+   */
+  lockoutStarted(caller: string): void;
   /** One call refused by a rate limit, by priority, limit (subject, caller, source) and caller. */
   rateLimited(attributes: { priority: string; limit: string; caller: string }): void;
   /**
@@ -70,7 +75,12 @@ export function createMetrics(): Metrics {
   // A zero series from the start, so dashboards read 0 rather than "no data" before the first shed call.
   shed.add(0);
   rateLimited.add(0);
+  const lockouts = meter.createCounter("stepgate.lockouts", {
+    description: "Subjects locked out by a run of wrong answers, by the calling service that sent the last",
+  });
+  const callerLabel = boundedCallerLabels();
   return {
+    lockoutStarted: (caller) => lockouts.add(1, { caller: callerLabel(caller) }),
     shed: (a) => shed.add(1, a),
     rateLimited: (a) => rateLimited.add(1, a),
     observeAdmission(read) {
@@ -118,5 +128,19 @@ export function createMetrics(): Metrics {
         })
         .addCallback((result) => result.observe(read().some((d) => !d.up) ? 1 : 0));
     },
+  };
+}
+
+/**
+ * Names the first `max` callers seen, the rest "_other": metric attribute values must come from a
+ * bounded set, and the caller is whatever the calling service says it is.
+ */
+export function boundedCallerLabels(max = 50): (caller: string) => string {
+  const named = new Set<string>();
+  return (caller) => {
+    if (named.has(caller)) return caller;
+    if (named.size >= max) return "_other";
+    named.add(caller);
+    return caller;
   };
 }

@@ -4,7 +4,7 @@ import { callerHeader } from "@stepgate/api";
 import { peerAddressKey } from "@stepgate/grpc-bridge";
 import { admissionRank, type Priority } from "../domain/priority.ts";
 import { StepgateError } from "../domain/stepgate-error.ts";
-import type { Metrics } from "../observability/metrics.ts";
+import { boundedCallerLabels, type Metrics } from "../observability/metrics.ts";
 import type { Admission, Shed, ShedReason, Ticket } from "../traffic/admission.ts";
 import type { CheckRateLimits } from "../traffic/rate-limits.ts";
 import { type CallPriority, callPriority } from "./call-priority.ts";
@@ -61,17 +61,6 @@ function describeCall(
     subject:
       isVerify || method === "StepUpService/StepUp" ? (req as { subject?: string }).subject : undefined,
     deadline: timeoutMs === undefined ? undefined : performance.now() + timeoutMs,
-  };
-}
-
-/** Names the first callers seen in metric attributes, the rest "_other": attribute values must be bounded. */
-function boundedCallerLabels(max = 50): (caller: string) => string {
-  const named = new Set<string>();
-  return (caller) => {
-    if (named.has(caller)) return caller;
-    if (named.size >= max) return "_other";
-    named.add(caller);
-    return caller;
   };
 }
 

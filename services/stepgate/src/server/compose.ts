@@ -130,7 +130,7 @@ export async function compose(config: Config, logger: Logger, clock: Clock = sys
     const refreshEnrolled = enrolled.refresh;
     const verify = createVerify({
       ...{ policy, clock, challenges, verifyResults, attempts, checkProof, sessions },
-      ...{ issueGrant, audit, fingerprint, keyRing, replicaId },
+      ...{ issueGrant, audit, fingerprint, keyRing, replicaId, metrics },
     });
     return {
       stepUpService: {

@@ -58,6 +58,7 @@ export function unitStepgate(options: { enrolled?: MethodName[] } = {}) {
     },
   };
   const proofs: Proof[] = [];
+  const lockouts: string[] = [];
   const script: Checked[] = [];
   const checkProof: CheckProof = async (proof) => {
     proofs.push(proof);
@@ -78,6 +79,8 @@ export function unitStepgate(options: { enrolled?: MethodName[] } = {}) {
     stores,
     audited,
     proofs,
+    /** The callers whose wrong answers started a lockout, in order. */
+    lockouts,
     /** The results the next proof checks answer with, in order. */
     script,
     advance: (ms: number) => {
@@ -99,6 +102,7 @@ export function unitStepgate(options: { enrolled?: MethodName[] } = {}) {
       sessions: stores.sessions,
       fingerprint: createFingerprint(randomBytes(32)),
       keyRing,
+      metrics: { lockoutStarted: (caller: string) => lockouts.push(caller) },
     }),
   };
 }

@@ -89,6 +89,9 @@ describe("verify decision steps (in-memory hot store)", () => {
     const locked = await reasonOf(u.verify(answer(c.id)));
     assert.equal(locked.reason, "SUBJECT_LOCKED");
     assert.ok(locked.retryAfterMs !== undefined && locked.retryAfterMs > 0 && locked.retryAfterMs <= 30_000);
+    // The fourth wrong answer started the lockout: counted once, against the caller that sent it.
+    assert.deepEqual(u.lockouts, ["payments"]);
+    assert.equal(u.audited.filter((r) => r.type === "lockout.started").length, 1);
   });
 
   it("refuses a replayed code as CODE_REPLAYED", async () => {

@@ -10,6 +10,7 @@ import { assertThat, StepgateError } from "../domain/stepgate-error.ts";
 import type { Checked, CheckProof } from "../factors/check-proof.ts";
 import { type GrantIssuer, grantAudit, type IssuedGrant } from "../grants/grant-issuer.ts";
 import type { Attempts, SpentAttempt } from "../limits/attempts.ts";
+import type { Metrics } from "../observability/metrics.ts";
 import { inSpan } from "../observability/tracing.ts";
 import { elevationLifetimeMs } from "../policy/assurance.ts";
 import type { Policy } from "../policy/policy.ts";
@@ -62,6 +63,8 @@ export interface VerifyDeps {
   keyRing: KeyRing;
   /** Names the replica on the `stepgate.factor.verify` span. */
   replicaId: string;
+  /** Counts lockouts by the calling service that caused them. */
+  metrics: Pick<Metrics, "lockoutStarted">;
 }
 
 export function createVerify(deps: VerifyDeps): Verify {
@@ -201,6 +204,7 @@ async function refuse(
     details: { action: challenge.action, method, reason: result },
   });
   if (lockoutStarted) {
+    deps.metrics.lockoutStarted(caller);
     const details = { failures: attempt.failures, duration_s: deps.policy.lockoutDuration };
     await deps.audit.record({ type: "lockout.started", subject, caller, details });
   }
