@@ -1,6 +1,7 @@
 // Property-based fuzzing of every RPC's fields through the real service: whatever arrives, the
 // reply is OK or a clear status with a reason (never INTERNAL or UNKNOWN, never a hang), and no
-// submitted code, grant or token comes back in an error message or a log line.
+// submitted code, grant or token comes back in an error message or a log line, and a refused factor
+// call leaves the subject's stored factors as they were.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { Code, ConnectError } from "@connectrpc/connect";
@@ -102,14 +103,40 @@ describe("fuzzed RPC fields", () => {
       return checked;
     }));
 
+  /** The subject's factor rows and recovery codes, as stored. */
+  const stored = async (subject: string) =>
+    JSON.stringify(
+      await h.db.query(
+        `select f.id, f.status, f.label, f.last_step, count(r.id) as codes, count(r.used_at) as used
+         from factors f left join recovery_codes r on r.factor_id = f.id
+         where f.subject = $1 group by f.id order by f.id`,
+        [subject],
+      ),
+    );
+  /** Runs a factor call; a refused one must leave the subject's stored factors as they were. */
+  const nothingHalfWritten = async (subject: string, call: () => Promise<unknown>) => {
+    const before = await stored(subject);
+    let refused = false;
+    const message = await outcome(
+      call().catch((error: unknown) => {
+        refused = true;
+        throw error;
+      }),
+    );
+    if (refused) assert.equal(await stored(subject), before, `a refused call changed the store: ${message}`);
+    return message;
+  };
+
   it("EnrollTotp, ConfirmTotp, CreateRecoveryCodes, ListFactors and RemoveFactor", () =>
     property(async (secret, a, b, c) => {
       const messages = [
-        await outcome(f().enrollTotp({ subject: a, label: b, accountName: c, grant: secret })),
-        await outcome(f().confirmTotp({ subject: a, factorId: c, code: secret })),
-        await outcome(f().createRecoveryCodes({ subject: a, grant: secret })),
+        await nothingHalfWritten(a, () =>
+          f().enrollTotp({ subject: a, label: b, accountName: c, grant: secret }),
+        ),
+        await nothingHalfWritten(a, () => f().confirmTotp({ subject: a, factorId: c, code: secret })),
+        await nothingHalfWritten(a, () => f().createRecoveryCodes({ subject: a, grant: secret })),
         await outcome(f().listFactors({ subject: a })),
-        await outcome(f().removeFactor({ subject: a, factorId: c, grant: secret })),
+        await nothingHalfWritten(a, () => f().removeFactor({ subject: a, factorId: c, grant: secret })),
       ];
       return messages.join("\n");
     }));
