@@ -6,17 +6,9 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { anyUnpack } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
 import { callerHeader, errorDomain } from "@stepgate/api";
-import {
-  type ErrorInfo,
-  ErrorInfoSchema,
-  RetryInfoSchema,
-} from "@stepgate/api/gen/google/rpc/error_details_pb";
-import { StatusSchema } from "@stepgate/api/gen/google/rpc/status_pb";
 import { ListFactorsRequestSchema } from "@stepgate/api/gen/stepgate/v1/factor_service_pb";
 import { createStepgateClient, type RetryOptions, type StepgateClient } from "@stepgate/client";
 import { retryPushbackTrailer } from "@stepgate/server/rpc/traffic-shaping";
@@ -27,27 +19,14 @@ import { totpCode } from "@stepgate/testkit/totp-code";
 import { type Cluster, startCluster } from "./support/cluster.ts";
 import { type Failure, failure } from "./support/errors.ts";
 import { newKey, newSession, newSubject } from "./support/flows.ts";
-import { writePolicy } from "./support/stepgate.ts";
+import { plainUnary, richDetails, type Seen } from "./support/plain-call.ts";
+import { testPolicy, writePolicy } from "./support/stepgate.ts";
 
 const listFactorsPath = "/stepgate.v1.FactorService/ListFactors";
 
 /** The test policy with payments.transfer critical, and `rateLimits` (a `rate_limits:` section or ""). */
-const policyWith = (rateLimits: string) => `
-levels: [aal1, aal2, aal3]
-methods:
-  totp: { acr: aal2, amr: [otp] }
-  recovery_code: { acr: aal2, amr: [otp] }
-challenge: { ttl: 60, max_attempts: 5 }
-lockout: { max_failures: 8, duration: 60 }
-grant_ttl: 120
-actions:
-  payments.transfer: { acr: aal2, max_age: 300, methods: [totp], priority: critical }
-  account.change_email: { acr: aal2, max_age: 600 }
-  stepgate.enroll_totp: { acr: aal2, max_age: 300 }
-  stepgate.create_recovery_codes: { acr: aal2, max_age: 300 }
-  stepgate.remove_factor: { acr: aal2, max_age: 300 }
-${rateLimits}
-`;
+const policyWith = (rateLimits: string) =>
+  `${testPolicy.replace("methods: [totp] }", "methods: [totp], priority: critical }")}${rateLimits}\n`;
 
 // Windows of 60 s: a fixed window starts at a key's first call, and each test below ends well
 // within one, even on a loaded machine, so no window rolls over while it counts.
@@ -333,54 +312,17 @@ describe("fleet-wide rate limits, three replica processes on one Redis", () => {
   });
 });
 
-/** What a plain grpc-js client (no service config: no retries) saw of one unary call. */
-interface Seen {
-  /** "metadata" for response headers, "status" for the status with its trailers, in order. */
-  events: string[];
-  status: grpc.StatusObject;
-}
-
 const bytes = (b: Buffer) => b;
 
-/** One ListFactors call on `client`, a plain grpc-js client, bytes in and out. */
-function plainListFactors(client: grpc.Client, caller: string): Promise<Seen> {
-  const metadata = new grpc.Metadata();
-  metadata.set(callerHeader, caller);
-  const request = Buffer.from(
-    toBinary(ListFactorsRequestSchema, create(ListFactorsRequestSchema, { subject: "u" })),
+/** One ListFactors call on `client`, a plain grpc-js client. */
+const plainListFactors = (client: grpc.Client, caller: string) =>
+  plainUnary(
+    client,
+    listFactorsPath,
+    ListFactorsRequestSchema,
+    { subject: "u" },
+    { caller, deadlineMs: 10_000 },
   );
-  const events: string[] = [];
-  return new Promise<Seen>((resolve) => {
-    const call = client.makeUnaryRequest(
-      listFactorsPath,
-      bytes,
-      bytes,
-      request,
-      metadata,
-      { deadline: Date.now() + 10_000 },
-      () => {},
-    );
-    call.on("metadata", () => events.push("metadata"));
-    call.on("status", (status: grpc.StatusObject) => {
-      events.push("status");
-      resolve({ events, status });
-    });
-  });
-}
-
-/** The ErrorInfo and the RetryInfo delay (ms) of a failed call's `grpc-status-details-bin`. */
-function richDetails(metadata: grpc.Metadata): { info: ErrorInfo | undefined; retryMs: number | undefined } {
-  const [raw] = metadata.get("grpc-status-details-bin");
-  if (!(raw instanceof Buffer)) return { info: undefined, retryMs: undefined };
-  const details = fromBinary(StatusSchema, raw).details;
-  const info = details.map((d) => anyUnpack(d, ErrorInfoSchema)).find((d) => d !== undefined);
-  const retry = details.map((d) => anyUnpack(d, RetryInfoSchema)).find((d) => d !== undefined);
-  const delay = retry?.retryDelay;
-  return {
-    info,
-    retryMs: delay === undefined ? undefined : Number(delay.seconds) * 1000 + delay.nanos / 1e6,
-  };
-}
 
 /** One attempt (of a call the client may retry) that the recorder forwarded. */
 interface Attempt {

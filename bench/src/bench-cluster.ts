@@ -17,7 +17,7 @@ const examplePolicyFile = join(import.meta.dirname, "../../services/stepgate/pol
  * The example policy with its rate limits raised out of reach: every call still pays for counting
  * them, but a scenario that drives a few subjects thousands of times a second is not refused.
  */
-export function benchPolicyFile(): string {
+function benchPolicyFile(): string {
   const example = readFileSync(examplePolicyFile, "utf8");
   const at = example.indexOf("\nrate_limits:");
   const withoutLimits = at < 0 ? example : example.slice(0, at);

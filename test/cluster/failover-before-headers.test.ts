@@ -4,12 +4,9 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { create, type DescMessage, fromBinary, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
-import { anyUnpack } from "@bufbuild/protobuf/wkt";
+import type { DescMessage, MessageInitShape } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
-import { callerHeader, errorDomain } from "@stepgate/api";
-import { ErrorInfoSchema, RetryInfoSchema } from "@stepgate/api/gen/google/rpc/error_details_pb";
-import { StatusSchema } from "@stepgate/api/gen/google/rpc/status_pb";
+import { errorDomain } from "@stepgate/api";
 import { ListFactorsRequestSchema } from "@stepgate/api/gen/stepgate/v1/factor_service_pb";
 import { StepUpRequestSchema } from "@stepgate/api/gen/stepgate/v1/step_up_service_pb";
 import { createStepgateClient } from "@stepgate/client";
@@ -17,17 +14,11 @@ import { replicaTrailer } from "@stepgate/server/rpc/guard";
 import type { ReplicaProcess } from "@stepgate/testkit/replica-process";
 import { type Cluster, startCluster } from "../support/cluster.ts";
 import { driveLoad, ReplicaTally, report, seedUsers } from "../support/load.ts";
+import { plainUnary, richDetails, type Seen } from "../support/plain-call.ts";
 
 const sickId = "replica-3";
 
-/** What a plain grpc-js client (no service config: no retries) saw of one unary call, in order. */
-interface Seen {
-  /** "metadata" for response headers, "status" for the status with its trailers. */
-  events: string[];
-  status: grpc.StatusObject;
-}
-
-/** One unary call straight to `address` with a plain grpc-js client, bytes in and out. */
+/** One unary call straight to `address` with a plain grpc-js client, as `payments`. */
 async function plainCall<I extends DescMessage>(
   address: string,
   path: string,
@@ -35,26 +26,8 @@ async function plainCall<I extends DescMessage>(
   request: MessageInitShape<I>,
 ): Promise<Seen> {
   const client = new grpc.Client(address, grpc.credentials.createInsecure());
-  const metadata = new grpc.Metadata();
-  metadata.set(callerHeader, "payments");
-  const events: string[] = [];
   try {
-    return await new Promise<Seen>((resolve) => {
-      const call = client.makeUnaryRequest(
-        path,
-        (b: Buffer) => b,
-        (b: Buffer) => b,
-        Buffer.from(toBinary(schema, create(schema, request))),
-        metadata,
-        { deadline: Date.now() + 5000 },
-        () => {},
-      );
-      call.on("metadata", () => events.push("metadata"));
-      call.on("status", (status: grpc.StatusObject) => {
-        events.push("status");
-        resolve({ events, status });
-      });
-    });
+    return await plainUnary(client, path, schema, request, { caller: "payments", deadlineMs: 5000 });
   } finally {
     client.close();
   }
@@ -107,14 +80,11 @@ describe("a replica that fails every call UNAVAILABLE, under load", () => {
       assert.deepEqual(seen.events, ["status"], `${path}: no response headers before the status`);
       assert.equal(seen.status.code, grpc.status.UNAVAILABLE, path);
       assert.deepEqual(seen.status.metadata.get(replicaTrailer), [sickId], `${path}: trailer`);
-      const [bytes] = seen.status.metadata.get("grpc-status-details-bin");
-      assert.ok(bytes instanceof Buffer, `${path}: status details`);
-      const details = fromBinary(StatusSchema, bytes).details;
-      const info = details.map((d) => anyUnpack(d, ErrorInfoSchema)).find((d) => d !== undefined);
-      const retry = details.map((d) => anyUnpack(d, RetryInfoSchema)).find((d) => d !== undefined);
-      assert.equal(info?.reason, "STORE_UNAVAILABLE", path);
-      assert.equal(info?.domain, errorDomain, path);
-      assert.equal(Number(retry?.retryDelay?.seconds), 1, `${path}: RetryInfo 1000 ms`);
+      const { info, retryMs } = richDetails(seen.status.metadata);
+      assert.ok(info, `${path}: status details`);
+      assert.equal(info.reason, "STORE_UNAVAILABLE", path);
+      assert.equal(info.domain, errorDomain, path);
+      assert.equal(retryMs, 1000, `${path}: RetryInfo 1000 ms`);
     }
     // A healthy replica answers the same call, and names itself in the trailer too.
     const healthy = cluster.replicas.find((r) => r.id !== sickId);

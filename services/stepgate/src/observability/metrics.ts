@@ -19,7 +19,10 @@ export interface Metrics {
    * each collection.
    */
   observeDependencies(read: () => { dependency: string; up: boolean }[]): void;
-  /** One call shed by admission control, by priority, cause (queue_full, deadline, overloaded) and caller. */
+  /**
+   * One call shed by admission control, by priority, cause (queue_full, deadline, overloaded) and
+   * caller (the first 50 named, the rest "_other").
+   */
   shed(attributes: { priority: string; cause: string; caller: string }): void;
   /**
    * One lockout started by a wrong answer from `caller` (the calling service whose Verify reached
@@ -81,8 +84,8 @@ export function createMetrics(): Metrics {
   const callerLabel = boundedCallerLabels();
   return {
     lockoutStarted: (caller) => lockouts.add(1, { caller: callerLabel(caller) }),
-    shed: (a) => shed.add(1, a),
-    rateLimited: (a) => rateLimited.add(1, a),
+    shed: (a) => shed.add(1, { ...a, caller: callerLabel(a.caller) }),
+    rateLimited: (a) => rateLimited.add(1, { ...a, caller: callerLabel(a.caller) }),
     observeAdmission(read) {
       const gauge = (name: string, description: string, unit?: string) =>
         meter.createObservableGauge(name, { description, ...(unit ? { unit } : {}) });
@@ -135,7 +138,7 @@ export function createMetrics(): Metrics {
  * Names the first `max` callers seen, the rest "_other": metric attribute values must come from a
  * bounded set, and the caller is whatever the calling service says it is.
  */
-export function boundedCallerLabels(max = 50): (caller: string) => string {
+function boundedCallerLabels(max = 50): (caller: string) => string {
   const named = new Set<string>();
   return (caller) => {
     if (named.has(caller)) return caller;

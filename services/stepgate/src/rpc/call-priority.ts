@@ -12,7 +12,7 @@ export interface CallPriority {
  * ending a session and publishing keys stay high (a logout and offline checks must go through),
  * factor changes normal, listing factors low. Calls that name an action take its priority.
  */
-export const kindPriorities: Readonly<Record<string, Priority>> = {
+const kindPriorities: Readonly<Record<string, Priority>> = {
   "StepUpService/EndSession": "high",
   "StepUpService/GetJwks": "high",
   "FactorService/EnrollTotp": "normal",

@@ -4,7 +4,7 @@ import { callerHeader } from "@stepgate/api";
 import { peerAddressKey } from "@stepgate/grpc-bridge";
 import { admissionRank, type Priority } from "../domain/priority.ts";
 import { StepgateError } from "../domain/stepgate-error.ts";
-import { boundedCallerLabels, type Metrics } from "../observability/metrics.ts";
+import type { Metrics } from "../observability/metrics.ts";
 import type { Admission, Shed, ShedReason, Ticket } from "../traffic/admission.ts";
 import type { CheckRateLimits } from "../traffic/rate-limits.ts";
 import { type CallPriority, callPriority } from "./call-priority.ts";
@@ -65,7 +65,7 @@ function describeCall(
 }
 
 /** Waits for a slot; a shed call fails OVERLOADED with RetryInfo and the pushback trailer. */
-async function admit(shaping: TrafficShaping, call: ShapedCall, ctx: HandlerContext, label: string) {
+async function admit(shaping: TrafficShaping, call: ShapedCall, ctx: HandlerContext) {
   let decision: Ticket | Shed;
   try {
     decision = await shaping.admission.admit({
@@ -79,7 +79,7 @@ async function admit(shaping: TrafficShaping, call: ShapedCall, ctx: HandlerCont
     throw ConnectError.from(error, Code.Canceled);
   }
   if (decision.admitted) return decision;
-  shaping.metrics.shed({ priority: call.priority, cause: decision.reason, caller: label });
+  shaping.metrics.shed({ priority: call.priority, cause: decision.reason, caller: call.caller });
   const retryAfterMs = Math.ceil(decision.retryAfterMs / 10) * 10;
   ctx.responseTrailer.set(retryPushbackTrailer, String(retryAfterMs));
   throw overloaded(decision.priority, decision.reason, retryAfterMs);
@@ -100,7 +100,7 @@ function overloaded(priority: Priority, cause: ShedReason, retryAfterMs: number)
 }
 
 /** Counts the call against the rate limits; a refused one fails RATE_LIMITED and is counted. */
-async function limit(shaping: TrafficShaping, call: ShapedCall, label: string) {
+async function limit(shaping: TrafficShaping, call: ShapedCall) {
   try {
     const { caller, source, subject } = call;
     await shaping.checkRateLimits({ caller, source, ...(subject ? { subject } : {}) });
@@ -109,7 +109,7 @@ async function limit(shaping: TrafficShaping, call: ShapedCall, label: string) {
       shaping.metrics.rateLimited({
         priority: call.priority,
         limit: error.metadata.limit ?? "",
-        caller: label,
+        caller: call.caller,
       });
     }
     throw error;
@@ -128,7 +128,6 @@ export function shapeTraffic<S extends DescService>(
   impl: ServiceImpl<S>,
   shaping: TrafficShaping,
 ): ServiceImpl<S> {
-  const labelOf = boundedCallerLabels();
   const wrapped: Record<string, unknown> = {};
   for (const method of service.methods) {
     const handlers = impl as Record<string, (req: unknown, ctx: HandlerContext) => Promise<unknown>>;
@@ -137,10 +136,9 @@ export function shapeTraffic<S extends DescService>(
     const name = `${service.name}/${method.name}`;
     wrapped[method.localName] = async (req: unknown, ctx: HandlerContext) => {
       const call = describeCall(name, req, ctx, shaping);
-      const label = labelOf(call.caller);
-      const ticket = await admit(shaping, call, ctx, label);
+      const ticket = await admit(shaping, call, ctx);
       try {
-        await limit(shaping, call, label);
+        await limit(shaping, call);
         return await fn(req, ctx);
       } finally {
         ticket.done();

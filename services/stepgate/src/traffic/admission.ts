@@ -99,7 +99,7 @@ const isBestEffort = (rank: number) => rank >= firstBestEffortRank;
 const bestEffortBacklog = (slots: number) => Math.min(1000, 2 * slots + 8);
 
 /** How long a call of `rank` may wait, in ms: the full budget for critical, half for each step down. */
-export function waitBudgetMs(rank: number, maxWaitMs: number): number {
+function waitBudgetMs(rank: number, maxWaitMs: number): number {
   return maxWaitMs / 2 ** Math.floor(rank / 2);
 }
 
