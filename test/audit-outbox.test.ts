@@ -299,6 +299,7 @@ describe("audit outbox across replica processes killed with SIGKILL", () => {
     env = {
       STEPGATE_HOST: "127.0.0.1",
       STEPGATE_POLICY_FILE: writePolicy(),
+      STEPGATE_INSECURE_DEV: "1",
       STEPGATE_ENCRYPTION_KEYS: newKeyRing(),
       STEPGATE_LOG_LEVEL: "warn",
       STEPGATE_DRAIN_DELAY_MS: "0",

@@ -72,6 +72,7 @@ describe("configuration errors at start (child process)", () => {
       STEPGATE_HOST: "127.0.0.1",
       STEPGATE_PORT: "0",
       STEPGATE_POLICY_FILE: policyFile,
+      STEPGATE_INSECURE_DEV: "1",
       STEPGATE_ENCRYPTION_KEYS: `k1:${keyMaterial}`,
       STEPGATE_LOG_LEVEL: "info",
       DATABASE_URL: unreachableDatabase,
@@ -95,6 +96,24 @@ describe("configuration errors at start (child process)", () => {
     writeFileSync(file, text);
     return file;
   };
+
+  it("serves neither plaintext nor half-configured TLS unless told to, naming what is missing", async () => {
+    const { STEPGATE_INSECURE_DEV: _, ...tlsless } = env();
+    await expectConfigError(
+      tlsless,
+      "STEPGATE_TLS_CERT_FILE",
+      "STEPGATE_TLS_KEY_FILE",
+      "STEPGATE_INSECURE_DEV=1",
+    );
+    await expectConfigError({ ...tlsless, STEPGATE_TLS_CERT_FILE: "/x.pem" }, "STEPGATE_TLS_CLIENT_CA_FILE");
+    await expectConfigError({ ...env(), STEPGATE_TLS_CERT_FILE: "/x.pem" }, "cannot be combined");
+    const missing = {
+      STEPGATE_TLS_CERT_FILE: join(dir, "no.pem"),
+      STEPGATE_TLS_KEY_FILE: join(dir, "no.key"),
+    };
+    const tls = { ...tlsless, ...missing, STEPGATE_TLS_CLIENT_CA_FILE: join(dir, "no-ca.pem") };
+    await expectConfigError(tls, "STEPGATE_TLS_*: cannot read the certificate file");
+  });
 
   it("a missing STEPGATE_POLICY_FILE exits 2 naming it", async () => {
     const { STEPGATE_POLICY_FILE: _, ...rest } = env();
@@ -309,6 +328,7 @@ describe("policy validation (parsePolicy)", () => {
     assert.deepEqual(scoped.callerScopes?.get("payments"), {
       actions: new Set(["payments.transfer"]),
       factors: "read",
+      subjectProof: "optional",
     });
     assert.equal(parsePolicy(testPolicy).callerScopes, undefined);
     assert.equal(
@@ -318,6 +338,38 @@ describe("policy validation (parsePolicy)", () => {
     assert.match(
       errorOf(`${testPolicy}callers: { payments: { factors: write } }\n`),
       /callers\.payments\.factors/,
+    );
+  });
+
+  it("maps certificate identities to callers, once each, and reads the subject proof settings", () => {
+    const mapped = parsePolicy(
+      `${testPolicy}callers:\n  payments: { peers: ["spiffe://example.org/ns/prod/sa/payments", payments.internal], subject_proof: required }\n` +
+        "subject_proof: { issuers: [{ issuer: https://login.example.org, jwks_uri: https://login.example.org/jwks, audiences: [stepgate] }] }\n",
+    );
+    assert.equal(mapped.callerPeers.get("spiffe://example.org/ns/prod/sa/payments"), "payments");
+    assert.equal(mapped.callerPeers.get("payments.internal"), "payments");
+    assert.equal(mapped.callerScopes?.get("payments")?.subjectProof, "required");
+    assert.deepEqual(mapped.subjectProof, {
+      issuers: [
+        {
+          issuer: "https://login.example.org",
+          jwksUri: "https://login.example.org/jwks",
+          audiences: ["stepgate"],
+        },
+      ],
+      firstFactorMaxAge: 600,
+    });
+    assert.equal(
+      errorOf(`${testPolicy}callers: { a: { peers: [x.internal] }, b: { peers: [x.internal] } }\n`),
+      "policy.yaml: callers.b.peers: x.internal already names a",
+    );
+    assert.match(errorOf(`${testPolicy}callers: { a: { peers: ["spiffe://"] } }\n`), /callers\.a\.peers/);
+    assert.match(errorOf(`${testPolicy}callers: { a: { peers: ["Not A Name"] } }\n`), /callers\.a\.peers/);
+    assert.match(
+      errorOf(
+        `${testPolicy}subject_proof: { issuers: [{ issuer: x, jwks_uri: "ftp://x/jwks", audiences: [a] }] }\n`,
+      ),
+      /subject_proof\.issuers/,
     );
   });
 

@@ -34,6 +34,7 @@ describe("replicas on different active encryption keys", () => {
           STEPGATE_HOST: "127.0.0.1",
           STEPGATE_PORT: "0",
           STEPGATE_POLICY_FILE: policyFile,
+          STEPGATE_INSECURE_DEV: "1",
           STEPGATE_ENCRYPTION_KEYS: ring,
           STEPGATE_ENCRYPTION_KEY_ID: activeKeyId,
           STEPGATE_DRAIN_DELAY_MS: "0",

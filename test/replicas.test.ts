@@ -20,6 +20,7 @@ describe("replicas starting together on an empty database", () => {
       STEPGATE_HOST: "127.0.0.1",
       STEPGATE_PORT: "0",
       STEPGATE_POLICY_FILE: writePolicy(),
+      STEPGATE_INSECURE_DEV: "1",
       STEPGATE_ENCRYPTION_KEYS: newKeyRing(),
       DATABASE_URL: db.url,
       REDIS_URL: redisUrl,

@@ -92,6 +92,7 @@ export async function startBenchCluster(options: BenchClusterOptions): Promise<B
   const env = {
     STEPGATE_HOST: "127.0.0.1",
     STEPGATE_POLICY_FILE: options.policyFile ?? benchPolicyFile(),
+    STEPGATE_INSECURE_DEV: "1",
     STEPGATE_ENCRYPTION_KEYS: encryptionKeys,
     STEPGATE_BENCH: "1",
     // Per-call info lines would cost more than some of the calls measured.

@@ -80,6 +80,7 @@ export async function measureVerifyFiles(options: {
       STEPGATE_HOST: "127.0.0.1",
       STEPGATE_PORT: "0",
       STEPGATE_POLICY_FILE: policyFile,
+      STEPGATE_INSECURE_DEV: "1",
       STEPGATE_ENCRYPTION_KEYS: `shape1:${randomBytes(32).toString("base64")}`,
       // No health probe lands inside the measured call.
       STEPGATE_HEALTH_INTERVAL_MS: "60000",

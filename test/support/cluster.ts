@@ -32,6 +32,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
   const env = {
     STEPGATE_HOST: "127.0.0.1",
     STEPGATE_POLICY_FILE: writePolicy(),
+    STEPGATE_INSECURE_DEV: "1",
     STEPGATE_ENCRYPTION_KEYS: newKeyRing(),
     STEPGATE_LOG_LEVEL: "info",
     STEPGATE_FAULT_INJECTION: "1",

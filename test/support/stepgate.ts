@@ -65,6 +65,8 @@ export interface HarnessOptions {
   policy?: string;
   /** How often the replica probes its stores for health. */
   healthIntervalMs?: number;
+  /** More environment for the replica's configuration, applied last. */
+  env?: Record<string, string>;
 }
 
 /** A policy file in a fresh temporary folder. */
@@ -93,6 +95,7 @@ export async function startStepgate(options: HarnessOptions = {}): Promise<Harne
     STEPGATE_HOST: "127.0.0.1",
     STEPGATE_PORT: "0",
     STEPGATE_POLICY_FILE: policyFile,
+    STEPGATE_INSECURE_DEV: "1",
     STEPGATE_ENCRYPTION_KEYS: newKeyRing(),
     STEPGATE_HEALTH_INTERVAL_MS: String(options.healthIntervalMs ?? 2000),
     STEPGATE_DRAIN_DELAY_MS: "0",
@@ -100,6 +103,7 @@ export async function startStepgate(options: HarnessOptions = {}): Promise<Harne
     DATABASE_URL: db.url,
     DATABASE_POOL_SIZE: "8",
     ...(redis ? { REDIS_URL: options.redisUrl ?? redisUrl, REDIS_PREFIX: redis.prefix } : {}),
+    ...options.env,
   });
   const logs: string[] = [];
   const sink = new Writable({

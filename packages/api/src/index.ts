@@ -7,3 +7,9 @@ export const errorDomain = "stepgate.v1";
 
 /** The header in which a calling service names itself. */
 export const callerHeader = "stepgate-caller";
+
+/**
+ * The header in which a calling service may pass the user's primary-session token (an OIDC ID
+ * token or a JWT access token of a trusted issuer) to prove the subject is present.
+ */
+export const subjectTokenHeader = "stepgate-subject-token";

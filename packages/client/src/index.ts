@@ -1,5 +1,6 @@
 export type { GrantClaims, GrantExpectations } from "@stepgate/grant";
 export { GrantError } from "@stepgate/grant";
+export type { TlsFiles } from "@stepgate/grpc-bridge";
 export { defaultDeadlines } from "./deadlines.ts";
 export { isReplicaUnavailable } from "./replica-retry.ts";
 export { type OutlierDetectionOptions, type RetryOptions, stepgateServiceConfig } from "./service-config.ts";

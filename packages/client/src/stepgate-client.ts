@@ -3,7 +3,12 @@ import * as grpc from "@grpc/grpc-js";
 import { SpanStatusCode, trace } from "@opentelemetry/api";
 import { callerHeader, FactorService, StepUpService } from "@stepgate/api";
 import { createGrantVerifier, type GrantClaims, type GrantExpectations, type Jwk } from "@stepgate/grant";
-import { createGrpcJsTransport } from "@stepgate/grpc-bridge";
+import {
+  createGrpcJsTransport,
+  mutualTlsChannelCredentials,
+  type TlsFiles,
+  watchTlsFiles,
+} from "@stepgate/grpc-bridge";
 import { defaultDeadlines } from "./deadlines.ts";
 import { withReplicaRetry } from "./replica-retry.ts";
 import { type OutlierDetectionOptions, type RetryOptions, stepgateServiceConfig } from "./service-config.ts";
@@ -14,9 +19,19 @@ export interface StepgateClientOptions {
    * (a static list) or `dns:///stepgate:50051` (every address the name resolves to).
    */
   target: string;
-  /** This service's name, sent in the `stepgate-caller` header; grants name it as their audience. */
+  /**
+   * This service's name, sent in the `stepgate-caller` header; grants name it as their audience.
+   * Under mutual TLS it must be the caller the replicas' policy maps this client's certificate to.
+   */
   caller: string;
-  /** Channel credentials. Default: insecure (plaintext), for a trusted network or a mesh. */
+  /**
+   * Mutual TLS from PEM files, reloaded when they change (`reloadMs`, default 10000 ms): this
+   * service's certificate and key, whose SPIFFE ID or DNS name the replicas' policy maps to
+   * `caller`, and the CA bundle the replicas' certificates chain to. The replicas' name is checked
+   * against the target's host. Ignored when `credentials` is given.
+   */
+  tls?: TlsFiles;
+  /** Channel credentials. Default: from `tls`, else insecure (plaintext, for insecure development mode only). */
   credentials?: grpc.ChannelCredentials;
   /** Deadlines by method name (e.g. `{ Verify: 2000 }`) for calls that set none; see `defaultDeadlines`. */
   deadlines?: Record<string, number>;
@@ -61,7 +76,11 @@ export interface StepgateClient {
 
 /** A typed Stepgate client over one grpc-js channel that balances across every replica. */
 export function createStepgateClient(options: StepgateClientOptions): StepgateClient {
-  const channel = new grpc.Channel(options.target, options.credentials ?? grpc.credentials.createInsecure(), {
+  const tlsFiles = options.credentials === undefined && options.tls ? watchTlsFiles(options.tls) : undefined;
+  const credentials =
+    options.credentials ??
+    (tlsFiles ? mutualTlsChannelCredentials(tlsFiles) : grpc.credentials.createInsecure());
+  const channel = new grpc.Channel(options.target, credentials, {
     "grpc.service_config": stepgateServiceConfig(options.retry, options.outlierDetection),
     // The service config is ours; a DNS TXT record must not replace it.
     "grpc.service_config_disable_resolution": 1,
@@ -90,7 +109,10 @@ export function createStepgateClient(options: StepgateClientOptions): StepgateCl
     factors: createClient(FactorService, transport),
     verifyGrant: (token, expect) =>
       verifier.verify(token, { ...expect, audience: expect.audience ?? options.caller }),
-    close: () => channel.close(),
+    close: () => {
+      channel.close();
+      tlsFiles?.close();
+    },
   };
 }
 

@@ -7,6 +7,7 @@ import { statusDetailsFromError, statusDetailsKey } from "./error-details.ts";
 import { createGrpcServiceDefinition } from "./grpc-service-definition.ts";
 import { headersFromMetadata, metadataFromHeaders } from "./metadata.ts";
 import { peerAddressKey } from "./peer-address.ts";
+import { peerCertificateKey } from "./peer-certificate.ts";
 import { grpcStatusFromCode } from "./status-code.ts";
 
 export interface AddServiceOptions {
@@ -91,7 +92,8 @@ function unaryHandler(
           : new ConnectError("call cancelled", Code.Canceled);
       cancelled.abort(error);
     });
-    const secure = call.getAuthContext().transportSecurityType === "ssl";
+    const auth = call.getAuthContext();
+    const secure = auth.transportSecurityType === "ssl";
     const ctx = createHandlerContext({
       service: method.parent,
       method,
@@ -101,7 +103,9 @@ function unaryHandler(
       ...(Number.isFinite(deadline) ? { timeoutMs: Math.max(0, deadline - Date.now()) } : {}),
       requestSignal: cancelled.signal,
       requestHeader: headersFromMetadata(call.metadata),
-      contextValues: createContextValues().set(peerAddressKey, call.getPeer()),
+      contextValues: createContextValues()
+        .set(peerAddressKey, call.getPeer())
+        .set(peerCertificateKey, secure ? auth.sslPeerCertificate : undefined),
     });
     // The deadline (ours or the client's) or a cancel ends the call, even if the handler runs on.
     ctx.signal.addEventListener(

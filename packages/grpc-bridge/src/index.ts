@@ -6,4 +6,7 @@ export { createGrpcJsTransport } from "./grpc-js-transport.ts";
 export { createGrpcServiceDefinition } from "./grpc-service-definition.ts";
 export { headersFromMetadata, metadataFromHeaders } from "./metadata.ts";
 export { peerAddressKey } from "./peer-address.ts";
+export { peerCertificateKey } from "./peer-certificate.ts";
 export { codeFromGrpcStatus, grpcStatusFromCode } from "./status-code.ts";
+export type { TlsFiles, WatchedTlsFiles } from "./tls-files.ts";
+export { mutualTlsChannelCredentials, mutualTlsServerCredentials, watchTlsFiles } from "./tls-files.ts";

@@ -129,6 +129,7 @@ export async function startDegradedLab(options: DegradedLabOptions = {}): Promis
     const env: Record<string, string> = {
       STEPGATE_HOST: "127.0.0.1",
       STEPGATE_POLICY_FILE: policyFile,
+      STEPGATE_INSECURE_DEV: "1",
       STEPGATE_ENCRYPTION_KEYS: `lab1:${randomBytes(32).toString("base64")}`,
       STEPGATE_LOG_LEVEL: "info",
       STEPGATE_DRAIN_DELAY_MS: "0",

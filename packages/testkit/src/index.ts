@@ -89,6 +89,11 @@ export {
 } from "./flow-timeline.ts";
 export { freePort } from "./free-port.ts";
 export {
+  startTestIdentityProvider,
+  type TestIdentityProvider,
+  type TokenClaims,
+} from "./identity-provider.ts";
+export {
   childPids,
   isAlive,
   keepAliveUntil,
@@ -135,4 +140,10 @@ export {
   type TestRedisPrefix,
   type TestRedisPrefixOptions,
 } from "./test-redis-prefix.ts";
+export {
+  type CertificateFiles,
+  createTestPki,
+  type TestCertificateAuthority,
+  type TestPki,
+} from "./tls-certificates.ts";
 export { codeForStep, totpCode, totpStep, totpStepSeconds } from "./totp-code.ts";

@@ -19,6 +19,8 @@ const basePort = Number(env.STEPGATE_PORT ?? 50051);
 mkdirSync(devDir, { recursive: true, mode: 0o700 });
 env.STEPGATE_HOST ??= "127.0.0.1";
 env.STEPGATE_POLICY_FILE ??= join(repoRoot, "services/stepgate/policy/example.yaml");
+// Plaintext and the stepgate-caller header, unless certificates are configured: nothing to manage.
+if (!env.STEPGATE_TLS_CERT_FILE) env.STEPGATE_INSECURE_DEV ??= "1";
 // Without Redis each replica counts rate limits alone, with its share of each.
 env.STEPGATE_FLEET_SIZE ??= String(replicas);
 

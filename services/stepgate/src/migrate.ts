@@ -4,7 +4,13 @@ import { migrate, openDatabase } from "./store/database.ts";
 
 // A one-shot migration step (docker-compose runs it before the replicas). Replicas also migrate
 // at start under the same advisory lock, so running both is harmless.
-const env = { STEPGATE_POLICY_FILE: "-", STEPGATE_ENCRYPTION_KEYS: "-", ...process.env };
+// It serves nothing, so it needs no transport settings of its own.
+const env = {
+  STEPGATE_POLICY_FILE: "-",
+  STEPGATE_ENCRYPTION_KEYS: "-",
+  ...(process.env.STEPGATE_TLS_CERT_FILE ? {} : { STEPGATE_INSECURE_DEV: "1" }),
+  ...process.env,
+};
 let config: ReturnType<typeof loadConfig>;
 try {
   config = loadConfig(env);

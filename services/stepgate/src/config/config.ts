@@ -48,6 +48,14 @@ const envSchema = z.object({
   STEPGATE_ADMISSION_MAX_WAIT_MS: z.coerce.number().int().min(1).max(60_000).default(2000),
   STEPGATE_EVENT_LOOP_SATURATED: z.coerce.number().min(0.5).max(1).default(0.95),
   STEPGATE_EVENT_LOOP_RESERVE: z.coerce.number().min(0).max(0.5).default(0.2),
+  STEPGATE_TLS_CERT_FILE: z.string().min(1).optional(),
+  STEPGATE_TLS_KEY_FILE: z.string().min(1).optional(),
+  STEPGATE_TLS_CLIENT_CA_FILE: z.string().min(1).optional(),
+  STEPGATE_TLS_RELOAD_MS: z.coerce.number().int().min(100).max(3_600_000).default(10_000),
+  STEPGATE_INSECURE_DEV: z.enum(["0", "1", "false", "true"]).default("0"),
+  STEPGATE_SUBJECT_JWKS_TIMEOUT_MS: z.coerce.number().int().min(100).max(30_000).default(2000),
+  STEPGATE_SUBJECT_JWKS_MAX_AGE_MS: z.coerce.number().int().min(1000).max(86_400_000).default(600_000),
+  STEPGATE_SUBJECT_JWKS_COOLDOWN_MS: z.coerce.number().int().min(0).max(3_600_000).default(30_000),
   STEPGATE_FLEET_SIZE: z.coerce.number().int().min(1).max(1000).default(1),
   DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }),
   DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(100).default(10),
@@ -75,6 +83,17 @@ export interface Config {
   redisUrl: string | undefined;
   /** Prepended to every Redis key. */
   redisPrefix: string;
+  /** How callers connect and prove who they are. */
+  transport: TransportSettings;
+  /** How the trusted identity providers' published keys (policy `subject_proof.issuers`) are fetched. */
+  subjectJwks: {
+    /** The longest one JWKS fetch may take, in ms. */
+    timeoutMs: number;
+    /** Fetched keys are used this long before they are fetched again, in ms. */
+    maxAgeMs: number;
+    /** A token with an unknown key id refetches the JWKS at most this often, in ms. */
+    cooldownMs: number;
+  };
   connections: ConnectionSettings;
   /** How calls to PostgreSQL and Redis are bounded, and when a dependency counts as down. */
   dependencies: DependencySettings;
@@ -135,6 +154,25 @@ export interface DependencySettings {
   factorCacheTtlMs: number;
 }
 
+/**
+ * Mutual TLS (STEPGATE_TLS_*): the caller is named by its client certificate, mapped through the
+ * policy's `callers.<name>.peers`. Insecure development mode (STEPGATE_INSECURE_DEV=1): plaintext,
+ * and the caller is whatever the `stepgate-caller` header says; for `pnpm dev` and tests only.
+ */
+export type TransportSettings =
+  | {
+      kind: "mtls";
+      /** The replica's certificate chain (PEM). */
+      certFile: string;
+      /** Its private key (PEM). */
+      keyFile: string;
+      /** The CA bundle (PEM) client certificates must chain to. */
+      clientCaFile: string;
+      /** How often the three files are read again, in ms; rotated files apply without a restart. */
+      reloadMs: number;
+    }
+  | { kind: "insecure-dev" };
+
 /** HTTP/2 connection management (grpc core's channel arguments of the same names). */
 export interface ConnectionSettings {
   /** `grpc.max_connection_age_ms`: connections are closed (GOAWAY) after this many ms, so clients rebalance. 0: never. */
@@ -174,6 +212,12 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     databasePoolSize: e.DATABASE_POOL_SIZE,
     redisUrl: e.REDIS_URL,
     redisPrefix: e.REDIS_PREFIX,
+    transport: transportOf(e),
+    subjectJwks: {
+      timeoutMs: e.STEPGATE_SUBJECT_JWKS_TIMEOUT_MS,
+      maxAgeMs: e.STEPGATE_SUBJECT_JWKS_MAX_AGE_MS,
+      cooldownMs: e.STEPGATE_SUBJECT_JWKS_COOLDOWN_MS,
+    },
     connections: {
       maxConnectionAgeMs: e.STEPGATE_MAX_CONNECTION_AGE_MS,
       maxConnectionAgeGraceMs: e.STEPGATE_MAX_CONNECTION_AGE_GRACE_MS,
@@ -206,6 +250,30 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
       fleetSize: e.STEPGATE_FLEET_SIZE,
     },
   };
+}
+
+const tlsKeys = ["STEPGATE_TLS_CERT_FILE", "STEPGATE_TLS_KEY_FILE", "STEPGATE_TLS_CLIENT_CA_FILE"] as const;
+
+/** Mutual TLS when its three files are named, insecure development mode when asked for; else a ConfigError. */
+function transportOf(e: z.infer<typeof envSchema>): TransportSettings {
+  const named = tlsKeys.filter((key) => e[key] !== undefined);
+  if (isOn(e.STEPGATE_INSECURE_DEV)) {
+    if (named.length > 0)
+      throw new ConfigError(`STEPGATE_INSECURE_DEV=1 cannot be combined with ${named.join(", ")}`);
+    return { kind: "insecure-dev" };
+  }
+  const [certFile, keyFile, clientCaFile] = [
+    e.STEPGATE_TLS_CERT_FILE,
+    e.STEPGATE_TLS_KEY_FILE,
+    e.STEPGATE_TLS_CLIENT_CA_FILE,
+  ];
+  if (certFile === undefined || keyFile === undefined || clientCaFile === undefined) {
+    const missing = tlsKeys.filter((key) => e[key] === undefined);
+    throw new ConfigError(
+      `${missing.join(", ")}: required for mutual TLS (or set STEPGATE_INSECURE_DEV=1 to serve plaintext and trust the stepgate-caller header, for development only)`,
+    );
+  }
+  return { kind: "mtls", certFile, keyFile, clientCaFile, reloadMs: e.STEPGATE_TLS_RELOAD_MS };
 }
 
 const isOn = (flag: "0" | "1" | "false" | "true") => flag === "1" || flag === "true";

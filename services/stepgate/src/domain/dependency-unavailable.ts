@@ -8,12 +8,13 @@ export type DependencyName = "postgresql" | "redis";
  */
 export class DependencyUnavailableError extends Error {
   override name = "DependencyUnavailableError";
-  readonly dependency: DependencyName;
+  /** A store, or the identity provider whose published keys prove subjects. */
+  readonly dependency: DependencyName | "identity-provider";
   readonly reason: "DEPENDENCY_UNAVAILABLE" | "STORE_UNAVAILABLE";
   readonly retryAfterMs: number;
 
   constructor(
-    dependency: DependencyName,
+    dependency: DependencyName | "identity-provider",
     reason: "DEPENDENCY_UNAVAILABLE" | "STORE_UNAVAILABLE",
     retryAfterMs: number,
     options?: { cause?: unknown },

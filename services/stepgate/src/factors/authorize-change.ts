@@ -1,30 +1,57 @@
+import { type Clock, toSeconds } from "../domain/clock.ts";
 import { assertThat } from "../domain/stepgate-error.ts";
 import type { CheckGrant } from "../grants/check-grant.ts";
+import { assertFreshSignIn } from "../identity/prove-subject.ts";
+import type { SubjectToken } from "../identity/subject-tokens.ts";
 import type { Policy } from "../policy/policy.ts";
 import type { FactorStore } from "../store/factor-store.ts";
+
+/** A factor change a caller asks for. */
+export interface FactorChange {
+  subject: string;
+  caller: string;
+  /** The management action that guards it (policy `managementActions`). */
+  action: string;
+  /** A grant for `action`; "" when the caller has none. */
+  grant: string;
+  /** The subject's verified primary-session token, when the caller sent one (identity/). */
+  proof: SubjectToken | undefined;
+}
 
 /**
  * Once the subject has an active factor, a change needs a fresh grant for the management action,
  * issued to this caller: a stolen primary session alone cannot plant an authenticator. The grant
- * is consumed, so it authorises one change. Fails with GRANT_REQUIRED, UNKNOWN_ACTION or any
+ * is consumed, so it authorises one change. Before the first factor, a change needs the user's
+ * recent sign-in instead (a subject token whose `auth_time` is within the policy's
+ * `first_factor_max_age`), unless the policy trusts no issuer (insecure development mode only).
+ * Fails with GRANT_REQUIRED, UNKNOWN_ACTION, SUBJECT_PROOF_REQUIRED, SUBJECT_PROOF_STALE or any
  * reason of CheckGrant.
  */
-export type AuthorizeChange = (
-  subject: string,
-  caller: string,
-  action: string,
-  grant: string,
-) => Promise<void>;
+export type AuthorizeChange = (change: FactorChange) => Promise<void>;
 
 export interface AuthorizeChangeDeps {
   factors: Pick<FactorStore, "hasActiveFactor">;
   checkGrant: CheckGrant;
-  policy: Pick<Policy, "actions">;
+  policy: Pick<Policy, "actions" | "subjectProof">;
+  clock: Clock;
 }
 
-export function createAuthorizeChange({ factors, checkGrant, policy }: AuthorizeChangeDeps): AuthorizeChange {
-  return async (subject, caller, action, grant) => {
-    if (!(await factors.hasActiveFactor(subject))) return;
+// The same skew CheckGrant and the grant verifier tolerate.
+const clockToleranceSeconds = 5;
+
+export function createAuthorizeChange({
+  factors,
+  checkGrant,
+  policy,
+  clock,
+}: AuthorizeChangeDeps): AuthorizeChange {
+  return async ({ subject, caller, action, grant, proof }) => {
+    if (!(await factors.hasActiveFactor(subject))) {
+      const proofPolicy = policy.subjectProof;
+      if (proofPolicy)
+        assertFreshSignIn(proof, toSeconds(clock()), proofPolicy.firstFactorMaxAge, clockToleranceSeconds);
+      return;
+    }
     assertThat(grant !== "", "GRANT_REQUIRED", `a grant for ${action} is required`);
     const actionPolicy = policy.actions.get(action);
     assertThat(actionPolicy, "UNKNOWN_ACTION", "no policy for this action");

@@ -1,6 +1,7 @@
 import type { AuditLog } from "../audit/audit-log.ts";
 import { newId } from "../crypto/random-id.ts";
 import type { Clock } from "../domain/clock.ts";
+import type { SubjectToken } from "../identity/subject-tokens.ts";
 import { factorRevocationLifetimeMs } from "../policy/assurance.ts";
 import { managementActions, type Policy } from "../policy/policy.ts";
 import type { RecoveryCodeStore } from "../store/recovery-code-store.ts";
@@ -13,6 +14,8 @@ export interface CreateRecoveryCodesInput {
   /** A grant for stepgate.create_recovery_codes; required once the subject has an active factor. */
   grant: string;
   caller: string;
+  /** The subject's verified primary-session token, if the caller sent one; a first factor needs it. */
+  proof?: SubjectToken | undefined;
 }
 
 /**
@@ -38,8 +41,14 @@ export interface CreateRecoveryCodesDeps {
 
 export function createCreateRecoveryCodes(deps: CreateRecoveryCodesDeps): CreateRecoveryCodes {
   const revocationTtlMs = factorRevocationLifetimeMs(deps.policy);
-  return async ({ subject, grant, caller }) => {
-    await deps.authorizeChange(subject, caller, managementActions.createRecoveryCodes, grant);
+  return async ({ subject, grant, caller, proof }) => {
+    await deps.authorizeChange({
+      subject,
+      caller,
+      action: managementActions.createRecoveryCodes,
+      grant,
+      proof,
+    });
     const codes = newRecoveryCodes();
     const salt = newRecoverySalt();
     const hashes = await Promise.all(codes.map((c) => hashRecoveryCode(c, salt)));

@@ -2,6 +2,7 @@ import type { AuditLog } from "../audit/audit-log.ts";
 import type { KeyRing } from "../crypto/key-ring.ts";
 import { newId } from "../crypto/random-id.ts";
 import type { Clock } from "../domain/clock.ts";
+import type { SubjectToken } from "../identity/subject-tokens.ts";
 import { managementActions } from "../policy/policy.ts";
 import type { FactorStore } from "../store/factor-store.ts";
 import type { AuthorizeChange } from "./authorize-change.ts";
@@ -21,6 +22,8 @@ export interface EnrollTotpInput {
   /** A grant for stepgate.enroll_totp; required once the subject has an active factor. */
   grant: string;
   caller: string;
+  /** The subject's verified primary-session token, if the caller sent one; a first factor needs it. */
+  proof?: SubjectToken | undefined;
 }
 
 /** A pending TOTP factor; the secret and URI are shown once and never again. */
@@ -52,7 +55,8 @@ export interface EnrollTotpDeps {
 
 export function createEnrollTotp(deps: EnrollTotpDeps): EnrollTotp {
   return async (input) => {
-    await deps.authorizeChange(input.subject, input.caller, managementActions.enrollTotp, input.grant);
+    const { subject, caller, grant, proof } = input;
+    await deps.authorizeChange({ subject, caller, action: managementActions.enrollTotp, grant, proof });
     const now = deps.clock();
     await deps.factors.deleteExpiredPending(input.subject, new Date(now));
     // Unconfirmed enrolments never block a new one: the oldest make room, so no caller can lock a

@@ -1,6 +1,7 @@
 import type { AuditLog } from "../audit/audit-log.ts";
 import type { Clock } from "../domain/clock.ts";
 import { assertThat } from "../domain/stepgate-error.ts";
+import type { SubjectToken } from "../identity/subject-tokens.ts";
 import { factorRevocationLifetimeMs } from "../policy/assurance.ts";
 import { managementActions, type Policy } from "../policy/policy.ts";
 import type { FactorStore } from "../store/factor-store.ts";
@@ -13,6 +14,8 @@ export interface RemoveFactorInput {
   /** A grant for stepgate.remove_factor; required while the subject has an active factor. */
   grant: string;
   caller: string;
+  /** The subject's verified primary-session token, if the caller sent one; a first factor needs it. */
+  proof?: SubjectToken | undefined;
 }
 
 /**
@@ -36,9 +39,9 @@ export interface RemoveFactorDeps {
 
 export function createRemoveFactor(deps: RemoveFactorDeps): RemoveFactor {
   const revocationTtlMs = factorRevocationLifetimeMs(deps.policy);
-  return async ({ subject, factorId, grant, caller }) => {
+  return async ({ subject, factorId, grant, caller, proof }) => {
     assertThat(await deps.factors.find(subject, factorId), "FACTOR_NOT_FOUND", "no such factor");
-    await deps.authorizeChange(subject, caller, managementActions.removeFactor, grant);
+    await deps.authorizeChange({ subject, caller, action: managementActions.removeFactor, grant, proof });
     // Ended first: a removal that then fails leaves a factor that grants nothing, never the reverse.
     await deps.sessions.endFactor(factorId, deps.clock(), revocationTtlMs);
     assertThat(await deps.factors.remove(subject, factorId), "FACTOR_NOT_FOUND", "no such factor");

@@ -6,9 +6,9 @@ import type { CallerScope } from "./policy.ts";
 
 const policy = {
   callerScopes: new Map<string, CallerScope>([
-    ["payments", { actions: new Set(["payments.transfer"]), factors: "none" }],
-    ["accounts", { actions: new Set(["*"]), factors: "manage" }],
-    ["support", { actions: new Set(), factors: "read" }],
+    ["payments", { actions: new Set(["payments.transfer"]), factors: "none", subjectProof: "optional" }],
+    ["accounts", { actions: new Set(["*"]), factors: "manage", subjectProof: "optional" }],
+    ["support", { actions: new Set(), factors: "read", subjectProof: "optional" }],
   ]),
 };
 

@@ -27,6 +27,17 @@ const callerName = z
     /^[a-z0-9][a-z0-9._-]{0,63}$/,
     "must be a calling service's name (lowercase letters, digits, . _ -)",
   );
+const spiffeId = z
+  .string()
+  .regex(/^spiffe:\/\/[a-z0-9.-]{1,255}(\/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)+$/, "must be a SPIFFE ID")
+  .max(2048);
+const dnsName = z
+  .string()
+  .regex(
+    /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/,
+    "must be a DNS name",
+  )
+  .max(253);
 // `calls` per `per` seconds, counted in fixed windows of `per` seconds.
 const rateSchema = z.strictObject({
   calls: z.number().int().min(1).max(10_000_000),
@@ -61,10 +72,28 @@ const policySchema = z.strictObject({
     .record(
       callerName,
       z.strictObject({
+        // SPIFFE IDs (URI SANs) or DNS names (DNS SANs) whose client certificates name this caller.
+        peers: z.array(z.union([spiffeId, dnsName])).default([]),
         actions: z.array(z.union([z.literal("*"), actionName])).default([]),
         factors: z.enum(["none", "read", "manage"]).default("none"),
+        subject_proof: z.enum(["optional", "required"]).default("optional"),
       }),
     )
+    .optional(),
+  subject_proof: z
+    .strictObject({
+      issuers: z
+        .array(
+          z.strictObject({
+            issuer: z.string().min(1).max(512),
+            jwks_uri: z.url({ protocol: /^https?$/ }),
+            audiences: z.array(z.string().min(1).max(256)).min(1),
+          }),
+        )
+        .min(1),
+      // NIST SP 800-63B reauthentication: a first factor binds only to a sign-in this recent.
+      first_factor_max_age: seconds.min(30).default(600),
+    })
     .optional(),
   rate_limits: z
     .strictObject({
@@ -96,6 +125,25 @@ export interface CallerScope {
   actions: Set<string>;
   /** Factor RPCs: none, ListFactors only ("read"), or every factor change too ("manage"). */
   factors: "none" | "read" | "manage";
+  /** Whether its calls naming a subject must carry the user's primary-session token. */
+  subjectProof: "optional" | "required";
+}
+
+/** An identity provider whose tokens prove a subject (OIDC ID tokens or JWT access tokens). */
+export interface TrustedIssuer {
+  /** The `iss` its tokens carry. */
+  issuer: string;
+  /** Where its signing keys are published (JWKS, RFC 7517). */
+  jwksUri: string;
+  /** A token's `aud` must contain one of these. */
+  audiences: string[];
+}
+
+/** How callers prove that a user is present (the policy's `subject_proof`). */
+export interface SubjectProofPolicy {
+  issuers: TrustedIssuer[];
+  /** How recent `auth_time` must be for a first factor to be enrolled, in seconds. */
+  firstFactorMaxAge: number;
 }
 
 /** A fleet-wide rate: at most `calls` per `perSeconds` seconds (fixed windows). */
@@ -141,6 +189,10 @@ export interface Policy {
    * everything: a development setting).
    */
   callerScopes: Map<string, CallerScope> | undefined;
+  /** Client certificate identities (a SPIFFE ID, or a DNS name) to the caller each names. */
+  callerPeers: Map<string, string>;
+  /** Undefined when no identity provider is trusted (insecure development mode only). */
+  subjectProof: SubjectProofPolicy | undefined;
   rateLimits: RateLimitPolicy;
 }
 
@@ -201,12 +253,23 @@ export function parsePolicy(text: string, source = "policy"): Policy {
       problems.push(`${source}: actions.${required}: required management action is missing`);
   }
   const callerScopes = doc.callers === undefined ? undefined : new Map<string, CallerScope>();
+  const callerPeers = new Map<string, string>();
   for (const [name, scope] of Object.entries(doc.callers ?? {})) {
     for (const action of scope.actions) {
       if (action !== "*" && !actions.has(action))
         problems.push(`${source}: callers.${name}.actions: unknown action "${action}"`);
     }
-    callerScopes?.set(name, { actions: new Set(scope.actions), factors: scope.factors });
+    callerScopes?.set(name, {
+      actions: new Set(scope.actions),
+      factors: scope.factors,
+      subjectProof: scope.subject_proof,
+    });
+    for (const peer of scope.peers) {
+      const other = callerPeers.get(peer);
+      if (other !== undefined)
+        problems.push(`${source}: callers.${name}.peers: ${peer} already names ${other}`);
+      callerPeers.set(peer, name);
+    }
   }
   if (problems.length > 0) throw new ConfigError(problems.join("\n"));
   return {
@@ -218,6 +281,15 @@ export function parsePolicy(text: string, source = "policy"): Policy {
     lockoutDuration: doc.lockout.duration,
     actions,
     callerScopes,
+    callerPeers,
+    subjectProof: doc.subject_proof && {
+      issuers: doc.subject_proof.issuers.map((i) => ({
+        issuer: i.issuer,
+        jwksUri: i.jwks_uri,
+        audiences: i.audiences,
+      })),
+      firstFactorMaxAge: doc.subject_proof.first_factor_max_age,
+    },
     rateLimits: rateLimitsOf(doc.rate_limits),
   };
 }

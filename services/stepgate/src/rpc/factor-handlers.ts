@@ -1,5 +1,5 @@
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import type { ServiceImpl } from "@connectrpc/connect";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { FactorService } from "@stepgate/api";
 import type { ConfirmTotp } from "../factors/confirm-totp.ts";
 import type { CreateRecoveryCodes } from "../factors/create-recovery-codes.ts";
@@ -7,8 +7,9 @@ import type { EnrollTotp } from "../factors/enroll-totp.ts";
 import type { ListFactors } from "../factors/list-factors.ts";
 import type { RemoveFactor } from "../factors/remove-factor.ts";
 import { isKeyUriLabelPart } from "../factors/totp.ts";
+import type { ProveSubject } from "../identity/prove-subject.ts";
 import type { CallerNeed } from "../policy/caller-scopes.ts";
-import { callerOf } from "./caller.ts";
+import { callerOf, subjectTokenOf } from "./caller.ts";
 import { factorToProto } from "./convert.ts";
 import { fields, uuidPattern } from "./validate.ts";
 
@@ -21,6 +22,8 @@ export interface FactorUseCases {
   removeFactor: RemoveFactor;
   /** Checks the calling service's scope; fails with CALLER_NOT_ALLOWED (policy/caller-scopes.ts). */
   mayCall: (caller: string, need: CallerNeed) => void;
+  /** Checks the subject token the caller sent or the policy requires (identity/prove-subject.ts). */
+  proveSubject: ProveSubject;
 }
 
 /** FactorService: validates requests, calls the factor use cases and translates their results. */
@@ -40,7 +43,8 @@ export function factorHandlers(useCases: FactorUseCases): ServiceImpl<typeof Fac
         .optionalText("grant", req.grant, 4096)
         .done();
       useCases.mayCall(caller, { factors: "manage" });
-      const enrolled = await useCases.enrollTotp({ ...req, caller });
+      const proof = await proven(useCases, caller, req.subject, ctx);
+      const enrolled = await useCases.enrollTotp({ ...req, caller, proof });
       return {
         factorId: enrolled.factorId,
         otpauthUri: enrolled.uri,
@@ -57,6 +61,7 @@ export function factorHandlers(useCases: FactorUseCases): ServiceImpl<typeof Fac
         .pattern("code", req.code, /^\d{6}$/, "must be six digits")
         .done();
       useCases.mayCall(caller, { factors: "manage" });
+      await proven(useCases, caller, req.subject, ctx);
       const factor = await useCases.confirmTotp({ ...req, caller });
       return { factor: factorToProto(factor) };
     },
@@ -65,13 +70,15 @@ export function factorHandlers(useCases: FactorUseCases): ServiceImpl<typeof Fac
       const caller = callerOf(ctx);
       fields().text("subject", req.subject).optionalText("grant", req.grant, 4096).done();
       useCases.mayCall(caller, { factors: "manage" });
-      return useCases.createRecoveryCodes({ ...req, caller });
+      const proof = await proven(useCases, caller, req.subject, ctx);
+      return useCases.createRecoveryCodes({ ...req, caller, proof });
     },
 
     async listFactors(req, ctx) {
       const caller = callerOf(ctx);
       fields().text("subject", req.subject).done();
       useCases.mayCall(caller, { factors: "read" });
+      await proven(useCases, caller, req.subject, ctx);
       return { factors: (await useCases.listFactors(req.subject)).map(factorToProto) };
     },
 
@@ -83,8 +90,13 @@ export function factorHandlers(useCases: FactorUseCases): ServiceImpl<typeof Fac
         .optionalText("grant", req.grant, 4096)
         .done();
       useCases.mayCall(caller, { factors: "manage" });
-      await useCases.removeFactor({ ...req, caller });
+      const proof = await proven(useCases, caller, req.subject, ctx);
+      await useCases.removeFactor({ ...req, caller, proof });
       return {};
     },
   };
 }
+
+/** The subject token checked against the call's subject (after validation and scope: cheap refusals first). */
+const proven = (useCases: FactorUseCases, caller: string, subject: string, ctx: HandlerContext) =>
+  useCases.proveSubject({ caller, subject, token: subjectTokenOf(ctx) });

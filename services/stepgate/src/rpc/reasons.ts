@@ -18,6 +18,7 @@ export const reasonStatus: Record<SentReason, Code> = {
   GRANT_MISMATCH: Code.PermissionDenied,
   GRANT_REQUIRED: Code.PermissionDenied,
   CALLER_NOT_ALLOWED: Code.PermissionDenied,
+  SUBJECT_PROOF_MISMATCH: Code.PermissionDenied,
   // The system is not in the state the call needs; retrying the same call will not help.
   CHALLENGE_EXPIRED: Code.FailedPrecondition,
   CHALLENGE_USED: Code.FailedPrecondition,
@@ -35,6 +36,11 @@ export const reasonStatus: Record<SentReason, Code> = {
   FACTOR_NOT_FOUND: Code.NotFound,
   // Who is calling is part of every binding: without it nothing can be decided.
   CALLER_REQUIRED: Code.Unauthenticated,
+  CALLER_UNKNOWN: Code.Unauthenticated,
+  // The user's presence is not proven as the policy requires.
+  SUBJECT_PROOF_REQUIRED: Code.Unauthenticated,
+  SUBJECT_PROOF_INVALID: Code.Unauthenticated,
+  SUBJECT_PROOF_STALE: Code.Unauthenticated,
   // A store did not answer, or is known down: another replica, or the same one a moment later, may.
   STORE_UNAVAILABLE: Code.Unavailable,
   DEPENDENCY_UNAVAILABLE: Code.Unavailable,

@@ -4,13 +4,14 @@ import type { StepUpService } from "@stepgate/api";
 import type { MethodName } from "../domain/method.ts";
 import type { CheckGrant } from "../grants/check-grant.ts";
 import type { GetJwks } from "../grants/get-jwks.ts";
+import type { ProveSubject } from "../identity/prove-subject.ts";
 import { failureOutcome, measure } from "../observability/measure.ts";
 import type { Metrics } from "../observability/metrics.ts";
 import type { CallerNeed } from "../policy/caller-scopes.ts";
 import type { EndSession } from "../stepup/end-session.ts";
 import type { StepUp } from "../stepup/step-up.ts";
 import type { Verify } from "../stepup/verify.ts";
-import { callerOf } from "./caller.ts";
+import { callerOf, subjectTokenOf } from "./caller.ts";
 import { grantToProto, methodToProto, secondsToTimestamp } from "./convert.ts";
 import { challengeIdPattern, fields } from "./validate.ts";
 
@@ -28,6 +29,8 @@ export interface StepUpUseCases {
   isKnownAction: (action: string) => boolean;
   /** Checks the calling service's scope; fails with CALLER_NOT_ALLOWED (policy/caller-scopes.ts). */
   mayCall: (caller: string, need: CallerNeed) => void;
+  /** Checks the subject token the caller sent or the policy requires (identity/prove-subject.ts). */
+  proveSubject: ProveSubject;
 }
 
 /** StepUpService: translates protobuf to use case calls and back; errors are mapped by the guard. */
@@ -52,6 +55,8 @@ export function stepUpHandlers(u: StepUpUseCases): ServiceImpl<typeof StepUpServ
       }
       v.done();
       u.mayCall(caller, { action: req.action });
+      const { subject, sessionId } = req;
+      await u.proveSubject({ caller, subject, sessionId, token: subjectTokenOf(ctx) });
       const action = u.isKnownAction(req.action) ? req.action : "unknown";
       const outcome = await measure(
         u.metrics.stepUpDuration,
@@ -175,6 +180,8 @@ export function stepUpHandlers(u: StepUpUseCases): ServiceImpl<typeof StepUpServ
       const caller = callerOf(ctx);
       fields().text("subject", req.subject).text("session_id", req.sessionId).done();
       u.mayCall(caller, { anyAction: true });
+      const { subject, sessionId } = req;
+      await u.proveSubject({ caller, subject, sessionId, token: subjectTokenOf(ctx) });
       await u.endSession({ subject: req.subject, sessionId: req.sessionId, caller });
       return {};
     },

@@ -1,6 +1,5 @@
 import type { DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
-import { callerHeader } from "@stepgate/api";
 import { peerAddressKey } from "@stepgate/grpc-bridge";
 import { admissionRank, type Priority } from "../domain/priority.ts";
 import { StepgateError } from "../domain/stepgate-error.ts";
@@ -8,6 +7,7 @@ import type { Metrics } from "../observability/metrics.ts";
 import type { Admission, Shed, ShedReason, Ticket } from "../traffic/admission.ts";
 import type { CheckRateLimits } from "../traffic/rate-limits.ts";
 import { type CallPriority, callPriority } from "./call-priority.ts";
+import { callerOrAnonymous } from "./caller.ts";
 import { reasonError } from "./errors.ts";
 
 /**
@@ -55,8 +55,7 @@ function describeCall(
   return {
     priority,
     isVerify,
-    // The handler refuses a missing or malformed caller; shaping only needs a name to count.
-    caller: ctx.requestHeader.get(callerHeader) ?? "",
+    caller: callerOrAnonymous(ctx),
     source: sourceAddress(ctx.values.get(peerAddressKey)),
     subject:
       isVerify || method === "StepUpService/StepUp" ? (req as { subject?: string }).subject : undefined,

@@ -1,5 +1,6 @@
 import { createAuditLog } from "../audit/audit-log.ts";
 import type { Config } from "../config/config.ts";
+import { ConfigError } from "../config/config-error.ts";
 import { loadFingerprint } from "../crypto/fingerprint.ts";
 import { parseKeyRing } from "../crypto/key-ring.ts";
 import { type Clock, systemClock } from "../domain/clock.ts";
@@ -15,12 +16,15 @@ import { createCheckGrant } from "../grants/check-grant.ts";
 import { createGetJwks } from "../grants/get-jwks.ts";
 import { createGrantIssuer } from "../grants/grant-issuer.ts";
 import { loadSigningKeys } from "../grants/signing-keys.ts";
+import { createProveSubject } from "../identity/prove-subject.ts";
+import { createVerifySubjectToken, type VerifySubjectToken } from "../identity/subject-tokens.ts";
 import { createAttempts } from "../limits/attempts.ts";
 import { describeError } from "../log/describe-error.ts";
 import { type Logger, lifecycle } from "../log/logger.ts";
 import { createMetrics, type Metrics } from "../observability/metrics.ts";
 import { assertCallerMay, type CallerNeed } from "../policy/caller-scopes.ts";
 import { loadPolicy, type Policy } from "../policy/policy.ts";
+import { callerFromCertificate, callerFromHeader, type IdentifyCaller } from "../rpc/caller.ts";
 import type { FactorUseCases } from "../rpc/factor-handlers.ts";
 import type { StepUpUseCases } from "../rpc/step-up-handlers.ts";
 import type { TrafficShaping } from "../rpc/traffic-shaping.ts";
@@ -39,6 +43,8 @@ export interface Composed {
   stepUpService: StepUpUseCases;
   factorService: FactorUseCases;
   stores: Stores;
+  /** Names each call's calling service: from its client certificate, or its header in insecure development mode. */
+  identifyCaller: IdentifyCaller;
   /** Rate limits and admission control, applied to every call before its handler (rpc/traffic-shaping.ts). */
   traffic: TrafficShaping;
   /** Moves the audit events waiting in the outbox to PostgreSQL now. */
@@ -59,6 +65,7 @@ export async function compose(config: Config, logger: Logger, clock: Clock = sys
     halfOpenAfterMs: config.dependencies.breakerHalfOpenMs,
   });
   const policy = loadPolicy(config.policyFile);
+  const identifyCaller = callerIdentityFor(config, policy);
   const keyRing = parseKeyRing(config.encryptionKeys, config.encryptionKeyId);
   const stores = await openStores({
     databaseUrl: config.databaseUrl,
@@ -111,7 +118,8 @@ export async function compose(config: Config, logger: Logger, clock: Clock = sys
       consumedGrants,
       clock,
     });
-    const authorizeChange = createAuthorizeChange({ factors, checkGrant, policy });
+    const authorizeChange = createAuthorizeChange({ factors, checkGrant, policy, clock });
+    const proveSubject = createProveSubject({ policy, verifyToken: subjectTokensFor(config, policy) });
     const attempts = createAttempts({ counters: stores.attempts, policy });
     const checkProof = createCheckProof({
       ...{ factors, recoveryCodes, stepClaims: stores.stepClaims, keyRing },
@@ -145,6 +153,7 @@ export async function compose(config: Config, logger: Logger, clock: Clock = sys
         metrics,
         isKnownAction: (action) => policy.actions.has(action),
         mayCall,
+        proveSubject,
       },
       factorService: {
         enrollTotp: createEnrollTotp({
@@ -166,8 +175,10 @@ export async function compose(config: Config, logger: Logger, clock: Clock = sys
           refreshEnrolled,
         }),
         mayCall,
+        proveSubject,
       },
       stores,
+      identifyCaller,
       traffic,
       flushAudit: () => audit.flush(),
       async close() {
@@ -180,6 +191,35 @@ export async function compose(config: Config, logger: Logger, clock: Clock = sys
     await stores.close().catch(() => {});
     throw error;
   }
+}
+
+/**
+ * Under mutual TLS callers are named by their certificates, so the policy must map some, and a first
+ * factor needs a proven subject, so it must trust an issuer. Fails with a ConfigError otherwise.
+ */
+function callerIdentityFor(config: Config, policy: Policy): IdentifyCaller {
+  if (config.transport.kind === "insecure-dev") return callerFromHeader;
+  if (policy.callerPeers.size === 0)
+    throw new ConfigError(
+      `${config.policyFile}: callers.<name>.peers must map client certificates to callers under mutual TLS`,
+    );
+  if (policy.subjectProof === undefined)
+    throw new ConfigError(
+      `${config.policyFile}: subject_proof.issuers is required under mutual TLS: first factors need a proven subject`,
+    );
+  return callerFromCertificate(policy.callerPeers);
+}
+
+/** Verifies subject tokens against the policy's trusted issuers; undefined when it trusts none. */
+function subjectTokensFor(config: Config, policy: Policy): VerifySubjectToken | undefined {
+  if (!policy.subjectProof) return undefined;
+  return createVerifySubjectToken({
+    issuers: policy.subjectProof.issuers,
+    clockToleranceSeconds: 5,
+    jwksTimeoutMs: config.subjectJwks.timeoutMs,
+    jwksMaxAgeMs: config.subjectJwks.maxAgeMs,
+    jwksCooldownMs: config.subjectJwks.cooldownMs,
+  });
 }
 
 /**

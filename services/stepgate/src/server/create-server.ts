@@ -9,6 +9,7 @@ import { addService } from "@stepgate/grpc-bridge";
 import type { Config } from "../config/config.ts";
 import type { Logger } from "../log/logger.ts";
 import { createCallAccounting } from "../rpc/call-accounting.ts";
+import { identifyCallers } from "../rpc/caller.ts";
 import { factorHandlers } from "../rpc/factor-handlers.ts";
 import { guard } from "../rpc/guard.ts";
 import { stepUpHandlers } from "../rpc/step-up-handlers.ts";
@@ -58,9 +59,13 @@ export function createServer(config: Config, service: Composed, logger: Logger):
   const factorsServed = config.faultInjection
     ? withReplicaFaults(FactorService, factors, replicaFaults)
     : factors;
-  // Shaped inside the guard: a shed or rate-limited call is accounted and mapped like any other.
+  // Named first (shaping counts calls per caller), then shaped, all inside the guard: a shed or rate-limited call is accounted and mapped like any other.
   const shaped = <S extends DescService>(desc: S, impl: ServiceImpl<S>) =>
-    guard(desc, shapeTraffic(desc, impl, service.traffic), hooks);
+    guard(
+      desc,
+      identifyCallers(desc, shapeTraffic(desc, impl, service.traffic), service.identifyCaller),
+      hooks,
+    );
   addService(server, StepUpService, shaped(StepUpService, stepUpServed));
   addService(server, FactorService, shaped(FactorService, factorsServed));
   if (config.bench) {

@@ -1,9 +1,11 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import * as grpc from "@grpc/grpc-js";
-import type { Config } from "../config/config.ts";
+import { mutualTlsServerCredentials, type WatchedTlsFiles, watchTlsFiles } from "@stepgate/grpc-bridge";
+import type { Config, TransportSettings } from "../config/config.ts";
+import { ConfigError } from "../config/config-error.ts";
 import type { Clock } from "../domain/clock.ts";
 import { type Logger, lifecycle } from "../log/logger.ts";
-import { compose } from "./compose.ts";
+import { type Composed, compose } from "./compose.ts";
 import { createServer } from "./create-server.ts";
 import { policePings } from "./ping-policy.ts";
 import { watchDependencies } from "./watch-dependencies.ts";
@@ -22,13 +24,24 @@ export interface RunningServer {
 
 /** Starts a replica: wires the stores, binds the port, and reports SERVING once the stores answer. */
 export async function runServer(config: Config, logger: Logger, clock?: Clock): Promise<RunningServer> {
-  const service = await compose(config, logger, clock);
+  // TLS files first: a missing certificate is a configuration error, found before anything starts.
+  const transport = serverTransport(config.transport, logger);
+  let service: Composed;
+  try {
+    service = await compose(config, logger, clock);
+  } catch (error) {
+    transport.close();
+    throw error;
+  }
   const { server, health } = createServer(config, service, logger);
+  if (config.transport.kind === "insecure-dev") {
+    lifecycle(logger).warn(
+      "STEPGATE_INSECURE_DEV=1: serving plaintext and trusting the stepgate-caller header; never in production",
+    );
+  }
   const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(
-      `${config.host}:${config.port}`,
-      grpc.ServerCredentials.createInsecure(),
-      (error, bound) => (error ? reject(error) : resolve(bound)),
+    server.bindAsync(`${config.host}:${config.port}`, transport.credentials, (error, bound) =>
+      error ? reject(error) : resolve(bound),
     );
   });
   const watcher = watchDependencies({
@@ -47,7 +60,7 @@ export async function runServer(config: Config, logger: Logger, clock?: Clock): 
   await watcher.probe();
   // Lifecycle lines are written whatever the level: supervisors and tests wait for them.
   lifecycle(logger).info(
-    { port, hotStore: service.stores.hotKind, health: health.status },
+    { port, transport: config.transport.kind, hotStore: service.stores.hotKind, health: health.status },
     "stepgate serving",
   );
   return {
@@ -68,7 +81,42 @@ export async function runServer(config: Config, logger: Logger, clock?: Clock): 
           resolve();
         });
       });
+      transport.close();
       await service.close();
     },
   };
+}
+
+interface ServerTransport {
+  credentials: grpc.ServerCredentials;
+  close(): void;
+}
+
+/**
+ * Mutual TLS over watched files, or plaintext in insecure development mode. Fails with a ConfigError naming a TLS file that cannot be read or used.
+ */
+function serverTransport(settings: TransportSettings, logger: Logger): ServerTransport {
+  if (settings.kind === "insecure-dev") {
+    return { credentials: grpc.ServerCredentials.createInsecure(), close: () => {} };
+  }
+  let files: WatchedTlsFiles;
+  try {
+    files = watchTlsFiles({
+      certFile: settings.certFile,
+      keyFile: settings.keyFile,
+      caFile: settings.clientCaFile,
+      reloadMs: settings.reloadMs,
+      // Whatever the level: operators rotating certificates need to see them taken or refused.
+      onReload: (outcome) =>
+        outcome.ok
+          ? lifecycle(logger).info("TLS certificates reloaded")
+          : lifecycle(logger).warn(
+              { reason: outcome.reason },
+              "TLS certificates not reloaded; keeping the last good ones",
+            ),
+    });
+  } catch (error) {
+    throw new ConfigError(`STEPGATE_TLS_*: ${(error as Error).message}`);
+  }
+  return { credentials: mutualTlsServerCredentials(files), close: () => files.close() };
 }

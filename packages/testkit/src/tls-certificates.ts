@@ -1,0 +1,80 @@
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+/** A certificate and its key as PEM files. */
+export interface CertificateFiles {
+  certFile: string;
+  keyFile: string;
+}
+
+/** A test certificate authority whose files live in a temporary directory. */
+export interface TestCertificateAuthority extends CertificateFiles {
+  /**
+   * Issues a leaf certificate valid for a day, with `subjectAltNames` in OpenSSL's spelling
+   * (`URI:spiffe://example.org/payments`, `DNS:payments.internal`, `IP:127.0.0.1`), into files
+   * named after `name` (written again when the same name is issued twice).
+   */
+  issue(name: string, subjectAltNames: string[]): CertificateFiles;
+}
+
+/** Made with the openssl command (P-256 keys); remove the directory with `dispose()`. */
+export interface TestPki {
+  dir: string;
+  authority(name: string): TestCertificateAuthority;
+  dispose(): void;
+}
+
+const openssl = (args: string[]) => execFileSync("openssl", args, { stdio: ["ignore", "ignore", "pipe"] });
+
+/** A directory of test certificate authorities and the certificates they issue. */
+export function createTestPki(): TestPki {
+  const dir = mkdtempSync(join(tmpdir(), "stepgate-pki-"));
+  let serial = 1;
+  return {
+    dir,
+    authority(name) {
+      const ca = { certFile: join(dir, `${name}-ca.pem`), keyFile: join(dir, `${name}-ca.key`) };
+      openssl(["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", ca.keyFile]);
+      openssl(
+        ["req", "-x509", "-new", "-key", ca.keyFile, "-subj", `/CN=${name} test CA`, "-days", "2"]
+          .concat([
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign",
+          ])
+          .concat(["-out", ca.certFile]),
+      );
+      return {
+        ...ca,
+        issue(leaf, subjectAltNames) {
+          const files = { certFile: join(dir, `${leaf}.pem`), keyFile: join(dir, `${leaf}.key`) };
+          const request = join(dir, `${leaf}.csr`);
+          const extensions = join(dir, `${leaf}.ext`);
+          writeFileSync(
+            extensions,
+            `subjectAltName=${subjectAltNames.join(",")}\nextendedKeyUsage=serverAuth,clientAuth\n`,
+          );
+          openssl(["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", files.keyFile]);
+          openssl(["req", "-new", "-key", files.keyFile, "-subj", `/CN=${leaf}`, "-out", request]);
+          openssl(
+            ["x509", "-req", "-in", request, "-CA", ca.certFile, "-CAkey", ca.keyFile].concat([
+              "-set_serial",
+              String(serial++),
+              "-days",
+              "1",
+              "-extfile",
+              extensions,
+              "-out",
+              files.certFile,
+            ]),
+          );
+          return files;
+        },
+      };
+    },
+    dispose: () => rmSync(dir, { recursive: true, force: true }),
+  };
+}
