@@ -7,6 +7,7 @@ import { after, before, describe, it } from "node:test";
 import { Code } from "@connectrpc/connect";
 import { subjectTokenHeader } from "@stepgate/api";
 import { startTestIdentityProvider, type TestIdentityProvider } from "@stepgate/testkit";
+import fc from "fast-check";
 import { expectFailure } from "./support/errors.ts";
 import { newSession, newSubject } from "./support/flows.ts";
 import { type Harness, startStepgate, testPolicy } from "./support/stepgate.ts";
@@ -139,6 +140,40 @@ subject_proof:
       Code.PermissionDenied,
       "SUBJECT_PROOF_MISMATCH",
     );
+  });
+
+  it("refuses fuzzed and forged tokens with SUBJECT_PROOF_INVALID, echoing none of them", async () => {
+    const subject = newSubject();
+    const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString("base64url");
+    const forged = fc
+      .record({
+        header: fc.json(),
+        payload: fc.json(),
+        signature: fc.stringMatching(/^[A-Za-z0-9_-]{0,90}$/),
+      })
+      .map(
+        ({ header, payload, signature }) =>
+          `${b64(JSON.parse(header))}.${b64(JSON.parse(payload))}.${signature}`,
+      );
+    const unsigned = fc
+      .constantFrom("none", "HS256", "ES256", "RS256")
+      .map(
+        (alg) =>
+          `${b64({ alg, typ: "JWT" })}.${b64({ iss: idp.issuer, aud: idp.audience, sub: subject, auth_time: nowSeconds(), exp: nowSeconds() + 60 })}.`,
+      );
+    const printable = fc.stringMatching(/^[\x21-\x7e]{1,200}$/);
+    await fc.assert(
+      fc.asyncProperty(fc.oneof(forged, unsigned, printable), async (token) => {
+        const f = await expectFailure(
+          enrol(subject, withToken(token)),
+          Code.Unauthenticated,
+          "SUBJECT_PROOF_INVALID",
+        );
+        assert.ok(token.length < 12 || !f.message.includes(token), "the token is not echoed");
+      }),
+      { numRuns: 80 },
+    );
+    await noFactors(subject);
   });
 
   it("follows the provider's key rotation, and answers UNAVAILABLE while its keys cannot be fetched", async () => {
