@@ -1,6 +1,7 @@
 import type { AuditLog } from "../audit/audit-log.ts";
 import { newId } from "../crypto/random-id.ts";
 import type { Clock } from "../domain/clock.ts";
+import { provenBy } from "../identity/prove-subject.ts";
 import type { SubjectToken } from "../identity/subject-tokens.ts";
 import { factorRevocationLifetimeMs } from "../policy/assurance.ts";
 import { managementActions, type Policy } from "../policy/policy.ts";
@@ -71,7 +72,7 @@ export function createCreateRecoveryCodes(deps: CreateRecoveryCodesDeps): Create
       type: "recovery_codes.created",
       subject,
       caller,
-      details: { factor_id: factorId, replaced: replaced },
+      details: { factor_id: factorId, replaced: replaced, ...provenBy(proof) },
     });
     return { factorId, codes };
   };

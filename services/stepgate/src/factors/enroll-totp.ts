@@ -2,6 +2,7 @@ import type { AuditLog } from "../audit/audit-log.ts";
 import type { KeyRing } from "../crypto/key-ring.ts";
 import { newId } from "../crypto/random-id.ts";
 import type { Clock } from "../domain/clock.ts";
+import { provenBy } from "../identity/prove-subject.ts";
 import type { SubjectToken } from "../identity/subject-tokens.ts";
 import { managementActions } from "../policy/policy.ts";
 import type { FactorStore } from "../store/factor-store.ts";
@@ -78,7 +79,11 @@ export function createEnrollTotp(deps: EnrollTotpDeps): EnrollTotp {
       type: "factor.enrolled",
       subject: input.subject,
       caller: input.caller,
-      details: { factor_id: id, ...(dropped.length > 0 ? { dropped_pending: dropped } : {}) },
+      details: {
+        factor_id: id,
+        ...(dropped.length > 0 ? { dropped_pending: dropped } : {}),
+        ...provenBy(input.proof),
+      },
     });
     return { factorId: id, secret, uri: totpUri(deps.issuerName, input.accountName, secret), confirmBy };
   };

@@ -1,6 +1,7 @@
 import type { AuditLog } from "../audit/audit-log.ts";
 import type { Clock } from "../domain/clock.ts";
 import { assertThat } from "../domain/stepgate-error.ts";
+import { provenBy } from "../identity/prove-subject.ts";
 import type { SubjectToken } from "../identity/subject-tokens.ts";
 import { factorRevocationLifetimeMs } from "../policy/assurance.ts";
 import { managementActions, type Policy } from "../policy/policy.ts";
@@ -46,6 +47,11 @@ export function createRemoveFactor(deps: RemoveFactorDeps): RemoveFactor {
     await deps.sessions.endFactor(factorId, deps.clock(), revocationTtlMs);
     assertThat(await deps.factors.remove(subject, factorId), "FACTOR_NOT_FOUND", "no such factor");
     await deps.refreshEnrolled(subject);
-    await deps.audit.record({ type: "factor.removed", subject, caller, details: { factor_id: factorId } });
+    await deps.audit.record({
+      type: "factor.removed",
+      subject,
+      caller,
+      details: { factor_id: factorId, ...provenBy(proof) },
+    });
   };
 }

@@ -79,3 +79,9 @@ export function assertFreshSignIn(
     );
   }
 }
+
+/** Audit details of a subject proof: its issuer and sign-in time (`auth_time`, s), never the token. */
+export function provenBy(proof: SubjectToken | undefined): { proven_by?: string; auth_time?: number } {
+  if (!proof) return {};
+  return { proven_by: proof.issuer, ...(proof.authTime === undefined ? {} : { auth_time: proof.authTime }) };
+}
