@@ -41,6 +41,19 @@ const envSchema = z.object({
     .min(60)
     .max(30 * 86_400)
     .default(86_400),
+  STEPGATE_SIGNING_KEY_PUBLISH_LEAD_S: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(30 * 86_400)
+    .default(900),
+  STEPGATE_SIGNING_KEY_ROTATE_EVERY_S: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(3650 * 86_400)
+    .default(30 * 86_400),
+  STEPGATE_SIGNING_KEY_REFRESH_MS: z.coerce.number().int().min(100).max(600_000).optional(),
   STEPGATE_ADMISSION_INITIAL_LIMIT: z.coerce.number().int().min(1).max(10_000).default(32),
   STEPGATE_ADMISSION_MIN_LIMIT: z.coerce.number().int().min(1).max(10_000).default(8),
   STEPGATE_ADMISSION_MAX_LIMIT: z.coerce.number().int().min(1).max(10_000).default(1000),
@@ -118,6 +131,21 @@ export interface Config {
   bench: boolean;
   /** Admission control and rate limiting of this replica (traffic/). */
   traffic: TrafficSettings;
+  /** When grant-signing keys rotate and how soon replicas learn of it (grants/signing-key-rotation.ts). */
+  signingKeys: SigningKeySettings;
+}
+
+/** Rotation of the grant-signing keys. */
+export interface SigningKeySettings {
+  /**
+   * How long a new key is published in the JWKS before it signs, in ms (STEPGATE_SIGNING_KEY_PUBLISH_LEAD_S,
+   * default 900 s): longer than verifiers take to refetch the key set (`maxKeySetAgeMs`, default 600 s).
+   */
+  publishLeadMs: number;
+  /** A key that has signed this long gets a successor, in ms (STEPGATE_SIGNING_KEY_ROTATE_EVERY_S, default 30 days); 0: only on command. */
+  rotateEveryMs: number;
+  /** How often each replica reads the keys again, in ms (STEPGATE_SIGNING_KEY_REFRESH_MS); default a quarter of the lead, at most 30 s. */
+  refreshMs: number;
 }
 
 /** How one replica admits calls when saturated, and counts rate limits when it counts alone. */
@@ -248,6 +276,13 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
       eventLoopSaturatedAt: e.STEPGATE_EVENT_LOOP_SATURATED,
       eventLoopReserve: e.STEPGATE_EVENT_LOOP_RESERVE,
       fleetSize: e.STEPGATE_FLEET_SIZE,
+    },
+    signingKeys: {
+      publishLeadMs: e.STEPGATE_SIGNING_KEY_PUBLISH_LEAD_S * 1000,
+      rotateEveryMs: e.STEPGATE_SIGNING_KEY_ROTATE_EVERY_S * 1000,
+      refreshMs:
+        e.STEPGATE_SIGNING_KEY_REFRESH_MS ??
+        Math.max(100, Math.min((e.STEPGATE_SIGNING_KEY_PUBLISH_LEAD_S * 1000) / 4, 30_000)),
     },
   };
 }

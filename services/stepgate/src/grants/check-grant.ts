@@ -18,7 +18,8 @@ export interface GrantExpectation {
 }
 
 /**
- * Online grant check: signature and claims, then revocation (an ended session, or a removed factor
+ * Online grant check: a signing key that is still published (a retired or unknown kid is
+ * GRANT_INVALID at once, whatever the verifier cached), signature and claims, then revocation (an ended session, or a removed factor
  * named by `fid`), then single use.
  * Returns the claims; fails with GRANT_INVALID, GRANT_EXPIRED, GRANT_MISMATCH, GRANT_REVOKED or
  * GRANT_CONSUMED.
@@ -26,7 +27,7 @@ export interface GrantExpectation {
 export type CheckGrant = (token: string, expect: GrantExpectation) => Promise<GrantClaims>;
 
 export interface CheckGrantDeps {
-  signingKeys: SigningKeys;
+  signingKeys: Pick<SigningKeys, "published" | "isPublished">;
   /** The `iss` every grant must carry. */
   issuer: string;
   /** Where ended sessions and factors are recorded. */
@@ -37,11 +38,18 @@ export interface CheckGrantDeps {
 
 export function createCheckGrant(deps: CheckGrantDeps): CheckGrant {
   const verifier = createGrantVerifier({
-    keys: async () => deps.signingKeys.published,
+    keys: async () => deps.signingKeys.published(),
     issuer: deps.issuer,
     now: deps.clock,
+    // The keys are in memory: a published kid the verifier has not seen yet is fetched at once.
+    minRefetchIntervalMs: 0,
   });
   const verifySignedClaims = async (token: string, expect: GrantExpectation) => {
+    const kid = kidOf(token);
+    // Malformed tokens are left to the verifier, which names what is wrong with them.
+    if (kid !== undefined && !deps.signingKeys.isPublished(kid)) {
+      throw new StepgateError("GRANT_INVALID", "unknown or retired signing key");
+    }
     try {
       return await verifier.verify(token, {
         audience: expect.audience,
@@ -81,4 +89,18 @@ export function createCheckGrant(deps: CheckGrantDeps): CheckGrant {
     }
     return claims;
   };
+}
+
+/** The `kid` of a compact JWS's header, or undefined when there is none to read. */
+function kidOf(token: string): string | undefined {
+  if (typeof token !== "string") return undefined;
+  const end = token.indexOf(".");
+  if (end <= 0 || end > 1024) return undefined;
+  try {
+    const header: unknown = JSON.parse(Buffer.from(token.slice(0, end), "base64url").toString("utf8"));
+    const kid = (header as { kid?: unknown } | null)?.kid;
+    return typeof kid === "string" ? kid : undefined;
+  } catch {
+    return undefined;
+  }
 }

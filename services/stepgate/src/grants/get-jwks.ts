@@ -1,7 +1,7 @@
 import type { Jwk } from "@stepgate/grant";
 import type { SigningKeys } from "./signing-keys.ts";
 
-/** The public keys grants may be signed with (RFC 7517 JWKS `keys`); never fails. */
+/** The public keys grants may be signed with (RFC 7517 JWKS `keys`): next, current and previous; never fails. */
 export type GetJwks = () => Jwk[];
 
 export interface GetJwksDeps {
@@ -9,5 +9,5 @@ export interface GetJwksDeps {
 }
 
 export function createGetJwks({ signingKeys }: GetJwksDeps): GetJwks {
-  return () => signingKeys.published;
+  return () => signingKeys.published();
 }

@@ -1,4 +1,4 @@
-import { createGrantSigner, type GrantClaims } from "@stepgate/grant";
+import { createGrantSigner, type GrantClaims, type GrantSigner } from "@stepgate/grant";
 import { randomToken } from "../crypto/random-id.ts";
 import { type Clock, toSeconds } from "../domain/clock.ts";
 import type { Elevation } from "../domain/elevation.ts";
@@ -25,7 +25,7 @@ export interface GrantRequest {
 export type GrantIssuer = (request: GrantRequest) => IssuedGrant;
 
 export interface GrantIssuerDeps {
-  signingKeys: SigningKeys;
+  signingKeys: Pick<SigningKeys, "signingKey">;
   /** The `iss` claim. */
   issuer: string;
   clock: Clock;
@@ -34,13 +34,19 @@ export interface GrantIssuerDeps {
 }
 
 /**
- * Issues grants bound to the calling service (aud) and the action, signed with the active key,
+ * Issues grants bound to the calling service (aud) and the action, signed with the current key,
  * each inside a `stepgate.grant.sign` span. Claims: iss, sub, sid, aud, action, acr, amr (RFC 8176),
  * auth_time, iat, exp (seconds), jti; `single_use` when the action's max_age is 0; `fid`, the factor
  * that produced the elevation, so removing it revokes the grant.
  */
 export function createGrantIssuer({ signingKeys, issuer, clock, replicaId }: GrantIssuerDeps): GrantIssuer {
-  const signer = createGrantSigner(signingKeys.active);
+  // One signer per key: it encodes the key's header once.
+  let signer: GrantSigner | undefined;
+  const signerNow = () => {
+    const key = signingKeys.signingKey();
+    if (signer?.kid !== key.kid) signer = createGrantSigner(key);
+    return signer;
+  };
   const sign = ({ subject, sessionId, caller, action, elevation }: GrantRequest): IssuedGrant => {
     const iat = toSeconds(clock());
     const claims: GrantClaims = {
@@ -59,7 +65,7 @@ export function createGrantIssuer({ signingKeys, issuer, clock, replicaId }: Gra
     // max_age 0: the grant authorises one operation and CheckGrant consumes it.
     if (action.maxAge === 0) claims.single_use = true;
     if (elevation.factorId !== undefined) claims.fid = elevation.factorId;
-    return { token: signer.sign(claims), claims };
+    return { token: signerNow().sign(claims), claims };
   };
   return (request) =>
     inSpanSync(

@@ -15,6 +15,8 @@ import { createRemoveFactor } from "../factors/remove-factor.ts";
 import { createCheckGrant } from "../grants/check-grant.ts";
 import { createGetJwks } from "../grants/get-jwks.ts";
 import { createGrantIssuer } from "../grants/grant-issuer.ts";
+import { keyRetentionMs } from "../grants/signing-key-lifecycle.ts";
+import { startSigningKeyRotation } from "../grants/signing-key-rotation.ts";
 import { loadSigningKeys } from "../grants/signing-keys.ts";
 import { createProveSubject } from "../identity/prove-subject.ts";
 import { createVerifySubjectToken, type VerifySubjectToken } from "../identity/subject-tokens.ts";
@@ -91,6 +93,14 @@ export async function compose(config: Config, logger: Logger, clock: Clock = sys
       store: stores.signingKeys,
       keyRing,
       copies: stores.startupCopies,
+      clock,
+      retentionMs: keyRetentionMs(policy),
+      // Serving goes on with the keys already open; the ring needs the key that sealed this one.
+      onUnopenable: (kid, error) =>
+        logger.error(
+          { kid, error: describeError(error) },
+          "signing key cannot be opened: not signing with it",
+        ),
     });
     const fingerprint = await loadFingerprint(keyRing, (candidate) =>
       stores.secrets.getOrCreate("fingerprint", candidate),
@@ -140,6 +150,14 @@ export async function compose(config: Config, logger: Logger, clock: Clock = sys
       ...{ policy, clock, challenges, verifyResults, attempts, checkProof, sessions },
       ...{ issueGrant, audit, fingerprint, keyRing, replicaId, metrics },
     });
+    const stopRotation = startSigningKeyRotation({
+      keys: signingKeys,
+      store: stores.signingKeys,
+      ...{ keyRing, clock, audit },
+      ...config.signingKeys,
+      onChange: (kid, change) => logger.info({ kid }, `signing key ${change}`),
+      onError: (error) => logger.warn({ error: describeError(error) }, "signing keys not refreshed"),
+    });
     return {
       stepUpService: {
         stepUp: createStepUp({
@@ -183,6 +201,7 @@ export async function compose(config: Config, logger: Logger, clock: Clock = sys
       flushAudit: () => audit.flush(),
       async close() {
         stopTraffic();
+        stopRotation();
         await audit.close();
         await stores.close();
       },

@@ -32,13 +32,15 @@ actions:
   stepgate.remove_factor: { acr: aal2, max_age: 300 }
 `);
 
-/** An Ed25519 key pair as the signing keys, made in memory. */
-export function memorySigningKeys(): SigningKeys {
+/** An Ed25519 key pair as the signing keys, made in memory: one current key that never rotates. */
+export function memorySigningKeys(): Pick<SigningKeys, "signingKey" | "published" | "isPublished"> {
   const { publicKey, privateKey } = generateKeyPairSync("ed25519");
   const x = publicKey.export({ format: "jwk" }).x as string;
+  const jwk = { kty: "OKP", crv: "Ed25519", x, kid: "unit", alg: "EdDSA", use: "sig" } as const;
   return {
-    active: { kid: "unit", privateKey },
-    published: [{ kty: "OKP", crv: "Ed25519", x, kid: "unit", alg: "EdDSA", use: "sig" }],
+    signingKey: () => ({ kid: "unit", privateKey }),
+    published: () => [jwk],
+    isPublished: (kid) => kid === "unit",
   };
 }
 
