@@ -99,3 +99,6 @@ export async function loadSigningKeys(deps: SigningKeysDeps): Promise<SigningKey
   if (x !== activeRow.publicJwk.x) throw new Error("active signing key does not match its public key");
   return { active: { kid: activeRow.kid, privateKey }, published: rows.map((r) => r.publicJwk) };
 }
+
+/** The binding of a sealed private key to its row, `signing_key:<kid>` (AES-GCM associated data). */
+export const signingKeyBinding = binding;

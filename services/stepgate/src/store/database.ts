@@ -6,6 +6,7 @@ import { Migration001Initial } from "./migrations/migration-001-initial.ts";
 import { Migration002ServiceSecrets } from "./migrations/migration-002-service-secrets.ts";
 import { Migration003AuditEventIds } from "./migrations/migration-003-audit-event-ids.ts";
 import { Migration004SubjectVersions } from "./migrations/migration-004-subject-versions.ts";
+import { Migration005ResealProgress } from "./migrations/migration-005-reseal-progress.ts";
 
 export type Database = MikroORM;
 
@@ -46,6 +47,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
         { name: "002-service-secrets", class: Migration002ServiceSecrets },
         { name: "003-audit-event-ids", class: Migration003AuditEventIds },
         { name: "004-subject-versions", class: Migration004SubjectVersions },
+        { name: "005-reseal-progress", class: Migration005ResealProgress },
       ],
       snapshot: false,
       silent: true,
