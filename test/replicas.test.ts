@@ -38,7 +38,13 @@ describe("replicas starting together on an empty database", () => {
     const migrations = await db.query<{ name: string }>("select name from stepgate_migrations");
     assert.deepEqual(
       migrations.map((m) => m.name),
-      ["001-initial", "002-service-secrets", "003-audit-event-ids", "004-subject-versions"],
+      [
+        "001-initial",
+        "002-service-secrets",
+        "003-audit-event-ids",
+        "004-subject-versions",
+        "005-reseal-progress",
+      ],
     );
     const keys = await db.query<{ kid: string }>("select kid from signing_keys");
     assert.equal(keys.length, 1);
