@@ -45,6 +45,7 @@ describe("replicas starting together on an empty database", () => {
         "003-audit-event-ids",
         "004-subject-versions",
         "005-signing-key-lifecycle",
+        "006-reseal-progress",
       ],
     );
     const keys = await db.query<{ kid: string }>("select kid from signing_keys");

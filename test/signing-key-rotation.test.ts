@@ -32,6 +32,7 @@ describe("signing-key rotation across two replicas", () => {
   let perReplica: StepgateClient[];
   const env = {
     STEPGATE_POLICY_FILE: writePolicy(),
+    STEPGATE_INSECURE_DEV: "1",
     STEPGATE_ENCRYPTION_KEYS: newKeyRing(),
     STEPGATE_SIGNING_KEY_PUBLISH_LEAD_S: String(leadS),
     STEPGATE_SIGNING_KEY_ROTATE_EVERY_S: String(rotateEveryS),

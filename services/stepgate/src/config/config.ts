@@ -74,6 +74,8 @@ const envSchema = z.object({
   DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(100).default(10),
   REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
   REDIS_PREFIX: z.string().min(1).max(64).default("stepgate:"),
+  STEPGATE_RESEAL_BATCH_SIZE: z.coerce.number().int().min(1).max(10_000).default(500),
+  STEPGATE_RESEAL_PAUSE_MS: ms.max(60_000).default(0),
 });
 
 /** The service's deployment settings, from the environment. */
@@ -215,6 +217,57 @@ export interface ConnectionSettings {
   minPingIntervalMs: number;
   /** `grpc.http2.max_ping_strikes`: strikes tolerated before GOAWAY ENHANCE_YOUR_CALM. */
   maxPingStrikes: number;
+}
+
+/** What the re-seal job (`pnpm reseal`, keys/reseal.ts) reads: the stores, the key ring and its pace. */
+export interface ResealConfig {
+  databaseUrl: string;
+  /** The hot state's Redis, when the fleet uses one. */
+  redisUrl: string | undefined;
+  /** Prepended to every Redis key. */
+  redisPrefix: string;
+  encryptionKeys: string;
+  /** The key every sealed value is moved to (default: the first in the ring). */
+  encryptionKeyId: string | undefined;
+  /** The longest one PostgreSQL statement may take, in ms. */
+  postgresTimeoutMs: number;
+  /** The longest one Redis command may take, in ms. */
+  redisTimeoutMs: number;
+  /** Rows re-sealed per batch (STEPGATE_RESEAL_BATCH_SIZE, default 500). */
+  batchSize: number;
+  /** Pause after each batch, in ms, to spread the load on PostgreSQL (STEPGATE_RESEAL_PAUSE_MS, default 0). */
+  pauseMs: number;
+}
+
+const resealSchema = envSchema.pick({
+  DATABASE_URL: true,
+  REDIS_URL: true,
+  REDIS_PREFIX: true,
+  STEPGATE_ENCRYPTION_KEYS: true,
+  STEPGATE_ENCRYPTION_KEY_ID: true,
+  STEPGATE_POSTGRES_TIMEOUT_MS: true,
+  STEPGATE_REDIS_TIMEOUT_MS: true,
+  STEPGATE_RESEAL_BATCH_SIZE: true,
+  STEPGATE_RESEAL_PAUSE_MS: true,
+});
+
+/** Reads the re-seal job's settings (the replicas' own keys, no policy file needed); throws a ConfigError naming every bad key. */
+export function loadResealConfig(env: NodeJS.ProcessEnv): ResealConfig {
+  const present = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== ""));
+  const parsed = resealSchema.safeParse(present);
+  if (!parsed.success) throw new ConfigError(describeIssues("environment", parsed.error.issues));
+  const e = parsed.data;
+  return {
+    databaseUrl: e.DATABASE_URL,
+    redisUrl: e.REDIS_URL,
+    redisPrefix: e.REDIS_PREFIX,
+    encryptionKeys: e.STEPGATE_ENCRYPTION_KEYS,
+    encryptionKeyId: e.STEPGATE_ENCRYPTION_KEY_ID,
+    postgresTimeoutMs: e.STEPGATE_POSTGRES_TIMEOUT_MS,
+    redisTimeoutMs: e.STEPGATE_REDIS_TIMEOUT_MS,
+    batchSize: e.STEPGATE_RESEAL_BATCH_SIZE,
+    pauseMs: e.STEPGATE_RESEAL_PAUSE_MS,
+  };
 }
 
 /** Reads and validates the environment; throws a ConfigError naming every bad key. */

@@ -11,6 +11,11 @@ export function createFingerprint(key: Uint8Array): Fingerprint {
   return (...parts) => createHmac("sha256", hmacKey).update(parts.join("\u0000")).digest("base64url");
 }
 
+/** The binding of a fleet-wide secret to its row in service_secrets (AES-GCM associated data). */
+export function serviceSecretBinding(name: string): string {
+  return `service_secret:${name}`;
+}
+
 /** Where a fleet-wide secret is kept: returns the stored sealed value, storing `candidate` if none. */
 export type SecretSlot = (candidate: { sealed: Buffer; keyId: string }) => Promise<Buffer>;
 
@@ -21,7 +26,7 @@ export type SecretSlot = (candidate: { sealed: Buffer; keyId: string }) => Promi
  * if the ring lacks the key that sealed it (keep that key in the ring while the secret uses it).
  */
 export async function loadFingerprint(keyRing: KeyRing, slot: SecretSlot): Promise<Fingerprint> {
-  const binding = "service_secret:fingerprint";
+  const binding = serviceSecretBinding("fingerprint");
   const sealed = await slot({ sealed: keyRing.seal(randomBytes(32), binding), keyId: keyRing.activeKeyId });
   try {
     return createFingerprint(keyRing.open(sealed, binding));

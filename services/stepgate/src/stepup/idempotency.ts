@@ -62,6 +62,17 @@ export async function runOnce<T>(call: IdempotentCall<T>): Promise<T> {
   return replay(call, (await call.slot.read()) ?? JSON.stringify(entry));
 }
 
+/** The sealed result a recorded entry holds (base64), or undefined for a recorded failure. */
+export function sealedResultOf(recorded: string): string | undefined {
+  const entry = JSON.parse(recorded) as Entry;
+  return entry.state === "done" ? entry.sealed : undefined;
+}
+
+/** The recorded entry with its sealed result replaced by `sealed` (e.g. sealed again under a new key). */
+export function withSealedResult(recorded: string, sealed: string): string {
+  return JSON.stringify({ ...(JSON.parse(recorded) as Entry), sealed });
+}
+
 function replay<T>(call: IdempotentCall<T>, raw: string): T {
   const entry = JSON.parse(raw) as Entry;
   if (entry.fingerprint !== call.fingerprint) {

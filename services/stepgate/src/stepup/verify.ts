@@ -67,6 +67,11 @@ export interface VerifyDeps {
   metrics: Pick<Metrics, "lockoutStarted">;
 }
 
+/** The binding of a recorded Verify result to its challenge and claim (AES-GCM associated data). */
+export function verifyResultBinding(challengeId: string, claim: string): string {
+  return `verify:${challengeId}:${claim}`;
+}
+
 export function createVerify(deps: VerifyDeps): Verify {
   const elevationTtlMs = elevationLifetimeMs(deps.policy);
   return async (input) => {
@@ -88,7 +93,7 @@ export function createVerify(deps: VerifyDeps): Verify {
     );
     const retentionMs = challengeRetentionMs(challenge, deps.clock());
     // The sealed result is bound to its challenge and claim: it cannot be replayed for another.
-    const binding = `verify:${id}:${claim}`;
+    const binding = verifyResultBinding(id, claim);
     return runOnce({
       slot: {
         read: () => deps.verifyResults.get(id, claim),

@@ -7,6 +7,7 @@ import { Migration002ServiceSecrets } from "./migrations/migration-002-service-s
 import { Migration003AuditEventIds } from "./migrations/migration-003-audit-event-ids.ts";
 import { Migration004SubjectVersions } from "./migrations/migration-004-subject-versions.ts";
 import { Migration005SigningKeyLifecycle } from "./migrations/migration-005-signing-key-lifecycle.ts";
+import { Migration006ResealProgress } from "./migrations/migration-006-reseal-progress.ts";
 
 export type Database = MikroORM;
 
@@ -48,6 +49,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
         { name: "003-audit-event-ids", class: Migration003AuditEventIds },
         { name: "004-subject-versions", class: Migration004SubjectVersions },
         { name: "005-signing-key-lifecycle", class: Migration005SigningKeyLifecycle },
+        { name: "006-reseal-progress", class: Migration006ResealProgress },
       ],
       snapshot: false,
       silent: true,

@@ -109,6 +109,20 @@ export const SubjectVersionEntity = defineEntity({
   },
 });
 
+/** How far the re-seal job got in one table of sealed values (keys/reseal.ts). */
+export const ResealProgressEntity = defineEntity({
+  name: "ResealProgress",
+  tableName: "reseal_progress",
+  properties: {
+    target: p.text().primary(),
+    keyId: p.text(),
+    after: p.text().nullable(),
+    complete: p.boolean(),
+    resealed: p.bigint("number"),
+    updatedAt: p.datetime(),
+  },
+});
+
 export const entities = [
   FactorEntity,
   RecoveryCodeEntity,
@@ -117,4 +131,5 @@ export const entities = [
   HotEntryEntity,
   ServiceSecretEntity,
   SubjectVersionEntity,
+  ResealProgressEntity,
 ];

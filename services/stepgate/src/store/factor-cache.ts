@@ -18,6 +18,13 @@ export interface FactorCache {
   get(subject: string): Promise<CachedFactors | undefined>;
 }
 
+/** Reads a stored `version:sealed` entry; undefined when it has another shape. */
+export function parseCachedFactors(stored: string): CachedFactors | undefined {
+  const sep = stored.indexOf(":");
+  if (sep < 1) return undefined;
+  return { version: Number(stored.slice(0, sep)), sealed: stored.slice(sep + 1) };
+}
+
 export function createFactorCache(hot: HotStore): FactorCache {
   return {
     async put(subject, version, sealed, ttlMs) {
@@ -25,9 +32,7 @@ export function createFactorCache(hot: HotStore): FactorCache {
     },
     async get(subject) {
       const stored = await hot.get(hotKeys.factorCache(subject));
-      const sep = stored?.indexOf(":") ?? -1;
-      if (stored === null || stored === undefined || sep < 1) return undefined;
-      return { version: Number(stored.slice(0, sep)), sealed: stored.slice(sep + 1) };
+      return stored === null ? undefined : parseCachedFactors(stored);
     },
   };
 }

@@ -18,6 +18,9 @@ import { isInfrastructureFailure } from "./infrastructure-failure.ts";
 import { createMarkers, type Markers } from "./markers.ts";
 import { createRateLimitStore, type RateLimitStore } from "./rate-limit-store.ts";
 import { createRecoveryCodeStore, type RecoveryCodeStore } from "./recovery-code-store.ts";
+import { createResealProgressStore, type ResealProgressStore } from "./reseal-progress.ts";
+import { createSealedHotEntries, type SealedHotEntries } from "./sealed-hot-entries.ts";
+import { createSealedRowStore, type SealedRowStore } from "./sealed-rows.ts";
 import { createServiceSecretStore, type ServiceSecretStore } from "./service-secret-store.ts";
 import { createSessionStore, type SessionStore } from "./session-store.ts";
 import { createSigningKeyStore, type SigningKeyStore } from "./signing-key-store.ts";
@@ -48,6 +51,12 @@ export interface Stores extends HotStores {
   /** The Redis stream audit events wait in on their way to `audit`; undefined without Redis. */
   auditOutbox: AuditOutbox | undefined;
   secrets: ServiceSecretStore;
+  /** Sealed values in PostgreSQL by the key that sealed them, for the re-seal job. */
+  sealedRows: SealedRowStore;
+  /** Where the re-seal job stands in each table. */
+  resealProgress: ResealProgressStore;
+  /** Sealed entries of the hot state, in Redis and PostgreSQL, for the re-seal job. */
+  sealedHot: SealedHotEntries;
   /** Rate-limit counters: in Redis for the fleet, in memory while Redis is down or absent. */
   rateLimits: RateLimitStore;
   /** Which store carries the hot state right now. */
@@ -189,6 +198,9 @@ export async function openStores(options: StoreOptions): Promise<Stores> {
     audit: createAuditStore(pg),
     auditOutbox,
     secrets: createServiceSecretStore(pg, hotStores.startupCopies),
+    sealedRows: createSealedRowStore(pg),
+    resealProgress: createResealProgressStore(pg),
+    sealedHot: createSealedHotEntries({ pg, redis: redisConnection, redisPrefix: options.redisPrefix }),
     rateLimits: createRateLimitStore({
       redis: redisConnection,
       dependency: dependencies.find((d) => d.name === "redis"),
