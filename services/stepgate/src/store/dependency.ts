@@ -60,7 +60,12 @@ export function createDependency(name: DependencyName, options: DependencyOption
     breaker: new ConsecutiveBreaker(options.failureThreshold),
   });
   // Aggressive: the caller is answered at the deadline even if the driver has not given up yet.
-  const bounded = wrap(breaker, timeout(options.callTimeoutMs, TimeoutStrategy.Aggressive));
+  // No abort on return: calls take no signal, and aborting one per call builds a DOMException
+  // (a stack capture) for every store command, several per Verify.
+  const bounded = wrap(
+    breaker,
+    timeout(options.callTimeoutMs, { strategy: TimeoutStrategy.Aggressive, abortOnReturn: false }),
+  );
   const listeners: ((available: boolean) => void)[] = [];
   let available = true;
   let openedAt = 0;

@@ -1,8 +1,9 @@
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 
 /** One key: the kind in clear (for operators), the parts hashed so no subject or id appears in a key. */
 function hotKey(kind: string, ...parts: string[]): string {
-  return `${kind}:${createHash("sha256").update(parts.join("\u0000")).digest("base64url").slice(0, 32)}`;
+  // One-shot hash: no Hash object per key (several keys per call).
+  return `${kind}:${hash("sha256", parts.join("\u0000"), "base64url").slice(0, 32)}`;
 }
 
 /**
