@@ -21,6 +21,11 @@ export interface DependencyOptions {
   failureThreshold: number;
   /** How long an open circuit refuses calls before letting one trial call through, in ms. */
   halfOpenAfterMs: number;
+  /**
+   * True when the driver itself fails each command after `callTimeoutMs` (ioredis
+   * `commandTimeout`): no timer of ours per call then, which costs microseconds on every command.
+   */
+  driverTimesOut?: boolean;
 }
 
 /**
@@ -62,10 +67,12 @@ export function createDependency(name: DependencyName, options: DependencyOption
   // Aggressive: the caller is answered at the deadline even if the driver has not given up yet.
   // No abort on return: calls take no signal, and aborting one per call builds a DOMException
   // (a stack capture) for every store command, several per Verify.
-  const bounded = wrap(
-    breaker,
-    timeout(options.callTimeoutMs, { strategy: TimeoutStrategy.Aggressive, abortOnReturn: false }),
-  );
+  const bounded = options.driverTimesOut
+    ? breaker
+    : wrap(
+        breaker,
+        timeout(options.callTimeoutMs, { strategy: TimeoutStrategy.Aggressive, abortOnReturn: false }),
+      );
   const listeners: ((available: boolean) => void)[] = [];
   let available = true;
   let openedAt = 0;

@@ -153,7 +153,8 @@ export async function openStores(options: StoreOptions): Promise<Stores> {
   let closeRedis = async () => {};
   let redisHot: RedisHotStore | undefined;
   if (options.redisUrl) {
-    const redisDependency = createDependency("redis", options.redis);
+    // ioredis fails each command after callTimeoutMs itself (commandTimeout, redis-hot-store.ts).
+    const redisDependency = createDependency("redis", { ...options.redis, driverTimesOut: true });
     dependencies.push(redisDependency);
     redisHot = createRedisHotStore({
       url: options.redisUrl,
