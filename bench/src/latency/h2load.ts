@@ -49,6 +49,8 @@ export interface H2loadResult {
   dataBytes: number;
   /** Per-request latency from `--log-file`, in ms, sorted. */
   latenciesMs: Float64Array;
+  /** Each request's send, ms since the epoch, sorted (for `sendLag`). */
+  startsMs: Float64Array;
   /** h2load's command line, for the JSON. */
   command: string;
 }
@@ -83,7 +85,7 @@ export async function runH2load(run: H2loadRun): Promise<H2loadResult> {
     );
     return {
       ...parseSummary(output),
-      latenciesMs: readLog(logFile),
+      ...readLog(logFile),
       command: [command, ...argv].join(" "),
     };
   } finally {
@@ -92,7 +94,7 @@ export async function runH2load(run: H2loadRun): Promise<H2loadResult> {
 }
 
 /** The figures of h2load's summary: `finished in`, `requests:`, `status codes:`, `traffic:`. */
-export function parseSummary(output: string): Omit<H2loadResult, "latenciesMs" | "command"> {
+export function parseSummary(output: string): Omit<H2loadResult, "latenciesMs" | "startsMs" | "command"> {
   const match = (re: RegExp) => re.exec(output) ?? undefined;
   const finished = match(/finished in ([\d.]+)(m?s), ([\d.]+) req\/s/);
   const requests = match(
@@ -112,18 +114,36 @@ export function parseSummary(output: string): Omit<H2loadResult, "latenciesMs" |
   };
 }
 
-/** `--log-file` lines: start (µs since the epoch), HTTP status, µs to the response's end. Sorted ms. */
-function readLog(file: string): Float64Array {
+/** `--log-file` lines: start (µs since the epoch), HTTP status, µs to the response's end. */
+function readLog(file: string): { latenciesMs: Float64Array; startsMs: Float64Array } {
   let text = "";
   try {
     text = readFileSync(file, "utf8");
   } catch {
-    return new Float64Array(0);
+    return { latenciesMs: new Float64Array(0), startsMs: new Float64Array(0) };
   }
-  const values: number[] = [];
+  const latencies: number[] = [];
+  const starts: number[] = [];
   for (const line of text.split("\n")) {
-    const micros = Number(line.split("\t")[2]);
-    if (line !== "" && Number.isFinite(micros)) values.push(micros / 1000);
+    const [start, , micros] = line.split("\t").map(Number);
+    if (line === "" || !Number.isFinite(micros) || !Number.isFinite(start)) continue;
+    latencies.push((micros ?? 0) / 1000);
+    starts.push((start ?? 0) / 1000);
   }
-  return Float64Array.from(values).sort();
+  return { latenciesMs: Float64Array.from(latencies).sort(), startsMs: Float64Array.from(starts).sort() };
+}
+
+/**
+ * How late h2load sent its requests against an even schedule at `ratePerSecond` from its first
+ * send, in ms: request i (in send order) was due `i / rate` after the first. h2load times a request
+ * from its send, so a request it sent late hides that wait from the latency: this says how much.
+ * The p99 and the largest lag; 0 when it kept up.
+ */
+export function sendLag(startsMs: Float64Array, ratePerSecond: number): { p99: number; max: number } {
+  const first = startsMs[0];
+  if (first === undefined || !(ratePerSecond > 0)) return { p99: 0, max: 0 };
+  const lags = Float64Array.from(startsMs, (t, i) =>
+    Math.max(0, t - first - (i * 1000) / ratePerSecond),
+  ).sort();
+  return { p99: lags[Math.ceil(lags.length * 0.99) - 1] ?? 0, max: lags[lags.length - 1] ?? 0 };
 }

@@ -22,6 +22,11 @@ export interface LatencyPhase {
   cpuMicrosPerCall: { server: number; stores: number; generator: number };
   /** Node generators only: the worst generator's event loop delay in ms beyond its 1 ms tick. */
   generatorLoopDelayMs?: { p99: number; max: number };
+  /** Cores busy with work neither this run nor the stores account for (`/proc/stat`): another
+   * workload on the machine. Well above 0, every figure of the phase suffers, latency most. */
+  otherCores: number;
+  /** h2load, open loop only: how late it sent requests against an even schedule, in ms (`sendLag`). */
+  sendLagMs?: { p99: number; max: number };
 }
 
 /** A scenario's saturation and its open-loop phases. */
@@ -31,6 +36,8 @@ export interface LatencyScenario {
   driver: "h2load" | "node";
   saturation: LatencyPhase;
   rates: LatencyPhase[];
+  /** h2load: the command line of each phase (the body file's temporary path aside), to rerun by hand. */
+  commands?: string[];
   /** Anything the reader must know about this scenario's figures (e.g. answers without a body). */
   notes: string[];
 }

@@ -9,8 +9,13 @@ const triple = (p: LatencyPhase | undefined) =>
   p === undefined ? "-" : `${ms(p.latency.p50)} ${ms(p.latency.p99)} ${ms(p.latency.p999)}`;
 const loopDelay = (s: LatencyScenario) =>
   s.driver === "h2load"
-    ? "(h2load)"
+    ? `lag ${s.rates.map((r) => ms(r.sendLagMs?.p99 ?? Number.NaN)).join(" ")}`
     : s.rates.map((r) => ms(r.generatorLoopDelayMs?.p99 ?? Number.NaN)).join(" ");
+/** Mean cores other processes kept busy over the scenario's phases. */
+const other = (s: LatencyScenario) => {
+  const phases = [s.saturation, ...s.rates];
+  return num(phases.reduce((n, p) => n + p.otherCores, 0) / phases.length, 2);
+};
 const failed = (s: LatencyScenario) => [s.saturation, ...s.rates].reduce((n, p) => n + p.failures, 0);
 
 function table(rows: string[][]): string {
@@ -30,7 +35,8 @@ export function formatLatencyTable(scenarios: LatencyScenario[]): string {
       "sat/s",
       "server µs/call",
       ...fractions.map((f) => `@${Math.round(f * 100)}%: p50 p99 p99.9 ms`),
-      "gen loop delay p99 ms @25/50/75",
+      "generator p99 ms @25/50/75",
+      "other cores",
       "failed",
     ],
     ...scenarios.map((s) => [
@@ -40,6 +46,7 @@ export function formatLatencyTable(scenarios: LatencyScenario[]): string {
       num(s.saturation.cpuMicrosPerCall.server),
       ...fractions.map((_, i) => triple(s.rates[i])),
       loopDelay(s),
+      other(s),
       String(failed(s)),
     ]),
   ];
@@ -67,6 +74,7 @@ export function formatCostTable(points: CostPoint[]): string {
       "stores",
       "p99 ms @25/50/75",
       "gen loop delay p99 max ms",
+      "other cores",
       "failed",
     ],
     ...points.map((p) => [
@@ -85,6 +93,7 @@ export function formatCostTable(points: CostPoint[]): string {
           ...[p.stepUp, p.verify].flatMap((s) => s.rates.map((r) => r.generatorLoopDelayMs?.p99 ?? 0)),
         ),
       ),
+      `${other(p.stepUp)} ${other(p.verify)}`,
       String(failed(p.stepUp) + failed(p.verify)),
     ]),
   ];

@@ -1,10 +1,10 @@
 import type { BenchCluster } from "../bench-cluster.ts";
 import { cpuUsed } from "../bench-cluster.ts";
 import { summarizeLatency } from "../latency-summary.ts";
-import { cpuSeconds } from "../process-stats.ts";
+import { cpuSeconds, machineBusySeconds } from "../process-stats.ts";
 import type { FixedRequest } from "./fixed-requests.ts";
 import { probeGrpc } from "./grpc-body.ts";
-import { runH2load } from "./h2load.ts";
+import { runH2load, sendLag } from "./h2load.ts";
 import type { LatencyPhase, LatencyScenario } from "./latency-phase.ts";
 
 /** How h2load drives a fixed-request scenario; times in seconds. */
@@ -41,10 +41,12 @@ export async function measureFixed(
       `${request.scenario}: the prepared request is answered ${probe.grpcStatus} ${probe.grpcMessage}`,
     );
   const notes: string[] = [];
+  const commands: string[] = [];
   const phase = async (seconds: number, fraction: number, ratePerSecond?: number): Promise<LatencyPhase> => {
     const shape = ratePerSecond === undefined ? plan.saturation : plan.open;
     const before = await cluster.cpu();
     const own = cpuSeconds(process.pid);
+    const machineBefore = machineBusySeconds();
     const withChildren = cpuSeconds(process.pid, true);
     const run = await runH2load({
       address,
@@ -56,7 +58,10 @@ export async function measureFixed(
       ...(ratePerSecond === undefined ? {} : { ratePerSecond }),
       ...(plan.cpuList === undefined ? {} : { cpuList: plan.cpuList }),
     });
+    commands.push(run.command);
     const used = cpuUsed(before, await cluster.cpu());
+    const machine = machineBusySeconds() - machineBefore;
+    const bench = cpuSeconds(process.pid) - own;
     const generator = cpuSeconds(process.pid, true) - withChildren - (cpuSeconds(process.pid) - own);
     // gRPC answers errors with HTTP 200 and no body: a body per 2xx answer is a successful call.
     const withBody = Math.min(run.status2xx, Math.round(run.dataBytes / probe.bodyBytes));
@@ -78,6 +83,8 @@ export async function measureFixed(
         stores: perCall(used.stores),
         generator: perCall(generator),
       },
+      otherCores: Math.max(0, machine - used.replicas - used.stores - generator - bench) / run.seconds,
+      ...(ratePerSecond === undefined ? {} : { sendLagMs: sendLag(run.startsMs, ratePerSecond) }),
     };
   };
   if (plan.warmupSeconds > 0) await phase(plan.warmupSeconds, 1);
@@ -85,5 +92,5 @@ export async function measureFixed(
   const rates: LatencyPhase[] = [];
   for (const fraction of plan.fractions)
     rates.push(await phase(plan.rateSeconds, fraction, saturation.throughput * fraction));
-  return { scenario: request.scenario, driver: "h2load", saturation, rates, notes };
+  return { scenario: request.scenario, driver: "h2load", saturation, rates, commands, notes };
 }

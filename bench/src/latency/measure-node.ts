@@ -20,6 +20,7 @@ function toLatencyPhase(p: PhaseResult, fraction: number): LatencyPhase {
       generator: p.cpuMicrosPerCall.generators,
     },
     generatorLoopDelayMs: p.generatorLoopDelayMs,
+    otherCores: p.cores.other,
   };
 }
 
