@@ -50,12 +50,18 @@ export function formatLatencyTable(scenarios: LatencyScenario[]): string {
       String(failed(s)),
     ]),
   ];
+  const p99s = (s: LatencyScenario | undefined) =>
+    s?.rates.map((r) => `${ms(r.latency.p99)} ms @${Math.round(r.fraction * 100)}%`).join(", ");
   const noop = scenarios.find((s) => s.scenario === "noop");
+  const bare = scenarios.find((s) => s.scenario === "bare-http2");
   const floor = noop
-    ? `no-op p99 floor (h2load): ${noop.rates.map((r) => `${ms(r.latency.p99)} ms @${Math.round(r.fraction * 100)}%`).join(", ")}`
-    : "no-op floor: not measured (no h2load, or noop not selected)";
+    ? [
+        `no-op p99 floor (h2load): ${p99s(noop)}`,
+        ...(bare ? [`bare HTTP/2 server at the same rates (the machine's floor): ${p99s(bare)}`] : []),
+      ]
+    : ["no-op floor: not measured (no h2load, or noop not selected)"];
   const notes = scenarios.flatMap((s) => s.notes.map((n) => `  ${s.scenario}: ${n}`));
-  return [table(rows), floor, ...notes].join("\n");
+  return [table(rows), ...floor, ...notes].join("\n");
 }
 
 /** Part 5: StepUp and Verify CPU per call (saturation) and p99 per population and replica count. */

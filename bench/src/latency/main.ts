@@ -141,7 +141,7 @@ if (plot.length > 0) {
 }
 if (latency)
   console.log(
-    `== latency (1 replica, ${options.users[0]?.toLocaleString("en-US")} users)\n${formatLatencyTable(latency)}\n`,
+    `== latency (1 replica, ${options.latencyUsers.toLocaleString("en-US")} users)\n${formatLatencyTable(latency)}\n`,
   );
 if (cost.length > 0)
   console.log(`== cost as the work grows (CPU per call at saturation)\n${formatCostTable(cost)}\n`);

@@ -1,5 +1,4 @@
-import type { BenchCluster } from "../bench-cluster.ts";
-import { cpuUsed } from "../bench-cluster.ts";
+import { type CpuSnapshot, cpuUsed } from "../bench-cluster.ts";
 import { summarizeLatency } from "../latency-summary.ts";
 import { cpuSeconds, machineBusySeconds } from "../process-stats.ts";
 import type { FixedRequest } from "./fixed-requests.ts";
@@ -23,18 +22,21 @@ export interface FixedPlan {
 }
 
 /**
- * One fixed-request scenario against one replica with h2load: a probe (its grpc-status must be 0),
+ * One fixed-request scenario against one server (a replica's address and CPU) with h2load: a probe (its grpc-status must be 0),
  * an unmeasured warm-up, a closed-loop saturation, then open loop at `fractions` of its throughput.
  * CPU per call comes from /proc as in the main bench; h2load's own from this process's reaped
  * children (h2load is the only child that exits during a phase).
  */
 export async function measureFixed(
-  cluster: BenchCluster,
+  server: { address: string; cpu(): Promise<CpuSnapshot> },
   request: FixedRequest,
   headers: Record<string, string>,
   plan: FixedPlan,
+  /** Offered rates per second for the open-loop phases instead of `plan.fractions` of this
+   * scenario's own saturation (the bare server runs at the no-op's rates). */
+  offered?: number[],
 ): Promise<LatencyScenario> {
-  const address = cluster.replicas[0]?.address ?? "";
+  const { address } = server;
   const probe = await probeGrpc(address, request.path, request.body, headers);
   if (probe.grpcStatus !== "0")
     throw new Error(
@@ -44,7 +46,7 @@ export async function measureFixed(
   const commands: string[] = [];
   const phase = async (seconds: number, fraction: number, ratePerSecond?: number): Promise<LatencyPhase> => {
     const shape = ratePerSecond === undefined ? plan.saturation : plan.open;
-    const before = await cluster.cpu();
+    const before = await server.cpu();
     const own = cpuSeconds(process.pid);
     const machineBefore = machineBusySeconds();
     const withChildren = cpuSeconds(process.pid, true);
@@ -59,7 +61,7 @@ export async function measureFixed(
       ...(plan.cpuList === undefined ? {} : { cpuList: plan.cpuList }),
     });
     commands.push(run.command);
-    const used = cpuUsed(before, await cluster.cpu());
+    const used = cpuUsed(before, await server.cpu());
     const machine = machineBusySeconds() - machineBefore;
     const bench = cpuSeconds(process.pid) - own;
     const generator = cpuSeconds(process.pid, true) - withChildren - (cpuSeconds(process.pid) - own);
@@ -90,7 +92,7 @@ export async function measureFixed(
   if (plan.warmupSeconds > 0) await phase(plan.warmupSeconds, 1);
   const saturation = await phase(plan.saturationSeconds, 1);
   const rates: LatencyPhase[] = [];
-  for (const fraction of plan.fractions)
-    rates.push(await phase(plan.rateSeconds, fraction, saturation.throughput * fraction));
+  for (const [i, fraction] of plan.fractions.entries())
+    rates.push(await phase(plan.rateSeconds, fraction, offered?.[i] ?? saturation.throughput * fraction));
   return { scenario: request.scenario, driver: "h2load", saturation, rates, commands, notes };
 }
