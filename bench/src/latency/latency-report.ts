@@ -156,38 +156,43 @@ export function plotPoints(points: CostPoint[]): PlotPoint[] {
 const palette = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"];
 const dashes = ["", "6 3", "2 3", "8 3 2 3"];
 
-/** The two panels: server CPU per call and p99 against offered load, a line per scenario, population
- * and replica count (colour: scenario and population; dash: replicas). Open-loop phases only. */
+/**
+ * Four panels: server CPU per call and p99 against offered load, for StepUp and for Verify; a line
+ * per population (colour) and replica count (dash), the same in every panel. Open-loop phases only.
+ */
 export function costPanels(plot: PlotPoint[]): ChartPanel[] {
   const populations = [...new Set(plot.map((p) => p.users))];
   const replicaCounts = [...new Set(plot.map((p) => p.replicas))];
-  const keys = [...new Set(plot.map((p) => `${p.scenario}|${p.users}|${p.replicas}`))];
-  const series = (y: (p: PlotPoint) => number): ChartSeries[] =>
-    keys.map((key) => {
-      const [scenario, users, replicas] = key.split("|");
-      const colour = (scenario === "StepUp" ? 0 : populations.length) + populations.indexOf(Number(users));
-      const dash = dashes[replicaCounts.indexOf(Number(replicas)) % dashes.length];
-      return {
-        label: `${scenario}, ${Number(users).toLocaleString("en-US")} users, ${replicas} replica${replicas === "1" ? "" : "s"}`,
-        color: palette[colour % palette.length] ?? "#000",
-        ...(dash ? { dash } : {}),
-        points: plot
-          .filter((p) => `${p.scenario}|${p.users}|${p.replicas}` === key && p.kind === "open")
-          .map((p) => ({ x: p.offeredPerSecond, y: y(p) })),
-      };
-    });
-  return [
+  const series = (scenario: string, y: (p: PlotPoint) => number): ChartSeries[] =>
+    populations.flatMap((users, u) =>
+      replicaCounts.map((replicas, r) => {
+        const dash = dashes[r % dashes.length];
+        return {
+          label: `${users.toLocaleString("en-US")} users, ${replicas} replica${replicas === 1 ? "" : "s"}`,
+          color: palette[u % palette.length] ?? "#000",
+          ...(dash ? { dash } : {}),
+          points: plot
+            .filter(
+              (p) =>
+                p.scenario === scenario && p.users === users && p.replicas === replicas && p.kind === "open",
+            )
+            .map((p) => ({ x: p.offeredPerSecond, y: y(p) })),
+        };
+      }),
+    );
+  const x = "offered load (calls/s)";
+  return ["StepUp", "Verify"].flatMap((scenario) => [
     {
-      title: "Server CPU per call",
-      xLabel: "offered load (calls/s)",
+      title: `${scenario}: server CPU per call`,
+      xLabel: x,
       yLabel: "µs of replica CPU per call",
-      series: series((p) => p.serverMicrosPerCall),
+      series: series(scenario, (p) => p.serverMicrosPerCall),
     },
     {
-      title: "p99 latency",
-      xLabel: "offered load (calls/s)",
+      title: `${scenario}: p99 latency`,
+      xLabel: x,
       yLabel: "p99 (ms, from the scheduled start)",
-      series: series((p) => p.p99Ms),
+      series: series(scenario, (p) => p.p99Ms),
     },
-  ];
+  ]);
 }

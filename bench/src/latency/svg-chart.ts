@@ -30,7 +30,8 @@ function ticks(max: number): number[] {
   return Array.from({ length: Math.ceil((max > 0 ? max : 1) / step) + 1 }, (_, i) => i * step);
 }
 
-function panel(p: ChartPanel, offsetX: number): string {
+function panel(p: ChartPanel): string {
+  const offsetX = 0;
   const points = p.series
     .flatMap((s) => s.points)
     .filter((pt) => Number.isFinite(pt.x) && Number.isFinite(pt.y));
@@ -78,15 +79,18 @@ function panel(p: ChartPanel, offsetX: number): string {
 }
 
 /**
- * Panels side by side with a shared legend below them, as a standalone SVG document: lines and
- * labels only, no script, no external font or stylesheet. Axes start at 0; each panel scales to its data.
+ * Panels in a grid of `columns`, with the first panel's series as the legend below them, as a
+ * standalone SVG document: lines and labels only, no script, no external font or stylesheet. Axes
+ * start at 0; each panel scales to its data.
  */
-export function renderChart(panels: ChartPanel[], caption: string): string {
+export function renderChart(panels: ChartPanel[], caption: string, columns = 2): string {
   const legend = panels[0]?.series ?? [];
-  const totalW = width * panels.length;
-  const totalH = height + 30 + legend.length * legendLine;
+  const rows = Math.ceil(panels.length / columns);
+  const totalW = width * Math.min(columns, panels.length);
+  const gridH = height * rows;
+  const totalH = gridH + 30 + legend.length * legendLine;
   const items = legend.map((s, i) => {
-    const y = height + 22 + i * legendLine;
+    const y = gridH + 22 + i * legendLine;
     const dash = s.dash ? ` stroke-dasharray="${s.dash}"` : "";
     return (
       `<line x1="${margin.left}" y1="${y - 4}" x2="${margin.left + 30}" y2="${y - 4}" stroke="${s.color}" stroke-width="1.8"${dash}/>` +
@@ -96,7 +100,10 @@ export function renderChart(panels: ChartPanel[], caption: string): string {
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${totalW}" height="${totalH}" viewBox="0 0 ${totalW} ${totalH}" font-family="sans-serif" font-size="11">`,
     `<rect width="100%" height="100%" fill="white"/>`,
-    ...panels.map((p, i) => panel(p, i * width)),
+    ...panels.map(
+      (p, i) =>
+        `<g transform="translate(${(i % columns) * width} ${Math.floor(i / columns) * height})">\n${panel(p)}\n</g>`,
+    ),
     `<text x="${totalW - 8}" y="${totalH - 6}" text-anchor="end" fill="#666">${xmlText(caption)}</text>`,
     ...items,
     "</svg>",
