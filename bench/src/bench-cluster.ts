@@ -44,6 +44,8 @@ export interface BenchClusterOptions {
   basePort: number;
   /** The replicas' policy file (default: `benchPolicyFile()`). */
   policyFile?: string;
+  /** Cores the replicas are pinned to, as `taskset -c` takes them (default: any). */
+  cpuList?: string;
 }
 
 /** CPU seconds used so far, by PID: the replicas, and the store processes working for them. */
@@ -117,6 +119,7 @@ export async function startBenchCluster(options: BenchClusterOptions): Promise<B
     // The warnings and lifecycle lines written while serving, for the report.
     keepLines: "after-serving",
     maxLines: 1000,
+    ...(options.cpuList === undefined ? {} : { cpuList: options.cpuList }),
   };
   const replicas: ReplicaProcess[] = [];
   const start = async (i: number) => {

@@ -15,7 +15,11 @@ export interface LoadWorkers {
   close(): Promise<void>;
 }
 
-export function startLoadWorkers(size: number): LoadWorkers {
+/**
+ * `size` load generator processes. With `cpuList` (as `taskset -c` takes it, e.g. `"1"`), each is
+ * started through taskset, which execs Node in place: the generators stay off the replicas' core.
+ */
+export function startLoadWorkers(size: number, cpuList?: string): LoadWorkers {
   const children: ChildProcess[] = [];
   const pending = new Map<
     number,
@@ -26,6 +30,9 @@ export function startLoadWorkers(size: number): LoadWorkers {
     // Structured clone over IPC, so latency arrays travel as Float64Arrays rather than JSON.
     const child = fork(workerScript, [], {
       serialization: "advanced",
+      ...(cpuList === undefined
+        ? {}
+        : { execPath: "taskset", execArgv: ["-c", cpuList, process.execPath, ...process.execArgv] }),
       stdio: ["ignore", "inherit", "inherit", "ipc"],
     });
     child.on("message", (reply: WorkerReply) => {

@@ -24,9 +24,15 @@ export interface PhaseRecorderOptions {
   bucketMs?: number;
 }
 
+/** How often the event loop delay monitor ticks, in ms. */
+const loopDelayResolutionMs = 1;
+/** A tick interval in ns (as the histogram holds it) as the stall beyond the expected tick, in ms. */
+const beyondTick = (ns: number) => (Number.isFinite(ns) ? Math.max(0, ns / 1e6 - loopDelayResolutionMs) : 0);
+
 export function createPhaseRecorder(options: PhaseRecorderOptions = {}): PhaseRecorder {
   // The generator's own stalls (GC, a busy event loop) would show up as server latency: measure them.
-  const loopDelay = monitorEventLoopDelay({ resolution: 5 });
+  // Node records the whole interval between its timer's ticks, so the resolution comes off again.
+  const loopDelay = monitorEventLoopDelay({ resolution: loopDelayResolutionMs });
   loopDelay.enable();
   const created = performance.now();
   let latencies = new Float64Array(4096);
@@ -98,7 +104,7 @@ export function createPhaseRecorder(options: PhaseRecorderOptions = {}): PhaseRe
         serviceLatenciesMs: service.slice(0, n),
         elapsedMs,
         unstarted,
-        loopDelayMs: { p99: loopDelay.percentile(99) / 1e6, max: loopDelay.max / 1e6 },
+        loopDelayMs: { p99: beyondTick(loopDelay.percentile(99)), max: beyondTick(loopDelay.max) },
         refusals,
         refusalLatenciesMs: Float64Array.from(refusalLatencies),
         ...(launch ? { launch } : {}),

@@ -16,15 +16,17 @@ const batchSize = 2000;
  * Writes `count` subjects with an active TOTP factor straight into the `factors` table, sealed with
  * the replicas' key ring and bound to the row the way enrolment binds it. Through the API it would
  * be two RPCs per user (EnrollTotp, ConfirmTotp), a minute of a five-minute run for 20,000 users.
- * Call it after the first replica has created the schema.
+ * Call it after the first replica has created the schema. Subjects are `bench-<run>-<index>`, the
+ * index counting from `naming.firstIndex` (default: a new run, from 0).
  */
 export async function seedUsers(
   databaseUrl: string,
   encryptionKeys: string,
   count: number,
+  naming: { run: string; firstIndex: number } = { run: randomBytes(4).toString("hex"), firstIndex: 0 },
 ): Promise<BenchUser[]> {
   const ring = parseKeyRing(encryptionKeys);
-  const run = randomBytes(4).toString("hex");
+  const { run } = naming;
   const now = new Date();
   // Confirmed a while ago: any code from the current step on is newer than the last one accepted.
   const lastStep = Math.floor(now.getTime() / 30_000) - 2;
@@ -38,7 +40,7 @@ export async function seedUsers(
       const secrets: Buffer[] = [];
       for (let i = first; i < Math.min(count, first + batchSize); i++) {
         const id = randomUUID();
-        const subject = `bench-${run}-${i}`;
+        const subject = `bench-${run}-${naming.firstIndex + i}`;
         const secret = newTotpSecret();
         ids.push(id);
         subjects.push(subject);

@@ -67,7 +67,8 @@ export interface PhaseSample {
   /** For want of prepared work (a challenge for Verify): in open loop the calls not started, in
    * closed loop the lanes that stopped before the end. */
   unstarted: number;
-  /** The generator's event loop delay over the phase (perf_hooks, 5 ms resolution): its own stalls. */
+  /** The generator's event loop delay over the phase in ms beyond the
+   * monitor's 1 ms tick (perf_hooks): its own stalls (GC, waiting for a core). */
   loopDelayMs: { p99: number; max: number };
   /** Calls refused by traffic shaping, and whether each carried what a client needs to back off. */
   refusals: Refusals;

@@ -25,6 +25,9 @@ export interface ReplicaProcessOptions {
   keepLines?: "all" | "after-serving";
   /** `lines` keeps at most this many lines, the first ones. Default: no limit. */
   maxLines?: number;
+  /** Cores the replica may run on, as `taskset -c` takes them (e.g. `"0"`): the process is started
+   * through taskset, which execs Node in place, so the PID is the replica's. Default: any core. */
+  cpuList?: string;
 }
 
 /** One Stepgate replica as a real process of its own, started and stopped by PID with real signals. */
@@ -66,7 +69,7 @@ export function replicaProcess(
   env: Readonly<Record<string, string | undefined>>,
   options: ReplicaProcessOptions = {},
 ): ReplicaProcess {
-  const { nodeOptions, startTimeoutMs = 30_000, stopGraceMs, keepLines = "all" } = options;
+  const { nodeOptions, startTimeoutMs = 30_000, stopGraceMs, keepLines = "all", cpuList } = options;
   const maxLines = options.maxLines ?? Number.POSITIVE_INFINITY;
   let child: ChildProcess | undefined;
   let exit: Promise<ReplicaExit> = Promise.resolve(null);
@@ -99,7 +102,11 @@ export function replicaProcess(
     },
     async start() {
       if (isRunning()) throw new Error(`${id} is already running`);
-      const c = spawn(process.execPath, [mainScript], {
+      const [command, args] =
+        cpuList === undefined
+          ? [process.execPath, [mainScript]]
+          : ["taskset", ["-c", cpuList, process.execPath, mainScript]];
+      const c = spawn(command, args, {
         env: {
           PATH: process.env.PATH,
           ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}),
