@@ -1,11 +1,12 @@
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
   type ReplicaProcess,
   type ReplicaProcessOptions,
   startReplicaProcess,
+  warmCompileCache,
 } from "@stepgate/testkit/replica-process";
 import { createTestDatabase, type TestDatabase } from "@stepgate/testkit/test-database";
 import { createTestRedisPrefix, type TestRedisPrefix } from "@stepgate/testkit/test-redis-prefix";
@@ -44,6 +45,13 @@ export interface BenchClusterOptions {
   basePort: number;
   /** The replicas' policy file (default: `benchPolicyFile()`). */
   policyFile?: string;
+  /** NODE_OPTIONS for the replicas (default: STEPGATE_BENCH_REPLICA_NODE_OPTIONS, else none). */
+  nodeOptions?: string;
+  /** Node and V8 flags for the replicas, on their command line (default: the production ones,
+   * `replicaNodeFlags`). */
+  nodeFlags?: readonly string[];
+  /** More environment for the replicas, after the bench's own (e.g. a memory probe's directory). */
+  env?: Record<string, string>;
 }
 
 /** CPU seconds used so far, by PID: the replicas, and the store processes working for them. */
@@ -89,6 +97,9 @@ export async function startBenchCluster(options: BenchClusterOptions): Promise<B
   const redis = createTestRedisPrefix(options.redisUrl, { namespace: "stepgate-bench" });
   const { pid: redisPid } = await redis.info();
   const encryptionKeys = `b1:${randomBytes(32).toString("base64")}`;
+  // As the image runs them: from a compile cache filled before they start (Dockerfile).
+  const compileCache = mkdtempSync(join(tmpdir(), "stepgate-bench-cache-"));
+  warmCompileCache(compileCache, options.nodeFlags);
   const env = {
     STEPGATE_HOST: "127.0.0.1",
     STEPGATE_POLICY_FILE: options.policyFile ?? benchPolicyFile(),
@@ -101,18 +112,21 @@ export async function startBenchCluster(options: BenchClusterOptions): Promise<B
     DATABASE_URL: database.url,
     REDIS_URL: options.redisUrl,
     REDIS_PREFIX: redis.prefix,
+    NODE_COMPILE_CACHE: compileCache,
     // Admission settings pass through, for experiments (e.g. STEPGATE_ADMISSION_MIN_LIMIT=1000).
     ...Object.fromEntries(
       Object.entries(process.env).filter(
         ([name]) => name.startsWith("STEPGATE_ADMISSION_") || name.startsWith("STEPGATE_EVENT_LOOP_"),
       ),
     ),
+    ...options.env,
   };
   // The replicas get only `env` (and PATH): an inherited OTEL_* variable would switch exporters on and
   // skew the figures.
   const replicaOptions: ReplicaProcessOptions = {
     // Profiling: e.g. STEPGATE_BENCH_REPLICA_NODE_OPTIONS="--cpu-prof --cpu-prof-dir=/tmp/prof".
-    nodeOptions: process.env.STEPGATE_BENCH_REPLICA_NODE_OPTIONS,
+    nodeOptions: options.nodeOptions ?? process.env.STEPGATE_BENCH_REPLICA_NODE_OPTIONS,
+    ...(options.nodeFlags ? { nodeFlags: options.nodeFlags } : {}),
     stopGraceMs: 5000,
     // The warnings and lifecycle lines written while serving, for the report.
     keepLines: "after-serving",
@@ -126,6 +140,7 @@ export async function startBenchCluster(options: BenchClusterOptions): Promise<B
     await Promise.all(replicas.map((r) => r.stop()));
     await redis.clean();
     await database.drop();
+    rmSync(compileCache, { recursive: true, force: true });
   };
   try {
     // The first one alone creates the schema and the signing key; the rest start together.
