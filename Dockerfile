@@ -26,6 +26,10 @@ ENV NODE_ENV=production
 # Node's compile cache, filled below at build: a replica started from it loads no TypeScript
 # stripper (about 17 MiB of RSS per replica) and starts in a second instead of several.
 ENV NODE_COMPILE_CACHE=/app/.node-compile-cache
+# At most two glibc malloc arenas instead of one per allocating thread (8 per core), each keeping
+# what was freed in it: about 15 MiB less RSS under load. Keep equal to replicaRuntimeEnv
+# (packages/testkit/src/replica-process.ts).
+ENV MALLOC_ARENA_MAX=2
 WORKDIR /app
 # Everything stays owned by root: the service, running as `node`, can read its code but not change it.
 COPY --from=deps /app/ ./

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
-import { replicaNodeFlags } from "@stepgate/testkit/replica-process";
+import { replicaNodeFlags, replicaRuntimeEnv } from "@stepgate/testkit/replica-process";
 
 const dockerfile = readFileSync(join(import.meta.dirname, "../Dockerfile"), "utf8");
 
@@ -18,4 +18,10 @@ test("the image fills its compile cache with the same flags (the cache is per se
     dockerfile.includes(`RUN node ${replicaNodeFlags.join(" ")} services/stepgate/src/main.ts;`),
     "the RUN that fills the cache names the CMD's flags",
   );
+});
+
+test("the image sets the environment tests and the bench give replicas", () => {
+  for (const [name, value] of Object.entries(replicaRuntimeEnv)) {
+    assert.match(dockerfile, new RegExp(`^ENV ${name}=${value}$`, "m"));
+  }
 });

@@ -14,10 +14,11 @@ import { resetPeakMemory, residentMemory } from "./process-stats.ts";
 import { seedUsers } from "./seed-users.ts";
 
 const usage = `pnpm bench:memory [--streams=128] [--noop-seconds=10] [--verify-seconds=6] [--users=6000]
-  [--settle-seconds=10] [--node-options="..."] [--node-flags="--max-semi-space-size=2 ..."]
+  [--settle-seconds=10] [--node-options="..."] [--node-flags="--max-semi-space-size=2 ..."] [--env=NAME=VALUE]
   --node-options: NODE_OPTIONS for the replica (default: none, as in production)
   --node-flags: the replica's node and V8 flags instead of the production ones (replicaNodeFlags);
-    --node-flags= (empty) runs it with V8's defaults`;
+    --node-flags= (empty) runs it with V8's defaults
+  --env=NAME=VALUE: more environment for the replica (e.g. MALLOC_ARENA_MAX=2), repeatable`;
 
 const { values } = parseArgs({
   options: {
@@ -28,6 +29,7 @@ const { values } = parseArgs({
     "settle-seconds": { type: "string", default: "10" },
     "node-options": { type: "string", default: "" },
     "node-flags": { type: "string" },
+    env: { type: "string", multiple: true, default: [] },
     help: { type: "boolean", default: false },
   },
 });
@@ -62,7 +64,10 @@ const cluster = await startBenchCluster({
   redisUrl: process.env.STEPGATE_BENCH_REDIS_URL ?? "redis://127.0.0.1:6379",
   basePort: 45_000 + Math.floor(Math.random() * 2000) * 4,
   nodeOptions: `--import=${probe} ${values["node-options"]}`.trim(),
-  env: { STEPGATE_MEMORY_PROBE_DIR: probeDir },
+  env: {
+    ...Object.fromEntries(values.env.map((e) => [e.slice(0, e.indexOf("=")), e.slice(e.indexOf("=") + 1)])),
+    STEPGATE_MEMORY_PROBE_DIR: probeDir,
+  },
   ...(values["node-flags"] === undefined
     ? {}
     : { nodeFlags: values["node-flags"].split(" ").filter(Boolean) }),
@@ -162,7 +167,8 @@ try {
     [
       `Stepgate replica memory, MiB (largest sample per phase; peak = VmHWM over the phase)` +
         `; flags: ${values["node-flags"] ?? replicaNodeFlags.join(" ")}` +
-        (values["node-options"] ? `; NODE_OPTIONS=${values["node-options"]}` : ""),
+        (values["node-options"] ? `; NODE_OPTIONS=${values["node-options"]}` : "") +
+        (values.env.length > 0 ? `; ${values.env.join(" ")}` : ""),
       header,
       ...lines,
       `peak of the run (VmHWM): ${mib(Math.max(overall, ...rows.map((r) => r.peak))).trim()} MiB`,

@@ -16,6 +16,12 @@ const mainScript = join(import.meta.dirname, "../../../services/stepgate/src/mai
 export const replicaNodeFlags: readonly string[] = ["--max-semi-space-size=4", "--heap-growing-percent=50"];
 
 /**
+ * The environment the Dockerfile sets for replicas (kept equal by the same test): at most two glibc
+ * malloc arenas, rather than one per thread that allocates (8 per core), each holding freed memory.
+ */
+export const replicaRuntimeEnv: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: "2" };
+
+/**
  * Fills `dir` with Node's compile cache for the replica (NODE_COMPILE_CACHE), as the Dockerfile
  * does at build time: a replica started with that cache loads no TypeScript stripper (about 17 MiB
  * of RSS, and seconds of start). It runs main.ts with no configuration, which loads every module,
@@ -76,7 +82,7 @@ export interface ReplicaProcess {
 
 /**
  * A replica of `services/stepgate/src/main.ts` on `port`, not yet started. Its environment is only
- * PATH, NODE_OPTIONS when `options.nodeOptions` is set, then `env`, then STEPGATE_PORT and
+ * PATH, `replicaRuntimeEnv`, NODE_OPTIONS when `options.nodeOptions` is set, then `env`, then STEPGATE_PORT and
  * STEPGATE_REPLICA_ID (`id`): nothing else is inherited, so e.g. an OTEL_* variable of this process
  * does not switch the replica's exporters on. Both pipes are always read, so a chatty replica never
  * blocks on a full pipe. A replica still running when this process ends is SIGKILLed, on the `exit`
@@ -126,6 +132,7 @@ export function replicaProcess(
       const c = spawn(process.execPath, [...nodeFlags, mainScript], {
         env: {
           PATH: process.env.PATH,
+          ...replicaRuntimeEnv,
           ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}),
           ...env,
           STEPGATE_PORT: String(port),
