@@ -1,3 +1,4 @@
+import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -13,6 +14,7 @@ import { createTestRedisPrefix, type TestRedisPrefix } from "@stepgate/testkit/t
 import { cpuSeconds, resetPeakMemory, residentMemory } from "./process-stats.ts";
 
 const examplePolicyFile = join(import.meta.dirname, "../../services/stepgate/policy/example.yaml");
+const migrateScript = join(import.meta.dirname, "../../services/stepgate/src/migrate.ts");
 
 /**
  * The example policy with its rate limits raised out of reach: every call still pays for counting
@@ -47,8 +49,8 @@ export interface BenchClusterOptions {
   policyFile?: string;
   /** NODE_OPTIONS for the replicas (default: STEPGATE_BENCH_REPLICA_NODE_OPTIONS, else none). */
   nodeOptions?: string;
-  /** Node and V8 flags for the replicas, on their command line (default: the production ones,
-   * `replicaNodeFlags`). */
+  /** Node and V8 flags for the replicas, on their command line (default: those in
+   * STEPGATE_BENCH_REPLICA_NODE_FLAGS, else the production ones, `replicaNodeFlags`). */
   nodeFlags?: readonly string[];
   /** More environment for the replicas, after the bench's own (e.g. a memory probe's directory). */
   env?: Record<string, string>;
@@ -97,9 +99,11 @@ export async function startBenchCluster(options: BenchClusterOptions): Promise<B
   const redis = createTestRedisPrefix(options.redisUrl, { namespace: "stepgate-bench" });
   const { pid: redisPid } = await redis.info();
   const encryptionKeys = `b1:${randomBytes(32).toString("base64")}`;
+  const flagsFromEnv = process.env.STEPGATE_BENCH_REPLICA_NODE_FLAGS?.split(" ").filter(Boolean);
+  const nodeFlags = options.nodeFlags ?? flagsFromEnv;
   // As the image runs them: from a compile cache filled before they start (Dockerfile).
   const compileCache = mkdtempSync(join(tmpdir(), "stepgate-bench-cache-"));
-  warmCompileCache(compileCache, options.nodeFlags);
+  warmCompileCache(compileCache, nodeFlags);
   const env = {
     STEPGATE_HOST: "127.0.0.1",
     STEPGATE_POLICY_FILE: options.policyFile ?? benchPolicyFile(),
@@ -126,7 +130,8 @@ export async function startBenchCluster(options: BenchClusterOptions): Promise<B
   const replicaOptions: ReplicaProcessOptions = {
     // Profiling: e.g. STEPGATE_BENCH_REPLICA_NODE_OPTIONS="--cpu-prof --cpu-prof-dir=/tmp/prof".
     nodeOptions: options.nodeOptions ?? process.env.STEPGATE_BENCH_REPLICA_NODE_OPTIONS,
-    ...(options.nodeFlags ? { nodeFlags: options.nodeFlags } : {}),
+    // To compare V8 flags: e.g. STEPGATE_BENCH_REPLICA_NODE_FLAGS="" for V8's defaults.
+    ...(nodeFlags ? { nodeFlags } : {}),
     stopGraceMs: 5000,
     // The warnings and lifecycle lines written while serving, for the report.
     keepLines: "after-serving",
@@ -143,7 +148,13 @@ export async function startBenchCluster(options: BenchClusterOptions): Promise<B
     rmSync(compileCache, { recursive: true, force: true });
   };
   try {
-    // The first one alone creates the schema and the signing key; the rest start together.
+    // As docker-compose.yml runs them: the migrate job first, so replicas never load the ORM.
+    const migrated = spawnSync(process.execPath, [migrateScript], {
+      env: { PATH: process.env.PATH, ...env },
+      encoding: "utf8",
+    });
+    if (migrated.status !== 0) throw new Error(`migrate failed (${migrated.status}): ${migrated.stderr}`);
+    // The first one alone creates the signing key; the rest start together.
     await start(0);
     await Promise.all(Array.from({ length: options.size - 1 }, (_, i) => start(i + 1)));
   } catch (error) {
