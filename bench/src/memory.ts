@@ -9,7 +9,7 @@ import { parseArgs } from "node:util";
 import { replicaNodeFlags } from "@stepgate/testkit/replica-process";
 import { startBenchCluster } from "./bench-cluster.ts";
 import { startLoadWorkers } from "./load-workers.ts";
-import { runPhase } from "./measure-scenario.ts";
+import { type PhaseResult, runPhase } from "./measure-scenario.ts";
 import { resetPeakMemory, residentMemory } from "./process-stats.ts";
 import { seedUsers } from "./seed-users.ts";
 
@@ -44,7 +44,7 @@ const workerCount = 2;
 
 /** One process.memoryUsage() of the replica, and the committed bytes of its young (new_space) and
  * old (old_space) V8 generations, in bytes. */
-type Usage = NodeJS.MemoryUsage & { young: number; old: number };
+type Usage = NodeJS.MemoryUsage & { young: number; old: number; gcMs: number };
 /** What a row of the table shows, in bytes; the largest sample of the phase for every column. */
 interface Row {
   phase: string;
@@ -53,6 +53,10 @@ interface Row {
   usage: Usage;
   callsPerSecond?: number;
   cpuMicrosPerCall?: number;
+  /** GC pauses of the replica's main thread over the phase, µs per call. */
+  gcMicrosPerCall?: number;
+  /** GC pauses over the phase, ms. */
+  gcMs: number;
 }
 
 const probeDir = mkdtempSync(join(tmpdir(), "stepgate-memory-"));
@@ -79,9 +83,23 @@ const rows: Row[] = [];
 
 const readUsage = (): Usage => {
   const read = JSON.parse(readFileSync(join(probeDir, `${pid}.json`), "utf8"));
-  return { ...read, young: read.spaces.new_space ?? 0, old: read.spaces.old_space ?? 0 };
+  return {
+    ...read,
+    young: read.spaces.new_space ?? 0,
+    old: read.spaces.old_space ?? 0,
+    gcMs: read.gcMs ?? 0,
+  };
 };
-const zero: Usage = { rss: 0, heapTotal: 0, heapUsed: 0, external: 0, arrayBuffers: 0, young: 0, old: 0 };
+const zero: Usage = {
+  rss: 0,
+  heapTotal: 0,
+  heapUsed: 0,
+  external: 0,
+  arrayBuffers: 0,
+  young: 0,
+  old: 0,
+  gcMs: 0,
+};
 const maxUsage = (a: Usage, b: Usage): Usage => ({
   rss: Math.max(a.rss, b.rss),
   heapTotal: Math.max(a.heapTotal, b.heapTotal),
@@ -90,11 +108,13 @@ const maxUsage = (a: Usage, b: Usage): Usage => ({
   arrayBuffers: Math.max(a.arrayBuffers, b.arrayBuffers),
   young: Math.max(a.young, b.young),
   old: Math.max(a.old, b.old),
+  gcMs: Math.max(a.gcMs, b.gcMs),
 });
 
 /** Samples the replica every 250 ms while `work` runs; the row holds each column's largest sample. */
 async function measure<T>(phase: string, work: () => Promise<T>): Promise<{ row: Row; result: T }> {
   resetPeakMemory(pid);
+  const gcBefore = readUsage().gcMs;
   let usage = zero;
   let rss = 0;
   const sample = () => {
@@ -106,13 +126,20 @@ async function measure<T>(phase: string, work: () => Promise<T>): Promise<{ row:
   try {
     const result = await work();
     sample();
-    const row = { phase, rss, peak: residentMemory(pid).peakBytes, usage };
+    const row = { phase, rss, peak: residentMemory(pid).peakBytes, usage, gcMs: usage.gcMs - gcBefore };
     rows.push(row);
     return { row, result };
   } finally {
     clearInterval(timer);
   }
 }
+
+/** A load phase's rate and its costs per call: server CPU, and GC pauses. */
+const perCall = (row: Row, phase: PhaseResult) => ({
+  callsPerSecond: phase.throughput,
+  cpuMicrosPerCall: phase.cpuMicrosPerCall.server,
+  gcMicrosPerCall: phase.calls > 0 ? (row.gcMs * 1000) / phase.calls : Number.NaN,
+});
 
 try {
   const users = await seedUsers(cluster.database.url, cluster.encryptionKeys, Number(values.users));
@@ -133,25 +160,19 @@ try {
   const noop = await measure(`noop, ${streams} streams`, () =>
     runPhase({ cluster, workers }, "noop", load(seconds("noop-seconds"))),
   );
-  Object.assign(noop.row, {
-    callsPerSecond: noop.result.throughput,
-    cpuMicrosPerCall: noop.result.cpuMicrosPerCall.server,
-  });
+  Object.assign(noop.row, perCall(noop.row, noop.result));
   log("verify: preparing one challenge per user");
   await workers.all(() => ({ type: "prepare-challenges", count: Math.ceil(users.length / workerCount) }));
   const verify = await measure(`verify, ${streams} streams`, () =>
     runPhase({ cluster, workers }, "verify", load(seconds("verify-seconds"))),
   );
-  Object.assign(verify.row, {
-    callsPerSecond: verify.result.throughput,
-    cpuMicrosPerCall: verify.result.cpuMicrosPerCall.server,
-  });
+  Object.assign(verify.row, perCall(verify.row, verify.result));
   log(`after: idle for ${seconds("settle-seconds") / 1000} s`);
   await sleep(seconds("settle-seconds"));
   await measure("after (idle)", () => sleep(1000));
   const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(1).padStart(7);
   const header =
-    "phase                    rss    peak heapUsed heapTotal   young     old external arrayBuf  calls/s µs CPU/call";
+    "phase                    rss    peak heapUsed heapTotal   young     old external arrayBuf  calls/s µs CPU/call µs GC/call";
   const lines = rows.map(
     (r) =>
       `${r.phase.padEnd(20)}` +
@@ -160,7 +181,8 @@ try {
         .map((b) => ` ${mib(b)}`)
         .join(" ") +
       ` ${r.callsPerSecond === undefined ? "".padStart(8) : r.callsPerSecond.toFixed(0).padStart(8)}` +
-      ` ${r.cpuMicrosPerCall === undefined ? "" : r.cpuMicrosPerCall.toFixed(0).padStart(10)}`,
+      ` ${r.cpuMicrosPerCall === undefined ? "".padStart(10) : r.cpuMicrosPerCall.toFixed(0).padStart(10)}` +
+      ` ${r.gcMicrosPerCall === undefined ? "" : r.gcMicrosPerCall.toFixed(0).padStart(10)}`,
   );
   const overall = residentMemory(pid).peakBytes;
   console.log(
