@@ -23,15 +23,30 @@ RUN pnpm install --frozen-lockfile --prod
 
 FROM node:24-slim
 ENV NODE_ENV=production
+# Node's compile cache, filled below at build: a replica started from it loads no TypeScript
+# stripper (about 17 MiB of RSS per replica) and starts in a second instead of several.
+ENV NODE_COMPILE_CACHE=/app/.node-compile-cache
+# At most two glibc malloc arenas instead of one per allocating thread (8 per core), each keeping
+# what was freed in it: about 15 MiB less RSS under load. Keep equal to replicaRuntimeEnv
+# (packages/testkit/src/replica-process.ts).
+ENV MALLOC_ARENA_MAX=2
 WORKDIR /app
 # Everything stays owned by root: the service, running as `node`, can read its code but not change it.
 COPY --from=deps /app/ ./
 COPY packages/ packages/
 COPY services/stepgate/ services/stepgate/
+# main.ts with no configuration loads every module, exits 2, and writes the cache on exit. With the
+# CMD's V8 flags: the cache is kept per set of flags. Read-only at run time (owned by root).
+RUN node --max-semi-space-size=4 --heap-growing-percent=50 services/stepgate/src/main.ts; \
+    test -n "$(ls -A /app/.node-compile-cache)"
 USER node
 EXPOSE 50051
 # main.ts reports NOT_SERVING on SIGTERM, drains calls in flight (10 s by default), then exits 0.
 STOPSIGNAL SIGTERM
 # grpc.health.v1 through the bundled probe: healthy only while the replica reports SERVING.
 HEALTHCHECK --interval=5s --timeout=3s --start-period=10s --retries=3 CMD ["node", "services/stepgate/src/tools/health-probe.ts"]
-CMD ["node", "services/stepgate/src/main.ts"]
+# V8 heap flags (README "Memory"): a 4 MiB semi-space instead of one that grows to 32 MiB or more
+# under load, and a major GC once the old space is 1.5x its live size instead of up to 4x. They
+# keep RSS under 200 MiB under load; they cost some CPU per call. Keep them equal to
+# replicaNodeFlags (packages/testkit/src/replica-process.ts), which tests and the bench use.
+CMD ["node", "--max-semi-space-size=4", "--heap-growing-percent=50", "services/stepgate/src/main.ts"]

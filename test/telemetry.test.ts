@@ -204,6 +204,11 @@ describe("telemetry: one trace per flow, metrics and logs", () => {
     assert.equal(sample("stepgate_admission_queued", 'priority="critical"'), 0);
     const loop = sample("stepgate_event_loop_utilization", "");
     assert.ok(loop !== undefined && loop >= 0 && loop <= 1, `event loop utilization ${loop}`);
+    // The process's memory by kind, in bytes: the heap fits in the resident set.
+    const rss = sample("stepgate_process_memory", 'kind="rss"') ?? 0;
+    const heapUsed = sample("stepgate_process_memory", 'kind="heap_used"') ?? 0;
+    assert.ok(heapUsed > 0 && heapUsed < rss, `heap_used ${heapUsed} B, rss ${rss} B`);
+    assert.ok((sample("stepgate_process_memory", 'kind="external"') ?? 0) > 0);
   });
 });
 

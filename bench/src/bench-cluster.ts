@@ -1,17 +1,20 @@
+import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
   type ReplicaProcess,
   type ReplicaProcessOptions,
   startReplicaProcess,
+  warmCompileCache,
 } from "@stepgate/testkit/replica-process";
 import { createTestDatabase, type TestDatabase } from "@stepgate/testkit/test-database";
 import { createTestRedisPrefix, type TestRedisPrefix } from "@stepgate/testkit/test-redis-prefix";
 import { cpuSeconds, resetPeakMemory, residentMemory } from "./process-stats.ts";
 
 const examplePolicyFile = join(import.meta.dirname, "../../services/stepgate/policy/example.yaml");
+const migrateScript = join(import.meta.dirname, "../../services/stepgate/src/migrate.ts");
 
 /**
  * The example policy with its rate limits raised out of reach: every call still pays for counting
@@ -46,6 +49,13 @@ export interface BenchClusterOptions {
   policyFile?: string;
   /** Cores the replicas are pinned to, as `taskset -c` takes them (default: any). */
   cpuList?: string;
+  /** NODE_OPTIONS for the replicas (default: STEPGATE_BENCH_REPLICA_NODE_OPTIONS, else none). */
+  nodeOptions?: string;
+  /** Node and V8 flags for the replicas, on their command line (default: those in
+   * STEPGATE_BENCH_REPLICA_NODE_FLAGS, else the production ones, `replicaNodeFlags`). */
+  nodeFlags?: readonly string[];
+  /** More environment for the replicas, after the bench's own (e.g. a memory probe's directory). */
+  env?: Record<string, string>;
 }
 
 /** CPU seconds used so far, by PID: the replicas, and the store processes working for them. */
@@ -91,6 +101,11 @@ export async function startBenchCluster(options: BenchClusterOptions): Promise<B
   const redis = createTestRedisPrefix(options.redisUrl, { namespace: "stepgate-bench" });
   const { pid: redisPid } = await redis.info();
   const encryptionKeys = `b1:${randomBytes(32).toString("base64")}`;
+  const flagsFromEnv = process.env.STEPGATE_BENCH_REPLICA_NODE_FLAGS?.split(" ").filter(Boolean);
+  const nodeFlags = options.nodeFlags ?? flagsFromEnv;
+  // As the image runs them: from a compile cache filled before they start (Dockerfile).
+  const compileCache = mkdtempSync(join(tmpdir(), "stepgate-bench-cache-"));
+  warmCompileCache(compileCache, nodeFlags);
   const env = {
     STEPGATE_HOST: "127.0.0.1",
     STEPGATE_POLICY_FILE: options.policyFile ?? benchPolicyFile(),
@@ -103,18 +118,22 @@ export async function startBenchCluster(options: BenchClusterOptions): Promise<B
     DATABASE_URL: database.url,
     REDIS_URL: options.redisUrl,
     REDIS_PREFIX: redis.prefix,
+    NODE_COMPILE_CACHE: compileCache,
     // Admission settings pass through, for experiments (e.g. STEPGATE_ADMISSION_MIN_LIMIT=1000).
     ...Object.fromEntries(
       Object.entries(process.env).filter(
         ([name]) => name.startsWith("STEPGATE_ADMISSION_") || name.startsWith("STEPGATE_EVENT_LOOP_"),
       ),
     ),
+    ...options.env,
   };
   // The replicas get only `env` (and PATH): an inherited OTEL_* variable would switch exporters on and
   // skew the figures.
   const replicaOptions: ReplicaProcessOptions = {
     // Profiling: e.g. STEPGATE_BENCH_REPLICA_NODE_OPTIONS="--cpu-prof --cpu-prof-dir=/tmp/prof".
-    nodeOptions: process.env.STEPGATE_BENCH_REPLICA_NODE_OPTIONS,
+    nodeOptions: options.nodeOptions ?? process.env.STEPGATE_BENCH_REPLICA_NODE_OPTIONS,
+    // To compare V8 flags: e.g. STEPGATE_BENCH_REPLICA_NODE_FLAGS="" for V8's defaults.
+    ...(nodeFlags ? { nodeFlags } : {}),
     stopGraceMs: 5000,
     // The warnings and lifecycle lines written while serving, for the report.
     keepLines: "after-serving",
@@ -129,9 +148,16 @@ export async function startBenchCluster(options: BenchClusterOptions): Promise<B
     await Promise.all(replicas.map((r) => r.stop()));
     await redis.clean();
     await database.drop();
+    rmSync(compileCache, { recursive: true, force: true });
   };
   try {
-    // The first one alone creates the schema and the signing key; the rest start together.
+    // As docker-compose.yml runs them: the migrate job first, so replicas never load the ORM.
+    const migrated = spawnSync(process.execPath, [migrateScript], {
+      env: { PATH: process.env.PATH, ...env },
+      encoding: "utf8",
+    });
+    if (migrated.status !== 0) throw new Error(`migrate failed (${migrated.status}): ${migrated.stderr}`);
+    // The first one alone creates the signing key; the rest start together.
     await start(0);
     await Promise.all(Array.from({ length: options.size - 1 }, (_, i) => start(i + 1)));
   } catch (error) {

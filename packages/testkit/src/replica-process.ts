@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -6,6 +6,33 @@ import { createInterface } from "node:readline";
 import { type OrphanReaper, startOrphanReaper } from "./orphan-reaper.ts";
 
 const mainScript = join(import.meta.dirname, "../../../services/stepgate/src/main.ts");
+
+/**
+ * The V8 heap flags a production replica runs with: the Dockerfile's CMD passes the same ones
+ * (replica-process.test.ts keeps the two equal), so tests and the bench measure what ships.
+ * A 4 MiB semi-space (default 16 to 64 MiB, grown under load) and old space collected at 1.5x
+ * its live size (default up to 4x) keep RSS near what the replica holds (README "Memory").
+ */
+export const replicaNodeFlags: readonly string[] = ["--max-semi-space-size=4", "--heap-growing-percent=50"];
+
+/**
+ * The environment the Dockerfile sets for replicas (kept equal by the same test): at most two glibc
+ * malloc arenas, rather than one per thread that allocates (8 per core), each holding freed memory.
+ */
+export const replicaRuntimeEnv: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: "2" };
+
+/**
+ * Fills `dir` with Node's compile cache for the replica (NODE_COMPILE_CACHE), as the Dockerfile
+ * does at build time: a replica started with that cache loads no TypeScript stripper (about 17 MiB
+ * of RSS, and seconds of start). It runs main.ts with no configuration, which loads every module,
+ * exits 2, and writes the cache on exit. The cache is per set of V8 flags: pass the replica's.
+ */
+export function warmCompileCache(dir: string, nodeFlags: readonly string[] = replicaNodeFlags): void {
+  spawnSync(process.execPath, [...nodeFlags, mainScript], {
+    env: { PATH: process.env.PATH, NODE_COMPILE_CACHE: dir },
+    stdio: "ignore",
+  });
+}
 
 /** How a replica process ended: its exit code, or the signal that ended it; `null` if none was started. */
 export type ReplicaExit = number | NodeJS.Signals | null;
@@ -15,6 +42,8 @@ export interface ReplicaProcessOptions {
   /** NODE_OPTIONS for the replica, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`. Default: none (this
    * process's own NODE_OPTIONS is not passed on); `undefined` or `""` also mean none. */
   nodeOptions?: string | undefined;
+  /** Node and V8 flags before the script, on the command line. Default `replicaNodeFlags`. */
+  nodeFlags?: readonly string[];
   /** How long `start()` waits for the "stepgate serving" line, in ms. Default 30_000. */
   startTimeoutMs?: number;
   /** The grace `stop()` gives when called without one: ms after the signal before SIGKILL.
@@ -56,7 +85,7 @@ export interface ReplicaProcess {
 
 /**
  * A replica of `services/stepgate/src/main.ts` on `port`, not yet started. Its environment is only
- * PATH, NODE_OPTIONS when `options.nodeOptions` is set, then `env`, then STEPGATE_PORT and
+ * PATH, `replicaRuntimeEnv`, NODE_OPTIONS when `options.nodeOptions` is set, then `env`, then STEPGATE_PORT and
  * STEPGATE_REPLICA_ID (`id`): nothing else is inherited, so e.g. an OTEL_* variable of this process
  * does not switch the replica's exporters on. Both pipes are always read, so a chatty replica never
  * blocks on a full pipe. A replica still running when this process ends is SIGKILLed, on the `exit`
@@ -70,6 +99,7 @@ export function replicaProcess(
   options: ReplicaProcessOptions = {},
 ): ReplicaProcess {
   const { nodeOptions, startTimeoutMs = 30_000, stopGraceMs, keepLines = "all", cpuList } = options;
+  const { nodeFlags = replicaNodeFlags } = options;
   const maxLines = options.maxLines ?? Number.POSITIVE_INFINITY;
   let child: ChildProcess | undefined;
   let exit: Promise<ReplicaExit> = Promise.resolve(null);
@@ -104,11 +134,12 @@ export function replicaProcess(
       if (isRunning()) throw new Error(`${id} is already running`);
       const [command, args] =
         cpuList === undefined
-          ? [process.execPath, [mainScript]]
-          : ["taskset", ["-c", cpuList, process.execPath, mainScript]];
+          ? [process.execPath, [...nodeFlags, mainScript]]
+          : ["taskset", ["-c", cpuList, process.execPath, ...nodeFlags, mainScript]];
       const c = spawn(command, args, {
         env: {
           PATH: process.env.PATH,
+          ...replicaRuntimeEnv,
           ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}),
           ...env,
           STEPGATE_PORT: String(port),

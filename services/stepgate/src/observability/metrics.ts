@@ -1,7 +1,9 @@
 import { type Attributes, metrics } from "@opentelemetry/api";
+import { observeProcessMemory } from "./process-memory.ts";
 
 /**
- * Stepgate's instruments. Without a configured SDK they are no-ops. Attribute values are bounded
+ * Stepgate's instruments, and `stepgate.process.memory{kind}` (observability/process-memory.ts).
+ * Without a configured SDK they are no-ops. Attribute values are bounded
  * sets (actions from the policy, methods, outcomes, status codes): never subjects or codes.
  */
 export interface Metrics {
@@ -82,6 +84,7 @@ export function createMetrics(): Metrics {
     description: "Subjects locked out by a run of wrong answers, by the calling service that sent the last",
   });
   const callerLabel = boundedCallerLabels();
+  observeProcessMemory(meter);
   return {
     lockoutStarted: (caller) => lockouts.add(1, { caller: callerLabel(caller) }),
     shed: (a) => shed.add(1, { ...a, caller: callerLabel(a.caller) }),

@@ -2,6 +2,7 @@ import { Migrator } from "@mikro-orm/migrations";
 import { MikroORM } from "@mikro-orm/postgresql";
 import pg from "pg";
 import { entities } from "./entities.ts";
+import { migrationNames, migrationsTable } from "./migration-names.ts";
 import { Migration001Initial } from "./migrations/migration-001-initial.ts";
 import { Migration002ServiceSecrets } from "./migrations/migration-002-service-secrets.ts";
 import { Migration003AuditEventIds } from "./migrations/migration-003-audit-event-ids.ts";
@@ -10,6 +11,16 @@ import { Migration005SigningKeyLifecycle } from "./migrations/migration-005-sign
 import { Migration006ResealProgress } from "./migrations/migration-006-reseal-progress.ts";
 
 export type Database = MikroORM;
+
+/** The migrations, in the order of `migrationNames`. */
+const migrationClasses = [
+  Migration001Initial,
+  Migration002ServiceSecrets,
+  Migration003AuditEventIds,
+  Migration004SubjectVersions,
+  Migration005SigningKeyLifecycle,
+  Migration006ResealProgress,
+];
 
 export interface DatabaseOptions {
   url: string;
@@ -22,7 +33,8 @@ export interface DatabaseOptions {
   statementTimeoutMs?: number;
 }
 
-/** Opens the ORM; migrations are applied separately by `migrate`. */
+/** Opens the ORM; migrations are applied separately by `migrate`. Replicas serve from
+ * store/pool.ts and load this module only to migrate. */
 export async function openDatabase(options: DatabaseOptions): Promise<Database> {
   return MikroORM.init({
     clientUrl: options.url,
@@ -42,15 +54,12 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
     debug: false,
     allowGlobalContext: false,
     migrations: {
-      tableName: "stepgate_migrations",
-      migrationsList: [
-        { name: "001-initial", class: Migration001Initial },
-        { name: "002-service-secrets", class: Migration002ServiceSecrets },
-        { name: "003-audit-event-ids", class: Migration003AuditEventIds },
-        { name: "004-subject-versions", class: Migration004SubjectVersions },
-        { name: "005-signing-key-lifecycle", class: Migration005SigningKeyLifecycle },
-        { name: "006-reseal-progress", class: Migration006ResealProgress },
-      ],
+      tableName: migrationsTable,
+      // The names in migration-names.ts, which a replica reads to know whether any is pending.
+      migrationsList: migrationClasses.map((migration, i) => ({
+        name: migrationNames[i] as string,
+        class: migration,
+      })),
       snapshot: false,
       silent: true,
     },

@@ -1,5 +1,6 @@
 import type { Redis } from "ioredis";
-import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from "rate-limiter-flexible";
+import { RateLimiterRedis, RateLimiterRes } from "rate-limiter-flexible";
+import { BoundedMemoryLimiter } from "./bounded-memory-limiter.ts";
 import type { Dependency } from "./dependency.ts";
 import { hotKeys } from "./hot-keys.ts";
 
@@ -49,13 +50,15 @@ const settle = (consumed: Promise<unknown>): Promise<Counted> =>
 
 export function createRateLimitStore(options: RateLimitStoreOptions): RateLimitStore {
   const redisLimiters = new Map<string, RateLimiterRedis>();
-  const localLimiters = new Map<string, RateLimiterMemory>();
+  const localLimiters = new Map<string, BoundedMemoryLimiter>();
   const id = (rate: RateCounter) => `${rate.name}:${rate.calls}:${rate.perSeconds}`;
   const local = (rate: RateCounter) => {
     let limiter = localLimiters.get(id(rate));
     if (!limiter) {
       const points = Math.max(1, Math.ceil(rate.calls * options.localShare));
-      limiter = new RateLimiterMemory({ keyPrefix: id(rate), points, duration: rate.perSeconds });
+      // At most maxLocalKeys keys per limit (bounded-memory-limiter.ts): a flood of new keys while
+      // Redis is down shares one counter instead of growing the replica's memory.
+      limiter = new BoundedMemoryLimiter({ keyPrefix: id(rate), points, duration: rate.perSeconds });
       localLimiters.set(id(rate), limiter);
     }
     return limiter;

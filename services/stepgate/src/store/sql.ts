@@ -1,6 +1,7 @@
 import { CompiledQuery, type Kysely } from "kysely";
 import type { Database } from "./database.ts";
 import type { Dependency } from "./dependency.ts";
+import type { ServingPool } from "./pool.ts";
 
 /** Runs one statement with `?` placeholders; returns its rows. */
 export type Sql = <T = Record<string, unknown>>(text: string, params?: readonly unknown[]) => Promise<T[]>;
@@ -19,9 +20,9 @@ export function sqlOn(kysely: Kysely<unknown>): Sql {
   };
 }
 
-/** The database's Kysely instance: the ORM's pool and connections. */
-export function kyselyOf(db: Database): Kysely<unknown> {
-  return db.em.getKysely() as unknown as Kysely<unknown>;
+/** The database's Kysely instance: the serving pool's, or the ORM's pool and connections. */
+export function kyselyOf(db: Database | ServingPool): Kysely<unknown> {
+  return "kysely" in db ? db.kysely : (db.em.getKysely() as unknown as Kysely<unknown>);
 }
 
 /** PostgreSQL as the stores use it: every statement and transaction runs through its circuit breaker. */
@@ -35,7 +36,7 @@ export interface Pg {
 }
 
 /** The database behind `dependency`'s breaker and timeout (see store/dependency.ts). */
-export function createPg(db: Database, dependency: Dependency): Pg {
+export function createPg(db: Database | ServingPool, dependency: Dependency): Pg {
   const kysely = kyselyOf(db);
   const raw = sqlOn(kysely);
   return {

@@ -4,7 +4,6 @@ import { type AuditOutbox, createAuditOutbox } from "./audit-outbox.ts";
 import { type AuditStore, createAuditStore } from "./audit-store.ts";
 import { type ChallengeStore, createChallengeStore } from "./challenge-store.ts";
 import { type ConsumedGrants, createConsumedGrants } from "./consumed-grants.ts";
-import { type Database, migrate, openDatabase } from "./database.ts";
 import { createDependency, type Dependency, type DependencyOptions } from "./dependency.ts";
 import { createDurableMirror, type DurableMirror, noMirror } from "./durable-mirror.ts";
 import { createFactorCache, type FactorCache } from "./factor-cache.ts";
@@ -16,6 +15,8 @@ import { createRedisHotStore, type RedisHotStore, redisConnectionOf } from "./ho
 import { forgetChangedFactors, resyncSecurityState } from "./hot/resync.ts";
 import { isInfrastructureFailure } from "./infrastructure-failure.ts";
 import { createMarkers, type Markers } from "./markers.ts";
+import { migrationsPending } from "./pending-migrations.ts";
+import { openPool } from "./pool.ts";
 import { createRateLimitStore, type RateLimitStore } from "./rate-limit-store.ts";
 import { createRecoveryCodeStore, type RecoveryCodeStore } from "./recovery-code-store.ts";
 import { createResealProgressStore, type ResealProgressStore } from "./reseal-progress.ts";
@@ -126,23 +127,33 @@ export function hotStoresOver(hot: HotStore, mirror: DurableMirror = noMirror): 
  * start only means the hot state starts in PostgreSQL.
  */
 export async function openStores(options: StoreOptions): Promise<Stores> {
-  // Migrations run unbounded on a pool of their own: a schema change may take longer than a call.
-  const migrating = await openDatabase({ url: options.databaseUrl, poolSize: 1 });
-  try {
-    const applied = await migrate(migrating, options.databaseUrl);
-    if (applied.length > 0) options.onMigrated?.(applied);
-  } catch (error) {
-    // PostgreSQL is unreachable: start degraded (see StartupCopies); the fleet migrates later.
-    if (!isInfrastructureFailure(error)) throw error;
-    options.onStartWithoutPostgres?.(error);
-  } finally {
-    await migrating.close().catch(() => {});
-  }
-  const db: Database = await openDatabase({
+  const db = openPool({
     url: options.databaseUrl,
     poolSize: options.databasePoolSize,
     statementTimeoutMs: options.postgres.callTimeoutMs,
   });
+  try {
+    // The ORM and its migrations (about 9 MiB) load only when a migration is pending: usually the
+    // migrate job or the first replica of a release has applied them.
+    if (await migrationsPending(db.kysely)) {
+      const { migrate, openDatabase } = await import("./database.ts");
+      // Migrations run unbounded on a pool of their own: a schema change may take longer than a call.
+      const migrating = await openDatabase({ url: options.databaseUrl, poolSize: 1 });
+      try {
+        const applied = await migrate(migrating, options.databaseUrl);
+        if (applied.length > 0) options.onMigrated?.(applied);
+      } finally {
+        await migrating.close().catch(() => {});
+      }
+    }
+  } catch (error) {
+    // PostgreSQL is unreachable: start degraded (see StartupCopies); the fleet migrates later.
+    if (!isInfrastructureFailure(error)) {
+      await db.close().catch(() => {});
+      throw error;
+    }
+    options.onStartWithoutPostgres?.(error);
+  }
   const postgres = createDependency("postgresql", options.postgres);
   const pg = createPg(db, postgres);
   const pgHot = createPostgresHotStore(pg);

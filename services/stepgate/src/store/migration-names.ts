@@ -1,0 +1,12 @@
+/** Every migration by name, in order (store/database.ts pairs each with its class). */
+export const migrationNames = [
+  "001-initial",
+  "002-service-secrets",
+  "003-audit-event-ids",
+  "004-subject-versions",
+  "005-signing-key-lifecycle",
+  "006-reseal-progress",
+] as const;
+
+/** The migrations table (store/database.ts). */
+export const migrationsTable = "stepgate_migrations";
