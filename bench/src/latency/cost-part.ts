@@ -1,12 +1,11 @@
 import type { BenchCluster } from "../bench-cluster.ts";
-import { startLoadWorkers } from "../load-workers.ts";
 import type { BenchUser } from "../seed-users.ts";
 import { clusterView } from "./cluster-view.ts";
 import type { LatencyOptions } from "./latency-options.ts";
-import { caller } from "./latency-part.ts";
 import type { LatencyScenario } from "./latency-phase.ts";
 import { measureNode } from "./measure-node.ts";
 import type { Seeding } from "./seed-population.ts";
+import { startWarmWorkers } from "./warm-workers.ts";
 
 /** Part 5: StepUp (a new challenge) and Verify on one population, through `replicas` replicas. */
 export interface CostPoint {
@@ -30,24 +29,11 @@ export async function measureCostPoint(
   log: (line: string) => void,
 ): Promise<CostPoint> {
   const view = clusterView(cluster, replicas);
-  const workers = startLoadWorkers(options.costWorkers, options.cores.generators);
+  const workers = await startWarmWorkers(options.costWorkers, options.cores.generators, view.target, users, {
+    concurrency: options.plan.concurrency,
+    durationMs: options.plan.initialWarmupMs * replicas,
+  });
   try {
-    await workers.all((i) => ({
-      type: "init",
-      target: view.target,
-      caller,
-      users: users.filter((_, j) => j % workers.size === i),
-      grantsToKeep: 0,
-    }));
-    await workers.all(() => ({
-      type: "run",
-      scenario: "noop",
-      load: {
-        kind: "closed",
-        concurrency: options.plan.concurrency,
-        durationMs: options.plan.initialWarmupMs * replicas,
-      },
-    }));
     const plan = { ...options.plan, warmupMs: options.plan.warmupMs * replicas };
     const stepUp = await measureNode(view, workers, "stepup-challenge", plan, 500, log);
     const verify = await measureNode(view, workers, "verify", plan, stepUp.saturation.throughput, log);

@@ -1,6 +1,5 @@
 import { freePort } from "@stepgate/testkit/free-port";
 import type { BenchCluster } from "../bench-cluster.ts";
-import { startLoadWorkers } from "../load-workers.ts";
 import type { BenchUser } from "../seed-users.ts";
 import { startBareHttp2 } from "./bare-http2.ts";
 import { type FixedRequest, prepareFixedRequests } from "./fixed-requests.ts";
@@ -9,8 +8,7 @@ import type { LatencyOptions } from "./latency-options.ts";
 import type { LatencyScenario } from "./latency-phase.ts";
 import { measureFixed } from "./measure-fixed.ts";
 import { measureNode } from "./measure-node.ts";
-
-export const caller = "payments";
+import { caller, startWarmWorkers } from "./warm-workers.ts";
 
 /**
  * The machine's floor: the no-op's request, from h2load as the no-op had it, to a bare node:http2
@@ -65,25 +63,17 @@ export async function measureLatencyPart(
         scenarios.unshift(await measureBare(replica.address, request, s, options, log));
     }
   }
-  const workers = startLoadWorkers(options.verifyWorkers, options.cores.generators);
+  const workers = await startWarmWorkers(
+    options.verifyWorkers,
+    options.cores.generators,
+    cluster.target,
+    users,
+    {
+      concurrency: options.plan.concurrency,
+      durationMs: options.plan.initialWarmupMs,
+    },
+  );
   try {
-    await workers.all((i) => ({
-      type: "init",
-      target: cluster.target,
-      caller,
-      users: users.filter((_, j) => j % workers.size === i),
-      grantsToKeep: 0,
-    }));
-    // The generators' own gRPC path runs cold for thousands of calls, as in the main bench.
-    await workers.all(() => ({
-      type: "run",
-      scenario: "noop",
-      load: {
-        kind: "closed",
-        concurrency: options.plan.concurrency,
-        durationMs: options.plan.initialWarmupMs,
-      },
-    }));
     const verify = await measureNode(cluster, workers, "verify", options.plan, 500, log);
     log(
       `  verify (${workers.size} Node generators): saturation ${Math.round(verify.saturation.throughput)}/s`,

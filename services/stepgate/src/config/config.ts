@@ -251,12 +251,18 @@ const resealSchema = envSchema.pick({
   STEPGATE_RESEAL_PAUSE_MS: true,
 });
 
+/** `env` without its empty values, validated; a ConfigError names every bad key. */
+function parseEnv<S extends z.ZodType>(schema: S, env: NodeJS.ProcessEnv): z.infer<S> {
+  const present = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== ""));
+  const parsed = schema.safeParse(present);
+  // Values are left out of the message: some of them are secrets.
+  if (!parsed.success) throw new ConfigError(describeIssues("environment", parsed.error.issues));
+  return parsed.data;
+}
+
 /** Reads the re-seal job's settings (the replicas' own keys, no policy file needed); throws a ConfigError naming every bad key. */
 export function loadResealConfig(env: NodeJS.ProcessEnv): ResealConfig {
-  const present = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== ""));
-  const parsed = resealSchema.safeParse(present);
-  if (!parsed.success) throw new ConfigError(describeIssues("environment", parsed.error.issues));
-  const e = parsed.data;
+  const e = parseEnv(resealSchema, env);
   return {
     databaseUrl: e.DATABASE_URL,
     redisUrl: e.REDIS_URL,
@@ -272,13 +278,7 @@ export function loadResealConfig(env: NodeJS.ProcessEnv): ResealConfig {
 
 /** Reads and validates the environment; throws a ConfigError naming every bad key. */
 export function loadConfig(env: NodeJS.ProcessEnv): Config {
-  const present = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== ""));
-  const parsed = envSchema.safeParse(present);
-  if (!parsed.success) {
-    // Values are left out of the message: some of them are secrets.
-    throw new ConfigError(describeIssues("environment", parsed.error.issues));
-  }
-  const e = parsed.data;
+  const e = parseEnv(envSchema, env);
   return {
     host: e.STEPGATE_HOST,
     port: e.STEPGATE_PORT,
