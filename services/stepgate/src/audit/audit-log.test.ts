@@ -183,6 +183,32 @@ describe("audit log over the outbox", () => {
     }
   });
 
+  it("lets events gather for lingerMs after a small batch: a steady trickle is stored in few inserts", async () => {
+    const { db, log } = setup({ lingerMs: 200 });
+    try {
+      await log.record(event(0));
+      await until(() => db.inserts() === 1, "the first event stored");
+      // 20 events over about 100 ms, all inside the pause that follows the first insert.
+      for (let n = 1; n <= 20; n++) {
+        await log.record(event(n));
+        await sleep(5);
+      }
+      await until(() => db.rows.size === 21, "every event stored", 2000);
+      assert.equal(db.inserts(), 2, "one insert for the first event, one for the 20 that gathered");
+    } finally {
+      await log.close();
+    }
+  });
+
+  it("close ends the pause after a batch at once", async () => {
+    const { db, log } = setup({ lingerMs: 60_000 });
+    await log.record(event(1));
+    await until(() => db.rows.size === 1, "the event stored");
+    const started = Date.now();
+    await log.close();
+    assert.ok(Date.now() - started < 1000, "close did not wait for the pause");
+  });
+
   it("inserts into the store when the append fails, and rejects when the store fails too", async () => {
     const { box, db, errors, log } = setup();
     try {

@@ -45,7 +45,7 @@ export interface AuditLog {
 export interface AuditLogOptions
   extends Pick<
     AuditDrainerOptions,
-    "blockMs" | "claimAfterMs" | "batchSize" | "retryBaseMs" | "retryMaxMs" | "stopTimeoutMs"
+    "blockMs" | "claimAfterMs" | "batchSize" | "lingerMs" | "retryBaseMs" | "retryMaxMs" | "stopTimeoutMs"
   > {
   store: AuditStore;
   /** The Redis outbox, drained into `store` by this replica; undefined: events go to `store` directly. */

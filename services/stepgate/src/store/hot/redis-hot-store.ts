@@ -55,6 +55,31 @@ end
 redis.call('SET', KEYS[1], ARGV[1] .. ':' .. ARGV[2], 'PX', ARGV[3])
 return 'advanced'`;
 
+/** The scripts above, each registered once per connection (`defineCommand`): sent by SHA after its first use. */
+const scripts = {
+  stepgateIncrement: { numberOfKeys: 1, lua: incrementScript },
+  stepgateIncrementBoth: { numberOfKeys: 2, lua: incrementBothScript },
+  stepgateRaise: { numberOfKeys: 1, lua: raiseScript },
+  stepgateDecrement: { numberOfKeys: 1, lua: decrementScript },
+  stepgateSetVersioned: { numberOfKeys: 1, lua: setVersionedScript },
+  stepgateAdvance: { numberOfKeys: 1, lua: advanceScript },
+} as const;
+
+type ScriptName = keyof typeof scripts;
+/** Runs a registered script with its keys and arguments; ioredis prefixes the keys. */
+type RunScript = (name: ScriptName, ...keysAndArgs: string[]) => Promise<unknown>;
+
+/**
+ * Registers the scripts on `redis`. ioredis then sends EVALSHA (EVAL on a connection's first use,
+ * and again after NOSCRIPT from a Redis that restarted empty), so a call carries 40 bytes of SHA
+ * instead of the script and Redis skips hashing its text.
+ */
+function defineScripts(redis: Redis): RunScript {
+  for (const [name, script] of Object.entries(scripts)) redis.defineCommand(name, script);
+  const commands = redis as unknown as Record<ScriptName, (...a: string[]) => Promise<unknown>>;
+  return (name, ...keysAndArgs) => commands[name](...keysAndArgs);
+}
+
 const connections = new WeakMap<HotStore, Redis>();
 
 /**
@@ -108,6 +133,7 @@ export function createRedisHotStore(options: RedisHotStoreOptions): RedisHotStor
     // Commands issued in the same tick share one write and one round trip.
     enableAutoPipelining: true,
   });
+  const script = defineScripts(redis);
   // Connection errors surface through the commands and health; the client reconnects itself.
   redis.on("error", () => {});
   const reconnectListeners: (() => void)[] = [];
@@ -144,9 +170,8 @@ export function createRedisHotStore(options: RedisHotStoreOptions): RedisHotStor
       return (await redis.set(key, value, "PX", Math.max(1, Math.ceil(ttlMs)), "NX")) === "OK";
     },
     async increment(key, ttlMs, sliding = false) {
-      const n = await redis.eval(
-        incrementScript,
-        1,
+      const n = await script(
+        "stepgateIncrement",
         key,
         String(Math.max(1, Math.ceil(ttlMs))),
         sliding ? "1" : "0",
@@ -155,9 +180,8 @@ export function createRedisHotStore(options: RedisHotStoreOptions): RedisHotStor
     },
     async incrementBoth(first, second) {
       const ms = (t: number) => String(Math.max(1, Math.ceil(t)));
-      const [a, b] = (await redis.eval(
-        incrementBothScript,
-        2,
+      const [a, b] = (await script(
+        "stepgateIncrementBoth",
         first.key,
         second.key,
         ms(first.ttlMs),
@@ -171,20 +195,20 @@ export function createRedisHotStore(options: RedisHotStoreOptions): RedisHotStor
     },
     async setVersioned(key, version, value, ttlMs) {
       const ms = String(Math.max(1, Math.ceil(ttlMs)));
-      return (await redis.eval(setVersionedScript, 1, key, String(version), value, ms)) === 1;
+      return (await script("stepgateSetVersioned", key, String(version), value, ms)) === 1;
     },
     async advance(key, position, owner, ttlMs) {
       const ms = String(Math.max(1, Math.ceil(ttlMs)));
-      return (await redis.eval(advanceScript, 1, key, String(position), owner, ms)) as
+      return (await script("stepgateAdvance", key, String(position), owner, ms)) as
         | "advanced"
         | "held"
         | "behind";
     },
     async decrement(key) {
-      await redis.eval(decrementScript, 1, key);
+      await script("stepgateDecrement", key);
     },
     async raise(key, count, ttlMs) {
-      await redis.eval(raiseScript, 1, key, String(count), String(Math.max(1, Math.ceil(ttlMs))));
+      await script("stepgateRaise", key, String(count), String(Math.max(1, Math.ceil(ttlMs))));
     },
     ttl: async (key) => Math.max(0, await redis.pttl(key)),
     async delete(...keys) {
