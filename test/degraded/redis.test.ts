@@ -19,8 +19,8 @@ describe("Redis failing, and both stores, under load, three replicas", () => {
     await lab?.destroy();
   });
 
-  // The hot state moves to PostgreSQL and back: a challenge issued on one side of a move is not
-  // found on the other, so calls started within 2 s of the fault's start or end do not count.
+  // The hot state moves to PostgreSQL and back: a challenge issued on Redis is not found on
+  // PostgreSQL after a move, so calls started within 2 s of the fault's start or end do not count.
   it("Redis down: at least 99% of StepUp and Verify calls succeed after detection", async () => {
     const { goals } = await runShort(lab, subjects, "redis-down");
     assertGoals(goals);

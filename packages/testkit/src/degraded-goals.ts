@@ -22,7 +22,7 @@ const share = (w: { calls: number; ok: number; pct: number }) => `${w.pct.toFixe
  * - Redis down, Redis restarted empty, PostgreSQL or Redis blackholed: at least 99% of those started
  *   outside the detection windows (the first `detectionWindowMs` after the fault's start, and after
  *   its end, when the replicas notice the store is back and the hot state moves back: a challenge
- *   issued on one side of a move is not found on the other, README "When a store fails");
+ *   issued on Redis is not found on PostgreSQL after a move, README "When a store fails");
  * - one replica loses PostgreSQL: no flow fails;
  * - both down: every call that started once the fault was in place and ended before the repair
  *   began failed with UNAVAILABLE, and none was answered with a grant;

@@ -13,6 +13,23 @@ function hotKey(kind: string, ...parts: string[]): string {
 export const durableKinds = ["revoked", "factor-ended", "consumed", "failures"] as const;
 
 /**
+ * The kinds of a flow in progress (a challenge, its attempts and answer, recorded results, the
+ * elevation it gave, TOTP steps, enrolment confirmations): what PostgreSQL holds of them after an
+ * outage is carried into Redis when the calls go back to it, so a user who stepped up during the
+ * outage is not asked again (store/hot/resync.ts). The factor cache, rate counters, markers and
+ * startup copies are not: they are rebuilt or need no carrying.
+ */
+export const flowKinds = [
+  "challenge",
+  "attempts",
+  "answered",
+  "verify",
+  "elevation",
+  "totp-step",
+  "confirm",
+] as const;
+
+/**
  * Every key of the hot store, built here and nowhere else. Parts are hashed the same way for
  * every kind, so raw subjects, session ids, challenge ids and grant ids never appear in Redis.
  */

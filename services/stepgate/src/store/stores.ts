@@ -12,7 +12,7 @@ import { createFailoverHotStore } from "./hot/failover-hot-store.ts";
 import type { HotStore } from "./hot/hot-store.ts";
 import { createPostgresHotStore } from "./hot/postgres-hot-store.ts";
 import { createRedisHotStore, type RedisHotStore, redisConnectionOf } from "./hot/redis-hot-store.ts";
-import { forgetChangedFactors, resyncSecurityState } from "./hot/resync.ts";
+import { forgetChangedFactors, resyncFlowState, resyncSecurityState } from "./hot/resync.ts";
 import { isInfrastructureFailure } from "./infrastructure-failure.ts";
 import { createMarkers, type Markers } from "./markers.ts";
 import { migrationsPending } from "./pending-migrations.ts";
@@ -182,6 +182,7 @@ export async function openStores(options: StoreOptions): Promise<Stores> {
       resync: () =>
         Promise.all([
           resyncSecurityState(pg, redis),
+          resyncFlowState(pg, redis),
           forgetChangedFactors(pg, redis, options.factorCacheTtlMs),
         ]).then(
           () => {},

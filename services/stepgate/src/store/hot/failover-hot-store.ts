@@ -26,10 +26,10 @@ export interface FailoverHotStore extends HotStore {
 
 /**
  * Redis while it answers, the PostgreSQL hot store while it does not. A call that fails on Redis
- * because Redis is unavailable is run once more on PostgreSQL. Challenges and results written to
- * one store are not in the other: a challenge issued before a switch is not found after it, and
- * the caller steps up again. Revocations, spent grants and lockouts are mirrored in PostgreSQL by
- * the typed stores and carried back by `resync`, so no switch re-opens what was closed.
+ * because Redis is unavailable is run once more on PostgreSQL. A challenge issued on Redis is not
+ * found on PostgreSQL after a switch (the caller steps up again); what PostgreSQL took during the
+ * outage is carried back by `resync`, with the revocations, spent grants and lockouts the typed
+ * stores mirror in PostgreSQL, so no switch re-opens what was closed.
  */
 export function createFailoverHotStore(options: FailoverHotStoreOptions): FailoverHotStore {
   const { primary, primaryDependency, fallback } = options;

@@ -1,4 +1,4 @@
-import { durableKinds, hotKeys } from "../hot-keys.ts";
+import { durableKinds, flowKinds, hotKeys } from "../hot-keys.ts";
 import type { Pg } from "../sql.ts";
 import type { HotStore } from "./hot-store.ts";
 
@@ -32,7 +32,31 @@ export async function forgetChangedFactors(
  * writes cannot re-open what was closed. Fails with the store's error; returns the rows copied.
  */
 export async function resyncSecurityState(pg: Pg, redis: HotStore): Promise<number> {
-  const patterns = durableKinds.map((kind) => `${kind}:%`);
+  const rows = await liveEntries(pg, durableKinds);
+  await Promise.all(rows.map((r) => redis.raise(r.key, Number(r.value ?? r.counter), r.ttlMs)));
+  return rows.length;
+}
+
+/**
+ * Copies the flow state PostgreSQL's hot_entries took while Redis was away (`flowKinds`: open
+ * challenges, their attempts and answers, recorded Verify results, elevations) into Redis, where
+ * Redis holds nothing for the key: a value set only if absent, a counter raised and never lowered.
+ * Run with `resyncSecurityState` before calls go back to Redis, so a challenge issued during the
+ * outage can still be answered after it and its result replayed. Fails with the store's error;
+ * returns the rows copied.
+ */
+export async function resyncFlowState(pg: Pg, redis: HotStore): Promise<number> {
+  const rows = await liveEntries(pg, flowKinds);
+  await Promise.all(
+    rows.map((r) =>
+      r.value === null ? redis.raise(r.key, r.counter, r.ttlMs) : redis.setIfAbsent(r.key, r.value, r.ttlMs),
+    ),
+  );
+  return rows.length;
+}
+
+/** The live hot_entries rows of `kinds`, each with the ms it has left (at least 1). */
+async function liveEntries(pg: Pg, kinds: readonly string[]) {
   const rows = await pg.sql<{
     key: string;
     value: string | null;
@@ -41,10 +65,12 @@ export async function resyncSecurityState(pg: Pg, redis: HotStore): Promise<numb
   }>(
     `select key, value, counter, extract(epoch from (expires_at - now())) * 1000 as ms
      from hot_entries where expires_at > now() and key like any(?) limit ${maxRows}`,
-    [patterns],
+    [kinds.map((kind) => `${kind}:%`)],
   );
-  await Promise.all(
-    rows.map((r) => redis.raise(r.key, Number(r.value ?? r.counter), Math.max(1, Math.round(Number(r.ms))))),
-  );
-  return rows.length;
+  return rows.map((r) => ({
+    key: r.key,
+    value: r.value,
+    counter: Number(r.counter),
+    ttlMs: Math.max(1, Math.round(Number(r.ms))),
+  }));
 }
