@@ -77,6 +77,7 @@ export async function compose(config: Config, logger: Logger, clock: Clock = sys
     postgres: dependencyOptions(config.dependencies.postgresTimeoutMs),
     redis: dependencyOptions(config.dependencies.redisTimeoutMs),
     factorCacheTtlMs: config.dependencies.factorCacheTtlMs,
+    hotSettleMs: config.dependencies.breakerHalfOpenMs + config.healthIntervalMs,
     rateLimitLocalShare: 1 / config.traffic.fleetSize,
     onMigrated: (migrations) => logger.info({ migrations }, "applied database migrations"),
     onStartWithoutPostgres: (error) =>

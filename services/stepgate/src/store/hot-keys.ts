@@ -29,6 +29,11 @@ export const flowKinds = [
   "confirm",
 ] as const;
 
+const flowKindSet: ReadonlySet<string> = new Set(flowKinds);
+
+/** True for a key of `flowKinds`. */
+export const isFlowKey = (key: string): boolean => flowKindSet.has(key.slice(0, key.indexOf(":")));
+
 /**
  * Every key of the hot store, built here and nowhere else. Parts are hashed the same way for
  * every kind, so raw subjects, session ids, challenge ids and grant ids never appear in Redis.

@@ -13,6 +13,7 @@ import type { HotStore } from "./hot/hot-store.ts";
 import { createPostgresHotStore } from "./hot/postgres-hot-store.ts";
 import { createRedisHotStore, type RedisHotStore, redisConnectionOf } from "./hot/redis-hot-store.ts";
 import { forgetChangedFactors, resyncFlowState, resyncSecurityState } from "./hot/resync.ts";
+import { isFlowKey } from "./hot-keys.ts";
 import { isInfrastructureFailure } from "./infrastructure-failure.ts";
 import { createMarkers, type Markers } from "./markers.ts";
 import { migrationsPending } from "./pending-migrations.ts";
@@ -93,6 +94,12 @@ export interface StoreOptions {
   onHotSwitch?: (active: "redis" | "postgresql") => void;
   /** Told when security state could not be carried back into Redis (it is tried again). */
   onResyncError?: (error: unknown) => void;
+  /**
+   * How long, in ms, the fleet's replicas may differ in seeing Redis back: the breaker's half-open
+   * period plus the health interval (see FailoverHotStoreOptions.settleMs). Default: the half-open
+   * period plus 1000.
+   */
+  hotSettleMs?: number;
 }
 
 /**
@@ -192,6 +199,8 @@ export async function openStores(options: StoreOptions): Promise<Stores> {
           },
         ),
       ...(options.onHotSwitch ? { onSwitch: options.onHotSwitch } : {}),
+      settleMs: options.hotSettleMs ?? options.redis.halfOpenAfterMs + 1000,
+      readThrough: isFlowKey,
     });
     hot = failover;
     mirror = createDurableMirror(failover, pgHot);

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import { DependencyUnavailableError } from "../../domain/dependency-unavailable.ts";
 import type { Dependency } from "../dependency.ts";
 import type { HotStore } from "./hot-store.ts";
@@ -17,6 +18,18 @@ export interface FailoverHotStoreOptions {
   resync: () => Promise<void>;
   /** Told when calls move to the fallback or back to Redis. */
   onSwitch?: (active: "redis" | "postgresql") => void;
+  /**
+   * How long, in ms, other replicas may take to see Redis answer again after this one does: their
+   * breaker's half-open period plus one health probe (default 0). After a reconnect this replica's
+   * circuit never noticed (Redis restarted within a call), calls stay on `fallback` this long
+   * before the resync, so the fleet does not split across the two stores while peers whose circuit
+   * opened are still on PostgreSQL. For as long again after a move back to Redis, a read that
+   * Redis misses for a key of `readThrough` is looked up in `fallback`, where a peer not back yet
+   * may have written it.
+   */
+  settleMs?: number;
+  /** Keys a peer still on the fallback may write and this replica must find: flow state. */
+  readThrough?: (key: string) => boolean;
 }
 
 /** The hot store with failover, and which store carries the calls now. */
@@ -29,11 +42,18 @@ export interface FailoverHotStore extends HotStore {
  * because Redis is unavailable is run once more on PostgreSQL. A challenge issued on Redis is not
  * found on PostgreSQL after a switch (the caller steps up again); what PostgreSQL took during the
  * outage is carried back by `resync`, with the revocations, spent grants and lockouts the typed
- * stores mirror in PostgreSQL, so no switch re-opens what was closed.
+ * stores mirror in PostgreSQL, so no switch re-opens what was closed. Replicas do not switch at the
+ * same instant: `settleMs` keeps one that saw only a reconnect from returning before its peers,
+ * and lets one that returned find what a slower peer still wrote to PostgreSQL.
  */
 export function createFailoverHotStore(options: FailoverHotStoreOptions): FailoverHotStore {
   const { primary, primaryDependency, fallback } = options;
+  const { settleMs = 0, readThrough = () => false } = options;
   let onPrimary = primaryDependency.available;
+  // Calls wait on the fallback until then after an unnoticed reconnect (epoch ms).
+  let holdUntil = 0;
+  // Reads Redis misses are looked up in the fallback until then (epoch ms).
+  let settlingUntil = 0;
   let running = false;
   let closed = false;
   let wanted = false;
@@ -44,6 +64,7 @@ export function createFailoverHotStore(options: FailoverHotStoreOptions): Failov
     const next = active === "redis";
     if (next === onPrimary) return;
     onPrimary = next;
+    if (next) settlingUntil = Date.now() + settleMs;
     options.onSwitch?.(active);
   };
   // Back to Redis only once the state that must survive is in it again. A reconnect during a
@@ -56,9 +77,13 @@ export function createFailoverHotStore(options: FailoverHotStoreOptions): Failov
     void (async () => {
       while (wanted) {
         wanted = false;
+        const hold = holdUntil - Date.now();
+        if (hold > 0) await sleep(hold, undefined, { ref: false });
         try {
           await options.resync();
         } catch {
+          // Asked again while this one ran (a reconnect, a closed circuit): try at once.
+          if (wanted) continue;
           // PostgreSQL cannot be read yet: stay on the fallback and try again shortly.
           if (!closed && retry === undefined) {
             retry = setTimeout(() => {
@@ -70,13 +95,19 @@ export function createFailoverHotStore(options: FailoverHotStoreOptions): Failov
           return;
         }
       }
+      // A retry still pending would move calls off Redis again for nothing.
+      clearTimeout(retry);
+      retry = undefined;
       if (primaryDependency.available) switchTo("redis");
     })().finally(() => {
       running = false;
     });
   };
   primaryDependency.onChange((available) => (available ? comeBack() : switchTo("postgresql")));
-  primary.onReconnect(comeBack);
+  primary.onReconnect(() => {
+    if (primaryDependency.available) holdUntil = Math.max(holdUntil, Date.now() + settleMs);
+    comeBack();
+  });
   const route = <T>(call: (store: HotStore) => Promise<T>): Promise<T> => {
     if (!onPrimary) return call(fallback);
     return call(primary).catch((error: unknown) => {
@@ -84,12 +115,28 @@ export function createFailoverHotStore(options: FailoverHotStoreOptions): Failov
       return call(fallback);
     });
   };
+  // A miss on Redis while peers may still write to the fallback: look there too. A fallback that
+  // fails leaves the miss as it was (the caller sees what Redis holds).
+  const settledRead = async (keys: string[], found: (string | null)[]) => {
+    if (Date.now() >= settlingUntil) return found;
+    const missing = keys.filter((key, i) => found[i] === null && readThrough(key));
+    if (missing.length === 0) return found;
+    const there = await fallback.getMany(missing).catch(() => missing.map(() => null));
+    const byKey = new Map(missing.map((key, i) => [key, there[i] ?? null]));
+    return keys.map((key, i) => found[i] ?? byKey.get(key) ?? null);
+  };
+  const readMany = async (keys: string[]) => {
+    if (!onPrimary) return fallback.getMany(keys);
+    const found = await route((s) => s.getMany(keys));
+    return onPrimary ? settledRead(keys, found) : found;
+  };
   return {
     get kind() {
       return onPrimary ? "redis" : "postgresql";
     },
-    get: (key) => route((s) => s.get(key)),
-    getMany: (keys) => route((s) => s.getMany(keys)),
+    get: async (key) =>
+      Date.now() < settlingUntil ? ((await readMany([key]))[0] ?? null) : route((s) => s.get(key)),
+    getMany: readMany,
     set: (key, value, ttlMs) => route((s) => s.set(key, value, ttlMs)),
     setIfAbsent: (key, value, ttlMs) => route((s) => s.setIfAbsent(key, value, ttlMs)),
     increment: (key, ttlMs, sliding) => route((s) => s.increment(key, ttlMs, sliding)),

@@ -40,19 +40,26 @@ export async function resyncSecurityState(pg: Pg, redis: HotStore): Promise<numb
 /**
  * Copies the flow state PostgreSQL's hot_entries took while Redis was away (`flowKinds`: open
  * challenges, their attempts and answers, recorded Verify results, elevations) into Redis, where
- * Redis holds nothing for the key: a value set only if absent, a counter raised and never lowered.
+ * Redis holds nothing for the key: a value set only if absent, a counter raised and never lowered,
+ * a TOTP step claim claimed again (it only moves forward).
  * Run with `resyncSecurityState` before calls go back to Redis, so a challenge issued during the
  * outage can still be answered after it and its result replayed. Fails with the store's error;
  * returns the rows copied.
  */
 export async function resyncFlowState(pg: Pg, redis: HotStore): Promise<number> {
   const rows = await liveEntries(pg, flowKinds);
-  await Promise.all(
-    rows.map((r) =>
-      r.value === null ? redis.raise(r.key, r.counter, r.ttlMs) : redis.setIfAbsent(r.key, r.value, r.ttlMs),
-    ),
-  );
+  await Promise.all(rows.map((r) => copyFlowEntry(redis, r)));
   return rows.length;
+}
+
+type LiveEntry = Awaited<ReturnType<typeof liveEntries>>[number];
+
+// A TOTP step claim is a position and its owner (PostgreSQL: counter and value; Redis: one string),
+// so it is claimed again rather than copied; a counter is raised; a value is set if absent.
+function copyFlowEntry(redis: HotStore, r: LiveEntry): Promise<unknown> {
+  if (r.key.startsWith("totp-step:")) return redis.advance(r.key, r.counter, r.value ?? "", r.ttlMs);
+  if (r.value === null) return redis.raise(r.key, r.counter, r.ttlMs);
+  return redis.setIfAbsent(r.key, r.value, r.ttlMs);
 }
 
 /** The live hot_entries rows of `kinds`, each with the ms it has left (at least 1). */

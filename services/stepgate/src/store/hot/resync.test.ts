@@ -1,21 +1,24 @@
+// Carrying what PostgreSQL's hot_entries holds (security state, flow state) into a Redis that lost
+// it, on the real stores.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { createTestDatabase, type TestDatabase } from "@stepgate/testkit/test-database";
 import { createTestRedisPrefix, redisUrl, type TestRedisPrefix } from "@stepgate/testkit/test-redis-prefix";
-import { type Database, migrate, openDatabase } from "./database.ts";
-import { createDependency } from "./dependency.ts";
-import { createDurableMirror } from "./durable-mirror.ts";
-import { createPostgresHotStore } from "./hot/postgres-hot-store.ts";
-import { createRedisHotStore } from "./hot/redis-hot-store.ts";
-import { resyncSecurityState } from "./hot/resync.ts";
-import { createSessionStore } from "./session-store.ts";
-import { createPg, type Pg } from "./sql.ts";
+import { type Database, migrate, openDatabase } from "../database.ts";
+import { createDependency } from "../dependency.ts";
+import { createDurableMirror } from "../durable-mirror.ts";
+import { hotKeys } from "../hot-keys.ts";
+import { createSessionStore } from "../session-store.ts";
+import { createPg, type Pg } from "../sql.ts";
+import { createPostgresHotStore } from "./postgres-hot-store.ts";
+import { createRedisHotStore } from "./redis-hot-store.ts";
+import { resyncFlowState, resyncSecurityState } from "./resync.ts";
 
 const bounds = { callTimeoutMs: 1000, failureThreshold: 3, halfOpenAfterMs: 1000 };
 const aal2 = { acr: "aal2", amr: ["otp"], method: "totp" as const };
 
 // Redis carries the hot state with PostgreSQL's mirror beside it, as in production.
-describe("session store: revocations survive a Redis that restarts empty", () => {
+describe("resync: what PostgreSQL holds, back in a Redis that lost it", () => {
   let testDb: TestDatabase;
   let db: Database;
   let pg: Pg;
@@ -61,5 +64,34 @@ describe("session store: revocations survive a Redis that restarts empty", () =>
       [],
       "the ended factor's elevation is skipped",
     );
+  });
+
+  it("copies challenges, attempts and TOTP step claims in the form Redis's own operations use", async () => {
+    const pgHot = createPostgresHotStore(pg);
+    const step = hotKeys.totpStep("factor-1");
+    await pgHot.set(hotKeys.challenge("c1"), "sealed challenge", 60_000);
+    await pgHot.increment(hotKeys.challengeAttempts("c1"), 60_000);
+    await pgHot.increment(hotKeys.challengeAttempts("c1"), 60_000);
+    assert.equal(await pgHot.advance(step, 1000, "claim-a", 60_000), "advanced");
+    await prefix.clean();
+    assert.ok((await resyncFlowState(pg, redis)) >= 3);
+    assert.equal(await redis.get(hotKeys.challenge("c1")), "sealed challenge");
+    assert.equal(await redis.increment(hotKeys.challengeAttempts("c1"), 60_000), 3);
+    // The claim came back as a claim: a replay of its step is refused, its retry held, a newer step taken.
+    assert.equal(await redis.advance(step, 1000, "claim-b", 60_000), "behind");
+    assert.equal(await redis.advance(step, 1000, "claim-a", 60_000), "held");
+    assert.equal(await redis.advance(step, 1001, "claim-c", 60_000), "advanced");
+  });
+
+  it("never overwrites what Redis took since, nor moves a claim back", async () => {
+    const pgHot = createPostgresHotStore(pg);
+    const step = hotKeys.totpStep("factor-2");
+    await pgHot.set(hotKeys.answered("c2"), "claim-old", 60_000);
+    await pgHot.advance(step, 500, "claim-old", 60_000);
+    await redis.set(hotKeys.answered("c2"), "claim-new", 60_000);
+    await redis.advance(step, 501, "claim-new", 60_000);
+    await resyncFlowState(pg, redis);
+    assert.equal(await redis.get(hotKeys.answered("c2")), "claim-new");
+    assert.equal(await redis.advance(step, 501, "claim-new", 60_000), "held");
   });
 });
