@@ -180,6 +180,14 @@ describe("telemetry: one trace per flow, metrics and logs", () => {
     }
   });
 
+  it("logs no error while healthy stores start and serve the flow", () => {
+    const troubles = (cluster.replicas[0]?.lines ?? [])
+      .filter((l) => l.startsWith("{"))
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .filter((l) => l.level === "error" || l.level === "fatal");
+    assert.deepEqual(troubles, []);
+  });
+
   it("counts the calls in the Prometheus histograms and outcome counters", async () => {
     const text = await (await fetch(`http://127.0.0.1:${promPort}/metrics`)).text();
     const sample = (name: string, labels: string) => {

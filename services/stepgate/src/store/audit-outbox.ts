@@ -68,6 +68,9 @@ export interface AuditOutboxOptions {
 /** The bound on one blocking read, in ms: above any block time the drainer uses (1000 ms by default). */
 const blockingReadTimeoutMs = 30_000;
 
+/** How long the first blocking read waits for its new connection, in ms; then it fails as usual. */
+const firstConnectWaitMs = 2000;
+
 /** The consumer group every replica's drainer reads through. */
 const group = "audit-drainers";
 /** The one field of an entry: the event as JSON (see `encodeAuditEvent`). */
@@ -84,14 +87,28 @@ export function createAuditOutbox(redis: Redis, options: AuditOutboxOptions = {}
   const maxLength = options.maxLength ?? 1_000_000;
   let blocking: Redis | undefined;
   let closed = false;
-  const blockingConnection = () => {
+  let connected: Promise<void> | undefined;
+  const blockingConnection = async () => {
     if (closed) throw new Error("audit outbox closed");
     if (!blocking) {
       // Its own command timeout: a blocking read waits up to its block time by design, longer than
       // the request connection's bound on one command.
       blocking = redis.duplicate({ enableAutoPipelining: false, commandTimeout: blockingReadTimeoutMs });
       blocking.on("error", () => {});
+      // No offline queue: the first read would fail while the new connection is still being made.
+      const made = blocking;
+      connected = new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+        const timer = setTimeout(done, firstConnectWaitMs);
+        timer.unref();
+        made.once("ready", done);
+        made.once("end", done);
+      });
     }
+    await connected;
     return blocking;
   };
   const withGroup = async <T>(command: () => Promise<T>): Promise<T> => {
@@ -121,7 +138,7 @@ export function createAuditOutbox(redis: Redis, options: AuditOutboxOptions = {}
             await redis.xreadgroup("GROUP", group, consumer, "COUNT", count, "STREAMS", key, ">"),
           );
         }
-        const reply = await blockingConnection().xreadgroup(
+        const reply = await (await blockingConnection()).xreadgroup(
           "GROUP",
           group,
           consumer,
