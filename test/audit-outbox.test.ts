@@ -71,7 +71,7 @@ async function auditReplica(name: string, databaseUrl: string, redis: string, pr
   const stores = await openStores({
     databaseUrl,
     databasePoolSize: 2,
-    redisUrl: redis,
+    redisTarget: { kind: "url", url: redis },
     redisPrefix: prefix,
     postgres: bounds,
     redis: { ...bounds, callTimeoutMs: 500 },

@@ -155,6 +155,18 @@ describe("configuration errors at start (child process)", () => {
     assert.ok(!exit.stderr.includes("hunter2-db-password"));
   });
 
+  it("REDIS_URL with REDIS_SENTINELS, or a sentinel address that does not parse, exits 2 naming it", async () => {
+    await expectConfigError(
+      { ...env(), REDIS_URL: "redis://127.0.0.1:6379", REDIS_SENTINELS: "127.0.0.1:26379" },
+      "REDIS_SENTINELS",
+    );
+    const exit = await expectConfigError(
+      { ...env(), REDIS_SENTINELS: "127.0.0.1:26379,sentinel-b:99999", REDIS_PASSWORD: "hunter2-redis-pw" },
+      "REDIS_SENTINELS: entry 2",
+    );
+    assert.ok(!exit.stderr.includes("hunter2-redis-pw") && !exit.stderr.includes("sentinel-b"));
+  });
+
   it("an encryption key of 5 bytes names key id k1, not the key material", async () => {
     const short = randomBytes(5).toString("base64");
     const exit = await expectConfigError({ ...env(), STEPGATE_ENCRYPTION_KEYS: `k1:${short}` }, "k1");

@@ -5,75 +5,17 @@ import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { Code, createClient } from "@connectrpc/connect";
+import { createClient } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
 import { Health, HealthCheckResponse_ServingStatus } from "@stepgate/api/gen/grpc/health/v1/health_pb";
 import { createGrpcJsTransport } from "@stepgate/grpc-bridge";
 import { type OwnRedis, startOwnRedis } from "@stepgate/testkit/own-redis";
-import { expectFailure } from "./support/errors.ts";
-import { challenge, enrolTotp, newKey, newSession, newSubject, stepUpWithTotp } from "./support/flows.ts";
+import { assertClosed, closeState } from "./support/closed-state.ts";
+import { enrolTotp, newSession, newSubject, stepUpWithTotp } from "./support/flows.ts";
 import { type Harness, startStepgate } from "./support/stepgate.ts";
 
 const probeScript = join(import.meta.dirname, "../services/stepgate/src/tools/health-probe.ts");
 const { SERVING } = HealthCheckResponse_ServingStatus;
-
-/** Wrong codes until the subject is locked (test policy: 5 attempts a challenge, locked past 8 failures). */
-async function lockOut(h: Harness, subject: string) {
-  const wrong = async (challengeId: string, sessionId: string) =>
-    h.client.stepUp
-      .verify({
-        challengeId,
-        subject,
-        sessionId,
-        action: "payments.transfer",
-        proof: { kind: { case: "totpCode", value: "000000" } },
-        idempotencyKey: newKey(),
-      })
-      .then(
-        () => "OK",
-        (e: unknown) => String((e as { code?: unknown }).code),
-      );
-  const outcomes: string[] = [];
-  for (const attempts of [5, 4]) {
-    const sessionId = newSession();
-    const c = await challenge(h.client, subject, sessionId, "payments.transfer");
-    for (let i = 0; i < attempts; i++) outcomes.push(await wrong(c.challengeId, sessionId));
-  }
-  assert.equal(outcomes.at(-1), String(Code.ResourceExhausted), "the subject is locked");
-}
-
-/** What was closed before the outage stays closed. */
-async function assertClosed(
-  h: Harness,
-  state: { singleToken: string; endedToken: string; locked: string },
-  when: string,
-) {
-  await expectFailure(
-    h.client.stepUp.checkGrant({ token: state.singleToken, action: "secrets.read" }),
-    Code.PermissionDenied,
-    "GRANT_CONSUMED",
-  );
-  await expectFailure(
-    h.client.stepUp.checkGrant({ token: state.endedToken, action: "payments.transfer" }),
-    Code.PermissionDenied,
-    "GRANT_REVOKED",
-  );
-  const sessionId = newSession();
-  const c = await challenge(h.client, state.locked, sessionId, "payments.transfer");
-  const refused = await expectFailure(
-    h.client.stepUp.verify({
-      challengeId: c.challengeId,
-      subject: state.locked,
-      sessionId,
-      action: "payments.transfer",
-      proof: { kind: { case: "totpCode", value: "000000" } },
-      idempotencyKey: newKey(),
-    }),
-    Code.ResourceExhausted,
-    "SUBJECT_LOCKED",
-  );
-  assert.ok(refused, when);
-}
 
 describe("health and hot state follow the stores", () => {
   let redis: OwnRedis;
@@ -121,12 +63,12 @@ describe("health and hot state follow the stores", () => {
     const flow = (s: string, action: string, sessionId = newSession()) =>
       stepUpWithTotp(h, s, sessionId, action, secrets.get(s) ?? "");
     // Closed before the outage: a spent single-use grant, an ended session's grant, a locked subject.
-    const singleToken = (await flow(a, "secrets.read")).grant?.token ?? "";
-    await h.client.stepUp.checkGrant({ token: singleToken, action: "secrets.read" });
-    const ended = newSession();
-    const endedToken = (await flow(b, "payments.transfer", ended)).grant?.token ?? "";
-    await h.client.stepUp.endSession({ subject: b, sessionId: ended });
-    await lockOut(h, locked);
+    const closed = await closeState(h.client, {
+      spender: a,
+      ender: b,
+      locked,
+      code: (s) => h.code(secrets.get(s) ?? ""),
+    });
 
     const before = h.logs.length;
     await redis.stop("SIGKILL");
@@ -136,14 +78,14 @@ describe("health and hot state follow the stores", () => {
     assert.equal(await status("stepgate.v1.FactorService"), SERVING);
     assert.equal(await probe(), 0);
     assert.ok(h.logs.slice(before).some((l) => l.includes('"dependency down"') && l.includes('"redis"')));
-    await assertClosed(h, { singleToken, endedToken, locked }, "while Redis is down");
+    await assertClosed(h.client, closed, "while Redis is down");
     const during = await flow(c, "payments.transfer");
     assert.ok(during.grant?.token, "a whole flow works on PostgreSQL alone");
 
     const back = h.logs.length;
     await redis.start();
     await movedTo("redis", back);
-    await assertClosed(h, { singleToken, endedToken, locked }, "after Redis came back empty");
+    await assertClosed(h.client, closed, "after Redis came back empty");
     const after = await flow(d, "payments.transfer");
     assert.ok(after.grant?.token, "and again on Redis");
   });

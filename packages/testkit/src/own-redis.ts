@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -17,6 +17,9 @@ export interface OwnRedisOptions {
   stopTimeoutMs?: number;
   /** Extra `redis-server` arguments, e.g. `["--maxmemory", "10mb"]`. */
   args?: string[];
+  /** Runs a Redis Sentinel instead of a server: these lines (e.g. `sentinel monitor m 127.0.0.1 6379 2`)
+   * go into a `sentinel.conf` of its own, which Sentinel rewrites as it learns the topology. */
+  sentinelConfig?: string[];
 }
 
 /** A Redis server of the test's own on 127.0.0.1, stopped and started by PID with real signals. */
@@ -61,7 +64,10 @@ export async function startOwnRedis(options: OwnRedisOptions = {}): Promise<OwnR
   const pidFile = join(dir, "redis.pid");
   const logFile = join(dir, "redis.log");
   const reaper = startOrphanReaper({ processes: [{ pidFile, comm: "redis-server" }], removeDir: dir });
+  const sentinelFile = join(dir, "sentinel.conf");
+  if (options.sentinelConfig) writeFileSync(sentinelFile, `${options.sentinelConfig.join("\n")}\n`);
   const args = [
+    ...(options.sentinelConfig ? [sentinelFile, "--sentinel"] : []),
     "--port",
     String(port),
     "--bind",

@@ -1,6 +1,7 @@
 import { hostname } from "node:os";
 import { z } from "zod";
 import { ConfigError, describeIssues } from "./config-error.ts";
+import { type RedisTarget, redisTargetOf } from "./redis-target.ts";
 
 const port = z.coerce.number().int().min(0).max(65535);
 const ms = z.coerce
@@ -73,6 +74,13 @@ const envSchema = z.object({
   DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }),
   DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(100).default(10),
   REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
+  REDIS_SENTINELS: z.string().min(1).max(4096).optional(),
+  REDIS_SENTINEL_MASTER: z.string().min(1).max(256).default("stepgate"),
+  REDIS_USERNAME: z.string().min(1).optional(),
+  REDIS_PASSWORD: z.string().min(1).optional(),
+  REDIS_SENTINEL_USERNAME: z.string().min(1).optional(),
+  REDIS_SENTINEL_PASSWORD: z.string().min(1).optional(),
+  REDIS_TLS: z.enum(["0", "1", "false", "true"]).default("0"),
   REDIS_PREFIX: z.string().min(1).max(64).default("stepgate:"),
   STEPGATE_RESEAL_BATCH_SIZE: z.coerce.number().int().min(1).max(10_000).default(500),
   STEPGATE_RESEAL_PAUSE_MS: ms.max(60_000).default(0),
@@ -94,8 +102,8 @@ export interface Config {
   databaseUrl: string;
   /** Connections in the PostgreSQL pool. */
   databasePoolSize: number;
-  /** Hot state in Redis when set; in PostgreSQL otherwise. */
-  redisUrl: string | undefined;
+  /** Hot state in Redis (one server, or the primary Sentinel names) when set; in PostgreSQL otherwise. */
+  redis: RedisTarget | undefined;
   /** Prepended to every Redis key. */
   redisPrefix: string;
   /** How callers connect and prove who they are. */
@@ -223,7 +231,7 @@ export interface ConnectionSettings {
 export interface ResealConfig {
   databaseUrl: string;
   /** The hot state's Redis, when the fleet uses one. */
-  redisUrl: string | undefined;
+  redis: RedisTarget | undefined;
   /** Prepended to every Redis key. */
   redisPrefix: string;
   encryptionKeys: string;
@@ -242,6 +250,13 @@ export interface ResealConfig {
 const resealSchema = envSchema.pick({
   DATABASE_URL: true,
   REDIS_URL: true,
+  REDIS_SENTINELS: true,
+  REDIS_SENTINEL_MASTER: true,
+  REDIS_USERNAME: true,
+  REDIS_PASSWORD: true,
+  REDIS_SENTINEL_USERNAME: true,
+  REDIS_SENTINEL_PASSWORD: true,
+  REDIS_TLS: true,
   REDIS_PREFIX: true,
   STEPGATE_ENCRYPTION_KEYS: true,
   STEPGATE_ENCRYPTION_KEY_ID: true,
@@ -265,7 +280,7 @@ export function loadResealConfig(env: NodeJS.ProcessEnv): ResealConfig {
   const e = parseEnv(resealSchema, env);
   return {
     databaseUrl: e.DATABASE_URL,
-    redisUrl: e.REDIS_URL,
+    redis: redisTargetOf(e),
     redisPrefix: e.REDIS_PREFIX,
     encryptionKeys: e.STEPGATE_ENCRYPTION_KEYS,
     encryptionKeyId: e.STEPGATE_ENCRYPTION_KEY_ID,
@@ -291,7 +306,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     healthIntervalMs: e.STEPGATE_HEALTH_INTERVAL_MS,
     databaseUrl: e.DATABASE_URL,
     databasePoolSize: e.DATABASE_POOL_SIZE,
-    redisUrl: e.REDIS_URL,
+    redis: redisTargetOf(e),
     redisPrefix: e.REDIS_PREFIX,
     transport: transportOf(e),
     subjectJwks: {

@@ -72,7 +72,7 @@ export async function compose(config: Config, logger: Logger, clock: Clock = sys
   const stores = await openStores({
     databaseUrl: config.databaseUrl,
     databasePoolSize: config.databasePoolSize,
-    redisUrl: config.redisUrl,
+    redisTarget: config.redis,
     redisPrefix: config.redisPrefix,
     postgres: dependencyOptions(config.dependencies.postgresTimeoutMs),
     redis: dependencyOptions(config.dependencies.redisTimeoutMs),

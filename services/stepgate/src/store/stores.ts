@@ -1,3 +1,4 @@
+import type { RedisTarget } from "../config/redis-target.ts";
 import type { DependencyName } from "../domain/dependency-unavailable.ts";
 import { type AttemptCounters, createAttemptCounters } from "./attempt-counters.ts";
 import { type AuditOutbox, createAuditOutbox } from "./audit-outbox.ts";
@@ -74,8 +75,8 @@ export interface StoreOptions {
   databaseUrl: string;
   /** Connections in the pool. */
   databasePoolSize: number;
-  /** Hot state in Redis when set; in PostgreSQL otherwise (and while Redis is down). */
-  redisUrl: string | undefined;
+  /** Hot state in Redis (one server or Sentinel's primary) when set; in PostgreSQL otherwise (and while Redis is down). */
+  redisTarget: RedisTarget | undefined;
   /** Prepended to every Redis key. */
   redisPrefix: string;
   /** PostgreSQL's bounds: statement and connection timeouts, breaker. */
@@ -170,12 +171,12 @@ export async function openStores(options: StoreOptions): Promise<Stores> {
   let probeRedis = async () => {};
   let closeRedis = async () => {};
   let redisHot: RedisHotStore | undefined;
-  if (options.redisUrl) {
+  if (options.redisTarget) {
     // ioredis fails each command after callTimeoutMs itself (commandTimeout, redis-hot-store.ts).
     const redisDependency = createDependency("redis", { ...options.redis, driverTimesOut: true });
     dependencies.push(redisDependency);
     redisHot = createRedisHotStore({
-      url: options.redisUrl,
+      target: options.redisTarget,
       prefix: options.redisPrefix,
       dependency: redisDependency,
       connectTimeoutMs: Math.max(1000, options.redis.callTimeoutMs * 4),

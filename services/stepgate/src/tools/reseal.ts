@@ -43,7 +43,7 @@ async function main(): Promise<void> {
     const stores = await openStores({
       databaseUrl: config.databaseUrl,
       databasePoolSize: 2,
-      redisUrl: config.redisUrl,
+      redisTarget: config.redis,
       redisPrefix: config.redisPrefix,
       postgres: bounds(config.postgresTimeoutMs),
       redis: bounds(config.redisTimeoutMs),

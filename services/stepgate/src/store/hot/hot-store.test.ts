@@ -31,7 +31,7 @@ hotStoreContract("memory", async () => ({ store: createMemoryHotStore(), cleanUp
 hotStoreContract("redis", async () => {
   const prefix = createTestRedisPrefix();
   const store = createRedisHotStore({
-    url: redisUrl,
+    target: { kind: "url", url: redisUrl },
     prefix: prefix.prefix,
     dependency: createDependency("redis", bounds),
     connectTimeoutMs: 2000,
@@ -47,7 +47,7 @@ hotStoreContract("failover, with redis unreachable", async () => {
   const fallback = await postgresHotStore();
   const redisDependency = createDependency("redis", bounds);
   const primary = createRedisHotStore({
-    url: "redis://127.0.0.1:1",
+    target: { kind: "url", url: "redis://127.0.0.1:1" },
     prefix: "unreachable:",
     dependency: redisDependency,
     connectTimeoutMs: 200,

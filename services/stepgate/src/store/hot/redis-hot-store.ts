@@ -1,6 +1,8 @@
-import { Redis } from "ioredis";
+import type { Redis } from "ioredis";
+import type { RedisTarget } from "../../config/redis-target.ts";
 import type { Dependency } from "../dependency.ts";
 import type { HotStore } from "./hot-store.ts";
+import { connectRedis } from "./redis-connection.ts";
 
 // INCR and set the expiry in one atomic step: on creation, or every time when sliding.
 const incrementScript = `
@@ -92,8 +94,8 @@ export function redisConnectionOf(store: HotStore): Redis | undefined {
 }
 
 export interface RedisHotStoreOptions {
-  /** redis:// or rediss:// URL. */
-  url: string;
+  /** One server (redis:// or rediss:// URL) or the primary Sentinel names. */
+  target: RedisTarget;
   /** Prepended to every key. */
   prefix: string;
   /** Every command runs through it (breaker and timeout); its call timeout also bounds each command. */
@@ -117,21 +119,10 @@ export interface RedisHotStore extends HotStore {
 
 /** The hot store on Redis; every key carries the configured prefix. */
 export function createRedisHotStore(options: RedisHotStoreOptions): RedisHotStore {
-  const redis = new Redis(options.url, {
+  const redis = connectRedis(options.target, {
     keyPrefix: options.prefix,
-    lazyConnect: false,
-    // No queue while disconnected: a call fails at once and the breaker counts it, never waits.
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 0,
-    connectTimeout: options.connectTimeoutMs,
-    // Reconnect every 200 ms at most (ioredis backs off to 2 s by default): until the client is
-    // connected again, health probes cannot see that Redis is back and the hot state stays away.
-    retryStrategy: (attempt: number) => Math.min(attempt * 50, 200),
-    commandTimeout: options.dependency.callTimeoutMs,
-    // TCP keepalive, so a connection to a vanished host is eventually noticed even when idle.
-    keepAlive: 1000,
-    // Commands issued in the same tick share one write and one round trip.
-    enableAutoPipelining: true,
+    connectTimeoutMs: options.connectTimeoutMs,
+    commandTimeoutMs: options.dependency.callTimeoutMs,
   });
   const script = defineScripts(redis);
   // Connection errors surface through the commands and health; the client reconnects itself.
@@ -215,7 +206,9 @@ export function createRedisHotStore(options: RedisHotStoreOptions): RedisHotStor
       if (keys.length > 0) await redis.del(...keys);
     },
     async close() {
-      await redis.quit().catch(() => redis.disconnect());
+      await redis.quit().catch(() => {});
+      // QUIT alone leaves Sentinel's failover-detector subscriptions open; disconnect() ends them.
+      redis.disconnect();
     },
   };
   const wrapped = guarded(store, guard);

@@ -31,7 +31,7 @@ describe("resync: what PostgreSQL holds, back in a Redis that lost it", () => {
     pg = createPg(db, createDependency("postgresql", bounds));
     prefix = createTestRedisPrefix();
     redis = createRedisHotStore({
-      url: redisUrl,
+      target: { kind: "url", url: redisUrl },
       prefix: prefix.prefix,
       dependency: createDependency("redis", bounds),
       connectTimeoutMs: 2000,
