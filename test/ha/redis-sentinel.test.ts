@@ -9,11 +9,11 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { type FlowCall, printFlowLoadReport, startFlowLoad } from "@stepgate/testkit/flow-load";
+import { printFlowLoadReport } from "@stepgate/testkit/flow-load";
 import { type FlowSubject, seedSubjects } from "@stepgate/testkit/seed-subjects";
 import { type SentinelRedis, startSentinelRedis } from "@stepgate/testkit/sentinel-redis";
-import { codeForStep } from "@stepgate/testkit/totp-code";
-import { assertClosed, closeState } from "../support/closed-state.ts";
+import { assertClosed } from "../support/closed-state.ts";
+import { closeStateWith, flowLoadKeepingFailures } from "../support/ha.ts";
 import { type Harness, startStepgate } from "../support/stepgate.ts";
 
 const load = { ratePerSecond: 10, durationMs: 16_000, killAtMs: 4000 };
@@ -46,24 +46,11 @@ describe("Redis Sentinel failover under load", () => {
   it("the promoted replica takes over within failover + 2 s; nothing closed re-opens", async () => {
     assert.ok(h.logs.some((l) => l.includes('"stepgate serving"')));
     assert.equal(await redis.masterPort(), redis.primary.port);
-    const failures: FlowCall[] = [];
-    const flows = startFlowLoad({
-      client: h.client,
-      subjects,
-      ...load,
-      onCall: (call) => {
-        if (!call.ok) failures.push(call);
-      },
-    });
+    const { flows, failures } = flowLoadKeepingFailures(h.client, subjects, load);
     await sleep(load.killAtMs - 2000);
     // From here on the replica hears nothing: what follows lives on the primary alone.
     await redis.replicationProxy.blackhole();
-    const code = (subject: string) => {
-      const s = closing.find((c) => c.subject === subject) as FlowSubject;
-      return codeForStep(s.secret, s.lastStep + 1);
-    };
-    const [spender, ender, locked] = closing.map((s) => s.subject) as [string, string, string];
-    const closed = await closeState(h.client, { spender, ender, locked, code });
+    const closed = await closeStateWith(h.client, closing);
     const keysOnPrimary = await redis.keyCount(redis.primary);
     const logsBefore = h.logs.length;
     await redis.primary.stop("SIGKILL");

@@ -33,6 +33,13 @@ export interface OwnPostgresOptions {
   /** The folder the temporary folder is made in; the `postgres` user must be able to enter it.
    * Default `os.tmpdir()`. */
   parentDir?: string;
+  /** Makes a streaming standby of this running server instead of a new cluster: `pg_basebackup -R
+   * -X stream` (standby.signal and primary_conninfo written), started in hot standby. It is promoted
+   * with `select pg_promote()`. */
+  standbyOf?: OwnPostgres;
+  /** The standby's name in `pg_stat_replication.application_name` (for `synchronous_standby_names`).
+   * Default `standby`. */
+  applicationName?: string;
 }
 
 /** A PostgreSQL server of the test's own, on 127.0.0.1, stopped and started by PID with real signals. */
@@ -69,7 +76,7 @@ const defaultBinDir = process.env.STEPGATE_PG_BIN ?? "/usr/lib/postgresql/15/bin
 
 /**
  * Creates a PostgreSQL cluster in a fresh temporary folder (`initdb`, trust auth, superuser
- * `postgres`) and starts it on 127.0.0.1:`port` with its Unix socket in that folder, tuned to start
+ * `postgres`; or, with `standbyOf`, a streaming standby made by `pg_basebackup`) and starts it on 127.0.0.1:`port` with its Unix socket in that folder, tuned to start
  * fast and not to sync (fsync=off, full_page_writes=off, shared_buffers=16MB). When this process runs
  * as root, `initdb` and `postgres` run as the `postgres` user (PostgreSQL refuses root) and the folder
  * is handed to that user. Nothing is left behind if the test process dies: an `exit` handler and a
@@ -205,22 +212,33 @@ export async function startOwnPostgres(options: OwnPostgresOptions = {}): Promis
   };
 
   try {
-    await run(
-      join(binDir, "initdb"),
-      [
-        "-D",
-        dataDir,
-        "-U",
-        "postgres",
-        "--auth=trust",
-        "--encoding=UTF8",
-        "--locale=C",
-        "--no-sync",
-        "--no-instructions",
-      ],
-      spawnOptions,
-      startTimeoutMs,
-    );
+    if (options.standbyOf) {
+      const from = options.standbyOf;
+      const conninfo = `host=127.0.0.1 port=${from.port} user=postgres application_name=${options.applicationName ?? "standby"}`;
+      await run(
+        join(binDir, "pg_basebackup"),
+        ["-d", conninfo, "-D", dataDir, "-R", "-X", "stream", "--checkpoint=fast", "--no-sync"],
+        spawnOptions,
+        startTimeoutMs,
+      );
+    } else {
+      await run(
+        join(binDir, "initdb"),
+        [
+          "-D",
+          dataDir,
+          "-U",
+          "postgres",
+          "--auth=trust",
+          "--encoding=UTF8",
+          "--locale=C",
+          "--no-sync",
+          "--no-instructions",
+        ],
+        spawnOptions,
+        startTimeoutMs,
+      );
+    }
     await start();
   } catch (error) {
     reaper.reapNow();

@@ -11,10 +11,14 @@ const unavailableCodes = new Set([
   "57P02",
   "57P03",
   "57014",
+  // PostgreSQL: read-only transaction: the endpoint reached a standby (before its promotion) or a
+  // demoted primary; a new connection reaches the primary once the endpoint follows it.
+  "25006",
 ]);
 const unavailableNames = new Set(["ConnectionException", "MaxRetriesPerRequestError"]);
+// READONLY: Redis answered from a replica (a demoted primary); the client reconnects via Sentinel.
 const unavailableMessages =
-  /connection is closed|connection terminated|stream isn't writeable|connect ECONNREFUSED|timed out|timeout exceeded|query read timeout|client has encountered a connection error|cannot use a pool after calling end/i;
+  /^READONLY |connection is closed|connection terminated|stream isn't writeable|connect ECONNREFUSED|timed out|timeout exceeded|query read timeout|client has encountered a connection error|cannot use a pool after calling end/i;
 
 /**
  * True for errors that mean PostgreSQL or Redis did not answer (refused, reset, timed out, shut
