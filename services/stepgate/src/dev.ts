@@ -59,7 +59,8 @@ if (!env.STEPGATE_ENCRYPTION_KEYS) {
   env.STEPGATE_ENCRYPTION_KEYS = readFileSync(keyFile, "utf8").trim();
   log.warn({ keyFile }, "no STEPGATE_ENCRYPTION_KEYS: using a development key ring kept in keyFile");
 }
-if (!env.REDIS_URL && !env.REDIS_SENTINELS) log.info("no REDIS_URL or REDIS_SENTINELS: hot state lives in PostgreSQL");
+if (!env.REDIS_URL && !env.REDIS_SENTINELS)
+  log.info("no REDIS_URL or REDIS_SENTINELS: hot state lives in PostgreSQL");
 
 const ports = Array.from({ length: replicas }, (_, i) => basePort + i);
 let serving = 0;
