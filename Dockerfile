@@ -37,7 +37,7 @@ COPY packages/ packages/
 COPY services/stepgate/ services/stepgate/
 # main.ts with no configuration loads every module, exits 2, and writes the cache on exit. With the
 # CMD's V8 flags: the cache is kept per set of flags. Read-only at run time (owned by root).
-RUN node --max-semi-space-size=4 --heap-growing-percent=50 --single-threaded-gc services/stepgate/src/main.ts; \
+RUN node --max-semi-space-size=4 --heap-growing-percent=50 services/stepgate/src/main.ts; \
     test -n "$(ls -A /app/.node-compile-cache)"
 USER node
 EXPOSE 50051
@@ -49,4 +49,4 @@ HEALTHCHECK --interval=5s --timeout=3s --start-period=10s --retries=3 CMD ["node
 # under load, and a major GC once the old space is 1.5x its live size instead of up to 4x. They
 # keep RSS under 200 MiB under load; they cost some CPU per call. Keep them equal to
 # replicaNodeFlags (packages/testkit/src/replica-process.ts), which tests and the bench use.
-CMD ["node", "--max-semi-space-size=4", "--heap-growing-percent=50", "--single-threaded-gc", "services/stepgate/src/main.ts"]
+CMD ["node", "--max-semi-space-size=4", "--heap-growing-percent=50", "services/stepgate/src/main.ts"]

@@ -12,14 +12,8 @@ const mainScript = join(import.meta.dirname, "../../../services/stepgate/src/mai
  * (test/image-flags.test.ts keeps the two equal), so tests and the bench measure what ships.
  * A 4 MiB semi-space (default 16 to 64 MiB, grown under load) and old space collected at 1.5x
  * its live size (default up to 4x) keep RSS near what the replica holds (README "Memory").
- * `--single-threaded-gc` keeps GC on the main thread: on one core or a CPU quota, V8's helper
- * threads otherwise preempt the main thread mid-call (the no-op's p99 at 25% load: 35 ms, 8 ms without).
  */
-export const replicaNodeFlags: readonly string[] = [
-  "--max-semi-space-size=4",
-  "--heap-growing-percent=50",
-  "--single-threaded-gc",
-];
+export const replicaNodeFlags: readonly string[] = ["--max-semi-space-size=4", "--heap-growing-percent=50"];
 
 /**
  * The environment the Dockerfile sets for replicas (kept equal by the same test): at most two glibc
