@@ -14,7 +14,7 @@ import type { Message, UnknownEnum } from "@bufbuild/protobuf";
  * Describes the file stepgate/v1/factor_service.proto.
  */
 export const file_stepgate_v1_factor_service: GenFile = /*@__PURE__*/
-  fileDesc("CiBzdGVwZ2F0ZS92MS9mYWN0b3Jfc2VydmljZS5wcm90bxILc3RlcGdhdGUudjEi/gEKBkZhY3RvchIRCglmYWN0b3JfaWQYASABKAkSIwoGbWV0aG9kGAIgASgOMhMuc3RlcGdhdGUudjEuTWV0aG9kEikKBnN0YXR1cxgDIAEoDjIZLnN0ZXBnYXRlLnYxLkZhY3RvclN0YXR1cxINCgVsYWJlbBgEIAEoCRIuCgpjcmVhdGVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxsYXN0X3VzZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiAKGHJlY292ZXJ5X2NvZGVzX3JlbWFpbmluZxgHIAEoBSJYChFFbnJvbGxUb3RwUmVxdWVzdBIPCgdzdWJqZWN0GAEgASgJEg0KBWxhYmVsGAIgASgJEhQKDGFjY291bnRfbmFtZRgDIAEoCRINCgVncmFudBgEIAEoCSJ8ChJFbnJvbGxUb3RwUmVzcG9uc2USEQoJZmFjdG9yX2lkGAEgASgJEhMKC290cGF1dGhfdXJpGAIgASgJEg4KBnNlY3JldBgDIAEoCRIuCgpjb25maXJtX2J5GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJGChJDb25maXJtVG90cFJlcXVlc3QSDwoHc3ViamVjdBgBIAEoCRIRCglmYWN0b3JfaWQYAiABKAkSDAoEY29kZRgDIAEoCSI6ChNDb25maXJtVG90cFJlc3BvbnNlEiMKBmZhY3RvchgBIAEoCzITLnN0ZXBnYXRlLnYxLkZhY3RvciI8ChpDcmVhdGVSZWNvdmVyeUNvZGVzUmVxdWVzdBIPCgdzdWJqZWN0GAEgASgJEg0KBWdyYW50GAIgASgJIj8KG0NyZWF0ZVJlY292ZXJ5Q29kZXNSZXNwb25zZRIRCglmYWN0b3JfaWQYASABKAkSDQoFY29kZXMYAiADKAkiJQoSTGlzdEZhY3RvcnNSZXF1ZXN0Eg8KB3N1YmplY3QYASABKAkiOwoTTGlzdEZhY3RvcnNSZXNwb25zZRIkCgdmYWN0b3JzGAEgAygLMhMuc3RlcGdhdGUudjEuRmFjdG9yIkgKE1JlbW92ZUZhY3RvclJlcXVlc3QSDwoHc3ViamVjdBgBIAEoCRIRCglmYWN0b3JfaWQYAiABKAkSDQoFZ3JhbnQYAyABKAkiFgoUUmVtb3ZlRmFjdG9yUmVzcG9uc2UqYgoMRmFjdG9yU3RhdHVzEh0KGUZBQ1RPUl9TVEFUVVNfVU5TUEVDSUZJRUQQABIZChVGQUNUT1JfU1RBVFVTX1BFTkRJTkcQARIYChRGQUNUT1JfU1RBVFVTX0FDVElWRRACMsEDCg1GYWN0b3JTZXJ2aWNlEk0KCkVucm9sbFRvdHASHi5zdGVwZ2F0ZS52MS5FbnJvbGxUb3RwUmVxdWVzdBofLnN0ZXBnYXRlLnYxLkVucm9sbFRvdHBSZXNwb25zZRJQCgtDb25maXJtVG90cBIfLnN0ZXBnYXRlLnYxLkNvbmZpcm1Ub3RwUmVxdWVzdBogLnN0ZXBnYXRlLnYxLkNvbmZpcm1Ub3RwUmVzcG9uc2USaAoTQ3JlYXRlUmVjb3ZlcnlDb2RlcxInLnN0ZXBnYXRlLnYxLkNyZWF0ZVJlY292ZXJ5Q29kZXNSZXF1ZXN0Giguc3RlcGdhdGUudjEuQ3JlYXRlUmVjb3ZlcnlDb2Rlc1Jlc3BvbnNlElAKC0xpc3RGYWN0b3JzEh8uc3RlcGdhdGUudjEuTGlzdEZhY3RvcnNSZXF1ZXN0GiAuc3RlcGdhdGUudjEuTGlzdEZhY3RvcnNSZXNwb25zZRJTCgxSZW1vdmVGYWN0b3ISIC5zdGVwZ2F0ZS52MS5SZW1vdmVGYWN0b3JSZXF1ZXN0GiEuc3RlcGdhdGUudjEuUmVtb3ZlRmFjdG9yUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp, file_stepgate_v1_types]);
+  fileDesc("CiBzdGVwZ2F0ZS92MS9mYWN0b3Jfc2VydmljZS5wcm90bxILc3RlcGdhdGUudjEi/gEKBkZhY3RvchIRCglmYWN0b3JfaWQYASABKAkSIwoGbWV0aG9kGAIgASgOMhMuc3RlcGdhdGUudjEuTWV0aG9kEikKBnN0YXR1cxgDIAEoDjIZLnN0ZXBnYXRlLnYxLkZhY3RvclN0YXR1cxINCgVsYWJlbBgEIAEoCRIuCgpjcmVhdGVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxsYXN0X3VzZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiAKGHJlY292ZXJ5X2NvZGVzX3JlbWFpbmluZxgHIAEoBSJxChFFbnJvbGxUb3RwUmVxdWVzdBIPCgdzdWJqZWN0GAEgASgJEg0KBWxhYmVsGAIgASgJEhQKDGFjY291bnRfbmFtZRgDIAEoCRINCgVncmFudBgEIAEoCRIXCg9pZGVtcG90ZW5jeV9rZXkYBSABKAkifAoSRW5yb2xsVG90cFJlc3BvbnNlEhEKCWZhY3Rvcl9pZBgBIAEoCRITCgtvdHBhdXRoX3VyaRgCIAEoCRIOCgZzZWNyZXQYAyABKAkSLgoKY29uZmlybV9ieRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiRgoSQ29uZmlybVRvdHBSZXF1ZXN0Eg8KB3N1YmplY3QYASABKAkSEQoJZmFjdG9yX2lkGAIgASgJEgwKBGNvZGUYAyABKAkiOgoTQ29uZmlybVRvdHBSZXNwb25zZRIjCgZmYWN0b3IYASABKAsyEy5zdGVwZ2F0ZS52MS5GYWN0b3IiVQoaQ3JlYXRlUmVjb3ZlcnlDb2Rlc1JlcXVlc3QSDwoHc3ViamVjdBgBIAEoCRINCgVncmFudBgCIAEoCRIXCg9pZGVtcG90ZW5jeV9rZXkYAyABKAkiPwobQ3JlYXRlUmVjb3ZlcnlDb2Rlc1Jlc3BvbnNlEhEKCWZhY3Rvcl9pZBgBIAEoCRINCgVjb2RlcxgCIAMoCSIlChJMaXN0RmFjdG9yc1JlcXVlc3QSDwoHc3ViamVjdBgBIAEoCSI7ChNMaXN0RmFjdG9yc1Jlc3BvbnNlEiQKB2ZhY3RvcnMYASADKAsyEy5zdGVwZ2F0ZS52MS5GYWN0b3IiYQoTUmVtb3ZlRmFjdG9yUmVxdWVzdBIPCgdzdWJqZWN0GAEgASgJEhEKCWZhY3Rvcl9pZBgCIAEoCRINCgVncmFudBgDIAEoCRIXCg9pZGVtcG90ZW5jeV9rZXkYBCABKAkiFgoUUmVtb3ZlRmFjdG9yUmVzcG9uc2UqYgoMRmFjdG9yU3RhdHVzEh0KGUZBQ1RPUl9TVEFUVVNfVU5TUEVDSUZJRUQQABIZChVGQUNUT1JfU1RBVFVTX1BFTkRJTkcQARIYChRGQUNUT1JfU1RBVFVTX0FDVElWRRACMsEDCg1GYWN0b3JTZXJ2aWNlEk0KCkVucm9sbFRvdHASHi5zdGVwZ2F0ZS52MS5FbnJvbGxUb3RwUmVxdWVzdBofLnN0ZXBnYXRlLnYxLkVucm9sbFRvdHBSZXNwb25zZRJQCgtDb25maXJtVG90cBIfLnN0ZXBnYXRlLnYxLkNvbmZpcm1Ub3RwUmVxdWVzdBogLnN0ZXBnYXRlLnYxLkNvbmZpcm1Ub3RwUmVzcG9uc2USaAoTQ3JlYXRlUmVjb3ZlcnlDb2RlcxInLnN0ZXBnYXRlLnYxLkNyZWF0ZVJlY292ZXJ5Q29kZXNSZXF1ZXN0Giguc3RlcGdhdGUudjEuQ3JlYXRlUmVjb3ZlcnlDb2Rlc1Jlc3BvbnNlElAKC0xpc3RGYWN0b3JzEh8uc3RlcGdhdGUudjEuTGlzdEZhY3RvcnNSZXF1ZXN0GiAuc3RlcGdhdGUudjEuTGlzdEZhY3RvcnNSZXNwb25zZRJTCgxSZW1vdmVGYWN0b3ISIC5zdGVwZ2F0ZS52MS5SZW1vdmVGYWN0b3JSZXF1ZXN0GiEuc3RlcGdhdGUudjEuUmVtb3ZlRmFjdG9yUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp, file_stepgate_v1_types]);
 
 /**
  * A second factor, as listed (never with its secret).
@@ -112,6 +112,15 @@ export type EnrollTotpRequest = Message<"stepgate.v1.EnrollTotpRequest"> & {
    * @generated from field: string grant = 4;
    */
   grant: string;
+
+  /**
+   * A key chosen by the caller for this change (empty, or 8 to 128 bytes). The change sent again
+   * with the same key may spend the same management grant again, so a call lost with its replica
+   * can be retried; without a key, a retry finds the grant consumed.
+   *
+   * @generated from field: string idempotency_key = 5;
+   */
+  idempotencyKey: string;
 };
 
 /**
@@ -238,6 +247,15 @@ export type CreateRecoveryCodesRequest = Message<"stepgate.v1.CreateRecoveryCode
    * @generated from field: string grant = 2;
    */
   grant: string;
+
+  /**
+   * A key chosen by the caller for this change (empty, or 8 to 128 bytes). The change sent again
+   * with the same key may spend the same management grant again, so a call lost with its replica
+   * can be retried; without a key, a retry finds the grant consumed.
+   *
+   * @generated from field: string idempotency_key = 3;
+   */
+  idempotencyKey: string;
 };
 
 /**
@@ -343,6 +361,15 @@ export type RemoveFactorRequest = Message<"stepgate.v1.RemoveFactorRequest"> & {
    * @generated from field: string grant = 3;
    */
   grant: string;
+
+  /**
+   * A key chosen by the caller for this change (empty, or 8 to 128 bytes). The change sent again
+   * with the same key may spend the same management grant again, so a call lost with its replica
+   * can be retried; without a key, a retry finds the grant consumed.
+   *
+   * @generated from field: string idempotency_key = 4;
+   */
+  idempotencyKey: string;
 };
 
 /**
