@@ -13,3 +13,9 @@ export const callerHeader = "stepgate-caller";
  * token or a JWT access token of a trusted issuer) to prove the subject is present.
  */
 export const subjectTokenHeader = "stepgate-subject-token";
+
+/**
+ * The trailer in which a replica names itself on every call it answers, OK or not. A failed call
+ * without it was not answered by a replica: it was lost on the way (connection, proxy).
+ */
+export const replicaTrailer = "stepgate-replica";

@@ -1,5 +1,6 @@
 import type { DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import { replicaTrailer } from "@stepgate/api";
 import { toRpcError } from "./errors.ts";
 
 /**
@@ -9,7 +10,7 @@ import { toRpcError } from "./errors.ts";
  * trailers) first and nothing before it. Connect clients read it with `onTrailer` (or
  * `ConnectError.metadata` on failure), grpc-js clients from the status's metadata.
  */
-export const replicaTrailer = "stepgate-replica";
+export { replicaTrailer };
 
 export interface GuardHooks {
   replicaId: string;
