@@ -1,7 +1,6 @@
-import { type Client, Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
+import { type Client, createClient } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
-import { SpanStatusCode, trace } from "@opentelemetry/api";
-import { callerHeader, FactorService, StepUpService } from "@stepgate/api";
+import { FactorService, StepUpService } from "@stepgate/api";
 import { createGrantVerifier, type GrantClaims, type GrantExpectations, type Jwk } from "@stepgate/grant";
 import {
   createGrpcJsTransport,
@@ -9,8 +8,9 @@ import {
   type TlsFiles,
   watchTlsFiles,
 } from "@stepgate/grpc-bridge";
+import { withClientDefaults } from "./client-transport.ts";
 import { defaultDeadlines } from "./deadlines.ts";
-import { withReplicaRetry } from "./replica-retry.ts";
+import { ResendThrottle } from "./resend-throttle.ts";
 import { type OutlierDetectionOptions, type RetryOptions, stepgateServiceConfig } from "./service-config.ts";
 
 export interface StepgateClientOptions {
@@ -40,11 +40,23 @@ export interface StepgateClientOptions {
   /** Ejection of failing replicas. */
   outlierDetection?: OutlierDetectionOptions;
   /**
-   * Further rounds of the channel's retries when a replica answered that a store it depends on
-   * could not serve the call (STORE_UNAVAILABLE, DEPENDENCY_UNAVAILABLE), within the call's
-   * deadline. Default 2; 0 turns it off.
+   * Further rounds of the channel's retries (resends) for a call that a replica answered it could
+   * not serve (STORE_UNAVAILABLE, DEPENDENCY_UNAVAILABLE) or that was lost with its connection
+   * (UNAVAILABLE or INTERNAL with no replica's answer, e.g. "Connection dropped" after the response
+   * headers, which grpc-js never retries), within the call's deadline. The client fills an empty
+   * `idempotencyKey` of the request once per call, so a resend is recognised by the replicas.
+   * Default 2; 0 turns resending off.
    */
   replicaRetryRounds?: number;
+  /** Pause before the first resend, doubled for each later one, with jitter (x0.5 to x1). Default 25 ms. */
+  replicaRetryBackoffMs?: number;
+  /**
+   * Throttling of resends across all calls of this client, as grpc `retryThrottling` (A6): a call
+   * worth resending takes a token, an OK call puts back `tokenRatio`, resends stop while half of
+   * `maxTokens` or less is left. Default `{ maxTokens: 100, tokenRatio: 0.1 }`: a burst of 49
+   * resends (a replica dying with its calls in flight), then about one per ten OK calls.
+   */
+  replicaRetryThrottle?: { maxTokens?: number; tokenRatio?: number };
   /** Keepalive pings on idle connections (`grpc.keepalive_time_ms`). Default 30000 ms; the server allows one per 10 s. */
   keepaliveTimeMs?: number;
   /** A ping unanswered this long closes the connection (`grpc.keepalive_timeout_ms`). Default 10000 ms. */
@@ -89,13 +101,18 @@ export function createStepgateClient(options: StepgateClientOptions): StepgateCl
     "grpc.keepalive_timeout_ms": options.keepaliveTimeoutMs ?? 10_000,
     ...options.channelOptions,
   });
-  const deadlines = { ...defaultDeadlines, ...options.deadlines };
-  const transport = withDefaults(
-    createGrpcJsTransport({ channel }),
-    options.caller,
-    deadlines,
-    options.replicaRetryRounds ?? 2,
-  );
+  const transport = withClientDefaults(createGrpcJsTransport({ channel }), {
+    caller: options.caller,
+    deadlines: { ...defaultDeadlines, ...options.deadlines },
+    replicaRetry: {
+      rounds: options.replicaRetryRounds ?? 2,
+      backoffMs: options.replicaRetryBackoffMs ?? 25,
+      throttle: new ResendThrottle(
+        options.replicaRetryThrottle?.maxTokens ?? 100,
+        options.replicaRetryThrottle?.tokenRatio ?? 0.1,
+      ),
+    },
+  });
   const stepUp = createClient(StepUpService, transport);
   const verifier = createGrantVerifier({
     keys: async () => (JSON.parse((await stepUp.getJwks({})).jwksJson) as { keys: Jwk[] }).keys,
@@ -113,48 +130,5 @@ export function createStepgateClient(options: StepgateClientOptions): StepgateCl
       channel.close();
       tlsFiles?.close();
     },
-  };
-}
-
-const tracer = trace.getTracer("@stepgate/client");
-
-/**
- * Adds the caller header to every call and the method's default deadline where the call sets
- * none, sends it again when a replica could not serve it (`withReplicaRetry`), and wraps the call
- * (retries included) in a `stepgate.client/<Method>` span.
- */
-function withDefaults(
-  inner: Transport,
-  caller: string,
-  deadlines: Record<string, number>,
-  replicaRetryRounds: number,
-): Transport {
-  return {
-    unary(method, signal, timeoutMs, header, input, contextValues) {
-      const headers = new Headers(header);
-      headers.set(callerHeader, caller);
-      const timeout = timeoutMs ?? deadlines[method.name] ?? 5000;
-      const attributes = {
-        "rpc.system": "grpc",
-        "rpc.service": method.parent.typeName,
-        "rpc.method": method.name,
-      };
-      return tracer.startActiveSpan(`stepgate.client/${method.name}`, { attributes }, async (span) => {
-        try {
-          return await withReplicaRetry(replicaRetryRounds, timeout, (left) =>
-            inner.unary(method, signal, left, headers, input, contextValues),
-          );
-        } catch (error) {
-          span.setStatus({
-            code: SpanStatusCode.ERROR,
-            message: Code[ConnectError.from(error).code] ?? "error",
-          });
-          throw error;
-        } finally {
-          span.end();
-        }
-      });
-    },
-    stream: (...args) => inner.stream(...args),
   };
 }
