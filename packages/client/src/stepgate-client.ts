@@ -57,6 +57,18 @@ export interface StepgateClientOptions {
    * resends (a replica dying with its calls in flight), then about one per ten OK calls.
    */
   replicaRetryThrottle?: { maxTokens?: number; tokenRatio?: number };
+  /**
+   * Pause before reconnecting to a replica whose connection failed, growing x1.6 per failed attempt
+   * (grpc-js `grpc.initial_reconnect_backoff_ms`, at least 1; grpc-js has no
+   * `grpc.min_reconnect_backoff_ms`). Default 250 ms (grpc-js's own: 1000 ms).
+   */
+  reconnectInitialBackoffMs?: number;
+  /**
+   * The longest pause between reconnect attempts, with 20% jitter (grpc-js
+   * `grpc.max_reconnect_backoff_ms`, at least 1). Bounds how long a restarted replica waits for
+   * its first call once it serves. Default 1000 ms (grpc-js's own: 120000 ms).
+   */
+  reconnectMaxBackoffMs?: number;
   /** Keepalive pings on idle connections (`grpc.keepalive_time_ms`). Default 30000 ms; the server allows one per 10 s. */
   keepaliveTimeMs?: number;
   /** A ping unanswered this long closes the connection (`grpc.keepalive_timeout_ms`). Default 10000 ms. */
@@ -99,6 +111,8 @@ export function createStepgateClient(options: StepgateClientOptions): StepgateCl
     "grpc.enable_retries": 1,
     "grpc.keepalive_time_ms": options.keepaliveTimeMs ?? 30_000,
     "grpc.keepalive_timeout_ms": options.keepaliveTimeoutMs ?? 10_000,
+    "grpc.initial_reconnect_backoff_ms": options.reconnectInitialBackoffMs ?? 250,
+    "grpc.max_reconnect_backoff_ms": options.reconnectMaxBackoffMs ?? 1000,
     ...options.channelOptions,
   });
   const transport = withClientDefaults(createGrpcJsTransport({ channel }), {
