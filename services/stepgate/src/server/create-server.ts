@@ -17,6 +17,7 @@ import { shapeTraffic } from "../rpc/traffic-shaping.ts";
 import type { Composed } from "./compose.ts";
 import { withFaults, withReplicaFaults } from "./fault-injection.ts";
 import { addHealth, type Health } from "./health.ts";
+import { holdStatusInterceptor } from "./hold-status-fault.ts";
 import { addReflection } from "./reflection.ts";
 
 // Every Stepgate request is small; a larger one is refused before it is parsed (RESOURCE_EXHAUSTED).
@@ -29,8 +30,8 @@ export interface StepgateServer {
 
 /**
  * The gRPC server: both services, health and reflection, logging one line per call with the status
- * the client got (rpc/call-accounting.ts). Test faults (server/fault-injection.ts) are installed
- * only with STEPGATE_FAULT_INJECTION=1, the no-op bench service only with STEPGATE_BENCH=1.
+ * the client got (rpc/call-accounting.ts). Test faults (server/fault-injection.ts,
+ * server/hold-status-fault.ts) are installed only with STEPGATE_FAULT_INJECTION=1, the no-op bench service only with STEPGATE_BENCH=1.
  * Every call of both services is guarded (rpc/guard.ts): the replica's name leaves in the
  * `stepgate-replica` trailer, and a failed call sends no response headers before its status, so
  * clients can still retry it on another replica.
@@ -38,9 +39,13 @@ export interface StepgateServer {
 export function createServer(config: Config, service: Composed, logger: Logger): StepgateServer {
   const c = config.connections;
   const accounting = createCallAccounting({ logger, metrics: service.stepUpService.metrics });
+  const faults = config.faultInjection
+    ? [holdStatusInterceptor({ replicaId: config.replicaId, markers: service.stores.markers, logger })]
+    : [];
   const server = new grpc.Server({
-    // First, so it also sees the statuses grpc-js sends by itself (deadline, size, decoding).
-    interceptors: [accounting.interceptor],
+    // Accounting first, so it also sees the statuses grpc-js sends by itself (deadline, size,
+    // decoding); a held status (fault) reaches it when it is sent.
+    interceptors: [accounting.interceptor, ...faults],
     "grpc.max_receive_message_length": maxMessageBytes,
     "grpc.max_send_message_length": 1024 * 1024,
     ...(c.maxConnectionAgeMs > 0 ? { "grpc.max_connection_age_ms": c.maxConnectionAgeMs } : {}),

@@ -22,7 +22,8 @@ export interface ReplicaFaults {
  * STEPGATE_FAULT_INJECTION=1. Asked for in request metadata: `crash-after-verify` kills the
  * replica (SIGKILL) after Verify recorded its result and before it replies, once per challenge
  * across the fleet, so the client's retry lands on a live replica. Asked for by the environment:
- * `replicaFaults` (see `withReplicaFaults`).
+ * `replicaFaults` (see `withReplicaFaults`). `hold-status` (any RPC) is a server interceptor:
+ * server/hold-status-fault.ts.
  */
 export function withFaults(
   impl: ServiceImpl<typeof StepUpService>,
