@@ -130,7 +130,7 @@ export async function compose(config: Config, logger: Logger, clock: Clock = sys
       clock,
     });
     const authorizeChange = createAuthorizeChange({ factors, checkGrant, policy, clock });
-    const proveSubject = createProveSubject({ policy, verifyToken: subjectTokensFor(config, policy) });
+    const proveSubject = createProveSubject({ policy, verifyToken: subjectTokensFor(config, policy, clock) });
     const attempts = createAttempts({ counters: stores.attempts, policy });
     const checkProof = createCheckProof({
       ...{ factors, recoveryCodes, stepClaims: stores.stepClaims, keyRing },
@@ -231,7 +231,7 @@ function callerIdentityFor(config: Config, policy: Policy): IdentifyCaller {
 }
 
 /** Verifies subject tokens against the policy's trusted issuers; undefined when it trusts none. */
-function subjectTokensFor(config: Config, policy: Policy): VerifySubjectToken | undefined {
+function subjectTokensFor(config: Config, policy: Policy, clock: Clock): VerifySubjectToken | undefined {
   if (!policy.subjectProof) return undefined;
   return createVerifySubjectToken({
     issuers: policy.subjectProof.issuers,
@@ -239,6 +239,7 @@ function subjectTokensFor(config: Config, policy: Policy): VerifySubjectToken | 
     jwksTimeoutMs: config.subjectJwks.timeoutMs,
     jwksMaxAgeMs: config.subjectJwks.maxAgeMs,
     jwksCooldownMs: config.subjectJwks.cooldownMs,
+    clock,
   });
 }
 
