@@ -74,11 +74,9 @@ export function createCheckGrant(deps: CheckGrantDeps): CheckGrant {
       claims.sid,
       claims.fid,
     );
-    // Every grant whose authentication came before the end, even one signed after it (second-granular:
-    // the end's own second counts as before).
-    if (sessionEndedAt !== undefined && claims.auth_time * 1000 <= sessionEndedAt) {
-      throw new StepgateError("GRANT_REVOKED", "grant's session was ended");
-    }
+    // An ended session is ended for good (StepUp and Verify issue it nothing after), so every
+    // grant naming it is revoked: no comparison of times, and no same-second ambiguity.
+    if (sessionEndedAt !== undefined) throw new StepgateError("GRANT_REVOKED", "grant's session was ended");
     // Whenever it was issued: a proof checked just before the removal may have signed it just after.
     if (factorEndedAt !== undefined) throw new StepgateError("GRANT_REVOKED", "grant's factor was removed");
     if (claims.single_use || expect.consume) {
