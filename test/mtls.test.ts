@@ -112,11 +112,10 @@ subject_proof:
       { headers: { [subjectTokenHeader]: token } },
     );
     const now = () => Math.floor(Date.now() / 1000);
-    await payments.factors.confirmTotp({
-      subject,
-      factorId: enrolled.factorId,
-      code: totpCode(enrolled.secret, now()),
-    });
+    await payments.factors.confirmTotp(
+      { subject, factorId: enrolled.factorId, code: totpCode(enrolled.secret, now()) },
+      { headers: { [subjectTokenHeader]: token } },
+    );
     const stepUp = await payments.stepUp.stepUp({ subject, sessionId, action: "payments.transfer" });
     assert.equal(stepUp.outcome.case, "challenge");
     const verified = await payments.stepUp.verify({

@@ -213,7 +213,11 @@ for (const hotStore of ["redis", "postgresql"] as const) {
           "select details from audit_events where subject = $1 and type = 'recovery_codes.created' order by at, id",
           [subject],
         );
-        assert.deepEqual(rows.at(-1)?.details, { factor_id: fresh.factorId, replaced: [setId] });
+        assert.deepEqual(rows.at(-1)?.details, {
+          factor_id: fresh.factorId,
+          replaced: [setId],
+          authorized_by: "grant",
+        });
       });
     });
 

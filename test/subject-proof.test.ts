@@ -118,11 +118,14 @@ subject_proof:
     const subject = newSubject();
     const token = await signedIn(subject);
     const enrolled = await enrol(subject, withToken(token));
-    await h.client.factors.confirmTotp({
-      subject,
-      factorId: enrolled.factorId,
-      code: h.code(enrolled.secret),
-    });
+    const confirm = (options?: { headers: Record<string, string> }) =>
+      h.client.factors.confirmTotp(
+        { subject, factorId: enrolled.factorId, code: h.code(enrolled.secret) },
+        options,
+      );
+    // A first factor's confirmation is authorised again, against a fresh sign-in.
+    await expectFailure(confirm(), Code.Unauthenticated, "SUBJECT_PROOF_REQUIRED");
+    await confirm(withToken(token));
     const another = newSubject();
     const codes = await h.client.factors.createRecoveryCodes(
       { subject: another },

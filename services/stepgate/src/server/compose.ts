@@ -127,6 +127,7 @@ export async function compose(config: Config, logger: Logger, clock: Clock = sys
       issuer: config.issuer,
       sessions,
       consumedGrants,
+      fingerprint,
       clock,
     });
     const authorizeChange = createAuthorizeChange({ factors, checkGrant, policy, clock });
@@ -182,6 +183,7 @@ export async function compose(config: Config, logger: Logger, clock: Clock = sys
         }),
         confirmTotp: createConfirmTotp({
           ...{ factors, attempts: stores.attempts, stepClaims: stores.stepClaims, keyRing, audit, clock },
+          ...{ authorizeChange, sessions },
           refreshEnrolled,
         }),
         createRecoveryCodes: createCreateRecoveryCodes({
