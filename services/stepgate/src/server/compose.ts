@@ -39,6 +39,7 @@ import { createBestEffortShare } from "../traffic/best-effort-share.ts";
 import { watchEventLoop } from "../traffic/event-loop.ts";
 import { createGradientLimit } from "../traffic/gradient-limit.ts";
 import { createRateLimits } from "../traffic/rate-limits.ts";
+import { crashAfterClaim } from "./crash-after-claim.ts";
 
 /** The composed service: what the handlers serve, and what the server needs to run and stop it. */
 export interface Composed {
@@ -133,7 +134,7 @@ export async function compose(config: Config, logger: Logger, clock: Clock = sys
     const authorizeChange = createAuthorizeChange({ factors, checkGrant, policy, clock });
     const proveSubject = createProveSubject({ policy, verifyToken: subjectTokensFor(config, policy, clock) });
     const attempts = createAttempts({ counters: stores.attempts, policy });
-    const checkProof = createCheckProof({
+    const checked = createCheckProof({
       ...{ factors, recoveryCodes, stepClaims: stores.stepClaims, keyRing },
       endedFactors: sessions,
       deferClaim: ({ subject, factorId, step, claim, at }) =>
@@ -141,6 +142,7 @@ export async function compose(config: Config, logger: Logger, clock: Clock = sys
           ? audit.deferTotpClaim({ subject, caller: "stepgate", factorId, step, claim, at })
           : Promise.resolve(false),
     });
+    const checkProof = config.faultInjection ? crashAfterClaim(checked, stores.markers) : checked;
     const enrolled = createEnrolledFactors({
       factors,
       cache: stores.factorCache,
