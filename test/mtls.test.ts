@@ -24,6 +24,11 @@ import {
 } from "@stepgate/testkit";
 import { freePort } from "@stepgate/testkit/free-port";
 import { type ReplicaProcess, startReplicaProcess } from "@stepgate/testkit/replica-process";
+import {
+  everyGeneralNameExtension,
+  hiddenNameExtensions,
+  hiddenSpiffeId,
+} from "@stepgate/testkit/san-certificates";
 import { createTestDatabase, type TestDatabase } from "@stepgate/testkit/test-database";
 import { totpCode } from "@stepgate/testkit/totp-code";
 import { expectFailure } from "./support/errors.ts";
@@ -51,6 +56,12 @@ describe("mutual TLS", () => {
     leaf.payments = fleet.issue("payments", [`URI:${paymentsId}`]);
     leaf.orders = fleet.issue("orders", ["DNS:Orders.Internal"]);
     leaf.stranger = fleet.issue("stranger", ["URI:spiffe://example.org/ns/prod/sa/stranger"]);
+    for (const [kind, extensions] of Object.entries(hiddenNameExtensions("orders.internal"))) {
+      leaf[`hidden ${kind}`] = fleet.issue(`hidden-${kind.replaceAll(" ", "-")}`, [], { extensions });
+    }
+    leaf.everyKind = fleet.issue("every-kind", [], { extensions: everyGeneralNameExtension(paymentsId) });
+    leaf.twoCallers = fleet.issue("two-callers", [`URI:${paymentsId}`, "DNS:orders.internal"]);
+    leaf.paymentsTwice = fleet.issue("payments-twice", [`URI:${paymentsId}`, "DNS:Payments.Internal"]);
     leaf.rogue = pki.authority("rogue").issue("rogue-payments", [`URI:${paymentsId}`]);
     const second = pki.authority("second");
     leaf.second = second.issue("second-payments", [`URI:${paymentsId}`]);
@@ -66,7 +77,8 @@ describe("mutual TLS", () => {
     db = await createTestDatabase();
     const policy = `${testPolicy}
 callers:
-  payments: { peers: ["${paymentsId}"], actions: ["*"], factors: manage }
+  payments: { peers: ["${paymentsId}", payments.internal], actions: ["*"], factors: manage }
+  enrol: { peers: ["${hiddenSpiffeId}"], actions: ["*"], factors: manage }
   orders: { peers: [orders.internal], actions: [account.change_email], factors: read }
 subject_proof:
   issuers: [{ issuer: "${idp.issuer}", jwks_uri: "${idp.jwksUri}", audiences: [${idp.audience}] }]
@@ -149,6 +161,30 @@ subject_proof:
     // orders' certificate, claiming to be payments in the header.
     await expectFailure(listOf(tlsClient("orders", "payments")), Code.Unauthenticated, "CALLER_UNKNOWN");
     await expectFailure(listOf(tlsClient("stranger", "stranger")), Code.Unauthenticated, "CALLER_UNKNOWN");
+  });
+
+  it("names no caller from a URI or DNS name written inside an email, DirName or othername entry", async () => {
+    const hidden = Object.keys(leaf).filter((name) => name.startsWith("hidden "));
+    assert.equal(hidden.length, 5);
+    for (const name of hidden) {
+      const f = await expectFailure(listOf(tlsClient(name, "enrol")), Code.Unauthenticated, "CALLER_UNKNOWN");
+      assert.match(f.message, /names no calling service/, name);
+    }
+  });
+
+  it("takes only the typed URI and DNS names of a certificate holding every GeneralName kind", async () => {
+    await listOf(tlsClient("everyKind", "payments"));
+    await expectFailure(listOf(tlsClient("everyKind", "enrol")), Code.Unauthenticated, "CALLER_UNKNOWN");
+  });
+
+  it("refuses a certificate whose names map to two callers; two names of one caller name it", async () => {
+    const f = await expectFailure(
+      listOf(tlsClient("twoCallers", "payments")),
+      Code.Unauthenticated,
+      "CALLER_UNKNOWN",
+    );
+    assert.match(f.message, /more than one calling service/);
+    await listOf(tlsClient("paymentsTwice", "payments"));
   });
 
   it("refuses connections without a client certificate, with one from another CA, or in plaintext", async () => {
