@@ -34,6 +34,7 @@ import { totpCode } from "@stepgate/testkit/totp-code";
 import { expectFailure } from "./support/errors.ts";
 import { newSession, newSubject } from "./support/flows.ts";
 import { newKeyRing, testPolicy, writePolicy } from "./support/stepgate.ts";
+import { http2Preface, plaintextAttempt, refusedHandshakes, tlsAttempt } from "./support/tls-handshakes.ts";
 
 const paymentsId = "spiffe://example.org/ns/prod/sa/payments";
 
@@ -45,6 +46,7 @@ describe("mutual TLS", () => {
   // The files the replica reads: copies the test rewrites to rotate them.
   const served = { cert: "", key: "", ca: "" };
   let fleetCa: string;
+  let prometheusPort: number;
   const leaf: Record<string, CertificateFiles> = {};
   const clients: StepgateClient[] = [];
 
@@ -62,6 +64,8 @@ describe("mutual TLS", () => {
     leaf.everyKind = fleet.issue("every-kind", [], { extensions: everyGeneralNameExtension(paymentsId) });
     leaf.twoCallers = fleet.issue("two-callers", [`URI:${paymentsId}`, "DNS:orders.internal"]);
     leaf.paymentsTwice = fleet.issue("payments-twice", [`URI:${paymentsId}`, "DNS:Payments.Internal"]);
+    leaf.expired = fleet.issue("expired", [`URI:${paymentsId}`], { days: -1 });
+    leaf.serverOnly = fleet.issue("server-only", [`URI:${paymentsId}`], { extendedKeyUsage: "serverAuth" });
     leaf.rogue = pki.authority("rogue").issue("rogue-payments", [`URI:${paymentsId}`]);
     const second = pki.authority("second");
     leaf.second = second.issue("second-payments", [`URI:${paymentsId}`]);
@@ -83,6 +87,7 @@ callers:
 subject_proof:
   issuers: [{ issuer: "${idp.issuer}", jwks_uri: "${idp.jwksUri}", audiences: [${idp.audience}] }]
 `;
+    prometheusPort = await freePort();
     replica = await startReplicaProcess("replica-1", await freePort(), {
       STEPGATE_HOST: "127.0.0.1",
       STEPGATE_POLICY_FILE: writePolicy(policy),
@@ -91,6 +96,11 @@ subject_proof:
       STEPGATE_TLS_KEY_FILE: served.key,
       STEPGATE_TLS_CLIENT_CA_FILE: served.ca,
       STEPGATE_TLS_RELOAD_MS: "200",
+      // Longer than the test: every refusal after a reason's first is counted, not logged.
+      STEPGATE_TLS_REFUSAL_LOG_INTERVAL_MS: "3600000",
+      OTEL_METRICS_EXPORTER: "prometheus",
+      OTEL_EXPORTER_PROMETHEUS_HOST: "127.0.0.1",
+      OTEL_EXPORTER_PROMETHEUS_PORT: String(prometheusPort),
       STEPGATE_DRAIN_DELAY_MS: "0",
       DATABASE_URL: db.url,
       DATABASE_POOL_SIZE: "4",
@@ -187,6 +197,45 @@ subject_proof:
     await listOf(tlsClient("paymentsTwice", "payments"));
   });
 
+  it("counts refused handshakes by reason, and logs each reason at most once per interval", async () => {
+    const port = replica.port;
+    const attempt = (name: string) => tlsAttempt(port, fleetCa, leaf[name]);
+    // Two of each: the second of a reason is counted but not logged.
+    const attempts: [string, () => { destroy(): void }][] = [
+      ["no_certificate", () => tlsAttempt(port, fleetCa)],
+      ["untrusted", () => attempt("rogue")],
+      ["expired", () => attempt("expired")],
+      ["wrong_purpose", () => attempt("serverOnly")],
+      ["plaintext", () => plaintextAttempt(port, http2Preface)],
+      ["plaintext", () => plaintextAttempt(port, "GET / HTTP/1.1\r\nHost: stepgate\r\n\r\n")],
+      ["disconnected", () => plaintextAttempt(port)],
+    ];
+    const expected: Record<string, number> = {};
+    for (const [reason] of attempts) expected[reason] = (expected[reason] ?? 0) + 2;
+    const before = await refusedHandshakes(prometheusPort);
+    assert.equal(before.other, 0, "every reason's series exists from the start");
+    const sockets = attempts.flatMap(([, open]) => [open(), open()]);
+    const moved = async () => {
+      const now = await refusedHandshakes(prometheusPort);
+      return Object.keys(now).reduce((sum, r) => sum + (now[r] ?? 0) - (before[r] ?? 0), 0);
+    };
+    await waitFor(async () => (await moved()) >= sockets.length);
+    for (const socket of sockets) socket.destroy();
+    const after = await refusedHandshakes(prometheusPort);
+    for (const reason of Object.keys(after)) {
+      assert.equal((after[reason] ?? 0) - (before[reason] ?? 0), expected[reason] ?? 0, reason);
+    }
+    const logged = replica.lines
+      .filter((l) => l.includes('"TLS handshake refused"'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    for (const reason of Object.keys(expected)) {
+      assert.equal(logged.filter((l) => l.reason === reason).length, 1, `one line for ${reason}`);
+    }
+    // The reason and Node's code: nothing from the certificate.
+    for (const line of logged) assert.ok(!JSON.stringify(line).includes("payments"), JSON.stringify(line));
+    assert.equal(logged.find((l) => l.reason === "expired")?.code, "CERT_HAS_EXPIRED");
+  });
+
   it("refuses connections without a client certificate, with one from another CA, or in plaintext", async () => {
     const fleetCaPem = readFileSync(fleetCa);
     const rogue = leaf.rogue as CertificateFiles;
@@ -202,6 +251,8 @@ subject_proof:
       const c = clientWith({ caller: "payments", credentials });
       const f = await expectFailure(listOf(c), Code.Unavailable);
       assert.ok(f.reason === undefined, `${what}: refused before any handler ran`);
+      // A refused channel keeps reconnecting until closed.
+      c.close();
     }
   });
 
