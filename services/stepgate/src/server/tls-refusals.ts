@@ -65,10 +65,10 @@ export interface TlsRefusalReports {
 
 /**
  * Counts every TLS handshake the HTTP/2 servers of `server` refuse (no client certificate, an
- * untrusted or expired one, plaintext, ...) in `stepgate.tls.handshakes_refused{reason}`, and logs
- * them rate-limited: a `warn` line with the reason and Node's code, never certificate contents
- * (nor the peer's address, which Node no longer knows once it has ended a failed verification).
- * Call after `bindAsync`, which creates those servers.
+ * untrusted or expired one, plaintext, ...) in `stepgate.tls.handshakes_refused{reason}`, closes its
+ * socket, and logs it rate-limited: a `warn` line with the reason and Node's code, never certificate
+ * contents (nor the peer's address, which Node no longer knows once it has ended a failed
+ * verification). Call after `bindAsync`, which creates those servers.
  */
 export function watchTlsRefusals(server: grpc.Server, reports: TlsRefusalReports): void {
   const { metrics, logger } = reports;
@@ -89,6 +89,8 @@ export function watchTlsRefusals(server: grpc.Server, reports: TlsRefusalReports
       const reason = tlsRefusalReason(error.code, authorizationError);
       metrics.tlsHandshakesRefused(reason, 1);
       log(reason, { code: authorizationError ?? error.code ?? "none" });
+      // Node closes most failed handshakes itself, but leaves a timed-out one's socket open.
+      socket.destroy();
     });
   }
 }
