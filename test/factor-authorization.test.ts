@@ -10,7 +10,7 @@ import { subjectTokenHeader } from "@stepgate/api";
 import { startTestIdentityProvider, type TestIdentityProvider } from "@stepgate/testkit";
 import { expectFailure, failure } from "./support/errors.ts";
 import { enrolTotp, newKey, newSession, newSubject } from "./support/flows.ts";
-import { type Harness, startStepgate, testPolicy } from "./support/stepgate.ts";
+import { type Harness, startStepgate, subjectProofBlock, testPolicy } from "./support/stepgate.ts";
 
 const withToken = (token: string) => ({ headers: { [subjectTokenHeader]: token } });
 
@@ -185,10 +185,7 @@ describe("a first factor's confirmation needs a fresh sign-in", () => {
       policy: `${testPolicy}
 callers:
   payments: { actions: ["*"], factors: manage, subject_proof: required }
-subject_proof:
-  issuers: [{ issuer: "${idp.issuer}", jwks_uri: "${idp.jwksUri}", audiences: [${idp.audience}] }]
-  first_factor_max_age: ${firstFactorMaxAge}
-`,
+${subjectProofBlock(idp, firstFactorMaxAge)}`,
     });
   });
   after(async () => {

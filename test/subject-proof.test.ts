@@ -10,7 +10,7 @@ import { startTestIdentityProvider, type TestIdentityProvider } from "@stepgate/
 import fc from "fast-check";
 import { expectFailure } from "./support/errors.ts";
 import { newSession, newSubject } from "./support/flows.ts";
-import { type Harness, startStepgate, testPolicy } from "./support/stepgate.ts";
+import { type Harness, startStepgate, subjectProofBlock, testPolicy } from "./support/stepgate.ts";
 
 const firstFactorMaxAge = 120;
 const withToken = (token: string) => ({ headers: { [subjectTokenHeader]: token } });
@@ -25,10 +25,7 @@ describe("subject proof", () => {
 callers:
   payments: { actions: ["*"], factors: manage }
   strict: { actions: ["*"], factors: manage, subject_proof: required }
-subject_proof:
-  issuers: [{ issuer: "${idp.issuer}", jwks_uri: "${idp.jwksUri}", audiences: [${idp.audience}] }]
-  first_factor_max_age: ${firstFactorMaxAge}
-`,
+${subjectProofBlock(idp, firstFactorMaxAge)}`,
       // A rotated provider key is fetched at once in the test, not after the default 30 s.
       env: { STEPGATE_SUBJECT_JWKS_COOLDOWN_MS: "0", STEPGATE_SUBJECT_JWKS_TIMEOUT_MS: "500" },
     });
