@@ -64,8 +64,12 @@ for (const hotStore of ["redis", "postgresql"] as const) {
         Code.PermissionDenied,
         "GRANT_REVOKED",
       );
-      const afterEnd = await h.client.stepUp.stepUp({ subject, sessionId, action });
-      assert.equal(afterEnd.outcome.case, "challenge");
+      // Ended for good: no new challenge or grant for it.
+      await expectFailure(
+        h.client.stepUp.stepUp({ subject, sessionId, action }),
+        Code.FailedPrecondition,
+        "SESSION_ENDED",
+      );
     });
   });
 }

@@ -24,11 +24,17 @@ import {
 } from "@stepgate/testkit";
 import { freePort } from "@stepgate/testkit/free-port";
 import { type ReplicaProcess, startReplicaProcess } from "@stepgate/testkit/replica-process";
+import {
+  everyGeneralNameExtension,
+  hiddenNameExtensions,
+  hiddenSpiffeId,
+} from "@stepgate/testkit/san-certificates";
 import { createTestDatabase, type TestDatabase } from "@stepgate/testkit/test-database";
 import { totpCode } from "@stepgate/testkit/totp-code";
 import { expectFailure } from "./support/errors.ts";
 import { newSession, newSubject } from "./support/flows.ts";
 import { newKeyRing, testPolicy, writePolicy } from "./support/stepgate.ts";
+import { http2Preface, plaintextAttempt, refusedHandshakes, tlsAttempt } from "./support/tls-handshakes.ts";
 
 const paymentsId = "spiffe://example.org/ns/prod/sa/payments";
 
@@ -40,6 +46,7 @@ describe("mutual TLS", () => {
   // The files the replica reads: copies the test rewrites to rotate them.
   const served = { cert: "", key: "", ca: "" };
   let fleetCa: string;
+  let prometheusPort: number;
   const leaf: Record<string, CertificateFiles> = {};
   const clients: StepgateClient[] = [];
 
@@ -51,6 +58,14 @@ describe("mutual TLS", () => {
     leaf.payments = fleet.issue("payments", [`URI:${paymentsId}`]);
     leaf.orders = fleet.issue("orders", ["DNS:Orders.Internal"]);
     leaf.stranger = fleet.issue("stranger", ["URI:spiffe://example.org/ns/prod/sa/stranger"]);
+    for (const [kind, extensions] of Object.entries(hiddenNameExtensions("orders.internal"))) {
+      leaf[`hidden ${kind}`] = fleet.issue(`hidden-${kind.replaceAll(" ", "-")}`, [], { extensions });
+    }
+    leaf.everyKind = fleet.issue("every-kind", [], { extensions: everyGeneralNameExtension(paymentsId) });
+    leaf.twoCallers = fleet.issue("two-callers", [`URI:${paymentsId}`, "DNS:orders.internal"]);
+    leaf.paymentsTwice = fleet.issue("payments-twice", [`URI:${paymentsId}`, "DNS:Payments.Internal"]);
+    leaf.expired = fleet.issue("expired", [`URI:${paymentsId}`], { days: -1 });
+    leaf.serverOnly = fleet.issue("server-only", [`URI:${paymentsId}`], { extendedKeyUsage: "serverAuth" });
     leaf.rogue = pki.authority("rogue").issue("rogue-payments", [`URI:${paymentsId}`]);
     const second = pki.authority("second");
     leaf.second = second.issue("second-payments", [`URI:${paymentsId}`]);
@@ -66,11 +81,13 @@ describe("mutual TLS", () => {
     db = await createTestDatabase();
     const policy = `${testPolicy}
 callers:
-  payments: { peers: ["${paymentsId}"], actions: ["*"], factors: manage }
+  payments: { peers: ["${paymentsId}", payments.internal], actions: ["*"], factors: manage }
+  enrol: { peers: ["${hiddenSpiffeId}"], actions: ["*"], factors: manage }
   orders: { peers: [orders.internal], actions: [account.change_email], factors: read }
 subject_proof:
   issuers: [{ issuer: "${idp.issuer}", jwks_uri: "${idp.jwksUri}", audiences: [${idp.audience}] }]
 `;
+    prometheusPort = await freePort();
     replica = await startReplicaProcess("replica-1", await freePort(), {
       STEPGATE_HOST: "127.0.0.1",
       STEPGATE_POLICY_FILE: writePolicy(policy),
@@ -79,6 +96,11 @@ subject_proof:
       STEPGATE_TLS_KEY_FILE: served.key,
       STEPGATE_TLS_CLIENT_CA_FILE: served.ca,
       STEPGATE_TLS_RELOAD_MS: "200",
+      // Longer than the test: every refusal after a reason's first is counted, not logged.
+      STEPGATE_TLS_REFUSAL_LOG_INTERVAL_MS: "3600000",
+      OTEL_METRICS_EXPORTER: "prometheus",
+      OTEL_EXPORTER_PROMETHEUS_HOST: "127.0.0.1",
+      OTEL_EXPORTER_PROMETHEUS_PORT: String(prometheusPort),
       STEPGATE_DRAIN_DELAY_MS: "0",
       DATABASE_URL: db.url,
       DATABASE_POOL_SIZE: "4",
@@ -112,11 +134,10 @@ subject_proof:
       { headers: { [subjectTokenHeader]: token } },
     );
     const now = () => Math.floor(Date.now() / 1000);
-    await payments.factors.confirmTotp({
-      subject,
-      factorId: enrolled.factorId,
-      code: totpCode(enrolled.secret, now()),
-    });
+    await payments.factors.confirmTotp(
+      { subject, factorId: enrolled.factorId, code: totpCode(enrolled.secret, now()) },
+      { headers: { [subjectTokenHeader]: token } },
+    );
     const stepUp = await payments.stepUp.stepUp({ subject, sessionId, action: "payments.transfer" });
     assert.equal(stepUp.outcome.case, "challenge");
     const verified = await payments.stepUp.verify({
@@ -151,6 +172,69 @@ subject_proof:
     await expectFailure(listOf(tlsClient("stranger", "stranger")), Code.Unauthenticated, "CALLER_UNKNOWN");
   });
 
+  it("names no caller from a URI or DNS name written inside an email, DirName or othername entry", async () => {
+    const hidden = Object.keys(leaf).filter((name) => name.startsWith("hidden "));
+    assert.equal(hidden.length, 5);
+    for (const name of hidden) {
+      const f = await expectFailure(listOf(tlsClient(name, "enrol")), Code.Unauthenticated, "CALLER_UNKNOWN");
+      assert.match(f.message, /names no calling service/, name);
+    }
+  });
+
+  it("takes only the typed URI and DNS names of a certificate holding every GeneralName kind", async () => {
+    await listOf(tlsClient("everyKind", "payments"));
+    await expectFailure(listOf(tlsClient("everyKind", "enrol")), Code.Unauthenticated, "CALLER_UNKNOWN");
+  });
+
+  it("refuses a certificate whose names map to two callers; two names of one caller name it", async () => {
+    const f = await expectFailure(
+      listOf(tlsClient("twoCallers", "payments")),
+      Code.Unauthenticated,
+      "CALLER_UNKNOWN",
+    );
+    assert.match(f.message, /more than one calling service/);
+    await listOf(tlsClient("paymentsTwice", "payments"));
+  });
+
+  it("counts refused handshakes by reason, and logs each reason at most once per interval", async () => {
+    const port = replica.port;
+    const attempt = (name: string) => tlsAttempt(port, fleetCa, leaf[name]);
+    // Two of each: the second of a reason is counted but not logged.
+    const attempts: [string, () => { destroy(): void }][] = [
+      ["no_certificate", () => tlsAttempt(port, fleetCa)],
+      ["untrusted", () => attempt("rogue")],
+      ["expired", () => attempt("expired")],
+      ["wrong_purpose", () => attempt("serverOnly")],
+      ["plaintext", () => plaintextAttempt(port, http2Preface)],
+      ["plaintext", () => plaintextAttempt(port, "GET / HTTP/1.1\r\nHost: stepgate\r\n\r\n")],
+      ["disconnected", () => plaintextAttempt(port)],
+    ];
+    const expected: Record<string, number> = {};
+    for (const [reason] of attempts) expected[reason] = (expected[reason] ?? 0) + 2;
+    const before = await refusedHandshakes(prometheusPort);
+    assert.equal(before.other, 0, "every reason's series exists from the start");
+    const sockets = attempts.flatMap(([, open]) => [open(), open()]);
+    const moved = async () => {
+      const now = await refusedHandshakes(prometheusPort);
+      return Object.keys(now).reduce((sum, r) => sum + (now[r] ?? 0) - (before[r] ?? 0), 0);
+    };
+    await waitFor(async () => (await moved()) >= sockets.length);
+    for (const socket of sockets) socket.destroy();
+    const after = await refusedHandshakes(prometheusPort);
+    for (const reason of Object.keys(after)) {
+      assert.equal((after[reason] ?? 0) - (before[reason] ?? 0), expected[reason] ?? 0, reason);
+    }
+    const logged = replica.lines
+      .filter((l) => l.includes('"TLS handshake refused"'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    for (const reason of Object.keys(expected)) {
+      assert.equal(logged.filter((l) => l.reason === reason).length, 1, `one line for ${reason}`);
+    }
+    // The reason and Node's code: nothing from the certificate.
+    for (const line of logged) assert.ok(!JSON.stringify(line).includes("payments"), JSON.stringify(line));
+    assert.equal(logged.find((l) => l.reason === "expired")?.code, "CERT_HAS_EXPIRED");
+  });
+
   it("refuses connections without a client certificate, with one from another CA, or in plaintext", async () => {
     const fleetCaPem = readFileSync(fleetCa);
     const rogue = leaf.rogue as CertificateFiles;
@@ -166,6 +250,8 @@ subject_proof:
       const c = clientWith({ caller: "payments", credentials });
       const f = await expectFailure(listOf(c), Code.Unavailable);
       assert.ok(f.reason === undefined, `${what}: refused before any handler ran`);
+      // A refused channel keeps reconnecting until closed.
+      c.close();
     }
   });
 

@@ -46,6 +46,7 @@ describe("replicas starting together on an empty database", () => {
         "004-subject-versions",
         "005-signing-key-lifecycle",
         "006-reseal-progress",
+        "007-enrolment-authorization",
       ],
     );
     const keys = await db.query<{ kid: string }>("select kid from signing_keys");

@@ -213,7 +213,11 @@ for (const hotStore of ["redis", "postgresql"] as const) {
           "select details from audit_events where subject = $1 and type = 'recovery_codes.created' order by at, id",
           [subject],
         );
-        assert.deepEqual(rows.at(-1)?.details, { factor_id: fresh.factorId, replaced: [setId] });
+        assert.deepEqual(rows.at(-1)?.details, {
+          factor_id: fresh.factorId,
+          replaced: [setId],
+          authorized_by: "grant",
+        });
       });
     });
 
@@ -348,7 +352,11 @@ for (const hotStore of ["redis", "postgresql"] as const) {
           totp(freshCode(a.secret)),
         );
         await h.client.stepUp.endSession({ subject, sessionId });
-        assert.equal(await outcome(subject, sessionId, "account.change_email"), "challenge");
+        await expectFailure(
+          outcome(subject, sessionId, "account.change_email"),
+          Code.FailedPrecondition,
+          "SESSION_ENDED",
+        );
         for (const t of [token, reissued]) {
           await expectFailure(checkGrant(t, "account.change_email"), Code.PermissionDenied, "GRANT_REVOKED");
         }
@@ -378,14 +386,23 @@ for (const hotStore of ["redis", "postgresql"] as const) {
         );
       });
 
-      it("a challenge issued after the end is answered, and its grant passes", async () => {
+      it("stays ended: within the same second or later, StepUp answers SESSION_ENDED and issues no grant", async () => {
         const subject = newSubject();
         const a = await enrolTotp(h, subject);
         const sessionId = newSession();
         await elevate(subject, sessionId, "account.change_email", () => totp(freshCode(a.secret)));
         await h.client.stepUp.endSession({ subject, sessionId });
-        h.clock.advance(1_000);
-        const token = await elevate(subject, sessionId, "account.change_email", () =>
+        for (const action of ["account.change_email", "secrets.read"]) {
+          await expectFailure(outcome(subject, sessionId, action), Code.FailedPrecondition, "SESSION_ENDED");
+        }
+        h.clock.advance(3_600_000);
+        await expectFailure(
+          outcome(subject, sessionId, "account.change_email"),
+          Code.FailedPrecondition,
+          "SESSION_ENDED",
+        );
+        // A new session of the same subject steps up as usual, and its grant passes.
+        const token = await elevate(subject, newSession(), "account.change_email", () =>
           totp(freshCode(a.secret)),
         );
         await checkGrant(token, "account.change_email");

@@ -10,7 +10,7 @@ import { startTestIdentityProvider, type TestIdentityProvider } from "@stepgate/
 import fc from "fast-check";
 import { expectFailure } from "./support/errors.ts";
 import { newSession, newSubject } from "./support/flows.ts";
-import { type Harness, startStepgate, testPolicy } from "./support/stepgate.ts";
+import { type Harness, startStepgate, subjectProofBlock, testPolicy } from "./support/stepgate.ts";
 
 const firstFactorMaxAge = 120;
 const withToken = (token: string) => ({ headers: { [subjectTokenHeader]: token } });
@@ -25,10 +25,7 @@ describe("subject proof", () => {
 callers:
   payments: { actions: ["*"], factors: manage }
   strict: { actions: ["*"], factors: manage, subject_proof: required }
-subject_proof:
-  issuers: [{ issuer: "${idp.issuer}", jwks_uri: "${idp.jwksUri}", audiences: [${idp.audience}] }]
-  first_factor_max_age: ${firstFactorMaxAge}
-`,
+${subjectProofBlock(idp, firstFactorMaxAge)}`,
       // A rotated provider key is fetched at once in the test, not after the default 30 s.
       env: { STEPGATE_SUBJECT_JWKS_COOLDOWN_MS: "0", STEPGATE_SUBJECT_JWKS_TIMEOUT_MS: "500" },
     });
@@ -61,15 +58,71 @@ subject_proof:
     await noFactors(subject);
   });
 
+  it("fails closed on sign-in times in milliseconds, in the future, or after the token was issued", async () => {
+    const subject = newSubject();
+    const now = nowSeconds();
+    const refused = [
+      { auth_time: (now - 2 * 86_400) * 1000 },
+      { auth_time: now + 3600 },
+      { auth_time: now - 10, iat: now + 3600 },
+      { auth_time: now - 10, iat: now - 60 },
+      { auth_time: String(now - 10) },
+      { auth_time: -1 },
+      { auth_time: now - 10, exp: (now + 300) * 1000 },
+    ];
+    for (const claims of refused) {
+      const token = await idp.token({ sub: subject, ...claims });
+      await expectFailure(enrol(subject, withToken(token)), Code.Unauthenticated, "SUBJECT_PROOF_INVALID");
+    }
+    await noFactors(subject);
+  });
+
+  it("never reads a subject token's times as fresher than they are", async () => {
+    const now = nowSeconds();
+    const time = fc.oneof(
+      fc.integer({ min: now - 2 * firstFactorMaxAge, max: now + 60 }),
+      fc.integer({ min: (now - 86_400) * 1000, max: (now + 60) * 1000 }),
+      fc.constantFrom(0, -1, -now, 2 ** 53, 1e300, 253_402_300_800, null, "0", true),
+      fc.constant(undefined),
+    );
+    await fc.assert(
+      fc.asyncProperty(time, time, fc.option(time, { nil: undefined }), async (authTime, iat, exp) => {
+        const subject = newSubject();
+        const token = await idp.token({
+          sub: subject,
+          ...(authTime === undefined ? {} : { auth_time: authTime }),
+          ...(iat === undefined ? {} : { iat }),
+          ...(exp === undefined ? {} : { exp }),
+        });
+        const accepted = await enrol(subject, withToken(token)).then(
+          () => true,
+          () => false,
+        );
+        if (!accepted) return;
+        // Accepted: every time was a real time in seconds, and the sign-in recent and not ahead.
+        const t = nowSeconds();
+        assert.ok(
+          typeof authTime === "number" && authTime >= t - firstFactorMaxAge - 10 && authTime <= t + 5,
+        );
+        assert.ok(iat === undefined || (typeof iat === "number" && iat <= t + 5 && authTime <= iat + 5));
+        assert.ok(exp === undefined || (typeof exp === "number" && exp > t - 5 && exp <= 253_402_300_799));
+      }),
+      { numRuns: 120 },
+    );
+  });
+
   it("enrols a first factor and recovery codes for a user who just signed in", async () => {
     const subject = newSubject();
     const token = await signedIn(subject);
     const enrolled = await enrol(subject, withToken(token));
-    await h.client.factors.confirmTotp({
-      subject,
-      factorId: enrolled.factorId,
-      code: h.code(enrolled.secret),
-    });
+    const confirm = (options?: { headers: Record<string, string> }) =>
+      h.client.factors.confirmTotp(
+        { subject, factorId: enrolled.factorId, code: h.code(enrolled.secret) },
+        options,
+      );
+    // A first factor's confirmation is authorised again, against a fresh sign-in.
+    await expectFailure(confirm(), Code.Unauthenticated, "SUBJECT_PROOF_REQUIRED");
+    await confirm(withToken(token));
     const another = newSubject();
     const codes = await h.client.factors.createRecoveryCodes(
       { subject: another },

@@ -30,6 +30,17 @@ actions:
   stepgate.remove_factor: { acr: aal2, max_age: 300 }
 `;
 
+/** The policy's `subject_proof` block trusting `idp` (a test identity provider), with `first_factor_max_age` in s. */
+export function subjectProofBlock(
+  idp: { issuer: string; jwksUri: string; audience: string },
+  firstFactorMaxAge?: number,
+): string {
+  const maxAge = firstFactorMaxAge === undefined ? "" : `\n  first_factor_max_age: ${firstFactorMaxAge}`;
+  return `subject_proof:
+  issuers: [{ issuer: "${idp.issuer}", jwks_uri: "${idp.jwksUri}", audiences: [${idp.audience}] }]${maxAge}
+`;
+}
+
 /** A clock the test can move forward; the server and the test's TOTP codes read the same one. */
 export interface TestClock {
   now(): number;

@@ -1,3 +1,5 @@
+import { isNumericDate } from "./time-claims.ts";
+
 // The claims of a Stepgate grant. Times are seconds since the epoch (RFC 7519 NumericDate).
 export interface GrantClaims {
   iss: string;
@@ -63,9 +65,8 @@ export function parseGrantClaims(value: unknown): GrantClaims | undefined {
   return Object.freeze(claims);
 }
 
-function isTime(value: unknown): value is number {
-  return typeof value === "number" && Number.isFinite(value);
-}
+// Plausible seconds only: a time in milliseconds is refused here, before any freshness check.
+const isTime = isNumericDate;
 
 function isStringArray(value: unknown): value is string[] {
   return Array.isArray(value) && value.every((item) => typeof item === "string");

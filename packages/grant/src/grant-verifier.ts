@@ -3,6 +3,7 @@ import { type GrantClaims, grantType, parseGrantClaims } from "./grant-claims.ts
 import { GrantError } from "./grant-error.ts";
 import type { Jwk } from "./jwk.ts";
 import { createKeySet } from "./key-set.ts";
+import { timeClaimFault } from "./time-claims.ts";
 import { createVerifiedGrantCache } from "./verified-grant-cache.ts";
 
 export interface GrantVerifierOptions {
@@ -95,8 +96,8 @@ export function createGrantVerifier(options: GrantVerifierOptions): GrantVerifie
     if (claims === undefined) throw invalid("malformed claims");
     if (issuer !== undefined && claims.iss !== issuer) throw invalid("wrong issuer");
     const nowSeconds = nowMs / 1000;
-    if (claims.iat > nowSeconds + tolerance) throw invalid("issued in the future");
-    if (claims.auth_time > nowSeconds + tolerance) throw invalid("authenticated in the future");
+    const timeFault = timeClaimFault(claims, nowSeconds, tolerance);
+    if (timeFault !== undefined) throw invalid(timeFault);
     if (nowSeconds >= claims.exp + tolerance) throw new GrantError("GRANT_EXPIRED", "grant expired");
     cache.set(token, claims, kid, (claims.exp + tolerance) * 1000);
     return claims;

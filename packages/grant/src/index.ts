@@ -8,3 +8,4 @@ export {
   type GrantVerifierOptions,
 } from "./grant-verifier.ts";
 export { type Jwk, publicJwk } from "./jwk.ts";
+export { isNumericDate, latestNumericDate, type TimeClaims, timeClaimFault } from "./time-claims.ts";

@@ -6,13 +6,16 @@ import { exportJWK, generateKeyPair, type JWK, SignJWT } from "jose";
 export interface TokenClaims {
   sub: string;
   sid?: string;
-  auth_time?: number;
+  /** Any JSON value, to test how times from outside are read. */
+  auth_time?: unknown;
   /** Default: the provider's first audience. */
   aud?: string | string[];
   /** Default: the provider's issuer. */
   iss?: string;
-  /** Default: five minutes from now. */
-  exp?: number;
+  /** Default: five minutes from now. Any JSON value, as `auth_time`. */
+  exp?: unknown;
+  /** Default: now. Any JSON value, to test how times from outside are read. */
+  iat?: unknown;
 }
 
 /** An OIDC-style identity provider on loopback: a JWKS endpoint and a token signer (ES256). */
@@ -67,13 +70,17 @@ export async function startTestIdentityProvider(audience = "stepgate"): Promise<
     async token(claims, options = {}) {
       const signer = options.key === "rogue" ? rogue : key;
       const now = Math.floor(Date.now() / 1000);
-      const { iss, aud, exp, ...rest } = claims;
-      return new SignJWT({ ...rest })
+      const { iss, aud, exp, iat, ...rest } = claims;
+      // Set as given, not through SignJWT's setters, which would refuse the odd values tests send.
+      const payload = {
+        ...rest,
+        iss: iss ?? issuer,
+        aud: aud ?? audience,
+        iat: iat === undefined ? now : iat,
+        exp: exp === undefined ? now + 300 : exp,
+      };
+      return new SignJWT(payload as Record<string, unknown>)
         .setProtectedHeader({ alg: "ES256", kid: signer.jwk.kid as string, typ: "JWT" })
-        .setIssuer(iss ?? issuer)
-        .setAudience(aud ?? audience)
-        .setIssuedAt(now)
-        .setExpirationTime(exp ?? now + 300)
         .sign(signer.privateKey);
     },
     async rotate() {

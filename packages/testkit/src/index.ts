@@ -143,6 +143,7 @@ export {
 export {
   type CertificateFiles,
   createTestPki,
+  type IssueOptions,
   type TestCertificateAuthority,
   type TestPki,
 } from "./tls-certificates.ts";

@@ -66,6 +66,7 @@ const envSchema = z.object({
   STEPGATE_TLS_KEY_FILE: z.string().min(1).optional(),
   STEPGATE_TLS_CLIENT_CA_FILE: z.string().min(1).optional(),
   STEPGATE_TLS_RELOAD_MS: z.coerce.number().int().min(100).max(3_600_000).default(10_000),
+  STEPGATE_TLS_REFUSAL_LOG_INTERVAL_MS: ms.min(100).default(60_000),
   STEPGATE_INSECURE_DEV: z.enum(["0", "1", "false", "true"]).default("0"),
   STEPGATE_SUBJECT_JWKS_TIMEOUT_MS: z.coerce.number().int().min(100).max(30_000).default(2000),
   STEPGATE_SUBJECT_JWKS_MAX_AGE_MS: z.coerce.number().int().min(1000).max(86_400_000).default(600_000),
@@ -208,6 +209,8 @@ export type TransportSettings =
       clientCaFile: string;
       /** How often the three files are read again, in ms; rotated files apply without a restart. */
       reloadMs: number;
+      /** Refused TLS handshakes are logged at most once per reason per this many ms (then counted). */
+      refusalLogIntervalMs: number;
     }
   | { kind: "insecure-dev" };
 
@@ -376,7 +379,15 @@ function transportOf(e: z.infer<typeof envSchema>): TransportSettings {
       `${missing.join(", ")}: required for mutual TLS (or set STEPGATE_INSECURE_DEV=1 to serve plaintext and trust the stepgate-caller header, for development only)`,
     );
   }
-  return { kind: "mtls", certFile, keyFile, clientCaFile, reloadMs: e.STEPGATE_TLS_RELOAD_MS };
+  const refusalLogIntervalMs = e.STEPGATE_TLS_REFUSAL_LOG_INTERVAL_MS;
+  return {
+    kind: "mtls",
+    certFile,
+    keyFile,
+    clientCaFile,
+    reloadMs: e.STEPGATE_TLS_RELOAD_MS,
+    refusalLogIntervalMs,
+  };
 }
 
 const isOn = (flag: "0" | "1" | "false" | "true") => flag === "1" || flag === "true";

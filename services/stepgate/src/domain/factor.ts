@@ -17,7 +17,18 @@ export interface Factor {
   lastUsedAt: Date | null;
   /** Unused recovery codes (0 for TOTP). */
   recoveryCodesRemaining: number;
+  /** What authorised a pending enrolment; undefined for active factors and older pending rows. */
+  authorizedBy?: ChangeAuthorization | undefined;
 }
+
+/**
+ * What let a factor change through (factors/authorize-change.ts): a first factor's fresh sign-in,
+ * while the subject had no active factor, or a management grant (its id, session and the factor
+ * that produced it), whose revocation ends what it authorised.
+ */
+export type ChangeAuthorization =
+  | { kind: "first_factor" }
+  | { kind: "grant"; grantId: string; sessionId: string; factorId?: string };
 
 /** What a subject can answer a challenge with: methods with a usable factor, and their TOTP secrets. */
 export interface Enrolled {

@@ -1,4 +1,5 @@
 import { type Clock, toSeconds } from "../domain/clock.ts";
+import type { ChangeAuthorization } from "../domain/factor.ts";
 import { assertThat } from "../domain/stepgate-error.ts";
 import type { CheckGrant } from "../grants/check-grant.ts";
 import { assertFreshSignIn } from "../identity/prove-subject.ts";
@@ -16,18 +17,23 @@ export interface FactorChange {
   grant: string;
   /** The subject's verified primary-session token, when the caller sent one (identity/). */
   proof: SubjectToken | undefined;
+  /** The call's idempotency key ("" for none): a retried change may spend its grant again. */
+  idempotencyKey?: string;
 }
 
 /**
  * Once the subject has an active factor, a change needs a fresh grant for the management action,
  * issued to this caller: a stolen primary session alone cannot plant an authenticator. The grant
- * is consumed, so it authorises one change. Before the first factor, a change needs the user's
- * recent sign-in instead (a subject token whose `auth_time` is within the policy's
- * `first_factor_max_age`), unless the policy trusts no issuer (insecure development mode only).
- * Fails with GRANT_REQUIRED, UNKNOWN_ACTION, SUBJECT_PROOF_REQUIRED, SUBJECT_PROOF_STALE or any
- * reason of CheckGrant.
+ * is consumed, so it authorises one change (a retry with the same idempotency key spends it
+ * again). A grant sent while the subject has no factor is checked the same way and authorises the
+ * change. Without one, and before the first factor, a change needs the user's recent sign-in (a
+ * subject token whose `auth_time` is within the policy's `first_factor_max_age`), unless the
+ * policy trusts no issuer (insecure development mode only). Resolves to what authorised it, which
+ * the change must keep true until it takes effect (a first factor's authorisation holds only while
+ * the subject has no active factor). Fails with GRANT_REQUIRED, UNKNOWN_ACTION,
+ * SUBJECT_PROOF_REQUIRED, SUBJECT_PROOF_STALE, SUBJECT_PROOF_INVALID or any reason of CheckGrant.
  */
-export type AuthorizeChange = (change: FactorChange) => Promise<void>;
+export type AuthorizeChange = (change: FactorChange) => Promise<ChangeAuthorization>;
 
 export interface AuthorizeChangeDeps {
   factors: Pick<FactorStore, "hasActiveFactor">;
@@ -45,22 +51,33 @@ export function createAuthorizeChange({
   policy,
   clock,
 }: AuthorizeChangeDeps): AuthorizeChange {
-  return async ({ subject, caller, action, grant, proof }) => {
-    if (!(await factors.hasActiveFactor(subject))) {
+  return async ({ subject, caller, action, grant, proof, idempotencyKey }) => {
+    if (grant === "") {
+      assertThat(
+        !(await factors.hasActiveFactor(subject)),
+        "GRANT_REQUIRED",
+        `a grant for ${action} is required`,
+      );
       const proofPolicy = policy.subjectProof;
       if (proofPolicy)
         assertFreshSignIn(proof, toSeconds(clock()), proofPolicy.firstFactorMaxAge, clockToleranceSeconds);
-      return;
+      return { kind: "first_factor" };
     }
-    assertThat(grant !== "", "GRANT_REQUIRED", `a grant for ${action} is required`);
     const actionPolicy = policy.actions.get(action);
     assertThat(actionPolicy, "UNKNOWN_ACTION", "no policy for this action");
-    await checkGrant(grant, {
+    const claims = await checkGrant(grant, {
       audience: caller,
       action,
       subject,
       maxAgeSeconds: actionPolicy.maxAge,
       consume: true,
+      ...(idempotencyKey ? { idempotencyKey } : {}),
     });
+    return {
+      kind: "grant",
+      grantId: claims.jti,
+      sessionId: claims.sid,
+      ...(claims.fid === undefined ? {} : { factorId: claims.fid }),
+    };
   };
 }

@@ -79,13 +79,21 @@ async function checkTotp(deps: CheckProofDeps, proof: Proof): Promise<Checked> {
     if (step === undefined) continue;
     // Both copies must agree the step is new: the hot store's (shared and fast) and PostgreSQL's
     // (durable: it still knows the step after the hot store lost its data).
-    if ((await stepClaims.claim(factor.id, step, claim)) === "behind") return { result: "replayed" };
+    if ((await stepClaims.claim(factor.id, step, claim)) === "behind") {
+      // A retry of the call that took this step, overtaken by a later step since (its reply was
+      // lost): the step is this call's, so the retry is answered as its first attempt was.
+      const mine = (await stepClaims.ownerOf(factor.id, step)) === claim;
+      return mine ? { result: "ok", factorId: factor.id, remaining: 0 } : { result: "replayed" };
+    }
     const claimed = await factors
       .claimStep(factor.id, step, claim, new Date(now))
       .catch(async (error: unknown) =>
         claimWhileDown(deps, error, { subject, factorId: factor.id, step, claim, at: now }),
       );
-    return claimed === "claimed" ? { result: "ok", factorId: factor.id, remaining: 0 } : { result: claimed };
+    if (claimed !== "claimed") return { result: claimed };
+    // Best effort: it serves only a retry overtaken by a later step.
+    await stepClaims.own(factor.id, step, claim).catch(() => {});
+    return { result: "ok", factorId: factor.id, remaining: 0 };
   }
   return { result: "wrong" };
 }

@@ -1,6 +1,7 @@
 import type { AuditLog } from "../audit/audit-log.ts";
 import { newId } from "../crypto/random-id.ts";
 import type { Clock } from "../domain/clock.ts";
+import { assertThat } from "../domain/stepgate-error.ts";
 import { provenBy } from "../identity/prove-subject.ts";
 import type { SubjectToken } from "../identity/subject-tokens.ts";
 import { factorRevocationLifetimeMs } from "../policy/assurance.ts";
@@ -17,12 +18,18 @@ export interface CreateRecoveryCodesInput {
   caller: string;
   /** The subject's verified primary-session token, if the caller sent one; a first factor needs it. */
   proof?: SubjectToken | undefined;
+  /** The call's idempotency key ("" for none): a retry may spend the same grant again. */
+  idempotencyKey?: string;
 }
 
 /**
  * Replaces the subject's recovery codes with ten new ones, shown once and stored only as salted
  * scrypt hashes (NIST SP 800-63B 5.1.2). The old set ends as a removed factor does: elevations it
- * produced stop counting and their grants are revoked. Fails with GRANT_REQUIRED or a grant reason.
+ * produced stop counting and their grants are revoked. The codes are usable at once, so the
+ * authorisation is checked now, and a first factor's (a fresh sign-in, no grant) only while the
+ * subject has no active factor, atomically with storing them. A retry with the same idempotency
+ * key makes another set on the same grant (the first one never reached the user). Fails with
+ * GRANT_REQUIRED or a reason of AuthorizeChange.
  */
 export type CreateRecoveryCodes = (
   input: CreateRecoveryCodesInput,
@@ -42,13 +49,10 @@ export interface CreateRecoveryCodesDeps {
 
 export function createCreateRecoveryCodes(deps: CreateRecoveryCodesDeps): CreateRecoveryCodes {
   const revocationTtlMs = factorRevocationLifetimeMs(deps.policy);
-  return async ({ subject, grant, caller, proof }) => {
-    await deps.authorizeChange({
-      subject,
-      caller,
+  return async ({ subject, grant, caller, proof, idempotencyKey = "" }) => {
+    const authorization = await deps.authorizeChange({
+      ...{ subject, caller, grant, proof, idempotencyKey },
       action: managementActions.createRecoveryCodes,
-      grant,
-      proof,
     });
     const codes = newRecoveryCodes();
     const salt = newRecoverySalt();
@@ -59,12 +63,15 @@ export function createCreateRecoveryCodes(deps: CreateRecoveryCodesDeps): Create
     // that grant nothing new), and any set a racing call added is ended after.
     const current = await deps.recoveryCodes.activeSet(subject);
     if (current) await endSet(current.factorId);
-    const replaced = await deps.recoveryCodes.replaceSet(
-      subject,
-      factorId,
-      salt,
-      hashes,
-      new Date(deps.clock()),
+    const replaced = await deps.recoveryCodes.replaceSet({
+      ...{ subject, factorId, salt, hashes, now: new Date(deps.clock()) },
+      onlyFirst: authorization.kind === "first_factor",
+    });
+    // A first factor raced in since the check: these codes would be a second one without a grant.
+    assertThat(
+      replaced,
+      "GRANT_REQUIRED",
+      `the subject has an active factor now: a grant for ${managementActions.createRecoveryCodes} is required`,
     );
     await Promise.all(replaced.filter((id) => id !== current?.factorId).map(endSet));
     await deps.refreshEnrolled(subject);
@@ -72,7 +79,7 @@ export function createCreateRecoveryCodes(deps: CreateRecoveryCodesDeps): Create
       type: "recovery_codes.created",
       subject,
       caller,
-      details: { factor_id: factorId, replaced: replaced, ...provenBy(proof) },
+      details: { factor_id: factorId, replaced, authorized_by: authorization.kind, ...provenBy(proof) },
     });
     return { factorId, codes };
   };

@@ -25,6 +25,8 @@ export interface EnrollTotpInput {
   caller: string;
   /** The subject's verified primary-session token, if the caller sent one; a first factor needs it. */
   proof?: SubjectToken | undefined;
+  /** The call's idempotency key ("" for none): a retry may spend the same grant again. */
+  idempotencyKey?: string;
 }
 
 /** A pending TOTP factor; the secret and URI are shown once and never again. */
@@ -39,8 +41,10 @@ export interface EnrolledTotp {
 
 /**
  * Starts a TOTP enrolment (RFC 6238, 160-bit secret sealed at rest). A subject keeps at most 5
- * unconfirmed enrolments: a new one drops the oldest. Fails with GRANT_REQUIRED or a grant reason
- * (see AuthorizeChange).
+ * unconfirmed enrolments: a new one drops the oldest. What authorised it is recorded with it and
+ * checked again when it is confirmed (ConfirmTotp). A retry with the same idempotency key starts
+ * another enrolment (the first one's secret never reached the user) on the same grant. Fails with
+ * GRANT_REQUIRED or a reason of AuthorizeChange.
  */
 export type EnrollTotp = (input: EnrollTotpInput) => Promise<EnrolledTotp>;
 
@@ -56,8 +60,11 @@ export interface EnrollTotpDeps {
 
 export function createEnrollTotp(deps: EnrollTotpDeps): EnrollTotp {
   return async (input) => {
-    const { subject, caller, grant, proof } = input;
-    await deps.authorizeChange({ subject, caller, action: managementActions.enrollTotp, grant, proof });
+    const { subject, caller, grant, proof, idempotencyKey = "" } = input;
+    const authorizedBy = await deps.authorizeChange({
+      ...{ subject, caller, grant, proof, idempotencyKey },
+      action: managementActions.enrollTotp,
+    });
     const now = deps.clock();
     await deps.factors.deleteExpiredPending(input.subject, new Date(now));
     // Unconfirmed enrolments never block a new one: the oldest make room, so no caller can lock a
@@ -74,6 +81,7 @@ export function createEnrollTotp(deps: EnrollTotpDeps): EnrollTotp {
       keyId: deps.keyRing.activeKeyId,
       createdAt: new Date(now),
       confirmBy,
+      authorizedBy,
     });
     await deps.audit.record({
       type: "factor.enrolled",

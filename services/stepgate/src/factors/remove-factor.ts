@@ -17,19 +17,24 @@ export interface RemoveFactorInput {
   caller: string;
   /** The subject's verified primary-session token, if the caller sent one; a first factor needs it. */
   proof?: SubjectToken | undefined;
+  /** The call's idempotency key ("" for none): a retry may spend the same grant again. */
+  idempotencyKey?: string;
 }
 
 /**
  * Removes one of the subject's factors and ends what it granted: the elevations it produced stop
  * counting and grants issued from them are revoked (CheckGrant: GRANT_REVOKED); an open challenge
- * answered with it gets FACTOR_REMOVED. Fails with FACTOR_NOT_FOUND, GRANT_REQUIRED or a grant reason.
+ * answered with it gets FACTOR_REMOVED. Removing a factor that was removed already succeeds once
+ * the change is authorised (a retry with the same idempotency key spends the same grant again),
+ * so a removal whose reply was lost can be sent again. Fails with FACTOR_NOT_FOUND,
+ * GRANT_REQUIRED or a reason of AuthorizeChange.
  */
 export type RemoveFactor = (input: RemoveFactorInput) => Promise<void>;
 
 export interface RemoveFactorDeps {
   factors: Pick<FactorStore, "find" | "remove">;
   /** Where the factor's end is recorded, which ends its elevations and grants. */
-  sessions: Pick<SessionStore, "endFactor">;
+  sessions: Pick<SessionStore, "endFactor" | "factorEnded">;
   authorizeChange: AuthorizeChange;
   audit: Pick<AuditLog, "record">;
   /** Puts the subject's new factors in the factor cache (best effort). */
@@ -40,9 +45,19 @@ export interface RemoveFactorDeps {
 
 export function createRemoveFactor(deps: RemoveFactorDeps): RemoveFactor {
   const revocationTtlMs = factorRevocationLifetimeMs(deps.policy);
-  return async ({ subject, factorId, grant, caller, proof }) => {
-    assertThat(await deps.factors.find(subject, factorId), "FACTOR_NOT_FOUND", "no such factor");
-    await deps.authorizeChange({ subject, caller, action: managementActions.removeFactor, grant, proof });
+  return async ({ subject, factorId, grant, caller, proof, idempotencyKey = "" }) => {
+    const authorize = () =>
+      deps.authorizeChange({
+        ...{ subject, caller, grant, proof, idempotencyKey },
+        action: managementActions.removeFactor,
+      });
+    if (!(await deps.factors.find(subject, factorId))) {
+      // Removed already (ids are never reused): done, for a caller allowed to remove it.
+      assertThat(await deps.sessions.factorEnded(factorId), "FACTOR_NOT_FOUND", "no such factor");
+      await authorize();
+      return;
+    }
+    await authorize();
     // Ended first: a removal that then fails leaves a factor that grants nothing, never the reverse.
     await deps.sessions.endFactor(factorId, deps.clock(), revocationTtlMs);
     assertThat(await deps.factors.remove(subject, factorId), "FACTOR_NOT_FOUND", "no such factor");

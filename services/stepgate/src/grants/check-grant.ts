@@ -1,4 +1,5 @@
 import { createGrantVerifier, type GrantClaims, GrantError } from "@stepgate/grant";
+import type { Fingerprint } from "../crypto/fingerprint.ts";
 import type { Clock } from "../domain/clock.ts";
 import { StepgateError } from "../domain/stepgate-error.ts";
 import type { ConsumedGrants } from "../store/consumed-grants.ts";
@@ -15,12 +16,19 @@ export interface GrantExpectation {
   maxAgeSeconds?: number;
   /** Consume the grant even when it is reusable (factor management grants authorise one change). */
   consume?: boolean;
+  /**
+   * The caller's key for this check (empty or absent: none). A consuming check sent again with the
+   * same key, by the same audience for the same action, is answered as the first was: it passes
+   * again, even once the spend's own change (a removed factor) revoked the grant.
+   */
+  idempotencyKey?: string;
 }
 
 /**
  * Online grant check: a signing key that is still published (a retired or unknown kid is
  * GRANT_INVALID at once, whatever the verifier cached), signature and claims, then revocation (an ended session, or a removed factor
- * named by `fid`), then single use.
+ * named by `fid`), then single use. A retried consuming check (same key, audience and action) that
+ * spent the grant already passes without the revocation check: the first answer stands.
  * Returns the claims; fails with GRANT_INVALID, GRANT_EXPIRED, GRANT_MISMATCH, GRANT_REVOKED or
  * GRANT_CONSUMED.
  */
@@ -33,6 +41,8 @@ export interface CheckGrantDeps {
   /** Where ended sessions and factors are recorded. */
   sessions: Pick<SessionStore, "revocations">;
   consumedGrants: ConsumedGrants;
+  /** Keys who spent a grant (audience, action, idempotency key) without storing any of them. */
+  fingerprint: Fingerprint;
   clock: Clock;
 }
 
@@ -69,21 +79,25 @@ export function createCheckGrant(deps: CheckGrantDeps): CheckGrant {
   };
   return async (token, expect) => {
     const claims = await verifySignedClaims(token, expect);
-    const { sessionEndedAt, factorEndedAt } = await deps.sessions.revocations(
-      claims.sub,
-      claims.sid,
-      claims.fid,
-    );
-    // Every grant whose authentication came before the end, even one signed after it (second-granular:
-    // the end's own second counts as before).
-    if (sessionEndedAt !== undefined && claims.auth_time * 1000 <= sessionEndedAt) {
-      throw new StepgateError("GRANT_REVOKED", "grant's session was ended");
-    }
+    const spends = claims.single_use === true || expect.consume === true;
+    const spender =
+      spends && expect.idempotencyKey
+        ? deps.fingerprint("grant-spender", claims.jti, expect.audience, expect.action, expect.idempotencyKey)
+        : undefined;
+    // Read together: one round trip for the revocations and whether this very call spent it before.
+    const [{ sessionEndedAt, factorEndedAt }, spentAlready] = await Promise.all([
+      deps.sessions.revocations(claims.sub, claims.sid, claims.fid),
+      spender === undefined ? false : deps.consumedGrants.spentBy(claims.jti, spender),
+    ]);
+    if (spentAlready) return claims;
+    // An ended session is ended for good (StepUp and Verify issue it nothing after), so every
+    // grant naming it is revoked: no comparison of times, and no same-second ambiguity.
+    if (sessionEndedAt !== undefined) throw new StepgateError("GRANT_REVOKED", "grant's session was ended");
     // Whenever it was issued: a proof checked just before the removal may have signed it just after.
     if (factorEndedAt !== undefined) throw new StepgateError("GRANT_REVOKED", "grant's factor was removed");
-    if (claims.single_use || expect.consume) {
+    if (spends) {
       const ttlMs = Math.max(1000, claims.exp * 1000 - deps.clock() + 60_000);
-      if (!(await deps.consumedGrants.consume(claims.jti, ttlMs))) {
+      if (!(await deps.consumedGrants.consume(claims.jti, ttlMs, spender))) {
         throw new StepgateError("GRANT_CONSUMED", "grant was already used");
       }
     }

@@ -1,3 +1,4 @@
+import { timeClaimFault } from "@stepgate/grant";
 import { StepgateError } from "../domain/stepgate-error.ts";
 import type { Policy } from "../policy/policy.ts";
 import type { SubjectToken, VerifySubjectToken } from "./subject-tokens.ts";
@@ -57,8 +58,10 @@ export function createProveSubject({ policy, verifyToken }: ProveSubjectDeps): P
 
 /**
  * A first factor binds only to a user who just signed in: a proven subject whose `auth_time` is at
- * most `maxAgeSeconds` (plus `toleranceSeconds` of skew) old. Fails with SUBJECT_PROOF_REQUIRED
- * without a proof, SUBJECT_PROOF_STALE with an old or missing `auth_time`.
+ * most `maxAgeSeconds` (plus `toleranceSeconds` of skew) old. Fails closed: SUBJECT_PROOF_REQUIRED
+ * without a proof, SUBJECT_PROOF_STALE with an old or missing `auth_time`, SUBJECT_PROOF_INVALID
+ * with one later than now plus the tolerance or not a time in seconds (milliseconds, say), which
+ * `now - auth_time` would otherwise read as fresh.
  */
 export function assertFreshSignIn(
   proof: SubjectToken | undefined,
@@ -72,6 +75,9 @@ export function assertFreshSignIn(
       "a first factor needs a subject token from a recent sign-in",
     );
   }
+  const fault = timeClaimFault({ auth_time: proof.authTime }, nowSeconds, toleranceSeconds);
+  if (fault !== undefined)
+    throw new StepgateError("SUBJECT_PROOF_INVALID", `the subject token was refused: ${fault}`);
   if (proof.authTime === undefined || nowSeconds - proof.authTime > maxAgeSeconds + toleranceSeconds) {
     throw new StepgateError(
       "SUBJECT_PROOF_STALE",

@@ -1,3 +1,4 @@
+import { timeClaimFault } from "@stepgate/grant";
 import { createRemoteJWKSet, decodeJwt, errors, jwtVerify } from "jose";
 import { DependencyUnavailableError } from "../domain/dependency-unavailable.ts";
 import { StepgateError } from "../domain/stepgate-error.ts";
@@ -16,7 +17,9 @@ export interface SubjectToken {
 /**
  * Verifies a third-party JWT (an OIDC ID token or a JWT access token, RFC 7519/9068): signed by a
  * key its issuer publishes, `iss` a trusted issuer, `aud` one of its audiences, within `exp` and
- * `nbf`, with a `sub`. Fails with SUBJECT_PROOF_INVALID, or with a DependencyUnavailableError
+ * `nbf`, with a `sub`, and times that fail closed (`timeClaimFault` of @stepgate/grant: an `iat`,
+ * `auth_time` or `nbf` in the future, in milliseconds or of the wrong type, or an `auth_time` after
+ * `iat`, is refused; jose alone checks `iat` only against a maximum token age). Fails with SUBJECT_PROOF_INVALID, or with a DependencyUnavailableError
  * ("identity-provider") when the issuer's JWKS cannot be fetched.
  */
 export type VerifySubjectToken = (token: string) => Promise<SubjectToken>;
@@ -31,6 +34,8 @@ export interface SubjectTokenOptions {
   jwksMaxAgeMs: number;
   /** An unknown kid refetches the JWKS at most this often, in ms. */
   jwksCooldownMs: number;
+  /** The time tokens are checked against, in ms since the epoch. Default `Date.now`. */
+  clock?: () => number;
 }
 
 // Far above a real ID token, far below what would cost anything to refuse.
@@ -65,8 +70,10 @@ export function createVerifySubjectToken(options: SubjectTokenOptions): VerifySu
       },
     ]),
   );
+  const clock = options.clock ?? Date.now;
   return async (token) => {
     const trusted = issuers.get(claimedIssuer(token));
+    const nowMs = clock();
     if (!trusted) throw invalid("the subject token's issuer is not trusted");
     try {
       const { payload } = await jwtVerify(token, trusted.keys, {
@@ -75,12 +82,16 @@ export function createVerifySubjectToken(options: SubjectTokenOptions): VerifySu
         algorithms,
         clockTolerance: options.clockToleranceSeconds,
         requiredClaims: ["sub", "exp"],
+        currentDate: new Date(nowMs),
       });
+      const timeFault = timeClaimFault(payload, nowMs / 1000, options.clockToleranceSeconds);
+      if (timeFault !== undefined) throw invalid(`the subject token was refused: ${timeFault}`);
       return {
         issuer: trusted.issuer.issuer,
         subject: payload.sub as string,
         ...(typeof payload.sid === "string" ? { sessionId: payload.sid } : {}),
-        ...(typeof payload.auth_time === "number" ? { authTime: payload.auth_time } : {}),
+        // A number by now (timeClaimFault refused any other type): absent stays absent, which is stale.
+        ...(payload.auth_time === undefined ? {} : { authTime: payload.auth_time as number }),
       };
     } catch (error) {
       throw classify(error);

@@ -34,6 +34,11 @@ export interface Metrics {
   /** One call refused by a rate limit, by priority, limit (subject, caller, source) and caller. */
   rateLimited(attributes: { priority: string; limit: string; caller: string }): void;
   /**
+   * `count` TLS handshakes refused for `reason`, one of a small fixed set (server/tls-refusals.ts);
+   * a count of 0 declares the series, so dashboards read 0 before the first refusal.
+   */
+  tlsHandshakesRefused(reason: string, count: number): void;
+  /**
    * Publishes `stepgate.admission.limit`, `stepgate.admission.in_flight`,
    * `stepgate.admission.best_effort_slots`,
    * `stepgate.admission.queued{priority}` and `stepgate.event_loop.utilization` (0 to 1), read from
@@ -83,12 +88,17 @@ export function createMetrics(): Metrics {
   const lockouts = meter.createCounter("stepgate.lockouts", {
     description: "Subjects locked out by a run of wrong answers, by the calling service that sent the last",
   });
+  const tlsRefused = meter.createCounter("stepgate.tls.handshakes_refused", {
+    description:
+      "TLS handshakes the replica refused before any call, by reason (no_certificate, untrusted, ...)",
+  });
   const callerLabel = boundedCallerLabels();
   observeProcessMemory(meter);
   return {
     lockoutStarted: (caller) => lockouts.add(1, { caller: callerLabel(caller) }),
     shed: (a) => shed.add(1, { ...a, caller: callerLabel(a.caller) }),
     rateLimited: (a) => rateLimited.add(1, { ...a, caller: callerLabel(a.caller) }),
+    tlsHandshakesRefused: (reason, count) => tlsRefused.add(count, { reason }),
     observeAdmission(read) {
       const gauge = (name: string, description: string, unit?: string) =>
         meter.createObservableGauge(name, { description, ...(unit ? { unit } : {}) });

@@ -2,6 +2,7 @@ import type { DescService } from "@bufbuild/protobuf";
 import { createContextKey, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import { callerHeader, subjectTokenHeader } from "@stepgate/api";
 import { peerCertificateKey } from "@stepgate/grpc-bridge";
+import { certificateNames } from "./certificate-names.ts";
 import { reasonError } from "./errors.ts";
 
 const callerPattern = /^[a-z0-9][a-z0-9._-]{0,63}$/;
@@ -71,55 +72,64 @@ export function callerFromHeader(ctx: HandlerContext): string {
 }
 
 /**
- * Mutual TLS: the caller is the one the policy maps the client certificate's SPIFFE ID (URI SAN)
- * or DNS name (DNS SAN) to (`peers`, identity to caller). A `stepgate-caller` header, if sent,
- * must name the same caller. Fails with CALLER_UNKNOWN.
+ * Mutual TLS: the caller is the one the policy maps the client certificate's names to (`peers`,
+ * identity to caller): its SPIFFE IDs (typed URI names) and DNS names (typed dNSName names, without
+ * case), read from the certificate's DER as `certificateNames` says. A certificate whose names map to
+ * two callers, or whose DER cannot be read, names none. A `stepgate-caller` header, if sent, must
+ * name the same caller. Fails with CALLER_UNKNOWN.
  */
 export function callerFromCertificate(peers: ReadonlyMap<string, string>): IdentifyCaller {
-  // Certificates are few and calls many: the mapping is remembered per certificate fingerprint.
-  const known = new Map<string, string | undefined>();
+  const identify = certificateIdentifier(peers);
+  // Certificates are few and calls many: the outcome is remembered per certificate fingerprint.
+  const known = new Map<string, Identification>();
   return (ctx) => {
     const certificate = ctx.values.get(peerCertificateKey);
     if (!certificate) throw reasonError("CALLER_UNKNOWN", "a client certificate is required");
-    let caller = known.get(certificate.fingerprint256);
-    if (!known.has(certificate.fingerprint256)) {
-      caller = subjectAltNames(certificate.subjectaltname ?? "")
-        .map((name) => peers.get(name))
-        .find((name) => name !== undefined);
+    let identified = known.get(certificate.fingerprint256);
+    if (identified === undefined) {
+      identified = identify(certificate.raw);
       if (known.size >= 1024) known.clear();
-      known.set(certificate.fingerprint256, caller);
+      known.set(certificate.fingerprint256, identified);
     }
-    if (caller === undefined) {
-      throw reasonError("CALLER_UNKNOWN", "the client certificate names no calling service in the policy");
-    }
+    if ("refusal" in identified) throw reasonError("CALLER_UNKNOWN", identified.refusal);
     const claimed = ctx.requestHeader.get(callerHeader);
-    if (claimed !== null && claimed !== caller) {
+    if (claimed !== null && claimed !== identified.caller) {
       throw reasonError(
         "CALLER_UNKNOWN",
         `the ${callerHeader} header names another service than the client certificate`,
       );
     }
-    return caller;
+    return identified.caller;
   };
 }
 
-/**
- * The URI and DNS names of Node's `subjectaltname` (`URI:spiffe://a/b, DNS:x.example`); Node
- * quotes a value holding a comma or quote as a JSON string, which is read back the same way.
- */
-export function subjectAltNames(text: string): string[] {
-  const names: string[] = [];
-  for (const match of text.matchAll(/(URI|DNS):("(?:[^"\\]|\\.)*"|[^,]*)(?:, |$)/g)) {
-    const raw = match[2] ?? "";
-    try {
-      const value = raw.startsWith('"') ? (JSON.parse(raw) as string) : raw;
-      // DNS names compare without case (RFC 4343); SPIFFE IDs as written.
-      names.push(match[1] === "DNS" ? value.toLowerCase() : value);
-    } catch {
-      // A value Node could not have written: no identity is taken from it.
+/** The caller one certificate names, or why it names none. */
+type Identification = { caller: string } | { refusal: string };
+
+/** Maps a certificate's DER to its caller: URI names against URI peers, DNS names against DNS peers. */
+function certificateIdentifier(peers: ReadonlyMap<string, string>): (der: Uint8Array) => Identification {
+  // A DNS name has no colon and a URI always has one (after its scheme): the two kinds never mix.
+  const uriPeers = new Map([...peers].filter(([peer]) => peer.includes(":")));
+  const dnsPeers = new Map([...peers].filter(([peer]) => !peer.includes(":")));
+  return (der) => {
+    const names = certificateNames(der);
+    if (!names) return { refusal: "the client certificate cannot be read; it names no calling service" };
+    const callers = new Set(
+      [
+        ...names.uris.map((uri) => uriPeers.get(uri)),
+        ...names.dnsNames.map((dns) => dnsPeers.get(dns)),
+      ].filter((caller) => caller !== undefined),
+    );
+    const [caller, ...others] = callers;
+    if (caller === undefined)
+      return { refusal: "the client certificate names no calling service in the policy" };
+    if (others.length > 0) {
+      return {
+        refusal: "the client certificate names more than one calling service in the policy; it is refused",
+      };
     }
-  }
-  return names;
+    return { caller };
+  };
 }
 
 /** The user's primary-session token from the `stepgate-subject-token` header, if the caller sent one. */

@@ -41,6 +41,7 @@ export function factorHandlers(useCases: FactorUseCases): ServiceImpl<typeof Fac
           "must not contain a colon: it separates issuer and account in the authenticator's label",
         )
         .optionalText("grant", req.grant, 4096)
+        .idempotencyKey("idempotency_key", req.idempotencyKey, true)
         .done();
       useCases.mayCall(caller, { factors: "manage" });
       const proof = await proven(useCases, caller, req.subject, ctx);
@@ -59,16 +60,21 @@ export function factorHandlers(useCases: FactorUseCases): ServiceImpl<typeof Fac
         .text("subject", req.subject)
         .pattern("factor_id", req.factorId, uuidPattern, "is not a factor id")
         .pattern("code", req.code, /^\d{6}$/, "must be six digits")
+        .optionalText("grant", req.grant, 4096)
         .done();
       useCases.mayCall(caller, { factors: "manage" });
-      await proven(useCases, caller, req.subject, ctx);
-      const factor = await useCases.confirmTotp({ ...req, caller });
+      const proof = await proven(useCases, caller, req.subject, ctx);
+      const factor = await useCases.confirmTotp({ ...req, caller, proof });
       return { factor: factorToProto(factor) };
     },
 
     async createRecoveryCodes(req, ctx) {
       const caller = callerOf(ctx);
-      fields().text("subject", req.subject).optionalText("grant", req.grant, 4096).done();
+      fields()
+        .text("subject", req.subject)
+        .optionalText("grant", req.grant, 4096)
+        .idempotencyKey("idempotency_key", req.idempotencyKey, true)
+        .done();
       useCases.mayCall(caller, { factors: "manage" });
       const proof = await proven(useCases, caller, req.subject, ctx);
       return useCases.createRecoveryCodes({ ...req, caller, proof });
@@ -88,6 +94,7 @@ export function factorHandlers(useCases: FactorUseCases): ServiceImpl<typeof Fac
         .text("subject", req.subject)
         .pattern("factor_id", req.factorId, uuidPattern, "is not a factor id")
         .optionalText("grant", req.grant, 4096)
+        .idempotencyKey("idempotency_key", req.idempotencyKey, true)
         .done();
       useCases.mayCall(caller, { factors: "manage" });
       const proof = await proven(useCases, caller, req.subject, ctx);

@@ -106,12 +106,7 @@ export function stepUpHandlers(u: StepUpUseCases): ServiceImpl<typeof StepUpServ
         .text("subject", req.subject)
         .text("session_id", req.sessionId)
         .text("action", req.action, 128)
-        .pattern(
-          "idempotency_key",
-          req.idempotencyKey,
-          /^[\x21-\x7e]{8,128}$/,
-          "must be 8 to 128 printable ASCII characters",
-        );
+        .idempotencyKey("idempotency_key", req.idempotencyKey);
       const proof = req.proof?.kind;
       let method: MethodName = "totp";
       let code = "";
@@ -161,9 +156,17 @@ export function stepUpHandlers(u: StepUpUseCases): ServiceImpl<typeof StepUpServ
 
     async checkGrant(req, ctx) {
       const caller = callerOf(ctx);
-      fields().text("token", req.token, 4096).text("action", req.action, 128).done();
+      fields()
+        .text("token", req.token, 4096)
+        .text("action", req.action, 128)
+        .idempotencyKey("idempotency_key", req.idempotencyKey, true)
+        .done();
       u.mayCall(caller, { action: req.action });
-      const claims = await u.checkGrant(req.token, { audience: caller, action: req.action });
+      const claims = await u.checkGrant(req.token, {
+        audience: caller,
+        action: req.action,
+        idempotencyKey: req.idempotencyKey,
+      });
       return {
         subject: claims.sub,
         sessionId: claims.sid,

@@ -37,6 +37,12 @@ export class Fields {
     return pattern.test(value) ? this : this.add(field, description);
   }
 
+  /** An idempotency key: 8 to 128 printable ASCII characters; with `optional`, empty passes too. */
+  idempotencyKey(field: string, value: string, optional = false): this {
+    if (optional && value === "") return this;
+    return this.pattern(field, value, idempotencyKeyPattern, "must be 8 to 128 printable ASCII characters");
+  }
+
   check(condition: boolean, field: string, description: string): this {
     return condition ? this : this.add(field, description);
   }
@@ -56,6 +62,8 @@ export class Fields {
 }
 
 export const fields = () => new Fields();
+
+const idempotencyKeyPattern = /^[\x21-\x7e]{8,128}$/;
 
 /** Opaque ids Stepgate hands out (challenge ids: base64url; factor ids: UUIDs). */
 export const challengeIdPattern = /^[A-Za-z0-9_-]{16,64}$/;

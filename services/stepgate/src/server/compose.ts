@@ -39,6 +39,7 @@ import { createBestEffortShare } from "../traffic/best-effort-share.ts";
 import { watchEventLoop } from "../traffic/event-loop.ts";
 import { createGradientLimit } from "../traffic/gradient-limit.ts";
 import { createRateLimits } from "../traffic/rate-limits.ts";
+import { crashAfterClaim } from "./crash-after-claim.ts";
 
 /** The composed service: what the handlers serve, and what the server needs to run and stop it. */
 export interface Composed {
@@ -127,12 +128,13 @@ export async function compose(config: Config, logger: Logger, clock: Clock = sys
       issuer: config.issuer,
       sessions,
       consumedGrants,
+      fingerprint,
       clock,
     });
     const authorizeChange = createAuthorizeChange({ factors, checkGrant, policy, clock });
-    const proveSubject = createProveSubject({ policy, verifyToken: subjectTokensFor(config, policy) });
+    const proveSubject = createProveSubject({ policy, verifyToken: subjectTokensFor(config, policy, clock) });
     const attempts = createAttempts({ counters: stores.attempts, policy });
-    const checkProof = createCheckProof({
+    const checked = createCheckProof({
       ...{ factors, recoveryCodes, stepClaims: stores.stepClaims, keyRing },
       endedFactors: sessions,
       deferClaim: ({ subject, factorId, step, claim, at }) =>
@@ -140,6 +142,7 @@ export async function compose(config: Config, logger: Logger, clock: Clock = sys
           ? audit.deferTotpClaim({ subject, caller: "stepgate", factorId, step, claim, at })
           : Promise.resolve(false),
     });
+    const checkProof = config.faultInjection ? crashAfterClaim(checked, stores.markers) : checked;
     const enrolled = createEnrolledFactors({
       factors,
       cache: stores.factorCache,
@@ -182,6 +185,7 @@ export async function compose(config: Config, logger: Logger, clock: Clock = sys
         }),
         confirmTotp: createConfirmTotp({
           ...{ factors, attempts: stores.attempts, stepClaims: stores.stepClaims, keyRing, audit, clock },
+          ...{ authorizeChange, sessions },
           refreshEnrolled,
         }),
         createRecoveryCodes: createCreateRecoveryCodes({
@@ -231,7 +235,7 @@ function callerIdentityFor(config: Config, policy: Policy): IdentifyCaller {
 }
 
 /** Verifies subject tokens against the policy's trusted issuers; undefined when it trusts none. */
-function subjectTokensFor(config: Config, policy: Policy): VerifySubjectToken | undefined {
+function subjectTokensFor(config: Config, policy: Policy, clock: Clock): VerifySubjectToken | undefined {
   if (!policy.subjectProof) return undefined;
   return createVerifySubjectToken({
     issuers: policy.subjectProof.issuers,
@@ -239,6 +243,7 @@ function subjectTokensFor(config: Config, policy: Policy): VerifySubjectToken | 
     jwksTimeoutMs: config.subjectJwks.timeoutMs,
     jwksMaxAgeMs: config.subjectJwks.maxAgeMs,
     jwksCooldownMs: config.subjectJwks.cooldownMs,
+    clock,
   });
 }
 

@@ -15,6 +15,7 @@ import { guard } from "../rpc/guard.ts";
 import { stepUpHandlers } from "../rpc/step-up-handlers.ts";
 import { shapeTraffic } from "../rpc/traffic-shaping.ts";
 import type { Composed } from "./compose.ts";
+import { armCrashAfterClaim } from "./crash-after-claim.ts";
 import { withFaults, withReplicaFaults } from "./fault-injection.ts";
 import { addHealth, type Health } from "./health.ts";
 import { holdStatusInterceptor } from "./hold-status-fault.ts";
@@ -59,7 +60,7 @@ export function createServer(config: Config, service: Composed, logger: Logger):
   const factors = factorHandlers(service.factorService);
   const replicaFaults = { unavailable: config.faultUnavailable };
   const stepUpServed = config.faultInjection
-    ? withFaults(stepUp, service.stores.markers, replicaFaults)
+    ? armCrashAfterClaim(withFaults(stepUp, service.stores.markers, replicaFaults))
     : stepUp;
   const factorsServed = config.faultInjection
     ? withReplicaFaults(FactorService, factors, replicaFaults)

@@ -1,5 +1,6 @@
-import type { Http2Server, Http2Session } from "node:http2";
+import type { Http2Session } from "node:http2";
 import type * as grpc from "@grpc/grpc-js";
+import { grpcHttp2Servers } from "./http2-servers.ts";
 
 // HTTP/2 ENHANCE_YOUR_CALM, the code gRPC core sends to clients that ping too often.
 const enhanceYourCalm = 0x0b;
@@ -11,9 +12,7 @@ const enhanceYourCalm = 0x0b;
  */
 export function policePings(server: grpc.Server, minIntervalMs: number, maxStrikes: number): void {
   if (minIntervalMs <= 0) return;
-  // grpc-js keeps its HTTP/2 servers private; this is the one place that reaches for them.
-  const http2Servers = (server as unknown as { http2Servers?: Map<Http2Server, unknown> }).http2Servers;
-  for (const http2 of http2Servers?.keys() ?? []) {
+  for (const http2 of grpcHttp2Servers(server)) {
     http2.on("session", (session: Http2Session) => watchSession(session, minIntervalMs, maxStrikes));
   }
 }

@@ -8,6 +8,7 @@ import { type Logger, lifecycle } from "../log/logger.ts";
 import { type Composed, compose } from "./compose.ts";
 import { createServer } from "./create-server.ts";
 import { policePings } from "./ping-policy.ts";
+import { watchTlsRefusals } from "./tls-refusals.ts";
 import { watchDependencies } from "./watch-dependencies.ts";
 
 export interface RunningServer {
@@ -57,6 +58,10 @@ export async function runServer(config: Config, logger: Logger, clock?: Clock): 
       ),
   });
   policePings(server, config.connections.minPingIntervalMs, config.connections.maxPingStrikes);
+  if (config.transport.kind === "mtls") {
+    const { metrics } = service.stepUpService;
+    watchTlsRefusals(server, { metrics, logger, logIntervalMs: config.transport.refusalLogIntervalMs });
+  }
   await watcher.probe();
   // Lifecycle lines are written whatever the level: supervisors and tests wait for them.
   lifecycle(logger).info(

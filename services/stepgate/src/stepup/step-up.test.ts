@@ -54,12 +54,17 @@ describe("stepUp decisions over elevations (in-memory hot store)", () => {
     );
   });
 
-  it("after the session ends, its elevations are gone", async () => {
+  it("after the session ends, it is ended for good: SESSION_ENDED, no grant from its elevations", async () => {
     const u = unitStepgate();
     await u.stores.sessions.recordElevation("alice", "s1", { ...aal2, authTime: seconds(u.now()) }, 600_000);
     await u.stores.sessions.end("alice", "s1", u.now(), 60_000, ["aal1", "aal2", "aal3"]);
-    assert.equal((await u.stepUp({ ...base, action: "payments.transfer" })).kind, "challenge");
+    await assert.rejects(u.stepUp({ ...base, action: "payments.transfer" }), { reason: "SESSION_ENDED" });
+    await assert.rejects(u.stepUp({ ...base, action: "secrets.read" }), { reason: "SESSION_ENDED" });
     assert.equal(await u.stores.sessions.endedAt("alice", "s1"), u.now());
+    assert.equal(
+      (await u.stepUp({ ...base, sessionId: "s2", action: "payments.transfer" })).kind,
+      "challenge",
+    );
   });
 
   it("an elevation whose factor was ended grants nothing; one from another factor still does", async () => {
@@ -84,17 +89,14 @@ describe("stepUp decisions over elevations (in-memory hot store)", () => {
     assert.equal((await u.stepUp({ ...base, sessionId: "s2", action: "payments.transfer" })).kind, "grant");
   });
 
-  it("an elevation recorded as the session ended (same second) does not outlive the end", async () => {
+  it("an elevation recorded as the session ended (same second or later) never counts", async () => {
     const u = unitStepgate();
     await u.stores.sessions.end("alice", "s1", u.now(), 60_000, ["aal1", "aal2", "aal3"]);
     await u.stores.sessions.recordElevation("alice", "s1", { ...aal2, authTime: seconds(u.now()) }, 600_000);
-    assert.equal((await u.stepUp({ ...base, action: "payments.transfer" })).kind, "challenge");
+    const standing = await u.stores.sessions.standing("alice", "s1", ["aal2"]);
+    assert.deepEqual(standing.elevations, []);
     u.advance(1_000);
     await u.stores.sessions.recordElevation("alice", "s1", { ...aal2, authTime: seconds(u.now()) }, 600_000);
-    assert.equal(
-      (await u.stepUp({ ...base, action: "payments.transfer" })).kind,
-      "grant",
-      "a later one counts",
-    );
+    await assert.rejects(u.stepUp({ ...base, action: "payments.transfer" }), { reason: "SESSION_ENDED" });
   });
 });

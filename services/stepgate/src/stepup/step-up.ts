@@ -29,14 +29,16 @@ export type StepUpOutcome =
 
 /**
  * Decides whether the session may act now (a grant from a fresh elevation, RFC 9470 acr and
- * max_age), must answer a challenge, or must enrol first. Fails with UNKNOWN_ACTION.
+ * max_age), must answer a challenge, or must enrol first. Fails with UNKNOWN_ACTION, or
+ * SESSION_ENDED for a session EndSession ended (it is ended for good: a grant issued to it would
+ * fail CheckGrant, so none is issued).
  */
 export type StepUp = (input: StepUpInput) => Promise<StepUpOutcome>;
 
 export interface StepUpDeps {
   policy: Policy;
   clock: Clock;
-  sessions: Pick<SessionStore, "findElevations">;
+  sessions: Pick<SessionStore, "standing">;
   factors: Pick<FactorStore, "enrolled">;
   challenges: Pick<ChallengeStore, "save">;
   issueGrant: GrantIssuer;
@@ -66,23 +68,22 @@ async function decide(deps: StepUpDeps, input: StepUpInput, action: ActionPolicy
   const { policy } = deps;
   const now = deps.clock();
   const allowed = methodsFor(policy, action);
-  // max_age 0: every grant is single-use and no earlier elevation counts.
-  if (action.maxAge > 0) {
-    const levels = levelsAtLeast(policy, action.acr);
-    const elevations = await deps.sessions.findElevations(input.subject, input.sessionId, levels);
-    const fresh = elevations.find(
-      (e) => toSeconds(now) - e.authTime <= action.maxAge && allowed.includes(e.method),
-    );
-    if (fresh) {
-      const grant = deps.issueGrant({ ...input, action, elevation: fresh });
-      await deps.audit.record({
-        type: "grant.issued",
-        subject: input.subject,
-        caller: input.caller,
-        details: grantAudit(grant),
-      });
-      return { kind: "grant", grant };
-    }
+  // max_age 0: every grant is single-use and no earlier elevation counts (only the end is read).
+  const levels = action.maxAge > 0 ? levelsAtLeast(policy, action.acr) : [];
+  const { endedAt, elevations } = await deps.sessions.standing(input.subject, input.sessionId, levels);
+  assertThat(endedAt === undefined, "SESSION_ENDED", "session was ended; start a new one");
+  const fresh = elevations.find(
+    (e) => toSeconds(now) - e.authTime <= action.maxAge && allowed.includes(e.method),
+  );
+  if (fresh) {
+    const grant = deps.issueGrant({ ...input, action, elevation: fresh });
+    await deps.audit.record({
+      type: "grant.issued",
+      subject: input.subject,
+      caller: input.caller,
+      details: grantAudit(grant),
+    });
+    return { kind: "grant", grant };
   }
   const enrolled = await deps.factors.enrolled(input.subject);
   const methods = allowed.filter((m) => enrolled.methods.has(m));

@@ -130,12 +130,8 @@ async function answer(
 ): Promise<VerifyOutcome> {
   const now = deps.clock();
   assertThat(now < challenge.expiresAt, "CHALLENGE_EXPIRED", "challenge expired");
-  // Ending the session ends its open challenges (one saved without `issuedAt` counts as issued at 0).
-  assertThat(
-    sessionEndedAt === undefined || sessionEndedAt < (challenge.issuedAt ?? 0),
-    "SESSION_ENDED",
-    "challenge's session was ended",
-  );
+  // An ended session is ended for good: its open challenges end with it.
+  assertThat(sessionEndedAt === undefined, "SESSION_ENDED", "challenge's session was ended");
   assertThat(answeredBy === null || answeredBy === claim, "CHALLENGE_USED", "challenge was already answered");
   assertThat(
     challenge.methods.includes(input.method),

@@ -4,9 +4,18 @@ import { hotKeys } from "./hot-keys.ts";
 
 /** Grants that were spent (single-use grants, management grants), by grant id (jti). */
 export interface ConsumedGrants {
-  /** Spends the grant, remembered for `ttlMs` (ms); true for the first call only. */
-  consume(grantId: string, ttlMs: number): Promise<boolean>;
+  /**
+   * Spends the grant for `spender` (a keyed hash of who spent it and with which idempotency key;
+   * undefined when the call carried no key), remembered for `ttlMs` (ms). True for the first call,
+   * and for a later one by the same `spender`: a retried spend is answered as the first was.
+   */
+  consume(grantId: string, ttlMs: number, spender?: string): Promise<boolean>;
+  /** True when the grant was spent by `spender` already (a retry of that call). */
+  spentBy(grantId: string, spender: string): Promise<boolean>;
 }
+
+// What a spend without an idempotency key leaves: no later call can claim it as its own.
+const anonymous = "1";
 
 /**
  * Spent grants are marked in the hot store and, while Redis carries it, in PostgreSQL too: a grant
@@ -14,17 +23,22 @@ export interface ConsumedGrants {
  * a replica cut off from it) cannot spend a grant twice.
  */
 export function createConsumedGrants(hot: HotStore, mirror: DurableMirror = noMirror): ConsumedGrants {
+  // Set if absent, or already set by this spender.
+  const spendIn = async (store: HotStore, key: string, value: string, ttlMs: number) =>
+    (await store.setIfAbsent(key, value, ttlMs)) || (value !== anonymous && (await store.get(key)) === value);
   return {
-    async consume(grantId, ttlMs) {
+    async consume(grantId, ttlMs, spender) {
       const key = hotKeys.consumedGrant(grantId);
+      const value = spender ?? anonymous;
       // Issued together, so the Redis commands share one round trip (auto-pipelining).
-      const [spentBefore, first] = await Promise.all([
+      const [spentBefore, mine] = await Promise.all([
         hot.get(hotKeys.legacyConsumedGrant(grantId)),
-        hot.setIfAbsent(key, "1", ttlMs),
+        spendIn(hot, key, value, ttlMs),
       ]);
-      if (!first || spentBefore !== null) return false;
-      // Only the one call Redis let through asks PostgreSQL, which remembers what Redis may have lost.
-      return mirror.run((durable) => durable.setIfAbsent(key, "1", ttlMs), true);
+      if (!mine || spentBefore !== null) return false;
+      // Only a call Redis let through asks PostgreSQL, which remembers what Redis may have lost.
+      return mirror.run((durable) => spendIn(durable, key, value, ttlMs), true);
     },
+    spentBy: async (grantId, spender) => (await hot.get(hotKeys.consumedGrant(grantId))) === spender,
   };
 }

@@ -9,6 +9,7 @@ import { Migration003AuditEventIds } from "./migrations/migration-003-audit-even
 import { Migration004SubjectVersions } from "./migrations/migration-004-subject-versions.ts";
 import { Migration005SigningKeyLifecycle } from "./migrations/migration-005-signing-key-lifecycle.ts";
 import { Migration006ResealProgress } from "./migrations/migration-006-reseal-progress.ts";
+import { Migration007EnrolmentAuthorization } from "./migrations/migration-007-enrolment-authorization.ts";
 
 export type Database = MikroORM;
 
@@ -20,6 +21,7 @@ const migrationClasses = [
   Migration004SubjectVersions,
   Migration005SigningKeyLifecycle,
   Migration006ResealProgress,
+  Migration007EnrolmentAuthorization,
 ];
 
 export interface DatabaseOptions {

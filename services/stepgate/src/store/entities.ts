@@ -23,6 +23,8 @@ export const FactorEntity = defineEntity({
     confirmBy: p.datetime().nullable(),
     confirmedAt: p.datetime().nullable(),
     lastUsedAt: p.datetime().nullable(),
+    /** What authorised a pending enrolment (JSON `ChangeAuthorization`); checked again at confirmation. */
+    authorizedBy: p.text().nullable(),
   },
 });
 export type Factor = InferEntity<typeof FactorEntity>;

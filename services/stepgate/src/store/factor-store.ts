@@ -1,4 +1,4 @@
-import type { Enrolled, Factor } from "../domain/factor.ts";
+import type { ChangeAuthorization, Enrolled, Factor } from "../domain/factor.ts";
 import type { MethodName } from "../domain/method.ts";
 import type { Pg, Sql } from "./sql.ts";
 
@@ -15,10 +15,15 @@ export interface FactorStore {
   dropOldestPending(subject: string, keep: number): Promise<string[]>;
   insertTotp(factor: NewTotp): Promise<void>;
   /**
-   * Activates a pending factor and records the step that proved it (raising the subject's
-   * version); false if no longer pending.
+   * Activates the subject's pending factor and records the step that proved it (raising the
+   * subject's version), in one transaction that holds the subject's version row: with `onlyFirst`,
+   * only while the subject has no other active factor, so two first factors racing cannot both
+   * become active. "not_pending" if it is no longer pending or its window passed,
+   * "subject_has_factor" if `onlyFirst` found another active factor.
    */
-  activate(factorId: string, step: number, now: Date): Promise<boolean>;
+  activate(activation: Activation): Promise<"activated" | "not_pending" | "subject_has_factor">;
+  /** The step that confirmed the factor, while it is still the factor's last claimed step. */
+  confirmedStep(factorId: string): Promise<number | undefined>;
   /**
    * Claims a TOTP time step for `claim` (a challenge and idempotency key): "claimed" for the first claim of a step newer than the last (RFC 6238 5.2) and for a retry of
    * that same claim, "replayed" otherwise, "removed" when the factor is no longer active.
@@ -29,6 +34,20 @@ export interface FactorStore {
   /** Deletes the subject's pending enrolments whose confirmation window has passed. */
   deleteExpiredPending(subject: string, now: Date): Promise<void>;
 }
+
+/** A pending factor becoming active. */
+export interface Activation {
+  subject: string;
+  factorId: string;
+  /** The TOTP time step of the confirming code. */
+  step: number;
+  now: Date;
+  /** Activate only while the subject has no other active factor (a first factor's authorisation). */
+  onlyFirst: boolean;
+}
+
+/** The claim a confirmation leaves on its step: a retried confirmation recognises its own. */
+export const confirmationClaim = (factorId: string) => `confirm:${factorId}`;
 
 /** What claiming a TOTP time step found. */
 export type StepClaim = "claimed" | "replayed" | "removed";
@@ -43,13 +62,16 @@ export interface NewTotp {
   keyId: string;
   createdAt: Date;
   confirmBy: Date;
+  /** What authorised the enrolment, checked again when it is confirmed. */
+  authorizedBy: ChangeAuthorization;
 }
 
 // The factor row's columns under the domain's property names.
 const factorColumns = `id, subject, method, status, label, secret, recovery_salt as "recoverySalt",
-  created_at as "createdAt", confirm_by as "confirmBy", last_used_at as "lastUsedAt"`;
+  created_at as "createdAt", confirm_by as "confirmBy", last_used_at as "lastUsedAt",
+  authorized_by as "authorizedBy"`;
 
-type FactorRow = Omit<Factor, "recoveryCodesRemaining">;
+type FactorRow = Omit<Factor, "recoveryCodesRemaining" | "authorizedBy"> & { authorizedBy?: unknown };
 
 /** Raises the version of the subjects of `changed` (a CTE with a `subject` column). */
 export const bumpVersionSql = (changed: string) =>
@@ -59,12 +81,21 @@ export const bumpVersionSql = (changed: string) =>
 
 // The ORM's pg setup returns timestamps as text: make them Dates again.
 const date = (v: Date | string | null) => (v === null ? null : new Date(v));
-const withDates = (f: FactorRow): FactorRow =>
+const withDates = (f: FactorRow): Omit<Factor, "recoveryCodesRemaining"> =>
   Object.assign(f, {
     createdAt: new Date(f.createdAt),
     confirmBy: date(f.confirmBy),
     lastUsedAt: date(f.lastUsedAt),
+    authorizedBy:
+      typeof f.authorizedBy === "string" ? (JSON.parse(f.authorizedBy) as ChangeAuthorization) : undefined,
   });
+
+/**
+ * Raises the subject's version inside a transaction, which holds its version row until commit:
+ * changes to one subject's factors that must see each other's outcome run one after the other.
+ */
+export const lockSubject = (tx: Sql, subject: string) =>
+  tx(`with changed as (select ?::text as subject) ${bumpVersionSql("changed")}`, [subject]);
 
 /** Adds each recovery code set's count of unused codes. */
 async function withRemaining(run: Sql, factors: FactorRow[]): Promise<Factor[]> {
@@ -79,6 +110,15 @@ async function withRemaining(run: Sql, factors: FactorRow[]): Promise<Factor[]> 
   }
   return factors.map((f) => ({ ...withDates(f), recoveryCodesRemaining: counts.get(f.id) ?? 0 }));
 }
+
+/** Whether the subject has an active factor other than `except`. */
+const hasOtherActive = async (run: Sql, subject: string, except: string) =>
+  (
+    await run("select 1 from factors where subject = ? and status = 'active' and id <> ? limit 1", [
+      subject,
+      except,
+    ])
+  ).length > 0;
 
 export function createFactorStore(pg: Pg): FactorStore {
   const run = pg.sql;
@@ -147,19 +187,40 @@ export function createFactorStore(pg: Pg): FactorStore {
     },
     async insertTotp(f) {
       await run(
-        `insert into factors (id, subject, method, status, label, secret, key_id, created_at, confirm_by)
-         values (?, ?, 'totp', 'pending', ?, ?, ?, ?, ?)`,
-        [f.id, f.subject, f.label, f.secret, f.keyId, f.createdAt, f.confirmBy],
+        `insert into factors (id, subject, method, status, label, secret, key_id, created_at, confirm_by, authorized_by)
+         values (?, ?, 'totp', 'pending', ?, ?, ?, ?, ?, ?)`,
+        [
+          f.id,
+          f.subject,
+          f.label,
+          f.secret,
+          f.keyId,
+          f.createdAt,
+          f.confirmBy,
+          JSON.stringify(f.authorizedBy),
+        ],
       );
     },
-    async activate(factorId, step, now) {
-      const rows = await run(
-        `with changed as (update factors set status = 'active', confirmed_at = ?, last_step = ?, confirm_by = null
-           where id = ? and status = 'pending' and confirm_by > ? returning subject)
-         ${bumpVersionSql("changed")}`,
-        [now, step, factorId, now],
+    activate: ({ subject, factorId, step, now, onlyFirst }) =>
+      pg.transaction(async (tx) => {
+        await lockSubject(tx, subject);
+        if (onlyFirst && (await hasOtherActive(tx, subject, factorId))) return "subject_has_factor";
+        const rows = await tx(
+          `update factors set status = 'active', confirmed_at = ?, last_step = ?, last_claim = ?,
+             confirm_by = null, authorized_by = null
+           where id = ? and subject = ? and status = 'pending' and confirm_by > ? returning id`,
+          [now, step, confirmationClaim(factorId), factorId, subject, now],
+        );
+        // A refused activation leaves only a raised version: cached factors are read again, no more.
+        return rows.length === 1 ? "activated" : "not_pending";
+      }),
+    async confirmedStep(factorId) {
+      const rows = await run<{ last_step: string | null }>(
+        "select last_step from factors where id = ? and status = 'active' and last_claim = ?",
+        [factorId, confirmationClaim(factorId)],
       );
-      return rows.length === 1;
+      const step = rows[0]?.last_step;
+      return step === undefined || step === null ? undefined : Number(step);
     },
     async claimStep(factorId, step, claim, now) {
       // The row lock makes concurrent claims of one step serial: exactly one sees last_step < step.

@@ -67,6 +67,8 @@ export const hotKeys = {
   factorCache: (subject: string) => hotKey("factors", subject),
   /** The latest TOTP time step accepted for a factor, and the claim that took it. */
   totpStep: (factorId: string) => hotKey("totp-step", factorId),
+  /** The claim that took one TOTP time step of a factor, kept after later steps are taken. */
+  totpStepOwner: (factorId: string, step: number) => hotKey("totp-step-owner", factorId, String(step)),
   /** What a replica needs to start while PostgreSQL is down (sealed signing keys, sealed secrets). */
   startupCopy: (name: string) => hotKey("startup", name),
   /**

@@ -6,6 +6,7 @@ export const migrationNames = [
   "004-subject-versions",
   "005-signing-key-lifecycle",
   "006-reseal-progress",
+  "007-enrolment-authorization",
 ] as const;
 
 /** The migrations table (store/database.ts). */

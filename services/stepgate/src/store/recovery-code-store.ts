@@ -1,4 +1,4 @@
-import { bumpVersionSql } from "./factor-store.ts";
+import { lockSubject } from "./factor-store.ts";
 import type { Pg } from "./sql.ts";
 
 /** A subject's active set of recovery codes. */
@@ -9,15 +9,28 @@ export interface RecoverySet {
   remaining: number;
 }
 
+/** A new set of recovery codes, hashed. */
+export interface NewRecoverySet {
+  subject: string;
+  factorId: string;
+  salt: Buffer;
+  hashes: Buffer[];
+  now: Date;
+  /** Store it only while the subject has no active factor. */
+  onlyFirst: boolean;
+}
+
 /** Recovery codes, stored only as salted hashes; using one is a single conditional update. */
 export interface RecoveryCodeStore {
   /** The subject's active set, if any. */
   activeSet(subject: string): Promise<RecoverySet | undefined>;
   /**
    * Replaces the subject's set (and its factor row) with a new one and raises its version, in one
-   * transaction. Returns the factor ids of the sets it replaced.
+   * transaction that holds the subject's version row. With `onlyFirst` (a first factor's
+   * authorisation) it replaces nothing and returns undefined if the subject has an active factor,
+   * so a racing first factor cannot slip in beside it. Returns the factor ids of the sets it replaced.
    */
-  replaceSet(subject: string, factorId: string, salt: Buffer, hashes: Buffer[], now: Date): Promise<string[]>;
+  replaceSet(set: NewRecoverySet): Promise<string[] | undefined>;
   /** Marks one unused code used by `claim`; returns the codes left, or undefined if no unused code matched. */
   use(factorId: string, hash: Buffer, claim: string, now: Date): Promise<number | undefined>;
   /** The claim that used a code: undefined if no such used code, null if used with no claim recorded. */
@@ -44,8 +57,15 @@ export function createRecoveryCodeStore(pg: Pg): RecoveryCodeStore {
       if (!row?.recovery_salt) return undefined;
       return { factorId: row.id, salt: row.recovery_salt, remaining: await countUnused(row.id) };
     },
-    async replaceSet(subject, factorId, salt, hashes, now) {
+    async replaceSet({ subject, factorId, salt, hashes, now, onlyFirst }) {
       return pg.transaction(async (tx) => {
+        await lockSubject(tx, subject);
+        if (onlyFirst) {
+          const active = await tx("select 1 from factors where subject = ? and status = 'active' limit 1", [
+            subject,
+          ]);
+          if (active.length > 0) return undefined;
+        }
         const replaced = await tx<{ id: string }>(
           "delete from factors where subject = ? and method = 'recovery_code' returning id",
           [subject],
@@ -59,7 +79,6 @@ export function createRecoveryCodeStore(pg: Pg): RecoveryCodeStore {
           "insert into recovery_codes (id, factor_id, code_hash) select gen_random_uuid(), ?, unnest(?::bytea[])",
           [factorId, hashes],
         );
-        await tx(`with changed as (select ?::text as subject) ${bumpVersionSql("changed")}`, [subject]);
         return replaced.map((r) => r.id);
       });
     },

@@ -11,18 +11,24 @@ export interface Revocations {
   factorEndedAt?: number;
 }
 
+/** What a session holds: its end (epoch ms), if it was ended, and its live elevations. */
+export interface SessionStanding {
+  endedAt?: number;
+  elevations: Elevation[];
+}
+
 /** Sessions' elevations and revocations. The only owner of revocation state. */
 export interface SessionStore {
   /**
-   * The session's elevations at any of `acrs`, leaving out those from before the session was
-   * ended and those whose factor was ended.
+   * Whether the session was ended, and its elevations at any of `acrs` (none once it was ended,
+   * none whose factor was ended). `acrs` empty reads only the end, in one round trip either way.
    */
-  findElevations(subject: string, sessionId: string, acrs: string[]): Promise<Elevation[]>;
+  standing(subject: string, sessionId: string, acrs: string[]): Promise<SessionStanding>;
   /** Keeps `elevation` for `ttlMs` (ms), replacing the session's earlier one at its acr. */
   recordElevation(subject: string, sessionId: string, elevation: Elevation, ttlMs: number): Promise<void>;
   /**
-   * Ends the session: records `endedAtMs` (epoch ms) for `revocationTtlMs`, so grants issued
-   * until then are revoked, and drops its elevations at `acrs`.
+   * Ends the session for good: records `endedAtMs` (epoch ms) for `revocationTtlMs`, so every grant
+   * issued to it is revoked and it gets no new one, and drops its elevations at `acrs`.
    */
   end(
     subject: string,
@@ -59,21 +65,19 @@ export function createSessionStore(hot: HotStore, mirror: DurableMirror = noMirr
     ]);
   };
   return {
-    async findElevations(subject, sessionId, acrs) {
+    async standing(subject, sessionId, acrs) {
       const keys = acrs.map((acr) => hotKeys.elevation(subject, sessionId, acr));
       const values = await hot.getMany([hotKeys.revoked(subject, sessionId), ...keys]);
       const endedAt = epochMs(values.shift());
-      // An elevation recorded by a proof checked as the session ended must not outlive the end.
-      const found = values
-        .filter((v): v is string => v !== null)
-        .map((v) => JSON.parse(v) as Elevation)
-        .filter((e) => endedAt === undefined || e.authTime * 1000 > endedAt);
+      // An ended session holds nothing, even an elevation a proof checked as it ended recorded after.
+      if (endedAt !== undefined) return { endedAt, elevations: [] };
+      const found = values.filter((v): v is string => v !== null).map((v) => JSON.parse(v) as Elevation);
       const factorIds = found.flatMap((e) => (e.factorId === undefined ? [] : [e.factorId]));
-      if (factorIds.length === 0) return found;
+      if (factorIds.length === 0) return { elevations: found };
       // A second round trip only when an elevation was found: its factor may have been removed since.
       const ended = await hot.getMany(factorIds.map((id) => hotKeys.factorEnded(id)));
       const endedIds = new Set(factorIds.filter((_, i) => ended[i] !== null));
-      return found.filter((e) => e.factorId === undefined || !endedIds.has(e.factorId));
+      return { elevations: found.filter((e) => e.factorId === undefined || !endedIds.has(e.factorId)) };
     },
     async recordElevation(subject, sessionId, elevation, ttlMs) {
       await hot.set(hotKeys.elevation(subject, sessionId, elevation.acr), JSON.stringify(elevation), ttlMs);

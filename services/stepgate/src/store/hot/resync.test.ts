@@ -60,7 +60,7 @@ describe("resync: what PostgreSQL holds, back in a Redis that lost it", () => {
     assert.ok(revocations.sessionEndedAt !== undefined && revocations.factorEndedAt !== undefined);
     await sessions.recordElevation("alice", "s1", { ...aal2, authTime, factorId: "f1" }, 60_000);
     assert.deepEqual(
-      await sessions.findElevations("alice", "s1", ["aal2"]),
+      (await sessions.standing("alice", "s1", ["aal2"])).elevations,
       [],
       "the ended factor's elevation is skipped",
     );
