@@ -225,12 +225,27 @@ describe("bad input: field validation (INVALID_ARGUMENT with BadRequest field na
       idempotencyKey: key,
     };
     it("empty request names every required field, the proof last", async () => {
+      // A plain Connect client over grpc-js: @stepgate/client would fill the idempotency key.
+      const channel = new grpc.Channel(h.target, grpc.credentials.createInsecure(), {});
+      try {
+        const plain = createClient(StepUpService, createGrpcJsTransport({ channel, defaultTimeoutMs: 5000 }));
+        await expectInvalid(plain.verify({}, { headers: { "stepgate-caller": "payments" } }), [
+          "challenge_id",
+          "subject",
+          "session_id",
+          "action",
+          "idempotency_key",
+          "proof",
+        ]);
+      } finally {
+        channel.close();
+      }
+      // Through @stepgate/client, every call carries a key of its own.
       await expectInvalid(h.client.stepUp.verify({}), [
         "challenge_id",
         "subject",
         "session_id",
         "action",
-        "idempotency_key",
         "proof",
       ]);
     });
