@@ -39,6 +39,7 @@ rate_limits:
     reports: { calls: 20, per: 60 }
     exports: { calls: 12, per: 60 }
     batch: { calls: 30, per: 60 }
+    bulk: { calls: 800, per: 60 }
     ledger: { calls: 4, per: 60 }
     crawler: { calls: 5, per: 60 }
 `;
@@ -167,6 +168,33 @@ describe("fleet-wide rate limits, three replica processes on one Redis", () => {
     for (const c of reports)
       assertRateLimited(await settle(c.factors.listFactors({ subject: "u" })), "caller");
     for (const c of payments) assert.equal(await settle(c.factors.listFactors({ subject: "u" })), undefined);
+  });
+
+  it("leases a large quota in blocks: the fleet never passes it, and at most a block per replica stays unused", async (t) => {
+    // 800 per window: leased 8 calls at a time (1%), from memory between leases.
+    const bulk = replicas.map((r) => clients.pinned(r, "bulk"));
+    const results = await Promise.all(
+      bulk.flatMap((c) =>
+        Array.from({ length: 8 }, async () => {
+          let allowed = 0;
+          let refused = 0;
+          for (let i = 0; i < 50; i++) {
+            const f = await settle(c.factors.listFactors({ subject: "u" }));
+            if (f === undefined) allowed += 1;
+            else {
+              assertRateLimited(f, "caller");
+              refused += 1;
+            }
+          }
+          return { allowed, refused };
+        }),
+      ),
+    );
+    const allowed = results.reduce((n, r) => n + r.allowed, 0);
+    t.diagnostic(`bulk: ${allowed} of 1200 calls let through by three replicas, quota 800`);
+    assert.ok(allowed <= 800, `${allowed} let through: past the quota`);
+    // Each replica may hold a lease and the next one it took ahead: 1.5 blocks.
+    assert.ok(allowed >= 800 - 3 * 12, `${allowed} let through: too much leased and unused`);
   });
 
   it("shares one count: a single replica may use the fleet's whole quota, then every replica refuses", async () => {

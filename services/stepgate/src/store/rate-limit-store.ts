@@ -3,6 +3,7 @@ import { RateLimiterRedis, RateLimiterRes } from "rate-limiter-flexible";
 import { BoundedMemoryLimiter } from "./bounded-memory-limiter.ts";
 import type { Dependency } from "./dependency.ts";
 import { hotKeys } from "./hot-keys.ts";
+import { blockOf, RateLeases, tokensTaken } from "./rate-leases.ts";
 
 /** One rate limit: at most `calls` per `perSeconds` seconds for each key, in fixed windows. */
 export interface RateCounter {
@@ -15,12 +16,14 @@ export interface RateCounter {
 /** What counting one call found: let through, or refused until `retryAfterMs` (ms) from now. */
 export type Counted = { allowed: true } | { allowed: false; retryAfterMs: number };
 
-/** Rate counters shared by the fleet (rate-limiter-flexible over Redis). */
+/** Rate counters shared by the fleet (rate-limiter-flexible over Redis, leased in blocks). */
 export interface RateLimitStore {
   /**
-   * Counts one call for `key` under `rate`. In Redis, shared by every replica; without Redis, while
-   * its circuit is open, or when the command fails (rate-limiter-flexible's insurance limiter), in
-   * this replica's memory with its share of the calls (`localShare`). Never fails for a store's sake.
+   * Counts one call for `key` under `rate`. Against Redis's counter, shared by every replica, from
+   * blocks of calls this replica leased ahead (store/rate-leases.ts: no round trip per call, at most
+   * `leaseShare` of a limit per replica leased and not yet used); without Redis, while its circuit
+   * is open, or when a lease cannot be taken, in this replica's memory with its share of the calls
+   * (`localShare`). Never fails for a store's sake.
    */
   count(rate: RateCounter, key: string): Promise<Counted>;
   /** Gives back a call `count` let through, e.g. when another limit refused the call. */
@@ -48,10 +51,42 @@ const settle = (consumed: Promise<unknown>): Promise<Counted> =>
     },
   );
 
+/** One limit's name and numbers: its counters' keys (a changed limit counts afresh). */
+const limitId = (rate: RateCounter) => `${rate.name}:${rate.calls}:${rate.perSeconds}`;
+
+/** A limit large enough to lease: a block of at least `minLeaseBlock` calls (rate-leases.ts). */
+const minLeaseBlock = 4;
+const isLeased = (rate: RateCounter) => blockOf(rate) >= minLeaseBlock;
+
+type RedisLimiterOptions = Partial<ConstructorParameters<typeof RateLimiterRedis>[0]>;
+
+/** The rate-limiter-flexible counter of `rate` in Redis, made once per limit in `made`. */
+function redisLimiter(
+  redis: Redis,
+  rate: RateCounter,
+  made: Map<string, RateLimiterRedis>,
+  extra: RedisLimiterOptions,
+): RateLimiterRedis {
+  let limiter = made.get(limitId(rate));
+  if (!limiter) {
+    limiter = new RateLimiterRedis({
+      storeClient: redis,
+      keyPrefix: `rate:${limitId(rate)}`,
+      points: rate.calls,
+      duration: rate.perSeconds,
+      rejectIfRedisNotReady: true,
+      ...extra,
+    });
+    made.set(limitId(rate), limiter);
+  }
+  return limiter;
+}
+
 export function createRateLimitStore(options: RateLimitStoreOptions): RateLimitStore {
-  const redisLimiters = new Map<string, RateLimiterRedis>();
+  const perCallLimiters = new Map<string, RateLimiterRedis>();
+  const leasedLimiters = new Map<string, RateLimiterRedis>();
   const localLimiters = new Map<string, BoundedMemoryLimiter>();
-  const id = (rate: RateCounter) => `${rate.name}:${rate.calls}:${rate.perSeconds}`;
+  const id = limitId;
   const local = (rate: RateCounter) => {
     let limiter = localLimiters.get(id(rate));
     if (!limiter) {
@@ -63,34 +98,39 @@ export function createRateLimitStore(options: RateLimitStoreOptions): RateLimitS
     }
     return limiter;
   };
-  const shared = (redis: Redis, rate: RateCounter) => {
-    let limiter = redisLimiters.get(id(rate));
-    if (!limiter) {
-      limiter = new RateLimiterRedis({
-        storeClient: redis,
-        keyPrefix: `rate:${id(rate)}`,
-        points: rate.calls,
-        duration: rate.perSeconds,
-        // Once a key has refused a call, this replica refuses it from memory until its window ends:
-        // a flood costs Redis nothing. (Not at the last allowed call: that count may be given back.)
-        inMemoryBlockOnConsumed: rate.calls + 1,
-        // A command that fails (Redis down or slow: ioredis's command timeout) is counted locally.
-        insuranceLimiter: local(rate),
-        rejectIfRedisNotReady: true,
-      });
-      redisLimiters.set(id(rate), limiter);
-    }
-    return limiter;
-  };
+  // Per call (small limits, where a lease would be a call or two): one Redis count per call.
+  const perCall = (redis: Redis, rate: RateCounter) =>
+    redisLimiter(redis, rate, perCallLimiters, {
+      // Once a key has refused a call, this replica refuses it from memory until its window ends:
+      // a flood costs Redis nothing. (Not at the last allowed call: that count may be given back.)
+      inMemoryBlockOnConsumed: rate.calls + 1,
+      // A command that fails (Redis down or slow: ioredis's command timeout) is counted locally.
+      insuranceLimiter: local(rate),
+    });
+  // Leased (rate-leases.ts): its own refusals are from memory, its failures counted locally here.
+  const leased = (redis: Redis, rate: RateCounter) => redisLimiter(redis, rate, leasedLimiters, {});
+  const redis = options.redis;
+  const leases = new RateLeases((rate, key, tokens) =>
+    tokensTaken(
+      leased(redis as Redis, rate).consume(hotKeys.rateLimit(rate.name, key), tokens),
+      rate,
+      tokens,
+    ),
+  );
+  const countLocally = (rate: RateCounter, key: string) =>
+    settle(local(rate).consume(hotKeys.rateLimit(rate.name, key)));
   // While Redis's circuit is open, count locally at once (no call waits on a store known down).
-  const limiterFor = (rate: RateCounter) =>
-    options.redis && options.dependency?.available ? shared(options.redis, rate) : local(rate);
+  const viaRedis = () => redis !== undefined && options.dependency?.available === true;
   return {
-    count: (rate, key) => settle(limiterFor(rate).consume(hotKeys.rateLimit(rate.name, key))),
+    count(rate, key) {
+      if (!redis || !viaRedis()) return countLocally(rate, key);
+      if (isLeased(rate)) return leases.count(rate, key).catch(() => countLocally(rate, key));
+      return settle(perCall(redis, rate).consume(hotKeys.rateLimit(rate.name, key)));
+    },
     async giveBack(rate, key) {
-      await limiterFor(rate)
-        .reward(hotKeys.rateLimit(rate.name, key), 1)
-        .catch(() => {});
+      if (redis && viaRedis() && isLeased(rate)) return leases.giveBack(rate, key);
+      const limiter = redis && viaRedis() ? perCall(redis, rate) : local(rate);
+      await limiter.reward(hotKeys.rateLimit(rate.name, key), 1).catch(() => {});
     },
   };
 }
