@@ -58,6 +58,12 @@ describe("rate leases (logic)", () => {
     assert.equal((await leases.count(caller, "payments")).allowed, false);
   });
 
+  it("lets a call through on tokens taken in its window's last millisecond", async () => {
+    const take: TakeTokens = async (_rate, _key, tokens) => ({ granted: tokens, windowLeftMs: 0 });
+    const leases = new RateLeases(take, () => 1_000_000);
+    assert.equal((await leases.count(caller, "payments")).allowed, true);
+  });
+
   it("gives a call back to its lease", async () => {
     const { state, take } = sharedCounter(1);
     const leases = new RateLeases(take, () => state.now);

@@ -52,7 +52,12 @@ export class RateLeases {
     const lease = this.#lease(rate, key);
     if (this.#spendOne(rate, key, lease)) return allowed;
     if (!lease.spent) await this.#refill(rate, key, lease);
-    if (this.#spendOne(rate, key, lease)) return allowed;
+    // Tokens just taken for this call are spent even if their window ended meanwhile (a lease
+    // taken in a window's last millisecond): the shared counter counted them already.
+    if (lease.tokens > 0) {
+      lease.tokens -= 1;
+      return allowed;
+    }
     return { allowed: false, retryAfterMs: Math.max(1, lease.endsAt - this.#now()) };
   }
 
