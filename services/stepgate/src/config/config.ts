@@ -26,6 +26,9 @@ const envSchema = z.object({
   STEPGATE_KEEPALIVE_TIMEOUT_MS: ms.min(1000).default(20_000),
   STEPGATE_MIN_PING_INTERVAL_MS: ms.default(10_000),
   STEPGATE_MAX_PING_STRIKES: z.coerce.number().int().min(0).max(100).default(2),
+  STEPGATE_THROTTLE_REFUSALS: z.coerce.number().int().min(0).max(100_000).default(32),
+  STEPGATE_THROTTLE_PAUSE_MS: z.coerce.number().int().min(1).max(60_000).default(100),
+  STEPGATE_THROTTLE_MAX_PAUSE_MS: z.coerce.number().int().min(1).max(600_000).default(2000),
   STEPGATE_DRAIN_DELAY_MS: ms.default(1000),
   STEPGATE_SHUTDOWN_GRACE_MS: ms.min(100).default(10_000),
   STEPGATE_AUDIT_CLAIM_AFTER_MS: ms.min(100).default(30_000),
@@ -228,6 +231,14 @@ export interface ConnectionSettings {
   minPingIntervalMs: number;
   /** `grpc.http2.max_ping_strikes`: strikes tolerated before GOAWAY ENHANCE_YOUR_CALM. */
   maxPingStrikes: number;
+  /**
+   * A connection with this many refused calls (shed or rate-limited) within 100 ms is told to open
+   * no new stream for `throttlePauseMs`, doubling while it goes on, up to `throttleMaxPauseMs`
+   * (server/connection-throttle.ts). 0: never.
+   */
+  throttleRefusals: number;
+  throttlePauseMs: number;
+  throttleMaxPauseMs: number;
 }
 
 /** What the re-seal job (`pnpm reseal`, keys/reseal.ts) reads: the stores, the key ring and its pace. */
@@ -324,6 +335,9 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
       keepaliveTimeoutMs: e.STEPGATE_KEEPALIVE_TIMEOUT_MS,
       minPingIntervalMs: e.STEPGATE_MIN_PING_INTERVAL_MS,
       maxPingStrikes: e.STEPGATE_MAX_PING_STRIKES,
+      throttleRefusals: e.STEPGATE_THROTTLE_REFUSALS,
+      throttlePauseMs: e.STEPGATE_THROTTLE_PAUSE_MS,
+      throttleMaxPauseMs: e.STEPGATE_THROTTLE_MAX_PAUSE_MS,
     },
     dependencies: {
       postgresTimeoutMs: e.STEPGATE_POSTGRES_TIMEOUT_MS,

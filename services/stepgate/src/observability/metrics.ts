@@ -38,6 +38,8 @@ export interface Metrics {
    * a count of 0 declares the series, so dashboards read 0 before the first refusal.
    */
   tlsHandshakesRefused(reason: string, count: number): void;
+  /** One connection paused (no new streams) for `pauseMs` because its calls kept being refused. */
+  connectionPaused(pauseMs: number): void;
   /**
    * Publishes `stepgate.admission.limit`, `stepgate.admission.in_flight`,
    * `stepgate.admission.best_effort_slots`,
@@ -92,6 +94,13 @@ export function createMetrics(): Metrics {
     description:
       "TLS handshakes the replica refused before any call, by reason (no_certificate, untrusted, ...)",
   });
+  const connectionPauses = meter.createCounter("stepgate.connections.paused", {
+    description: "Connections told to open no new stream for a while, their calls kept being refused",
+  });
+  const connectionPauseTime = meter.createCounter("stepgate.connections.paused_time", {
+    description: "Time connections were told to open no new stream, summed",
+    unit: "s",
+  });
   const callerLabel = boundedCallerLabels();
   observeProcessMemory(meter);
   return {
@@ -99,6 +108,10 @@ export function createMetrics(): Metrics {
     shed: (a) => shed.add(1, { ...a, caller: callerLabel(a.caller) }),
     rateLimited: (a) => rateLimited.add(1, { ...a, caller: callerLabel(a.caller) }),
     tlsHandshakesRefused: (reason, count) => tlsRefused.add(count, { reason }),
+    connectionPaused(pauseMs) {
+      connectionPauses.add(1);
+      connectionPauseTime.add(pauseMs / 1000);
+    },
     observeAdmission(read) {
       const gauge = (name: string, description: string, unit?: string) =>
         meter.createObservableGauge(name, { description, ...(unit ? { unit } : {}) });

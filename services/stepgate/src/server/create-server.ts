@@ -15,6 +15,7 @@ import { guard } from "../rpc/guard.ts";
 import { stepUpHandlers } from "../rpc/step-up-handlers.ts";
 import { shapeTraffic } from "../rpc/traffic-shaping.ts";
 import type { Composed } from "./compose.ts";
+import { type ConnectionThrottle, createConnectionThrottle } from "./connection-throttle.ts";
 import { armCrashAfterClaim } from "./crash-after-claim.ts";
 import { withFaults, withReplicaFaults } from "./fault-injection.ts";
 import { addHealth, type Health } from "./health.ts";
@@ -27,6 +28,8 @@ const maxMessageBytes = 64 * 1024;
 export interface StepgateServer {
   server: grpc.Server;
   health: Health;
+  /** Pauses connections whose calls keep being refused; `watch` it once the ports are bound. */
+  throttle: ConnectionThrottle;
 }
 
 /**
@@ -40,13 +43,20 @@ export interface StepgateServer {
 export function createServer(config: Config, service: Composed, logger: Logger): StepgateServer {
   const c = config.connections;
   const accounting = createCallAccounting({ logger, metrics: service.stepUpService.metrics });
+  const throttle = createConnectionThrottle({
+    refusals: c.throttleRefusals,
+    windowMs: 100,
+    pauseMs: c.throttlePauseMs,
+    maxPauseMs: c.throttleMaxPauseMs,
+    onPause: (ms) => service.stepUpService.metrics.connectionPaused(ms),
+  });
   const faults = config.faultInjection
     ? [holdStatusInterceptor({ replicaId: config.replicaId, markers: service.stores.markers, logger })]
     : [];
   const server = new grpc.Server({
     // Accounting first, so it also sees the statuses grpc-js sends by itself (deadline, size,
     // decoding); a held status (fault) reaches it when it is sent.
-    interceptors: [accounting.interceptor, ...faults],
+    interceptors: [accounting.interceptor, throttle.interceptor, ...faults],
     "grpc.max_receive_message_length": maxMessageBytes,
     "grpc.max_send_message_length": 1024 * 1024,
     ...(c.maxConnectionAgeMs > 0 ? { "grpc.max_connection_age_ms": c.maxConnectionAgeMs } : {}),
@@ -84,5 +94,5 @@ export function createServer(config: Config, service: Composed, logger: Logger):
   const health = addHealth(server, [StepUpService.typeName, FactorService.typeName]);
   // The error detail types too, so grpcurl and buf curl print ErrorInfo and BadRequest as JSON.
   addReflection(server, [StepUpService, FactorService, HealthService], [file_google_rpc_error_details]);
-  return { server, health };
+  return { server, health, throttle };
 }

@@ -34,7 +34,7 @@ export async function runServer(config: Config, logger: Logger, clock?: Clock): 
     transport.close();
     throw error;
   }
-  const { server, health } = createServer(config, service, logger);
+  const { server, health, throttle } = createServer(config, service, logger);
   if (config.transport.kind === "insecure-dev") {
     lifecycle(logger).warn(
       "STEPGATE_INSECURE_DEV=1: serving plaintext and trusting the stepgate-caller header; never in production",
@@ -58,6 +58,7 @@ export async function runServer(config: Config, logger: Logger, clock?: Clock): 
       ),
   });
   policePings(server, config.connections.minPingIntervalMs, config.connections.maxPingStrikes);
+  throttle.watch(server);
   if (config.transport.kind === "mtls") {
     const { metrics } = service.stepUpService;
     watchTlsRefusals(server, { metrics, logger, logIntervalMs: config.transport.refusalLogIntervalMs });

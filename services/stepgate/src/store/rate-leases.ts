@@ -1,5 +1,5 @@
 import { RateLimiterRes } from "rate-limiter-flexible";
-import type { Counted, RateCounter } from "./rate-limit-store.ts";
+import type { Counted, RateCounter } from "./rate-counter.ts";
 
 /**
  * The share of a limit one replica leases at a time: with three replicas, at most 3% of a window's

@@ -3,18 +3,10 @@ import { RateLimiterRedis, RateLimiterRes } from "rate-limiter-flexible";
 import { BoundedMemoryLimiter } from "./bounded-memory-limiter.ts";
 import type { Dependency } from "./dependency.ts";
 import { hotKeys } from "./hot-keys.ts";
+import type { Counted, RateCounter } from "./rate-counter.ts";
 import { blockOf, RateLeases, tokensTaken } from "./rate-leases.ts";
 
-/** One rate limit: at most `calls` per `perSeconds` seconds for each key, in fixed windows. */
-export interface RateCounter {
-  /** The limit's name (subject, caller, source): it separates the limits' keys. */
-  name: string;
-  calls: number;
-  perSeconds: number;
-}
-
-/** What counting one call found: let through, or refused until `retryAfterMs` (ms) from now. */
-export type Counted = { allowed: true } | { allowed: false; retryAfterMs: number };
+export type { Counted, RateCounter } from "./rate-counter.ts";
 
 /** Rate counters shared by the fleet (rate-limiter-flexible over Redis, leased in blocks). */
 export interface RateLimitStore {
