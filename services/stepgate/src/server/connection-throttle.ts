@@ -8,7 +8,7 @@ export interface ConnectionThrottleOptions {
   /** Refused calls on one connection within `windowMs` that pause it. 0 turns the throttle off. */
   refusals: number;
   windowMs: number;
-  /** The first pause; each pause that follows the last within `windowMs` doubles, up to `maxPauseMs`. */
+  /** The first pause; each pause on probation (right after one) doubles, up to `maxPauseMs`. */
   pauseMs: number;
   maxPauseMs: number;
   /** Told of each pause, in ms (metrics). */
@@ -18,8 +18,9 @@ export interface ConnectionThrottleOptions {
 /**
  * Per-connection backpressure for floods: a connection whose calls keep being refused (shed,
  * answered with the `grpc-retry-pushback-ms` trailer, or rate-limited) is told to open no new
- * stream (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS 0, RFC 9113 §6.5.2) for a pause that doubles
- * while the refusals go on. HTTP/2 clients then hold their calls back instead of sending them,
+ * stream (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS 0, RFC 9113 §6.5.2) for a pause, then may open
+ * 8 at a time (probation) until a window passes with few refusals; refusals on probation (a
+ * quarter as many) pause it again for twice as long. HTTP/2 clients then hold their calls back instead of sending them,
  * so a flood costs the replica nothing while it is paused, and other connections, with the
  * critical calls on them, are read as soon as they send. Streams already open run on; calls that
  * are served never pause a connection, so spare capacity still serves any caller.
@@ -40,41 +41,57 @@ interface Watched {
   refused: number;
   pauseMs: number;
   pausedUntil: number;
+  /** After a pause, until a window passes with few refusals: `probationStreams` at a time. */
+  probation: boolean;
 }
 
 // What a server that never paused advertises (Node's default: no limit).
 const unlimitedStreams = 2 ** 32 - 1;
+// Streams a connection on probation may have open at once.
+const probationStreams = 8;
 
 export function createConnectionThrottle(options: ConnectionThrottleOptions): ConnectionThrottle {
   const connections = new Map<string, Watched>();
   let pauses = 0;
+  const setStreams = ({ session }: Watched, maxConcurrentStreams: number) => {
+    if (!session.destroyed && !session.closed) session.settings({ maxConcurrentStreams });
+  };
   const pause = (watched: Watched, now: number) => {
-    const repeated = now - watched.pausedUntil < options.windowMs;
+    const repeated = watched.probation;
     watched.pauseMs = repeated ? Math.min(options.maxPauseMs, watched.pauseMs * 2) : options.pauseMs;
     watched.pausedUntil = now + watched.pauseMs;
+    // Its first window on probation starts when the pause ends.
+    watched.windowStart = watched.pausedUntil;
+    watched.refused = 0;
     pauses += 1;
     options.onPause?.(watched.pauseMs);
-    const { session } = watched;
-    if (session.destroyed || session.closed) return;
-    session.settings({ maxConcurrentStreams: 0 });
+    setStreams(watched, 0);
+    // Back on probation: a few streams at a time, so its resumed calls do not arrive all at once.
     setTimeout(() => {
-      if (!session.destroyed && !session.closed) session.settings({ maxConcurrentStreams: unlimitedStreams });
+      watched.probation = true;
+      setStreams(watched, probationStreams);
     }, watched.pauseMs).unref();
   };
-  const refused = (peer: string) => {
+  /** One call's end on the connection `peer`: `refused` when it was refused for load. */
+  const ended = (peer: string, refused: boolean) => {
     const watched = connections.get(peer);
-    if (!watched || options.refusals <= 0) return;
+    if (!watched) return;
     const now = Date.now();
+    // Calls sent before the pause still end during it: they do not count against it.
     if (now < watched.pausedUntil) return;
     if (now - watched.windowStart >= options.windowMs) {
+      // A window on probation with few refusals: the connection is trusted again.
+      if (watched.probation && watched.refused * 4 < options.refusals) {
+        watched.probation = false;
+        setStreams(watched, unlimitedStreams);
+      }
       watched.windowStart = now;
       watched.refused = 0;
     }
+    if (!refused) return;
     watched.refused += 1;
-    if (watched.refused >= options.refusals) {
-      watched.refused = 0;
-      pause(watched, now);
-    }
+    const threshold = watched.probation ? Math.ceil(options.refusals / 4) : options.refusals;
+    if (watched.refused >= threshold) pause(watched, now);
   };
   return {
     interceptor: (_method, call) =>
@@ -82,7 +99,7 @@ export function createConnectionThrottle(options: ConnectionThrottleOptions): Co
         call,
         new grpc.ResponderBuilder()
           .withSendStatus((status, next) => {
-            if (isRefusal(status)) refused(call.getPeer());
+            if (options.refusals > 0) ended(call.getPeer(), isRefusal(status));
             next(status);
           })
           .build(),
@@ -92,7 +109,14 @@ export function createConnectionThrottle(options: ConnectionThrottleOptions): Co
         http2.on("session", (session: Http2Session) => {
           const peer = peerOf(session);
           if (peer === undefined) return;
-          connections.set(peer, { session, windowStart: 0, refused: 0, pauseMs: 0, pausedUntil: 0 });
+          connections.set(peer, {
+            session,
+            windowStart: 0,
+            refused: 0,
+            pauseMs: 0,
+            pausedUntil: 0,
+            probation: false,
+          });
           session.once("close", () => connections.delete(peer));
         });
       }
