@@ -54,9 +54,9 @@ describe("connections whose calls keep being refused are paused", () => {
     const flood = floodConnection(replica.address, {
       path: "/stepgate.v1.FactorService/ListFactors",
       headers: { [callerHeader]: "flooder" },
-      streams: 64,
-      requests: 600,
-      timeoutMs: 10_000,
+      streams: 32,
+      requests: 400,
+      timeoutMs: 6000,
     });
     // Critical step-ups on the client's own connection meanwhile, each to the end.
     const now = () => Math.floor(Date.now() / 1000);
