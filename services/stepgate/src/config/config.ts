@@ -26,6 +26,9 @@ const envSchema = z.object({
   STEPGATE_KEEPALIVE_TIMEOUT_MS: ms.min(1000).default(20_000),
   STEPGATE_MIN_PING_INTERVAL_MS: ms.default(10_000),
   STEPGATE_MAX_PING_STRIKES: z.coerce.number().int().min(0).max(100).default(2),
+  STEPGATE_MAX_CONNECTIONS: z.coerce.number().int().min(0).max(1_000_000).default(5000),
+  STEPGATE_REQUEST_TIMEOUT_MS: ms.min(100).default(5000),
+  STEPGATE_MAX_PENDING_REQUESTS: z.coerce.number().int().min(1).max(1_000_000).default(1000),
   STEPGATE_DRAIN_DELAY_MS: ms.default(1000),
   STEPGATE_SHUTDOWN_GRACE_MS: ms.min(100).default(10_000),
   STEPGATE_AUDIT_CLAIM_AFTER_MS: ms.min(100).default(30_000),
@@ -228,6 +231,12 @@ export interface ConnectionSettings {
   minPingIntervalMs: number;
   /** `grpc.http2.max_ping_strikes`: strikes tolerated before GOAWAY ENHANCE_YOUR_CALM. */
   maxPingStrikes: number;
+  /** Connections held at once (`net.Server.maxConnections`); further ones are closed as they come. 0: no limit. */
+  maxConnections: number;
+  /** A call whose request has not fully arrived this many ms after its headers is ended. */
+  requestTimeoutMs: number;
+  /** Calls that may wait for their request at once; past it the one waiting longest is ended. */
+  maxPendingRequests: number;
 }
 
 /** What the re-seal job (`pnpm reseal`, keys/reseal.ts) reads: the stores, the key ring and its pace. */
@@ -324,6 +333,9 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
       keepaliveTimeoutMs: e.STEPGATE_KEEPALIVE_TIMEOUT_MS,
       minPingIntervalMs: e.STEPGATE_MIN_PING_INTERVAL_MS,
       maxPingStrikes: e.STEPGATE_MAX_PING_STRIKES,
+      maxConnections: e.STEPGATE_MAX_CONNECTIONS,
+      requestTimeoutMs: e.STEPGATE_REQUEST_TIMEOUT_MS,
+      maxPendingRequests: e.STEPGATE_MAX_PENDING_REQUESTS,
     },
     dependencies: {
       postgresTimeoutMs: e.STEPGATE_POSTGRES_TIMEOUT_MS,
