@@ -113,6 +113,7 @@ export {
   startOwnPostgres,
 } from "./own-postgres.ts";
 export { type OwnRedis, type OwnRedisOptions, startOwnRedis } from "./own-redis.ts";
+export { clockTicks, cpuSeconds, residentMemory } from "./process-stats.ts";
 export {
   type ReplicaExit,
   type ReplicaProcess,

@@ -29,6 +29,9 @@ const envSchema = z.object({
   STEPGATE_THROTTLE_REFUSALS: z.coerce.number().int().min(0).max(100_000).default(32),
   STEPGATE_THROTTLE_PAUSE_MS: z.coerce.number().int().min(1).max(60_000).default(100),
   STEPGATE_THROTTLE_MAX_PAUSE_MS: z.coerce.number().int().min(1).max(600_000).default(2000),
+  STEPGATE_MAX_CONNECTIONS: z.coerce.number().int().min(0).max(1_000_000).default(5000),
+  STEPGATE_REQUEST_TIMEOUT_MS: ms.min(100).default(5000),
+  STEPGATE_MAX_PENDING_REQUESTS: z.coerce.number().int().min(1).max(1_000_000).default(1000),
   STEPGATE_DRAIN_DELAY_MS: ms.default(1000),
   STEPGATE_SHUTDOWN_GRACE_MS: ms.min(100).default(10_000),
   STEPGATE_AUDIT_CLAIM_AFTER_MS: ms.min(100).default(30_000),
@@ -239,6 +242,12 @@ export interface ConnectionSettings {
   throttleRefusals: number;
   throttlePauseMs: number;
   throttleMaxPauseMs: number;
+  /** Connections held at once (`net.Server.maxConnections`); further ones are closed as they come. 0: no limit. */
+  maxConnections: number;
+  /** A call whose request has not fully arrived this many ms after its headers is ended. */
+  requestTimeoutMs: number;
+  /** Calls that may wait for their request at once; past it the one waiting longest is ended. */
+  maxPendingRequests: number;
 }
 
 /** What the re-seal job (`pnpm reseal`, keys/reseal.ts) reads: the stores, the key ring and its pace. */
@@ -338,6 +347,9 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
       throttleRefusals: e.STEPGATE_THROTTLE_REFUSALS,
       throttlePauseMs: e.STEPGATE_THROTTLE_PAUSE_MS,
       throttleMaxPauseMs: e.STEPGATE_THROTTLE_MAX_PAUSE_MS,
+      maxConnections: e.STEPGATE_MAX_CONNECTIONS,
+      requestTimeoutMs: e.STEPGATE_REQUEST_TIMEOUT_MS,
+      maxPendingRequests: e.STEPGATE_MAX_PENDING_REQUESTS,
     },
     dependencies: {
       postgresTimeoutMs: e.STEPGATE_POSTGRES_TIMEOUT_MS,

@@ -20,6 +20,7 @@ import { armCrashAfterClaim } from "./crash-after-claim.ts";
 import { withFaults, withReplicaFaults } from "./fault-injection.ts";
 import { addHealth, type Health } from "./health.ts";
 import { holdStatusInterceptor } from "./hold-status-fault.ts";
+import { boundPendingRequests } from "./pending-requests.ts";
 import { addReflection } from "./reflection.ts";
 
 // Every Stepgate request is small; a larger one is refused before it is parsed (RESOURCE_EXHAUSTED).
@@ -53,10 +54,11 @@ export function createServer(config: Config, service: Composed, logger: Logger):
   const faults = config.faultInjection
     ? [holdStatusInterceptor({ replicaId: config.replicaId, markers: service.stores.markers, logger })]
     : [];
+  const pending = boundPendingRequests({ timeoutMs: c.requestTimeoutMs, maxPending: c.maxPendingRequests });
   const server = new grpc.Server({
     // Accounting first, so it also sees the statuses grpc-js sends by itself (deadline, size,
     // decoding); a held status (fault) reaches it when it is sent.
-    interceptors: [accounting.interceptor, throttle.interceptor, ...faults],
+    interceptors: [accounting.interceptor, throttle.interceptor, pending, ...faults],
     "grpc.max_receive_message_length": maxMessageBytes,
     "grpc.max_send_message_length": 1024 * 1024,
     ...(c.maxConnectionAgeMs > 0 ? { "grpc.max_connection_age_ms": c.maxConnectionAgeMs } : {}),

@@ -7,6 +7,7 @@ import type { Clock } from "../domain/clock.ts";
 import { type Logger, lifecycle } from "../log/logger.ts";
 import { type Composed, compose } from "./compose.ts";
 import { createServer } from "./create-server.ts";
+import { limitConnections, resetAnsweredStreams } from "./http2-limits.ts";
 import { policePings } from "./ping-policy.ts";
 import { watchTlsRefusals } from "./tls-refusals.ts";
 import { watchDependencies } from "./watch-dependencies.ts";
@@ -59,6 +60,8 @@ export async function runServer(config: Config, logger: Logger, clock?: Clock): 
   });
   policePings(server, config.connections.minPingIntervalMs, config.connections.maxPingStrikes);
   throttle.watch(server);
+  limitConnections(server, config.connections.maxConnections);
+  resetAnsweredStreams(server);
   if (config.transport.kind === "mtls") {
     const { metrics } = service.stepUpService;
     watchTlsRefusals(server, { metrics, logger, logIntervalMs: config.transport.refusalLogIntervalMs });
