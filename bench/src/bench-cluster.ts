@@ -122,7 +122,10 @@ export async function startBenchCluster(options: BenchClusterOptions): Promise<B
     // Admission settings pass through, for experiments (e.g. STEPGATE_ADMISSION_MIN_LIMIT=1000).
     ...Object.fromEntries(
       Object.entries(process.env).filter(
-        ([name]) => name.startsWith("STEPGATE_ADMISSION_") || name.startsWith("STEPGATE_EVENT_LOOP_") || name.startsWith("STEPGATE_THROTTLE_"),
+        ([name]) =>
+          name.startsWith("STEPGATE_ADMISSION_") ||
+          name.startsWith("STEPGATE_EVENT_LOOP_") ||
+          name.startsWith("STEPGATE_THROTTLE_"),
       ),
     ),
     ...options.env,
