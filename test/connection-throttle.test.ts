@@ -96,3 +96,54 @@ describe("connections whose calls keep being refused are paused", () => {
     assert.equal(seen.pauses, 0);
   });
 });
+
+describe("fairness between callers on a saturated replica", () => {
+  let db: TestDatabase;
+  let redis: TestRedisPrefix;
+  let replica: ReplicaProcess;
+  before(async () => {
+    db = await createTestDatabase();
+    redis = createTestRedisPrefix();
+    replica = await startReplicaProcess("replica-2", await freePort(), {
+      STEPGATE_HOST: "127.0.0.1",
+      STEPGATE_INSECURE_DEV: "1",
+      STEPGATE_POLICY_FILE: writePolicy(policy),
+      STEPGATE_ENCRYPTION_KEYS: newKeyRing(),
+      DATABASE_URL: db.url,
+      REDIS_URL: redisUrl,
+      REDIS_PREFIX: redis.prefix,
+      // Two slots and a short line: most of what arrives at once must wait or be shed.
+      STEPGATE_ADMISSION_INITIAL_LIMIT: "2",
+      STEPGATE_ADMISSION_MIN_LIMIT: "2",
+      STEPGATE_ADMISSION_MAX_LIMIT: "2",
+      STEPGATE_ADMISSION_MAX_QUEUE: "16",
+      // No pauses here: this is about the queue's turns between callers.
+      STEPGATE_THROTTLE_REFUSALS: "0",
+    });
+  });
+  after(async () => {
+    await replica?.stop();
+    await redis?.clean();
+    await db?.drop();
+  });
+
+  it("serves a light caller's calls beside a heavy caller's flood of the same priority", async (t) => {
+    const listing = (caller: string, streams: number, requests: number) =>
+      floodConnection(replica.address, {
+        path: "/stepgate.v1.FactorService/ListFactors",
+        headers: { [callerHeader]: caller },
+        streams,
+        requests,
+      });
+    const [heavy, light] = await Promise.all([listing("payments", 64, 3000), listing("reports", 2, 200)]);
+    const okShare = (seen: Awaited<typeof heavy>) =>
+      (seen.statuses.get("0") ?? 0) / Math.max(1, seen.answered);
+    t.diagnostic(
+      `heavy: ${(100 * okShare(heavy)).toFixed(0)}% of ${heavy.answered} served; light: ${(100 * okShare(light)).toFixed(0)}% of ${light.answered}`,
+    );
+    // Taken from each caller in turn, a caller with nothing running keeps its turn, and a full line
+    // sheds the flood's newest: the light caller is served, the flood is what is shed.
+    assert.ok(okShare(light) >= 0.75, `light caller served ${okShare(light)}`);
+    assert.ok(okShare(heavy) < okShare(light) / 2, "the flood is what is shed");
+  });
+});

@@ -47,6 +47,32 @@ function harness(admission: Admission) {
 }
 
 describe("admission control", () => {
+  it("makes room in a full line for another caller's call by shedding the flooding caller's newest", async () => {
+    const h = harness(createAdmission({ limit: fixed(1), maxQueued: 3, maxWaitMs: 5000 }));
+    h.call("running", normal, "flood");
+    await sleep(0);
+    for (const name of ["f1", "f2", "f3"]) h.call(name, normal, "flood");
+    h.call("other", normal, "light");
+    // A second call of a caller that waits already finds no one with a longer line to take from.
+    h.call("f4", normal, "flood");
+    await h.finishAll();
+    assert.deepEqual(h.shed.sort(), ["f3:queue_full", "f4:queue_full"]);
+    assert.deepEqual(h.started, ["running", "f1", "other", "f2"]);
+  });
+
+  it("keeps one turn for an idle caller while low calls are shed on arrival (saturated loop)", async () => {
+    const h = harness(
+      createAdmission({ limit: fixed(1), maxQueued: 10, maxWaitMs: 5000, saturated: () => true }),
+    );
+    h.call("running", low, "flood");
+    await sleep(0);
+    h.call("f1", low, "flood");
+    h.call("other", low, "light");
+    await h.finishAll();
+    assert.deepEqual(h.shed, ["f1:overloaded"]);
+    assert.deepEqual(h.started, ["running", "other"]);
+  });
+
   it("runs up to the limit, then starts waiting calls in rank order: critical Verify first", async () => {
     const h = harness(createAdmission({ limit: fixed(1), maxQueued: 10, maxWaitMs: 5000 }));
     h.call("first", normal);

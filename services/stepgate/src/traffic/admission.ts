@@ -73,7 +73,9 @@ export interface AdmissionOptions {
  * Admission control for one replica: at most `limit` calls run at once; the rest wait in one queue
  * per rank, taken in rank order and, within a rank, from each caller in turn so one caller's surge
  * cannot starve another. When the queue is full the lowest-ranked waiting call is shed for a higher
- * one; a call is shed rather than started when its deadline cannot be met. `admit` answers with a
+ * one, and within a rank the newest call of the caller with the longest line for another caller's
+ * (a flood makes room for the others' few); a call is shed rather than started when its deadline
+ * cannot be met. `admit` answers with a
  * Ticket or a Shed; it rejects only when the call's signal aborts while it waits.
  */
 export interface Admission {
@@ -119,6 +121,9 @@ export function createAdmission(options: AdmissionOptions): Admission {
   let inFlight = 0;
   let bestEffortInFlight = 0;
   let bestEffortQueued = 0;
+  // Calls running per caller: a caller with none running or waiting keeps a turn even when low
+  // calls are shed on arrival.
+  const runningByCaller = new Map<string, number>();
   let arrivals = 0;
   // Expected work time of one call (ms), for deadlines and retry hints.
   let serviceMs = 5;
@@ -140,9 +145,10 @@ export function createAdmission(options: AdmissionOptions): Admission {
     }
   };
 
-  const start = (waiter: Pick<Waiter, "answer" | "rank">) => {
+  const start = (waiter: Pick<Waiter, "answer" | "rank" | "caller">) => {
     const bestEffort = isBestEffort(waiter.rank);
     inFlight += 1;
+    runningByCaller.set(waiter.caller, (runningByCaller.get(waiter.caller) ?? 0) + 1);
     if (bestEffort) bestEffortInFlight += 1;
     window.maxInFlight = Math.max(window.maxInFlight, inFlight);
     const started = now();
@@ -153,6 +159,9 @@ export function createAdmission(options: AdmissionOptions): Admission {
         if (ended) return;
         ended = true;
         inFlight -= 1;
+        const running = (runningByCaller.get(waiter.caller) ?? 1) - 1;
+        if (running > 0) runningByCaller.set(waiter.caller, running);
+        else runningByCaller.delete(waiter.caller);
         if (bestEffort) bestEffortInFlight -= 1;
         observe(now() - started);
         drain();
@@ -193,8 +202,9 @@ export function createAdmission(options: AdmissionOptions): Admission {
     return undefined;
   };
 
-  const lowest = (): Waiter | undefined => {
+  const lowest = (ranks: (rank: number) => boolean = () => true): Waiter | undefined => {
     for (let rank = queues.length - 1; rank >= 0; rank--) {
+      if (!ranks(rank)) continue;
       let newest: Waiter | undefined;
       for (const line of queues[rank]?.values() ?? []) {
         const last = line.at(-1);
@@ -203,6 +213,22 @@ export function createAdmission(options: AdmissionOptions): Admission {
       if (newest) return newest;
     }
     return undefined;
+  };
+
+  /**
+   * Who leaves the line for `request` when the line is full: the newest waiter of a lower rank; in
+   * its own rank, the newest of a caller with a longer line than its own (so a flood's calls make
+   * room for another caller's few); otherwise nobody (the request is shed).
+   */
+  const victimFor = (request: AdmissionRequest, ranks: (rank: number) => boolean): Waiter | undefined => {
+    const victim = lowest(ranks);
+    if (victim && victim.rank > request.rank) return victim;
+    const queue = queues[request.rank];
+    if (!queue || !ranks(request.rank)) return undefined;
+    const own = queue.get(request.caller)?.length ?? 0;
+    let longest: Waiter[] | undefined;
+    for (const line of queue.values()) if (!longest || line.length > longest.length) longest = line;
+    return longest && longest.length > own + 1 ? longest.at(-1) : undefined;
   };
 
   const cannotFinish = (request: AdmissionRequest) =>
@@ -252,18 +278,27 @@ export function createAdmission(options: AdmissionOptions): Admission {
       if (!isBestEffort(request.rank)) priorityCallAt = now();
       const room = !isBestEffort(request.rank) || bestEffortInFlight < bestEffortSlots();
       if (inFlight < options.limit.limit && queued === 0 && room) {
-        return new Promise<Ticket | Shed>((resolve) => start({ answer: resolve, rank: request.rank }));
+        return new Promise<Ticket | Shed>((resolve) =>
+          start({ answer: resolve, rank: request.rank, caller: request.caller }),
+        );
       }
       // A saturated loop cannot finish more than it runs: low priority does not wait for it.
-      if (priorityOfRank(request.rank) === "low" && saturated()) return shed("overloaded", request.rank);
+      // (A caller with nothing running or waiting still gets its one turn: a flood does not shut
+      // every other caller out.)
+      const idleCaller = !runningByCaller.has(request.caller) && !queues[request.rank]?.has(request.caller);
+      if (priorityOfRank(request.rank) === "low" && saturated() && !idleCaller) {
+        return shed("overloaded", request.rank);
+      }
       // While the loop holds best-effort calls back, a burst may wait, a flood is shed on arrival:
       // waiting calls cost memory and timers, and shedding many at their deadline stalls the loop.
       if (!room && bestEffortQueued >= bestEffortBacklog(bestEffortSlots())) {
-        return shed("overloaded", request.rank);
-      }
-      if (queued >= options.maxQueued) {
-        const victim = lowest();
-        if (!victim || victim.rank <= request.rank) return shed("queue_full", request.rank);
+        const victim = victimFor(request, isBestEffort);
+        if (!victim) return shed("overloaded", request.rank);
+        remove(victim);
+        victim.answer(shed("overloaded", victim.rank));
+      } else if (queued >= options.maxQueued) {
+        const victim = victimFor(request, () => true);
+        if (!victim) return shed("queue_full", request.rank);
         remove(victim);
         victim.answer(shed("queue_full", victim.rank));
       }
