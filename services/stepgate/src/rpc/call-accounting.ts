@@ -205,13 +205,18 @@ export function createCallAccounting(options: CallAccountingOptions): CallAccoun
     handlerHooks: {
       onCallStart() {
         const state = current.getStore();
-        if (state) state.inHandlerContext = AsyncLocalStorage.snapshot();
+        // Only for a line that will be written: a snapshot per call is measurable on a no-op.
+        if (state && logger.isLevelEnabled(state.quiet ? "debug" : "info")) {
+          state.inHandlerContext = AsyncLocalStorage.snapshot();
+        }
       },
       onCallEnd({ error }) {
         const state = current.getStore();
         if (state === undefined || error === undefined) return;
         if (!state.ended) {
           state.error = error;
+          // Its error line carries the handler's trace context, whatever the level.
+          state.inHandlerContext ??= AsyncLocalStorage.snapshot();
           return;
         }
         try {
