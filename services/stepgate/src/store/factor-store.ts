@@ -1,5 +1,6 @@
 import type { ChangeAuthorization, Enrolled, Factor } from "../domain/factor.ts";
 import type { MethodName } from "../domain/method.ts";
+import { groupCommit } from "./group-commit.ts";
 import type { Pg, Sql } from "./sql.ts";
 
 /** Durable factor records; every state change that must be atomic is one conditional statement. */
@@ -111,6 +112,65 @@ async function withRemaining(run: Sql, factors: FactorRow[]): Promise<Factor[]> 
   return factors.map((f) => ({ ...withDates(f), recoveryCodesRemaining: counts.get(f.id) ?? 0 }));
 }
 
+/** One TOTP step claim (see FactorStore.claimStep). */
+interface StepClaimInput {
+  factorId: string;
+  step: number;
+  claim: string;
+  now: Date;
+}
+
+/** Most step claims grouped in one statement: 64 rows keep the statement and its locks short. */
+const claimBatchSize = 64;
+
+/**
+ * Claims steps of distinct factors in one statement and one commit. The row lock makes concurrent
+ * claims of one step serial: exactly one sees last_step < step. A claim the update did not take is
+ * looked at again in a statement of its own, which sees what committed meanwhile (a retry of the
+ * same claim racing its first attempt finds the claim its own).
+ */
+async function claimSteps(run: Sql, claims: StepClaimInput[]): Promise<StepClaim[]> {
+  // Rows locked in id order: two replicas' batches cannot deadlock on each other's rows.
+  const sorted = [...claims].sort((a, b) => (a.factorId < b.factorId ? -1 : 1));
+  const taken = await run<{ id: string }>(
+    `update factors f set last_step = c.step, last_claim = c.claim, last_used_at = c.at
+     from unnest(?::uuid[], ?::bigint[], ?::text[], ?::timestamptz[]) as c(id, step, claim, at)
+     where f.id = c.id and f.status = 'active' and (f.last_step is null or f.last_step < c.step)
+     returning f.id`,
+    [
+      sorted.map((c) => c.factorId),
+      sorted.map((c) => c.step),
+      sorted.map((c) => c.claim),
+      sorted.map((c) => c.now),
+    ],
+  ).catch((error: unknown) => {
+    // Should a plan lock in another order anyway, one by one still decides every claim.
+    if (claims.length > 1 && pgErrorCode(error) === "40P01") return undefined;
+    throw error;
+  });
+  if (taken === undefined)
+    return Promise.all(claims.map((c) => claimSteps(run, [c]).then(([r]) => r as StepClaim)));
+  const claimed = new Set(taken.map((r) => r.id));
+  return Promise.all(
+    claims.map((c) => (claimed.has(c.factorId) ? ("claimed" as const) : ownClaimOrNot(run, c))),
+  );
+}
+
+/** A PostgreSQL error's SQLSTATE, e.g. 40P01 for a deadlock. */
+const pgErrorCode = (error: unknown) =>
+  typeof error === "object" && error !== null && "code" in error ? String(error.code) : undefined;
+
+/** A claim the update did not take: "removed", a retry's own claim ("claimed"), or "replayed". */
+async function ownClaimOrNot(run: Sql, { factorId, step, claim }: StepClaimInput): Promise<StepClaim> {
+  const found = await run<{ mine: boolean }>(
+    "select (last_step = ? and last_claim = ?) is true as mine from factors where id = ? and status = 'active'",
+    [step, claim, factorId],
+  );
+  if (found[0] === undefined) return "removed";
+  // The same call retried (its first reply was lost): the claim is already ours.
+  return found[0].mine ? "claimed" : "replayed";
+}
+
 /** Whether the subject has an active factor other than `except`. */
 const hasOtherActive = async (run: Sql, subject: string, except: string) =>
   (
@@ -122,6 +182,11 @@ const hasOtherActive = async (run: Sql, subject: string, except: string) =>
 
 export function createFactorStore(pg: Pg): FactorStore {
   const run = pg.sql;
+  const claimGrouped = groupCommit<StepClaimInput, StepClaim>({
+    maxBatch: claimBatchSize,
+    keyOf: (c) => c.factorId,
+    run: (batch) => claimSteps(run, batch),
+  });
   // Conditions are fixed fragments from this file; only values are parameters.
   const listWhere = async (condition: string, params: unknown[]) =>
     withRemaining(
@@ -222,22 +287,7 @@ export function createFactorStore(pg: Pg): FactorStore {
       const step = rows[0]?.last_step;
       return step === undefined || step === null ? undefined : Number(step);
     },
-    async claimStep(factorId, step, claim, now) {
-      // The row lock makes concurrent claims of one step serial: exactly one sees last_step < step.
-      const rows = await run(
-        `update factors set last_step = ?, last_claim = ?, last_used_at = ?
-         where id = ? and status = 'active' and (last_step is null or last_step < ?) returning id`,
-        [step, claim, now, factorId, step],
-      );
-      if (rows.length === 1) return "claimed";
-      const found = await run<{ mine: boolean }>(
-        "select (last_step = ? and last_claim = ?) is true as mine from factors where id = ? and status = 'active'",
-        [step, claim, factorId],
-      );
-      if (found[0] === undefined) return "removed";
-      // The same call retried (its first reply was lost): the claim is already ours.
-      return found[0].mine ? "claimed" : "replayed";
-    },
+    claimStep: (factorId, step, claim, now) => claimGrouped({ factorId, step, claim, now }),
     async remove(subject, factorId) {
       const rows = await run(
         `with changed as (delete from factors where subject = ? and id = ? returning subject)
