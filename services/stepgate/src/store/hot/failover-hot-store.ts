@@ -143,6 +143,7 @@ export function createFailoverHotStore(options: FailoverHotStoreOptions): Failov
     incrementBoth: (first, second) => route((s) => s.incrementBoth(first, second)),
     setVersioned: (key, version, value, ttlMs) => route((s) => s.setVersioned(key, version, value, ttlMs)),
     advance: (key, position, owner, ttlMs) => route((s) => s.advance(key, position, owner, ttlMs)),
+    claimThenWrite: (claim, writes) => route((s) => s.claimThenWrite(claim, writes)),
     decrement: (key) => route((s) => s.decrement(key)),
     raise: (key, count, ttlMs) => route((s) => s.raise(key, count, ttlMs)),
     ttl: (key) => route((s) => s.ttl(key)),

@@ -173,6 +173,35 @@ export function hotStoreContract(name: string, open: () => Promise<HotStoreUnder
       assert.equal(await hot.advance(k, 100, `owner${winner}`, 5000), "behind");
     });
 
+    it("claims a key for one of many racing, and only the holder's writes land; a retry writes again", async () => {
+      const [claimKey, a, b] = [key("claim"), key("claim-a"), key("claim-b")];
+      await hot.set(b, "old", 5000);
+      const results = await Promise.all(
+        Array.from({ length: 8 }, (_, i) =>
+          hot.claimThenWrite({ key: claimKey, value: `c${i}`, ttlMs: 5000 }, [
+            { key: a, value: `by c${i}`, ttlMs: 5000 },
+            { key: b, delete: true },
+          ]),
+        ),
+      );
+      assert.equal(new Set(results).size, 1, results.join(","));
+      const [winner = ""] = results;
+      assert.deepEqual(await hot.getMany([claimKey, a, b]), [winner, `by ${winner}`, null]);
+      await hot.set(b, "again", 5000);
+      assert.equal(
+        await hot.claimThenWrite({ key: claimKey, value: "late", ttlMs: 5000 }, [{ key: b, delete: true }]),
+        winner,
+      );
+      assert.equal(await hot.get(b), "again", "a loser writes nothing");
+      assert.equal(
+        await hot.claimThenWrite({ key: claimKey, value: winner, ttlMs: 5000 }, [{ key: b, delete: true }]),
+        winner,
+      );
+      assert.equal(await hot.get(b), null, "the holder's retry writes");
+      const ttl = await hot.ttl(a);
+      assert.ok(ttl > 4000 && ttl <= 5000, `ttl ${ttl}`);
+    });
+
     it("reports ttl (0 when absent) and deletes", async () => {
       const [a, b] = [key("ttl-a"), key("ttl-b")];
       assert.equal(await hot.ttl(a), 0);

@@ -3,6 +3,9 @@
  * across replicas. Redis carries it when configured; PostgreSQL otherwise; memory in unit tests.
  * Keys come from `hotKeys` (store/hot-keys.ts); durations are in ms.
  */
+/** One write `HotStore.claimThenWrite` applies: a value kept `ttlMs` (ms), or a deletion. */
+export type HotWrite = { key: string; value: string; ttlMs: number } | { key: string; delete: true };
+
 export interface HotStore {
   readonly kind: "redis" | "postgresql" | "memory";
   get(key: string): Promise<string | null>;
@@ -44,6 +47,15 @@ export interface HotStore {
     owner: string,
     ttlMs: number,
   ): Promise<"advanced" | "held" | "behind">;
+  /**
+   * Claims `claim.key` for `claim.value` (kept `claim.ttlMs` when absent; a key that already holds
+   * `claim.value` is this caller's again, e.g. a retry) and, only while this caller holds it,
+   * applies `writes` in order. Returns what the key holds afterwards: `claim.value` when the writes
+   * were applied, another claim's value when nothing was written. One round trip and atomic as a
+   * whole on Redis (one script) and in memory; on PostgreSQL the claim is one statement and the
+   * writes follow it.
+   */
+  claimThenWrite(claim: { key: string; value: string; ttlMs: number }, writes: HotWrite[]): Promise<string>;
   /** Lowers a counter by one, never below zero, keeping its expiry; nothing when absent. */
   decrement(key: string): Promise<void>;
   /**

@@ -65,6 +65,17 @@ export function createMemoryHotStore(now: () => number = Date.now): HotStore {
       entries.set(key, { value: owner, counter: position, expiresAt: expiry(ttlMs) });
       return "advanced";
     },
+    async claimThenWrite(claim, writes) {
+      const held = live(claim.key)?.value;
+      if (held !== undefined && held !== null && held !== claim.value) return held;
+      if (held === undefined)
+        entries.set(claim.key, { value: claim.value, counter: 0, expiresAt: expiry(claim.ttlMs) });
+      for (const w of writes) {
+        if ("delete" in w) entries.delete(w.key);
+        else entries.set(w.key, { value: w.value, counter: 0, expiresAt: expiry(w.ttlMs) });
+      }
+      return claim.value;
+    },
     async decrement(key) {
       const entry = live(key);
       if (entry) entry.counter = Math.max(0, entry.counter - 1);

@@ -109,6 +109,31 @@ export function createPostgresHotStore(pg: Pg): HotStore {
       );
       return held.length === 1 ? "held" : "behind";
     },
+    claimThenWrite: (claim, writes) =>
+      pg.transaction(async (tx) => {
+        // The conflicting row stays locked to the commit, taken or not: the writes follow the claim.
+        const [row] = await tx<{ value: string | null }>(
+          `insert into hot_entries (key, value, counter, expires_at) values (?, ?, 0, ?)
+           on conflict (key) do update set value = case when hot_entries.expires_at <= now()
+             then excluded.value else hot_entries.value end,
+             expires_at = case when hot_entries.expires_at <= now()
+             then excluded.expires_at else hot_entries.expires_at end
+           returning value`,
+          [claim.key, claim.value, expiry(claim.ttlMs)],
+        );
+        const held = row?.value ?? claim.value;
+        if (held !== claim.value) return held;
+        for (const w of writes) {
+          if ("delete" in w) await tx("delete from hot_entries where key = ?", [w.key]);
+          else
+            await tx(
+              `insert into hot_entries (key, value, counter, expires_at) values (?, ?, 0, ?)
+               on conflict (key) do update set value = excluded.value, counter = 0, expires_at = excluded.expires_at`,
+              [w.key, w.value, expiry(w.ttlMs)],
+            );
+        }
+        return claim.value;
+      }),
     async decrement(key) {
       await run(
         "update hot_entries set counter = counter - 1 where key = ? and expires_at > now() and counter > 0",

@@ -57,6 +57,18 @@ end
 redis.call('SET', KEYS[1], ARGV[1] .. ':' .. ARGV[2], 'PX', ARGV[3])
 return 'advanced'`;
 
+// Claim KEYS[1] for ARGV[1] (kept ARGV[2] ms) unless another value holds it, then apply the writes:
+// KEYS[i] with ARGV[2i-1] as value and ARGV[2i] as ms, or deleted when ARGV[2i] is '-'.
+const claimThenWriteScript = `
+local held = redis.call('GET', KEYS[1])
+if held and held ~= ARGV[1] then return held end
+if not held then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end
+for i = 2, #KEYS do
+  if ARGV[2 * i] == '-' then redis.call('DEL', KEYS[i])
+  else redis.call('SET', KEYS[i], ARGV[2 * i - 1], 'PX', ARGV[2 * i]) end
+end
+return ARGV[1]`;
+
 /** The scripts above, each registered once per connection (`defineCommand`): sent by SHA after its first use. */
 const scripts = {
   stepgateIncrement: { numberOfKeys: 1, lua: incrementScript },
@@ -65,6 +77,8 @@ const scripts = {
   stepgateDecrement: { numberOfKeys: 1, lua: decrementScript },
   stepgateSetVersioned: { numberOfKeys: 1, lua: setVersionedScript },
   stepgateAdvance: { numberOfKeys: 1, lua: advanceScript },
+  // Its key count varies: the first argument gives it.
+  stepgateClaimThenWrite: { lua: claimThenWriteScript },
 } as const;
 
 type ScriptName = keyof typeof scripts;
@@ -194,6 +208,13 @@ export function createRedisHotStore(options: RedisHotStoreOptions): RedisHotStor
         | "advanced"
         | "held"
         | "behind";
+    },
+    async claimThenWrite(claim, writes) {
+      const ms = (t: number) => String(Math.max(1, Math.ceil(t)));
+      const keys = [claim.key, ...writes.map((w) => w.key)];
+      const args = [claim.value, ms(claim.ttlMs)];
+      for (const w of writes) args.push(...("delete" in w ? ["", "-"] : [w.value, ms(w.ttlMs)]));
+      return String(await script("stepgateClaimThenWrite", String(keys.length), ...keys, ...args));
     },
     async decrement(key) {
       await script("stepgateDecrement", key);
