@@ -1,6 +1,7 @@
 import { StepgateError } from "../domain/stepgate-error.ts";
 import type { Policy } from "../policy/policy.ts";
 import type { AttemptCounters } from "../store/attempt-counters.ts";
+import type { HotWrite } from "../store/hot/hot-store.ts";
 
 /** One attempt that may go on to check its answer. */
 export interface SpentAttempt {
@@ -31,6 +32,8 @@ export interface Attempts {
   failed(subject: string, attempt: SpentAttempt): Promise<boolean>;
   /** A right answer ends the subject's run of consecutive failures. */
   succeeded(subject: string): Promise<void>;
+  /** The write `succeeded` makes, for a use case that applies it with its own (one round trip). */
+  succeededWrite(subject: string): HotWrite;
   /** Gives back the attempt of a call that could not check its proof: a store's failure is not the user's. */
   refund(challengeId: string, subject: string): Promise<void>;
 }
@@ -71,6 +74,7 @@ export function createAttempts({ counters, policy }: AttemptsDeps): Attempts {
       return true;
     },
     succeeded: (subject) => counters.clearFailures(subject),
+    succeededWrite: (subject) => counters.clearFailuresWrite(subject),
     refund: (challengeId, subject) => counters.refund(challengeId, subject),
   };
 }

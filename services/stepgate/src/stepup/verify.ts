@@ -54,7 +54,7 @@ export interface VerifyDeps {
   verifyResults: VerifyResults;
   attempts: Attempts;
   checkProof: CheckProof;
-  sessions: Pick<SessionStore, "recordElevation" | "endedAt">;
+  sessions: Pick<SessionStore, "elevationWrite">;
   issueGrant: GrantIssuer;
   audit: Pick<AuditLog, "record">;
   /** Keys the idempotency claim and the proof's fingerprint. */
@@ -77,11 +77,8 @@ export function createVerify(deps: VerifyDeps): Verify {
   return async (input) => {
     const id = input.challengeId;
     const claim = deps.fingerprint("claim", id, input.idempotencyKey);
-    // One pipelined round trip: the challenge, this key's result, and whether the session ended.
-    const [{ challenge, recorded, answeredBy }, sessionEndedAt] = await Promise.all([
-      deps.challenges.read(id, claim),
-      deps.sessions.endedAt(input.subject, input.sessionId),
-    ]);
+    // One read: the challenge, this key's result, who answered it, and whether the session ended.
+    const { challenge, recorded, answeredBy, sessionEndedAt } = await deps.challenges.read(id, claim, input);
     assertThat(challenge, "CHALLENGE_NOT_FOUND", "no such challenge");
     assertThat(
       challenge.subject === input.subject &&
@@ -159,19 +156,14 @@ async function answer(
     authTime: toSeconds(now),
     factorId: checked.factorId,
   };
-  // The proof was right and is claimed: reset the failures, mark the challenge answered and
-  // record the session's elevation in one pipelined round trip.
-  const [, first] = await Promise.all([
-    deps.attempts.succeeded(challenge.subject),
-    deps.challenges.markAnswered(challenge.id, claim, retentionMs),
-    deps.sessions.recordElevation(challenge.subject, challenge.sessionId, elevation, elevationTtlMs),
+  // The proof was right and is claimed: mark the challenge answered and, only for the claim that
+  // answered it, record the session's elevation and reset the failures, in one atomic step.
+  const answeredNow = await deps.challenges.markAnswered(challenge.id, claim, retentionMs, [
+    deps.sessions.elevationWrite(challenge.subject, challenge.sessionId, elevation, elevationTtlMs),
+    deps.attempts.succeededWrite(challenge.subject),
   ]);
   // Two right answers racing under different idempotency keys: only one gets a grant.
-  assertThat(
-    first || (await deps.challenges.answeredBy(challenge.id)) === claim,
-    "CHALLENGE_USED",
-    "challenge was already answered",
-  );
+  assertThat(answeredNow === claim, "CHALLENGE_USED", "challenge was already answered");
   const grant = deps.issueGrant({
     subject: challenge.subject,
     sessionId: challenge.sessionId,

@@ -1,5 +1,5 @@
 import { type DurableMirror, noMirror } from "./durable-mirror.ts";
-import type { HotStore } from "./hot/hot-store.ts";
+import type { HotStore, HotWrite } from "./hot/hot-store.ts";
 import { hotKeys } from "./hot-keys.ts";
 
 /** One attempt at a challenge: its limit and how long each count lives (ms). */
@@ -40,6 +40,8 @@ export interface AttemptCounters {
   failuresLapseInMs(subject: string): Promise<number>;
   /** Ends the subject's run of consecutive failures. */
   clearFailures(subject: string): Promise<void>;
+  /** The write `clearFailures` makes, to apply with others (HotStore.claimThenWrite). */
+  clearFailuresWrite(subject: string): HotWrite;
   /**
    * Gives back an attempt spent by a call that could not check its proof (a store failed): a
    * dependency's failure is never the user's. Lowers both counts by one, never below zero.
@@ -66,6 +68,7 @@ export function createAttemptCounters(hot: HotStore, mirror: DurableMirror = noM
     },
     failuresLapseInMs: (subject) => hot.ttl(hotKeys.failures(subject)),
     clearFailures: (subject) => hot.delete(hotKeys.failures(subject)),
+    clearFailuresWrite: (subject) => ({ key: hotKeys.failures(subject), delete: true }),
     async refund(challengeId, subject) {
       await Promise.all([
         hot.decrement(hotKeys.challengeAttempts(challengeId)),

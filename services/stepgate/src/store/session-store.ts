@@ -1,6 +1,6 @@
 import type { Elevation } from "../domain/elevation.ts";
 import { type DurableMirror, noMirror } from "./durable-mirror.ts";
-import type { HotStore } from "./hot/hot-store.ts";
+import type { HotStore, HotWrite } from "./hot/hot-store.ts";
 import { hotKeys } from "./hot-keys.ts";
 
 /** When what a grant rests on was ended (epoch ms); absent when it was not. */
@@ -26,6 +26,8 @@ export interface SessionStore {
   standing(subject: string, sessionId: string, acrs: string[]): Promise<SessionStanding>;
   /** Keeps `elevation` for `ttlMs` (ms), replacing the session's earlier one at its acr. */
   recordElevation(subject: string, sessionId: string, elevation: Elevation, ttlMs: number): Promise<void>;
+  /** The write `recordElevation` makes, to apply with others (HotStore.claimThenWrite). */
+  elevationWrite(subject: string, sessionId: string, elevation: Elevation, ttlMs: number): HotWrite;
   /**
    * Ends the session for good: records `endedAtMs` (epoch ms) for `revocationTtlMs`, so every grant
    * issued to it is revoked and it gets no new one, and drops its elevations at `acrs`.
@@ -82,6 +84,11 @@ export function createSessionStore(hot: HotStore, mirror: DurableMirror = noMirr
     async recordElevation(subject, sessionId, elevation, ttlMs) {
       await hot.set(hotKeys.elevation(subject, sessionId, elevation.acr), JSON.stringify(elevation), ttlMs);
     },
+    elevationWrite: (subject, sessionId, elevation, ttlMs) => ({
+      key: hotKeys.elevation(subject, sessionId, elevation.acr),
+      value: JSON.stringify(elevation),
+      ttlMs,
+    }),
     async end(subject, sessionId, endedAtMs, revocationTtlMs, acrs) {
       await recordDurably(hotKeys.revoked(subject, sessionId), endedAtMs, revocationTtlMs);
       await hot.delete(...acrs.map((acr) => hotKeys.elevation(subject, sessionId, acr)));
