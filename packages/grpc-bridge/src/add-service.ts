@@ -1,11 +1,12 @@
 import type { DescMethod, DescMethodUnary, DescService } from "@bufbuild/protobuf";
 import { create } from "@bufbuild/protobuf";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
-import { Code, ConnectError, createContextValues, createHandlerContext } from "@connectrpc/connect";
+import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
 import { statusDetailsFromError, statusDetailsKey } from "./error-details.ts";
 import { createGrpcServiceDefinition } from "./grpc-service-definition.ts";
-import { headersFromMetadata, metadataFromHeaders } from "./metadata.ts";
+import { CallContext } from "./handler-context.ts";
+import { metadataFromHeaders } from "./metadata.ts";
 import { peerAddressKey } from "./peer-address.ts";
 import { peerCertificateKey } from "./peer-certificate.ts";
 import { grpcStatusFromCode } from "./status-code.ts";
@@ -81,43 +82,34 @@ function unaryHandler(
   return (call, callback) => {
     const end = callEnd(method, options);
     const deadline = Number(call.getDeadline());
-    const cancelled = new AbortController();
+    const auth = call.getAuthContext();
+    const secure = auth.transportSecurityType === "ssl";
+    const ctx = new CallContext({
+      method,
+      call,
+      deadline,
+      secure,
+      values: createContextValues()
+        .set(peerAddressKey, call.getPeer())
+        .set(peerCertificateKey, secure ? auth.sslPeerCertificate : undefined),
+    });
     let settled = false;
-    // grpc-js emits "cancelled" after every call; for a settled one it means nothing.
+    // grpc-js emits "cancelled" after every call, and at the deadline (its own timer ends the call
+    // then); for a settled call it means nothing.
     call.once("cancelled", () => {
       if (settled) return;
       const error =
         Date.now() >= deadline - deadlineSlackMs
           ? new ConnectError("deadline exceeded", Code.DeadlineExceeded)
           : new ConnectError("call cancelled", Code.Canceled);
-      cancelled.abort(error);
+      ctx.abort(error);
+      end(grpcStatusFromCode(error.code));
     });
-    const auth = call.getAuthContext();
-    const secure = auth.transportSecurityType === "ssl";
-    const ctx = createHandlerContext({
-      service: method.parent,
-      method,
-      protocolName: "grpc",
-      requestMethod: "POST",
-      url: `${secure ? "https" : "http"}://${call.getHost()}${call.getPath()}`,
-      ...(Number.isFinite(deadline) ? { timeoutMs: Math.max(0, deadline - Date.now()) } : {}),
-      requestSignal: cancelled.signal,
-      requestHeader: headersFromMetadata(call.metadata),
-      contextValues: createContextValues()
-        .set(peerAddressKey, call.getPeer())
-        .set(peerCertificateKey, secure ? auth.sslPeerCertificate : undefined),
-    });
-    // The deadline (ours or the client's) or a cancel ends the call, even if the handler runs on.
-    ctx.signal.addEventListener(
-      "abort",
-      () => end(grpcStatusFromCode(ConnectError.from(ctx.signal.reason, Code.Canceled).code)),
-      { once: true },
-    );
     void (async () => {
       let response: unknown;
       let status: Status | undefined;
       try {
-        // Connect aborts the signal of a context made with timeoutMs 0 at once: the deadline is past.
+        // A context whose deadline had passed when the call arrived is aborted from the start.
         ctx.signal.throwIfAborted();
         const result = await fn(call.request, ctx);
         // A response after the deadline or a cancel is too late: the call ends with that status.
@@ -129,10 +121,11 @@ function unaryHandler(
       settled = true;
       try {
         if (status === undefined) {
-          if ([...ctx.responseHeader.keys()].length > 0) {
-            call.sendMetadata(metadataFromHeaders(ctx.responseHeader));
-          }
-          callback(null, response, metadataFromHeaders(ctx.responseTrailer));
+          const header = ctx.responseHeaderSet;
+          if (header !== undefined && [...header.keys()].length > 0)
+            call.sendMetadata(metadataFromHeaders(header));
+          const trailer = ctx.responseTrailerSet;
+          callback(null, response, trailer === undefined ? undefined : metadataFromHeaders(trailer));
           end(grpc.status.OK);
         } else {
           // No headers first: grpc-js sends a status with no headers before it as trailers-only.
@@ -145,8 +138,8 @@ function unaryHandler(
         callback(internalError, null);
         end(internalError.code);
       } finally {
-        // Connect aborts the signal when a call completes; this also stops its deadline timer.
-        // A shared reason: building an error (and its stack) for every call is measurable.
+        // Connect aborts the signal when a call completes. A shared reason: building an error (and
+        // its stack) for every call is measurable.
         ctx.abort(callCompleted);
       }
     })();
