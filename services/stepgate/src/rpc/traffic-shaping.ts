@@ -63,20 +63,34 @@ function describeCall(
   };
 }
 
-/** Waits for a slot; a shed call fails OVERLOADED with RetryInfo and the pushback trailer. */
-async function admit(shaping: TrafficShaping, call: ShapedCall, ctx: HandlerContext) {
-  let decision: Ticket | Shed;
-  try {
-    decision = await shaping.admission.admit({
-      rank: admissionRank(call.priority, call.isVerify),
-      caller: call.caller,
-      ...(call.deadline === undefined ? {} : { deadline: call.deadline }),
-      signal: ctx.signal,
-    });
-  } catch (error) {
-    // Cancelled, or past its deadline, while it waited: the call already ended with that status.
-    throw ConnectError.from(error, Code.Canceled);
-  }
+/**
+ * Waits for a slot; a shed call fails OVERLOADED with RetryInfo and the pushback trailer. Answers
+ * without a promise when admission decides at once (most calls).
+ */
+function admit(shaping: TrafficShaping, call: ShapedCall, ctx: HandlerContext): Ticket | Promise<Ticket> {
+  const decision = shaping.admission.admit({
+    rank: admissionRank(call.priority, call.isVerify),
+    caller: call.caller,
+    ...(call.deadline === undefined ? {} : { deadline: call.deadline }),
+    signal: ctx.signal,
+  });
+  if (!(decision instanceof Promise)) return ticketOrShed(shaping, call, ctx, decision);
+  return decision.then(
+    (waited) => ticketOrShed(shaping, call, ctx, waited),
+    (error: unknown) => {
+      // Cancelled, or past its deadline, while it waited: the call already ended with that status.
+      throw ConnectError.from(error, Code.Canceled);
+    },
+  );
+}
+
+/** The ticket of an admitted call; a shed one counted and thrown as OVERLOADED. */
+function ticketOrShed(
+  shaping: TrafficShaping,
+  call: ShapedCall,
+  ctx: HandlerContext,
+  decision: Ticket | Shed,
+) {
   if (decision.admitted) return decision;
   shaping.metrics.shed({ priority: call.priority, cause: decision.reason, caller: call.caller });
   const retryAfterMs = Math.ceil(decision.retryAfterMs / 10) * 10;
@@ -98,21 +112,27 @@ function overloaded(priority: Priority, cause: ShedReason, retryAfterMs: number)
   return error;
 }
 
-/** Counts the call against the rate limits; a refused one fails RATE_LIMITED and is counted. */
-async function limit(shaping: TrafficShaping, call: ShapedCall) {
-  try {
-    const { caller, source, subject } = call;
-    await shaping.checkRateLimits({ caller, source, ...(subject ? { subject } : {}) });
-  } catch (error) {
-    if (error instanceof StepgateError && error.reason === "RATE_LIMITED") {
-      shaping.metrics.rateLimited({
-        priority: call.priority,
-        limit: error.metadata.limit ?? "",
-        caller: call.caller,
-      });
-    }
-    throw error;
+/**
+ * Counts the call against the rate limits; a refused one fails RATE_LIMITED and is counted.
+ * Undefined when memory let it through at once (no promise for most calls).
+ */
+function limit(shaping: TrafficShaping, call: ShapedCall): Promise<void> | undefined {
+  const { caller, source, subject } = call;
+  return shaping
+    .checkRateLimits({ caller, source, ...(subject ? { subject } : {}) })
+    ?.catch((error: unknown) => countRefusal(shaping, call, error));
+}
+
+/** Counts a rate-limited call in the metrics and throws its error on. */
+function countRefusal(shaping: TrafficShaping, call: ShapedCall, error: unknown): never {
+  if (error instanceof StepgateError && error.reason === "RATE_LIMITED") {
+    shaping.metrics.rateLimited({
+      priority: call.priority,
+      limit: error.metadata.limit ?? "",
+      caller: call.caller,
+    });
   }
+  throw error;
 }
 
 /**
@@ -135,9 +155,11 @@ export function shapeTraffic<S extends DescService>(
     const name = `${service.name}/${method.name}`;
     wrapped[method.localName] = async (req: unknown, ctx: HandlerContext) => {
       const call = describeCall(name, req, ctx, shaping);
-      const ticket = await admit(shaping, call, ctx);
+      const admitted = admit(shaping, call, ctx);
+      const ticket = admitted instanceof Promise ? await admitted : admitted;
       try {
-        await limit(shaping, call);
+        const limiting = limit(shaping, call);
+        if (limiting) await limiting;
         return await fn(req, ctx);
       } finally {
         ticket.done();

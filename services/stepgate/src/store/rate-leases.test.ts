@@ -47,6 +47,24 @@ describe("rate leases (logic)", () => {
     assert.equal((await leases.count(caller, "payments")).allowed, true, "a new window");
   });
 
+  it("decides from memory without a promise while a lease has tokens or the window is used up", async () => {
+    const { state, take } = sharedCounter(12);
+    const leases = new RateLeases(take, () => state.now);
+    assert.equal(leases.countNow(caller, "payments"), undefined, "nothing leased yet: count must ask");
+    assert.equal(state.takes, 0, "countNow takes nothing itself");
+    await leases.count(caller, "payments");
+    let decided = 0;
+    for (let i = 0; i < 30; i++) {
+      const now = leases.countNow(caller, "payments") ?? (await leases.count(caller, "payments"));
+      if (now.allowed) decided += 1;
+      // Let a background refill land between calls, as calls do between their arrivals.
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    assert.equal(decided, 11, "the window's 12 calls, one counted before");
+    const refused = leases.countNow(caller, "payments");
+    assert.ok(refused && !refused.allowed && refused.retryAfterMs > 9000, "used up: refused from memory");
+  });
+
   it("drops what is left of a window's lease when the window ends", async () => {
     const { state, take } = sharedCounter(1000);
     const leases = new RateLeases(take, () => state.now);

@@ -47,6 +47,19 @@ export class RateLeases {
     this.#now = now;
   }
 
+  /**
+   * `count` when memory alone decides: a leased token spent, or a refusal while the window is used
+   * up fleet-wide; undefined when the lease must be refilled first (then call `count`).
+   */
+  countNow(rate: RateCounter, key: string): Counted | undefined {
+    const lease = this.#lease(rate, key);
+    if (this.#spendOne(rate, key, lease)) return allowed;
+    if (lease.spent && lease.tokens <= 0 && this.#now() < lease.endsAt) {
+      return { allowed: false, retryAfterMs: Math.max(1, lease.endsAt - this.#now()) };
+    }
+    return undefined;
+  }
+
   /** Spends one call of `key` under `rate`; refused with the ms until its window ends. */
   async count(rate: RateCounter, key: string): Promise<Counted> {
     const lease = this.#lease(rate, key);

@@ -18,6 +18,11 @@ export interface RateLimitStore {
    * (`localShare`). Never fails for a store's sake.
    */
   count(rate: RateCounter, key: string): Promise<Counted>;
+  /**
+   * `count` without a promise when this replica's memory decides it (a leased limit with tokens,
+   * or one used up fleet-wide); undefined when it needs `count`. Nothing is counted then.
+   */
+  countNow(rate: RateCounter, key: string): Counted | undefined;
   /** Gives back a call `count` let through, e.g. when another limit refused the call. */
   giveBack(rate: RateCounter, key: string): Promise<void>;
 }
@@ -114,6 +119,7 @@ export function createRateLimitStore(options: RateLimitStoreOptions): RateLimitS
   // While Redis's circuit is open, count locally at once (no call waits on a store known down).
   const viaRedis = () => redis !== undefined && options.dependency?.available === true;
   return {
+    countNow: (rate, key) => (redis && viaRedis() && isLeased(rate) ? leases.countNow(rate, key) : undefined),
     count(rate, key) {
       if (!redis || !viaRedis()) return countLocally(rate, key);
       if (isLeased(rate)) return leases.count(rate, key).catch(() => countLocally(rate, key));

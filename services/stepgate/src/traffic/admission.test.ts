@@ -21,16 +21,16 @@ function harness(admission: Admission) {
   const tickets = new Map<string, Ticket>();
   const ended = new Set<string>();
   const call = (name: string, rank: number, caller = "a", deadline?: number) => {
-    void admission
-      .admit({ rank, caller, ...(deadline === undefined ? {} : { deadline }) })
-      .then((decision) => {
-        if (decision.admitted) {
-          started.push(name);
-          tickets.set(name, decision);
-        } else {
-          shed.push(`${name}:${decision.reason}`);
-        }
-      });
+    void Promise.resolve(
+      admission.admit({ rank, caller, ...(deadline === undefined ? {} : { deadline }) }),
+    ).then((decision) => {
+      if (decision.admitted) {
+        started.push(name);
+        tickets.set(name, decision);
+      } else {
+        shed.push(`${name}:${decision.reason}`);
+      }
+    });
   };
   /** Ends running calls in the order they started until none is left. */
   const finishAll = async () => {
@@ -205,7 +205,7 @@ describe("admission control", () => {
     const cancel = new AbortController();
     const waiting = admission.admit({ rank: normal, caller: "a", signal: cancel.signal });
     cancel.abort(new Error("client went away"));
-    await assert.rejects(waiting, /client went away/);
+    await assert.rejects(Promise.resolve(waiting), /client went away/);
     assert.equal(admission.snapshot().queued.normal, 0);
     first.done();
     assert.equal(admission.snapshot().inFlight, 0);

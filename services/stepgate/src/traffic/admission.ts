@@ -76,10 +76,11 @@ export interface AdmissionOptions {
  * one, and within a rank the newest call of the caller with the longest line for another caller's
  * (a flood makes room for the others' few); a call is shed rather than started when its deadline
  * cannot be met. `admit` answers with a
- * Ticket or a Shed; it rejects only when the call's signal aborts while it waits.
+ * Ticket or a Shed, at once when it decides at once (a free slot, a shed on arrival: no promise for
+ * most calls), else through a promise that rejects only when the call's signal aborts while it waits.
  */
 export interface Admission {
-  admit(request: AdmissionRequest): Promise<Ticket | Shed>;
+  admit(request: AdmissionRequest): Ticket | Shed | Promise<Ticket | Shed>;
   snapshot(): AdmissionSnapshot;
 }
 
@@ -273,14 +274,17 @@ export function createAdmission(options: AdmissionOptions): Admission {
     });
 
   return {
-    async admit(request) {
+    admit(request) {
       if (cannotFinish(request)) return shed("deadline", request.rank);
       if (!isBestEffort(request.rank)) priorityCallAt = now();
       const room = !isBestEffort(request.rank) || bestEffortInFlight < bestEffortSlots();
       if (inFlight < options.limit.limit && queued === 0 && room) {
-        return new Promise<Ticket | Shed>((resolve) =>
-          start({ answer: resolve, rank: request.rank, caller: request.caller }),
-        );
+        let ticket: Ticket | Shed | undefined;
+        const answer = (decision: Ticket | Shed) => {
+          ticket = decision;
+        };
+        start({ answer, rank: request.rank, caller: request.caller });
+        return ticket as Ticket;
       }
       // A saturated loop cannot finish more than it runs: low priority does not wait for it.
       // (A caller with nothing running or waiting still gets its one turn: a flood does not shut

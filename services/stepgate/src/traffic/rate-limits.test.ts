@@ -12,7 +12,7 @@ const limitsOf = (limits: RateLimitPolicy, localShare = 1) =>
     store: createRateLimitStore({ redis: undefined, dependency: undefined, localShare }),
   });
 
-async function refusal(call: Promise<void>): Promise<StepgateError> {
+async function refusal(call: Promise<void> | undefined): Promise<StepgateError> {
   try {
     await call;
   } catch (error) {

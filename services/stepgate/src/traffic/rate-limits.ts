@@ -1,6 +1,6 @@
 import { StepgateError } from "../domain/stepgate-error.ts";
 import type { Rate, RateLimitPolicy } from "../policy/policy.ts";
-import type { RateCounter, RateLimitStore } from "../store/rate-limit-store.ts";
+import type { Counted, RateCounter, RateLimitStore } from "../store/rate-limit-store.ts";
 
 /** Who a call comes from and whom it is about, as the rate limits see it. */
 export interface RateLimitedCall {
@@ -21,7 +21,7 @@ export interface RateLimitedCall {
  * given back. Fails with RATE_LIMITED (metadata `limit`, and the ms until the limit lets calls
  * through as retryAfterMs).
  */
-export type CheckRateLimits = (call: RateLimitedCall) => Promise<void>;
+export type CheckRateLimits = (call: RateLimitedCall) => Promise<void> | undefined;
 
 export interface RateLimitsDeps {
   limits: RateLimitPolicy;
@@ -43,9 +43,22 @@ export function createRateLimits({ limits, store }: RateLimitsDeps): CheckRateLi
    * Counts the call under every one of `checks` at once. When one refuses, gives back what the
    * others counted and what `counted` (limits that let the call through before) did, and fails.
    */
-  const countAll = async (checks: [RateCounter, string][], counted: [RateCounter, string][] = []) => {
-    if (checks.length === 0) return;
-    const verdicts = await Promise.all(checks.map(([rate, key]) => store.count(rate, key)));
+  const countAll = (checks: [RateCounter, string][], counted: [RateCounter, string][] = []) => {
+    // Most calls are decided from leased tokens in memory: no promise for them.
+    const now = checks.map(([rate, key]) => store.countNow(rate, key));
+    if (now.every((c) => c?.allowed === true)) return undefined;
+    return settleAll(
+      checks,
+      counted,
+      now.map((c, i) => c ?? store.count(...(checks[i] as [RateCounter, string]))),
+    );
+  };
+  const settleAll = async (
+    checks: [RateCounter, string][],
+    counted: [RateCounter, string][],
+    pending: (Counted | Promise<Counted>)[],
+  ) => {
+    const verdicts = await Promise.all(pending);
     const refused = verdicts.findIndex((c) => !c.allowed);
     if (refused < 0) return;
     await Promise.all([
@@ -59,15 +72,17 @@ export function createRateLimits({ limits, store }: RateLimitsDeps): CheckRateLi
       retryAfterMs: verdict && !verdict.allowed ? verdict.retryAfterMs : rate.perSeconds * 1000,
     });
   };
-  return async (call) => {
+  return (call) => {
     const client: [RateCounter, string][] = [];
     if (source) client.push([source, call.source]);
     const quota = quotas.get(call.caller) ?? defaultCaller;
     if (quota) client.push([quota, call.caller]);
-    await countAll(client);
-    // Only now the subject: counted at once with the others, a flood its caller may not send would
+    // Only after the client's: counted at once with them, a flood its caller may not send would
     // spend the subject's allowance anyway, since a count a limit refused is never given back (and a
     // spent key is refused from memory until its window ends).
-    if (subject && call.subject !== undefined) await countAll([[subject, call.subject]], client);
+    const ofSubject = () =>
+      subject && call.subject !== undefined ? countAll([[subject, call.subject]], client) : undefined;
+    const pending = countAll(client);
+    return pending === undefined ? ofSubject() : pending.then(ofSubject);
   };
 }
