@@ -44,7 +44,7 @@ const workerCount = 2;
 
 /** One process.memoryUsage() of the replica, and the committed bytes of its young (new_space) and
  * old (old_space) V8 generations, in bytes. */
-type Usage = NodeJS.MemoryUsage & { young: number; old: number; gcMs: number };
+type Usage = NodeJS.MemoryUsage & { young: number; old: number; gcMs: number; allocatedBytes: number };
 /** What a row of the table shows, in bytes; the largest sample of the phase for every column. */
 interface Row {
   phase: string;
@@ -57,6 +57,10 @@ interface Row {
   gcMicrosPerCall?: number;
   /** GC pauses over the phase, ms. */
   gcMs: number;
+  /** Bytes the replica allocated on the V8 heap over the phase. */
+  allocatedBytes: number;
+  /** Of those, KiB per call (load phases). */
+  kibAllocatedPerCall?: number;
 }
 
 const probeDir = mkdtempSync(join(tmpdir(), "stepgate-memory-"));
@@ -88,6 +92,7 @@ const readUsage = (): Usage => {
     young: read.spaces.new_space ?? 0,
     old: read.spaces.old_space ?? 0,
     gcMs: read.gcMs ?? 0,
+    allocatedBytes: read.allocatedBytes ?? 0,
   };
 };
 const zero: Usage = {
@@ -99,6 +104,7 @@ const zero: Usage = {
   young: 0,
   old: 0,
   gcMs: 0,
+  allocatedBytes: 0,
 };
 const maxUsage = (a: Usage, b: Usage): Usage => ({
   rss: Math.max(a.rss, b.rss),
@@ -109,12 +115,13 @@ const maxUsage = (a: Usage, b: Usage): Usage => ({
   young: Math.max(a.young, b.young),
   old: Math.max(a.old, b.old),
   gcMs: Math.max(a.gcMs, b.gcMs),
+  allocatedBytes: Math.max(a.allocatedBytes, b.allocatedBytes),
 });
 
 /** Samples the replica every 250 ms while `work` runs; the row holds each column's largest sample. */
 async function measure<T>(phase: string, work: () => Promise<T>): Promise<{ row: Row; result: T }> {
   resetPeakMemory(pid);
-  const gcBefore = readUsage().gcMs;
+  const before = readUsage();
   let usage = zero;
   let rss = 0;
   const sample = () => {
@@ -126,7 +133,14 @@ async function measure<T>(phase: string, work: () => Promise<T>): Promise<{ row:
   try {
     const result = await work();
     sample();
-    const row = { phase, rss, peak: residentMemory(pid).peakBytes, usage, gcMs: usage.gcMs - gcBefore };
+    const row = {
+      phase,
+      rss,
+      peak: residentMemory(pid).peakBytes,
+      usage,
+      gcMs: usage.gcMs - before.gcMs,
+      allocatedBytes: usage.allocatedBytes - before.allocatedBytes,
+    };
     rows.push(row);
     return { row, result };
   } finally {
@@ -139,6 +153,7 @@ const perCall = (row: Row, phase: PhaseResult) => ({
   callsPerSecond: phase.throughput,
   cpuMicrosPerCall: phase.cpuMicrosPerCall.server,
   gcMicrosPerCall: phase.calls > 0 ? (row.gcMs * 1000) / phase.calls : Number.NaN,
+  kibAllocatedPerCall: phase.calls > 0 ? row.allocatedBytes / 1024 / phase.calls : Number.NaN,
 });
 
 try {
@@ -172,7 +187,7 @@ try {
   await measure("after (idle)", () => sleep(1000));
   const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(1).padStart(7);
   const header =
-    "phase                    rss    peak heapUsed heapTotal   young     old external arrayBuf  calls/s µs CPU/call µs GC/call";
+    "phase                    rss    peak heapUsed heapTotal   young     old external arrayBuf  calls/s µs CPU/call µs GC/call KiB alloc/call";
   const lines = rows.map(
     (r) =>
       `${r.phase.padEnd(20)}` +
@@ -182,7 +197,8 @@ try {
         .join(" ") +
       ` ${r.callsPerSecond === undefined ? "".padStart(8) : r.callsPerSecond.toFixed(0).padStart(8)}` +
       ` ${r.cpuMicrosPerCall === undefined ? "".padStart(10) : r.cpuMicrosPerCall.toFixed(0).padStart(10)}` +
-      ` ${r.gcMicrosPerCall === undefined ? "" : r.gcMicrosPerCall.toFixed(0).padStart(10)}`,
+      ` ${r.gcMicrosPerCall === undefined ? "".padStart(10) : r.gcMicrosPerCall.toFixed(0).padStart(10)}` +
+      ` ${r.kibAllocatedPerCall === undefined ? "" : r.kibAllocatedPerCall.toFixed(1).padStart(15)}`,
   );
   const overall = residentMemory(pid).peakBytes;
   console.log(
