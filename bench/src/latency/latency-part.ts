@@ -1,7 +1,7 @@
 import { freePort } from "@stepgate/testkit/free-port";
 import type { BenchCluster } from "../bench-cluster.ts";
 import type { BenchUser } from "../seed-users.ts";
-import { startBareHttp2 } from "./bare-http2.ts";
+import { type BareKind, startBareServer } from "./bare-http2.ts";
 import { type FixedRequest, prepareFixedRequests } from "./fixed-requests.ts";
 import { grpcHeaders, probeGrpc } from "./grpc-body.ts";
 import type { LatencyOptions } from "./latency-options.ts";
@@ -11,11 +11,13 @@ import { measureNode } from "./measure-node.ts";
 import { caller, startWarmWorkers } from "./warm-workers.ts";
 
 /**
- * The machine's floor: the no-op's request, from h2load as the no-op had it, to a bare node:http2
- * server on the replicas' core that answers what the no-op answers, at the no-op's offered rates.
- * What the no-op's tail has beyond it is Stepgate's gRPC path (grpc-js, the bridge, the wrapper).
+ * The floors: the no-op's request, from h2load as the no-op had it, to a bare server on the
+ * replicas' core that answers what the no-op answers, at the no-op's offered rates. `grpc-js`: a
+ * grpc-js server whose handler does nothing, the floor every call's cost is a multiple of;
+ * `http2`: node:http2 alone, the machine's. What the no-op has beyond grpc-js's is Stepgate's own.
  */
 async function measureBare(
+  kind: BareKind,
   replicaAddress: string,
   noop: FixedRequest,
   measured: LatencyScenario,
@@ -23,14 +25,15 @@ async function measureBare(
   log: (line: string) => void,
 ): Promise<LatencyScenario> {
   const answer = await probeGrpc(replicaAddress, noop.path, noop.body, grpcHeaders(caller));
-  const bare = await startBareHttp2(await freePort(), answer.body, options.cores.replicas);
+  const bare = await startBareServer(kind, await freePort(), noop.path, answer.body, options.cores.replicas);
   try {
     const offered = measured.rates.map((r) => r.offeredPerSecond);
     const s = await measureFixed(bare, noop, grpcHeaders(caller), options.fixed, offered);
+    const scenario = `bare-${kind}`;
     log(
-      `  bare-http2 (h2load): saturation ${Math.round(s.saturation.throughput)}/s, p99 at 25% ${s.rates[0]?.latency.p99.toFixed(2)} ms`,
+      `  ${scenario} (h2load): saturation ${Math.round(s.saturation.throughput)}/s, p99 at 25% ${s.rates[0]?.latency.p99.toFixed(2)} ms`,
     );
-    return { ...s, scenario: "bare-http2", notes: [...s.notes, "open loop at the no-op's offered rates"] };
+    return { ...s, scenario, notes: [...s.notes, "open loop at the no-op's offered rates"] };
   } finally {
     await bare.close();
   }
@@ -60,7 +63,8 @@ export async function measureLatencyPart(
       );
       scenarios.push(s);
       if (request.scenario === "noop")
-        scenarios.unshift(await measureBare(replica.address, request, s, options, log));
+        for (const kind of ["http2", "grpc-js"] as const)
+          scenarios.unshift(await measureBare(kind, replica.address, request, s, options, log));
     }
   }
   const workers = await startWarmWorkers(

@@ -25,15 +25,25 @@ function table(rows: string[][]): string {
     .join("\n");
 }
 
-/** Part 1: per scenario, saturation, CPU per call, p50 p99 p99.9 at each share, generator delay. */
+/**
+ * Part 1: per scenario, saturation, CPU per call and its multiple of the bare grpc-js handler's
+ * (measured in the same run), calls per second per core of replica CPU, p50 p99 p99.9 at each
+ * share, generator delay.
+ */
 export function formatLatencyTable(scenarios: LatencyScenario[]): string {
   const fractions = scenarios[0]?.rates.map((r) => r.fraction) ?? [];
+  const floor = scenarios.find((s) => s.scenario === "bare-grpc-js")?.saturation.cpuMicrosPerCall.server;
+  const times = (s: LatencyScenario) =>
+    floor === undefined ? "-" : `${num(s.saturation.cpuMicrosPerCall.server / floor, 2)}x`;
+  const perCore = (s: LatencyScenario) => num(1e6 / s.saturation.cpuMicrosPerCall.server);
   const rows = [
     [
       "scenario",
       "driver",
       "sat/s",
       "server µs/call",
+      "x bare grpc-js",
+      "calls/s per core",
       ...fractions.map((f) => `@${Math.round(f * 100)}%: p50 p99 p99.9 ms`),
       "generator p99 ms @25/50/75",
       "other cores",
@@ -44,6 +54,8 @@ export function formatLatencyTable(scenarios: LatencyScenario[]): string {
       s.driver,
       num(s.saturation.throughput),
       num(s.saturation.cpuMicrosPerCall.server),
+      times(s),
+      perCore(s),
       ...fractions.map((_, i) => triple(s.rates[i])),
       loopDelay(s),
       other(s),
@@ -54,14 +66,20 @@ export function formatLatencyTable(scenarios: LatencyScenario[]): string {
     s?.rates.map((r) => `${ms(r.latency.p99)} ms @${Math.round(r.fraction * 100)}%`).join(", ");
   const noop = scenarios.find((s) => s.scenario === "noop");
   const bare = scenarios.find((s) => s.scenario === "bare-http2");
-  const floor = noop
+  const floors = noop
     ? [
         `no-op p99 floor (h2load): ${p99s(noop)}`,
         ...(bare ? [`bare HTTP/2 server at the same rates (the machine's floor): ${p99s(bare)}`] : []),
       ]
     : ["no-op floor: not measured (no h2load, or noop not selected)"];
   const notes = scenarios.flatMap((s) => s.notes.map((n) => `  ${s.scenario}: ${n}`));
-  return [table(rows), ...floor, ...notes].join("\n");
+  const multiple =
+    floor === undefined
+      ? ["x bare grpc-js: not measured (no h2load, or noop not selected)"]
+      : [
+          `x bare grpc-js: server CPU per call over a bare grpc-js unary handler's (${num(floor)} µs), same run`,
+        ];
+  return [table(rows), ...floors, ...multiple, ...notes].join("\n");
 }
 
 /** Part 5: StepUp and Verify CPU per call (saturation) and p99 per population and replica count. */
