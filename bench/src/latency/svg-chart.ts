@@ -99,6 +99,8 @@ export function renderChart(panels: ChartPanel[], caption: string, columns = 2):
   });
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${totalW}" height="${totalH}" viewBox="0 0 ${totalW} ${totalH}" font-family="sans-serif" font-size="11">`,
+    // The chart's name for screen readers and file browsers: its panels' titles.
+    `<title>${xmlText(panels.map((p) => p.title).join("; "))}</title>`,
     `<rect width="100%" height="100%" fill="white"/>`,
     ...panels.map(
       (p, i) =>
