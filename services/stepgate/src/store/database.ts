@@ -1,7 +1,6 @@
 import { Migrator } from "@mikro-orm/migrations";
 import { MikroORM } from "@mikro-orm/postgresql";
 import pg from "pg";
-import { entities } from "./entities.ts";
 import { migrationNames, migrationsTable } from "./migration-names.ts";
 import { Migration001Initial } from "./migrations/migration-001-initial.ts";
 import { Migration002ServiceSecrets } from "./migrations/migration-002-service-secrets.ts";
@@ -40,7 +39,10 @@ export interface DatabaseOptions {
 export async function openDatabase(options: DatabaseOptions): Promise<Database> {
   return MikroORM.init({
     clientUrl: options.url,
-    entities,
+    // MikroORM runs the migrations and the operator tools' connection only: the stores query with
+    // their own SQL (store/sql.ts), so no entity is declared, and none is looked for.
+    entities: [],
+    discovery: { warnWhenNoEntities: false },
     extensions: [Migrator],
     pool: { min: 0, max: options.poolSize },
     ...(options.statementTimeoutMs === undefined
