@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import pg from "pg";
+import { postgresBinDir } from "./binaries.ts";
 import { freePort } from "./free-port.ts";
 import { isAlive, keepAliveUntil, killTree, startOrphanReaper, waitGone } from "./orphan-reaper.ts";
 
@@ -25,7 +26,8 @@ export interface OwnPostgresOptions {
   /** How long a `SIGTERM` smart shutdown may wait for sessions to end before `stop()` turns it into
    * a fast one (SIGINT), in ms. Default 2000. */
   smartShutdownMs?: number;
-  /** Where `initdb` and `postgres` are. Default STEPGATE_PG_BIN, else `/usr/lib/postgresql/15/bin`. */
+  /** Where `initdb` and `postgres` are. Default `postgresBinDir()` (STEPGATE_PG_BIN, the PATH, the
+   * newest /usr/lib/postgresql/<major>/bin), else `/usr/lib/postgresql/15/bin`. */
   binDir?: string;
   /** Extra server settings (`-c name=value`), e.g. `{ max_connections: "50" }`; they win over the
    * defaults (fsync=off, full_page_writes=off, shared_buffers=16MB). */
@@ -72,7 +74,7 @@ export interface OwnPostgres {
   destroy(): Promise<void>;
 }
 
-const defaultBinDir = process.env.STEPGATE_PG_BIN ?? "/usr/lib/postgresql/15/bin";
+const defaultBinDir = postgresBinDir() ?? "/usr/lib/postgresql/15/bin";
 
 /**
  * Creates a PostgreSQL cluster in a fresh temporary folder (`initdb`, trust auth, superuser

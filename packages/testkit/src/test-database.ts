@@ -1,8 +1,9 @@
 import { randomBytes } from "node:crypto";
 import pg from "pg";
 
-/** The server databases are created on by default: STEPGATE_TEST_DATABASE_URL, else the machine's
- * PostgreSQL as `postgres` (trust auth on this machine and in CI). */
+/** The server databases are created on by default: STEPGATE_TEST_DATABASE_URL (which `pnpm test`
+ * sets to a throwaway cluster of its own when it is not given: test-stores.ts), else, for a test
+ * file run alone, the machine's PostgreSQL as `postgres` on 127.0.0.1:5432 with trust auth. */
 export const adminUrl =
   process.env.STEPGATE_TEST_DATABASE_URL ?? "postgresql://postgres@127.0.0.1:5432/postgres";
 

@@ -1,7 +1,9 @@
 import { randomBytes } from "node:crypto";
 import { Redis } from "ioredis";
 
-/** The Redis used by default: STEPGATE_TEST_REDIS_URL, else the machine's on port 6379. */
+/** The Redis used by default: STEPGATE_TEST_REDIS_URL (which `pnpm test` sets to a throwaway server
+ * of its own when it is not given: test-stores.ts), else, for a test file run alone, the machine's
+ * on port 6379. */
 export const redisUrl = process.env.STEPGATE_TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
 
 /** Options of `createTestRedisPrefix`. */
