@@ -45,7 +45,7 @@ EXPOSE 50051
 STOPSIGNAL SIGTERM
 # grpc.health.v1 through the bundled probe: healthy only while the replica reports SERVING.
 HEALTHCHECK --interval=5s --timeout=3s --start-period=10s --retries=3 CMD ["node", "services/stepgate/src/tools/health-probe.ts"]
-# V8 heap flags (README "Memory"): a 4 MiB semi-space instead of one that grows to 32 MiB or more
+# V8 heap flags (docs/performance.md, "Memory"): a 4 MiB semi-space instead of one that grows to 32 MiB or more
 # under load, and a major GC once the old space is 1.5x its live size instead of up to 4x. They
 # keep RSS under 200 MiB under load; they cost some CPU per call. Keep them equal to
 # replicaNodeFlags (packages/testkit/src/replica-process.ts), which tests and the bench use.

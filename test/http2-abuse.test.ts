@@ -303,7 +303,7 @@ describe("HTTP/2 abuse against a real replica", () => {
     plain.close();
     assert.equal(seen.status.code, grpc.status.UNIMPLEMENTED);
     // Each alone, few at a time: ListFactors is low priority, so it is shed at once while the event
-    // loop is saturated, and gets less room for a second after a critical call (README "Traffic shaping").
+    // loop is saturated, and gets less room for a second after a critical call (docs/traffic-shaping.md).
     await sleep(1500);
     const unknownAlone = await measureCalls(pid, () => bareCalls(calls, 4, unknown));
     expectUnimplemented(unknownAlone.outcomes);

@@ -2,7 +2,7 @@
 // three replica processes that each reach PostgreSQL and Redis through proxies of their own
 // (@stepgate/testkit/degraded-lab): stopped, blackholed for all, blackholed for one replica, and a
 // replica SIGKILLed and started again during the outage. Short runs of `pnpm chaos`'s scenarios;
-// they assert the goals (README "When a store fails"), never a latency, and print their figures.
+// they assert the goals (docs/replicas-and-store-failures.md, "When a store fails"), never a latency, and print their figures.
 
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";

@@ -1,7 +1,7 @@
 // Redis failing, and both stores at once, under a steady StepUp -> Verify -> CheckGrant load through
 // @stepgate/client, on three replica processes that each reach PostgreSQL and Redis through proxies
 // of their own (@stepgate/testkit/degraded-lab): Redis stopped, restarted empty, blackholed; both
-// stores stopped. Short runs of `pnpm chaos`'s scenarios; they assert the goals (README "When a store
+// stores stopped. Short runs of `pnpm chaos`'s scenarios; they assert the goals (docs/replicas-and-store-failures.md, "When a store
 // fails"), never a latency, and print their figures.
 import { after, before, describe, it } from "node:test";
 import { type DegradedLab, startDegradedLab } from "@stepgate/testkit/degraded-lab";

@@ -1,6 +1,6 @@
 import { parseArgs } from "node:util";
 
-/** The floods `pnpm bench:overload` sends (README: "The h2load floods"). */
+/** The floods `pnpm bench:overload` sends (bench/README.md, "Floods from h2load"). */
 export const floodNames = ["one-caller", "many-callers", "same-service"] as const;
 export type FloodName = (typeof floodNames)[number];
 

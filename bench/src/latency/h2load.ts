@@ -34,7 +34,7 @@ export interface H2loadRun {
 }
 
 /** What h2load printed and logged. Latencies are h2load's own: from a request's send to its
- * response's end, in ms; a request h2load could not send on time waits unlogged (see README). */
+ * response's end, in ms; a request h2load could not send on time waits unlogged (see bench/README.md). */
 export interface H2loadResult {
   /** h2load's own `req/s` over the measured duration. */
   requestsPerSecond: number;

@@ -15,14 +15,14 @@ export const successGoalPct = 99;
 const share = (w: { calls: number; ok: number; pct: number }) => `${w.pct.toFixed(2)}% (${w.ok}/${w.calls})`;
 
 /**
- * The goals a scenario's run must meet (README "When a store fails"), with the figures they rest on.
+ * The goals a scenario's run must meet (docs/replicas-and-store-failures.md, "When a store fails"), with the figures they rest on.
  * Every scenario: no code accepted twice, no grant without a check, no subject locked out, and the
  * checks the fault made itself. Then per scenario:
  * - PostgreSQL down: at least 99% of StepUp and Verify calls started during the fault succeed;
  * - Redis down, Redis restarted empty, PostgreSQL or Redis blackholed: at least 99% of those started
  *   outside the detection windows (the first `detectionWindowMs` after the fault's start, and after
  *   its end, when the replicas notice the store is back and the hot state moves back: a challenge
- *   issued on Redis is not found on PostgreSQL after a move, README "When a store fails");
+ *   issued on Redis is not found on PostgreSQL after a move, docs/replicas-and-store-failures.md);
  * - one replica loses PostgreSQL: no flow fails;
  * - both down: every call that started once the fault was in place and ended before the repair
  *   began failed with UNAVAILABLE, and none was answered with a grant;

@@ -11,7 +11,7 @@ const mainScript = join(import.meta.dirname, "../../../services/stepgate/src/mai
  * The V8 heap flags a production replica runs with: the Dockerfile's CMD passes the same ones
  * (test/image-flags.test.ts keeps the two equal), so tests and the bench measure what ships.
  * A 4 MiB semi-space (default 16 to 64 MiB, grown under load) and old space collected at 1.5x
- * its live size (default up to 4x) keep RSS near what the replica holds (README "Memory").
+ * its live size (default up to 4x) keep RSS near what the replica holds (docs/performance.md, "Memory").
  */
 export const replicaNodeFlags: readonly string[] = ["--max-semi-space-size=4", "--heap-growing-percent=50"];
 

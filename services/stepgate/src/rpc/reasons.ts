@@ -4,7 +4,7 @@ import type { SentReason } from "../domain/stepgate-error.ts";
 /**
  * The one list of reasons the service sends and the gRPC status of each. Typed against the
  * proto's `ErrorReason` enum: a reason added there and missing here fails the typecheck, and a
- * test checks the README's table against this list.
+ * test checks the table in docs/errors.md against this list.
  */
 export const reasonStatus: Record<SentReason, Code> = {
   // A wrong or reused credential: the caller is not allowed to proceed.

@@ -9,7 +9,7 @@ import { describeError } from "../log/describe-error.ts";
 import { tryResealLock } from "../store/reseal-lock.ts";
 import { openStores } from "../store/stores.ts";
 
-// `pnpm reseal`: moves every value sealed at rest to STEPGATE_ENCRYPTION_KEY_ID (see README.md,
+// `pnpm reseal`: moves every value sealed at rest to STEPGATE_ENCRYPTION_KEY_ID (see docs/operations.md,
 // "Rotating the encryption key"). Reads the replicas' environment. Prints progress, then the report
 // as one JSON line. Exits 0 when nothing is left under another key, 1 when something is (run it
 // again once every replica is active on the new key), 2 on an error, 3 while another job runs.
