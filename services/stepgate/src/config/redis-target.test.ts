@@ -3,7 +3,7 @@ import { describe, it } from "node:test";
 import { ConfigError } from "./config-error.ts";
 import { type RedisEnv, redisTargetOf } from "./redis-target.ts";
 
-const base: RedisEnv = { REDIS_SENTINEL_MASTER: "stepgate", REDIS_TLS: "0" };
+const base: RedisEnv = { REDIS_SENTINEL_MASTER: "stepgate", REDIS_TLS: false };
 
 describe("redisTargetOf", () => {
   it("no Redis when neither REDIS_URL nor REDIS_SENTINELS is set; one server by URL", () => {
@@ -20,7 +20,7 @@ describe("redisTargetOf", () => {
       REDIS_SENTINELS: "s1:26380, s2,[::1]:26381",
       REDIS_PASSWORD: "p",
       REDIS_SENTINEL_PASSWORD: "sp",
-      REDIS_TLS: "true",
+      REDIS_TLS: true,
     });
     assert.deepEqual(target, {
       kind: "sentinel",

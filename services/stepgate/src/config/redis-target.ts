@@ -39,7 +39,7 @@ export interface RedisEnv {
   REDIS_PASSWORD?: string | undefined;
   REDIS_SENTINEL_USERNAME?: string | undefined;
   REDIS_SENTINEL_PASSWORD?: string | undefined;
-  REDIS_TLS: "0" | "1" | "false" | "true";
+  REDIS_TLS: boolean;
 }
 
 /**
@@ -65,7 +65,7 @@ export function redisTargetOf(e: RedisEnv): RedisTarget | undefined {
     password: e.REDIS_PASSWORD,
     sentinelUsername: e.REDIS_SENTINEL_USERNAME,
     sentinelPassword: e.REDIS_SENTINEL_PASSWORD,
-    tls: e.REDIS_TLS === "1" || e.REDIS_TLS === "true",
+    tls: e.REDIS_TLS,
   };
 }
 
