@@ -3,6 +3,7 @@
 // docs/configuration.md is generated from it (`pnpm docs:config`; a test fails when it is stale).
 import { hostname } from "node:os";
 import { z } from "zod";
+import { ConfigError } from "./config-error.ts";
 import { redisTargetOf } from "./redis-target.ts";
 import { flag, int, ms, setting } from "./setting.ts";
 
@@ -61,7 +62,20 @@ const redis = z
         "TLS to the Sentinel-managed servers and the sentinels (a `rediss://` URL does it for one server)",
     }),
   })
-  .transform(redisTargetOf);
+  // Issues, not throws: reported together with every other bad or missing variable.
+  .transform((e, ctx) => {
+    try {
+      return redisTargetOf(e);
+    } catch (error) {
+      if (!(error instanceof ConfigError)) throw error;
+      ctx.addIssue({
+        code: "custom",
+        path: ["REDIS_SENTINELS"],
+        message: error.message.replace(/^REDIS_SENTINELS: /, ""),
+      });
+      return z.NEVER;
+    }
+  });
 const redisPrefix = setting(z.string().min(1).max(64).default("stepgate:"), {
   env: "REDIS_PREFIX",
   description: "key prefix, so several deployments can share one Redis",
