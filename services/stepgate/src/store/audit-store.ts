@@ -43,7 +43,7 @@ async function applyDeferredClaims(run: Sql, events: AuditEvent[]): Promise<void
   const claims = events.map((e) => ({ ...(e.details as unknown as DeferredClaim), at: e.at }));
   await run(
     `update factors f set last_step = c.step, last_claim = c.claim, last_used_at = c.at
-     from (select distinct on (id) * from unnest(?::uuid[], ?::bigint[], ?::text[], ?::timestamptz[])
+     from (select distinct on (id) * from unnest($1::uuid[], $2::bigint[], $3::text[], $4::timestamptz[])
            as u(id, step, claim, at) order by id, step desc) c
      where f.id = c.id and (f.last_step is null or f.last_step < c.step)`,
     [
@@ -59,7 +59,7 @@ export function createAuditStore(pg: Pg): AuditStore {
   const insert = (run: Sql, events: AuditEvent[]) =>
     run(
       `insert into audit_events (event_id, at, type, subject, caller, replica, details)
-         select * from unnest(?::text[], ?::timestamptz[], ?::text[], ?::text[], ?::text[], ?::text[], ?::jsonb[])
+         select * from unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[], $7::jsonb[])
          on conflict (event_id) do nothing`,
       [
         events.map((e) => e.id),

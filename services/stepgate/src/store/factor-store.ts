@@ -96,7 +96,7 @@ const withDates = (f: FactorRow): Omit<Factor, "recoveryCodesRemaining"> =>
  * changes to one subject's factors that must see each other's outcome run one after the other.
  */
 export const lockSubject = (tx: Sql, subject: string) =>
-  tx(`with changed as (select ?::text as subject) ${bumpVersionSql("changed")}`, [subject]);
+  tx(`with changed as (select $1::text as subject) ${bumpVersionSql("changed")}`, [subject]);
 
 /** Adds each recovery code set's count of unused codes. */
 async function withRemaining(run: Sql, factors: FactorRow[]): Promise<Factor[]> {
@@ -104,7 +104,7 @@ async function withRemaining(run: Sql, factors: FactorRow[]): Promise<Factor[]> 
   const counts = new Map<string, number>();
   if (sets.length > 0) {
     const rows = await run<{ factor_id: string; n: string }>(
-      "select factor_id, count(*) as n from recovery_codes where factor_id = any(?) and used_at is null group by factor_id",
+      "select factor_id, count(*) as n from recovery_codes where factor_id = any($1) and used_at is null group by factor_id",
       [sets],
     );
     for (const r of rows) counts.set(r.factor_id, Number(r.n));
@@ -134,7 +134,7 @@ async function claimSteps(run: Sql, claims: StepClaimInput[]): Promise<StepClaim
   const sorted = [...claims].sort((a, b) => (a.factorId < b.factorId ? -1 : 1));
   const taken = await run<{ id: string }>(
     `update factors f set last_step = c.step, last_claim = c.claim, last_used_at = c.at
-     from unnest(?::uuid[], ?::bigint[], ?::text[], ?::timestamptz[]) as c(id, step, claim, at)
+     from unnest($1::uuid[], $2::bigint[], $3::text[], $4::timestamptz[]) as c(id, step, claim, at)
      where f.id = c.id and f.status = 'active' and (f.last_step is null or f.last_step < c.step)
      returning f.id`,
     [
@@ -163,7 +163,7 @@ const pgErrorCode = (error: unknown) =>
 /** A claim the update did not take: "removed", a retry's own claim ("claimed"), or "replayed". */
 async function ownClaimOrNot(run: Sql, { factorId, step, claim }: StepClaimInput): Promise<StepClaim> {
   const found = await run<{ mine: boolean }>(
-    "select (last_step = ? and last_claim = ?) is true as mine from factors where id = ? and status = 'active'",
+    "select (last_step = $1 and last_claim = $2) is true as mine from factors where id = $3 and status = 'active'",
     [step, claim, factorId],
   );
   if (found[0] === undefined) return "removed";
@@ -174,7 +174,7 @@ async function ownClaimOrNot(run: Sql, { factorId, step, claim }: StepClaimInput
 /** Whether the subject has an active factor other than `except`. */
 const hasOtherActive = async (run: Sql, subject: string, except: string) =>
   (
-    await run("select 1 from factors where subject = ? and status = 'active' and id <> ? limit 1", [
+    await run("select 1 from factors where subject = $1 and status = 'active' and id <> $2 limit 1", [
       subject,
       except,
     ])
@@ -197,9 +197,9 @@ export function createFactorStore(pg: Pg): FactorStore {
       ),
     );
   return {
-    list: (subject) => listWhere("subject = ?", [subject]),
+    list: (subject) => listWhere("subject = $1", [subject]),
     async find(subject, factorId) {
-      return (await listWhere("subject = ? and id = ?", [subject, factorId]))[0];
+      return (await listWhere("subject = $1 and id = $2", [subject, factorId]))[0];
     },
     async enrolled(subject) {
       const rows = await run<{
@@ -208,8 +208,8 @@ export function createFactorStore(pg: Pg): FactorStore {
         secret: Buffer | null;
         version: string | null;
       }>(
-        `select f.id, f.method, f.secret, (select version from subject_versions where subject = ?) as version
-         from factors f where f.subject = ? and f.status = 'active'
+        `select f.id, f.method, f.secret, (select version from subject_versions where subject = $1) as version
+         from factors f where f.subject = $2 and f.status = 'active'
          and (f.method <> 'recovery_code' or exists
            (select 1 from recovery_codes c where c.factor_id = f.id and c.used_at is null))
          order by f.created_at, f.id`,
@@ -220,7 +220,7 @@ export function createFactorStore(pg: Pg): FactorStore {
           ? Number(rows[0]?.version ?? 0)
           : Number(
               (
-                await run<{ version: string }>("select version from subject_versions where subject = ?", [
+                await run<{ version: string }>("select version from subject_versions where subject = $1", [
                   subject,
                 ])
               )[0]?.version ?? 0,
@@ -234,17 +234,17 @@ export function createFactorStore(pg: Pg): FactorStore {
       };
     },
     async hasActiveFactor(subject) {
-      const rows = await run("select 1 from factors where subject = ? and status = 'active' limit 1", [
+      const rows = await run("select 1 from factors where subject = $1 and status = 'active' limit 1", [
         subject,
       ]);
       return rows.length > 0;
     },
-    activeTotp: (subject) => listWhere("subject = ? and method = 'totp' and status = 'active'", [subject]),
+    activeTotp: (subject) => listWhere("subject = $1 and method = 'totp' and status = 'active'", [subject]),
     async dropOldestPending(subject, keep) {
       const rows = await run<{ id: string }>(
         `delete from factors where id in (
-           select id from factors where subject = ? and status = 'pending'
-           order by created_at desc, id desc offset ?)
+           select id from factors where subject = $1 and status = 'pending'
+           order by created_at desc, id desc offset $2)
          returning id`,
         [subject, keep],
       );
@@ -253,7 +253,7 @@ export function createFactorStore(pg: Pg): FactorStore {
     async insertTotp(f) {
       await run(
         `insert into factors (id, subject, method, status, label, secret, key_id, created_at, confirm_by, authorized_by)
-         values (?, ?, 'totp', 'pending', ?, ?, ?, ?, ?, ?)`,
+         values ($1, $2, 'totp', 'pending', $3, $4, $5, $6, $7, $8)`,
         [
           f.id,
           f.subject,
@@ -271,9 +271,9 @@ export function createFactorStore(pg: Pg): FactorStore {
         await lockSubject(tx, subject);
         if (onlyFirst && (await hasOtherActive(tx, subject, factorId))) return "subject_has_factor";
         const rows = await tx(
-          `update factors set status = 'active', confirmed_at = ?, last_step = ?, last_claim = ?,
+          `update factors set status = 'active', confirmed_at = $1, last_step = $2, last_claim = $3,
              confirm_by = null, authorized_by = null
-           where id = ? and subject = ? and status = 'pending' and confirm_by > ? returning id`,
+           where id = $4 and subject = $5 and status = 'pending' and confirm_by > $6 returning id`,
           [now, step, confirmationClaim(factorId), factorId, subject, now],
         );
         // A refused activation leaves only a raised version: cached factors are read again, no more.
@@ -281,7 +281,7 @@ export function createFactorStore(pg: Pg): FactorStore {
       }),
     async confirmedStep(factorId) {
       const rows = await run<{ last_step: string | null }>(
-        "select last_step from factors where id = ? and status = 'active' and last_claim = ?",
+        "select last_step from factors where id = $1 and status = 'active' and last_claim = $2",
         [factorId, confirmationClaim(factorId)],
       );
       const step = rows[0]?.last_step;
@@ -290,14 +290,14 @@ export function createFactorStore(pg: Pg): FactorStore {
     claimStep: (factorId, step, claim, now) => claimGrouped({ factorId, step, claim, now }),
     async remove(subject, factorId) {
       const rows = await run(
-        `with changed as (delete from factors where subject = ? and id = ? returning subject)
+        `with changed as (delete from factors where subject = $1 and id = $2 returning subject)
          ${bumpVersionSql("changed")}`,
         [subject, factorId],
       );
       return rows.length === 1;
     },
     async deleteExpiredPending(subject, now) {
-      await run("delete from factors where subject = ? and status = 'pending' and confirm_by <= ?", [
+      await run("delete from factors where subject = $1 and status = 'pending' and confirm_by <= $2", [
         subject,
         now,
       ]);

@@ -8,7 +8,7 @@ import { sqlOn } from "./sql.ts";
  */
 export async function migrationsPending(kysely: Kysely<unknown>): Promise<boolean> {
   const sql = sqlOn(kysely);
-  const [table] = await sql<{ found: string | null }>("select to_regclass(?) as found", [migrationsTable]);
+  const [table] = await sql<{ found: string | null }>("select to_regclass($1) as found", [migrationsTable]);
   if (!table?.found) return true;
   const rows = await sql<{ name: string }>(`select name from ${migrationsTable}`);
   const applied = new Set(rows.map((r) => r.name));

@@ -41,7 +41,7 @@ export function createRecoveryCodeStore(pg: Pg): RecoveryCodeStore {
   const run = pg.sql;
   const countUnused = async (factorId: string) => {
     const rows = await run<{ n: string }>(
-      "select count(*) as n from recovery_codes where factor_id = ? and used_at is null",
+      "select count(*) as n from recovery_codes where factor_id = $1 and used_at is null",
       [factorId],
     );
     return Number(rows[0]?.n ?? 0);
@@ -50,7 +50,7 @@ export function createRecoveryCodeStore(pg: Pg): RecoveryCodeStore {
     async activeSet(subject) {
       const rows = await run<{ id: string; recovery_salt: Buffer | null }>(
         `select id, recovery_salt from factors
-         where subject = ? and method = 'recovery_code' and status = 'active' order by created_at, id limit 1`,
+         where subject = $1 and method = 'recovery_code' and status = 'active' order by created_at, id limit 1`,
         [subject],
       );
       const row = rows[0];
@@ -61,22 +61,22 @@ export function createRecoveryCodeStore(pg: Pg): RecoveryCodeStore {
       return pg.transaction(async (tx) => {
         await lockSubject(tx, subject);
         if (onlyFirst) {
-          const active = await tx("select 1 from factors where subject = ? and status = 'active' limit 1", [
+          const active = await tx("select 1 from factors where subject = $1 and status = 'active' limit 1", [
             subject,
           ]);
           if (active.length > 0) return undefined;
         }
         const replaced = await tx<{ id: string }>(
-          "delete from factors where subject = ? and method = 'recovery_code' returning id",
+          "delete from factors where subject = $1 and method = 'recovery_code' returning id",
           [subject],
         );
         await tx(
           `insert into factors (id, subject, method, status, label, recovery_salt, created_at, confirmed_at)
-           values (?, ?, 'recovery_code', 'active', 'Recovery codes', ?, ?, ?)`,
+           values ($1, $2, 'recovery_code', 'active', 'Recovery codes', $3, $4, $5)`,
           [factorId, subject, salt, now, now],
         );
         await tx(
-          "insert into recovery_codes (id, factor_id, code_hash) select gen_random_uuid(), ?, unnest(?::bytea[])",
+          "insert into recovery_codes (id, factor_id, code_hash) select gen_random_uuid(), $1, unnest($2::bytea[])",
           [factorId, hashes],
         );
         return replaced.map((r) => r.id);
@@ -84,17 +84,17 @@ export function createRecoveryCodeStore(pg: Pg): RecoveryCodeStore {
     },
     async use(factorId, hash, claim, now) {
       const rows = await run(
-        `update recovery_codes set used_at = ?, used_claim = ?
-         where factor_id = ? and code_hash = ? and used_at is null returning id`,
+        `update recovery_codes set used_at = $1, used_claim = $2
+         where factor_id = $3 and code_hash = $4 and used_at is null returning id`,
         [now, claim, factorId, hash],
       );
       if (rows.length !== 1) return undefined;
-      await run("update factors set last_used_at = ? where id = ?", [now, factorId]);
+      await run("update factors set last_used_at = $1 where id = $2", [now, factorId]);
       return countUnused(factorId);
     },
     async usedBy(factorId, hash) {
       const rows = await run<{ used_claim: string | null }>(
-        "select used_claim from recovery_codes where factor_id = ? and code_hash = ? and used_at is not null",
+        "select used_claim from recovery_codes where factor_id = $1 and code_hash = $2 and used_at is not null",
         [factorId, hash],
       );
       return rows.length === 0 ? undefined : (rows[0]?.used_claim ?? null);

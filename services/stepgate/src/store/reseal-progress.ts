@@ -25,7 +25,7 @@ export function createResealProgressStore(pg: Pg): ResealProgressStore {
   return {
     async load(table, keyId) {
       const rows = await run<{ after: string | null; complete: boolean; resealed: string }>(
-        "select after, complete, resealed from reseal_progress where target = ? and key_id = ?",
+        "select after, complete, resealed from reseal_progress where target = $1 and key_id = $2",
         [table, keyId],
       );
       const row = rows[0];
@@ -36,7 +36,7 @@ export function createResealProgressStore(pg: Pg): ResealProgressStore {
     async save(c) {
       await run(
         `insert into reseal_progress (target, key_id, after, complete, resealed, updated_at)
-         values (?, ?, ?, ?, ?, now())
+         values ($1, $2, $3, $4, $5, now())
          on conflict (target) do update set key_id = excluded.key_id, after = excluded.after,
            complete = excluded.complete, resealed = excluded.resealed, updated_at = now()`,
         [c.table, c.keyId, c.after, c.complete, c.resealed],

@@ -93,7 +93,7 @@ export function createSealedHotEntries({
     for (;;) {
       const rows = await run<{ key: string; value: string }>(
         `select key, value from hot_entries
-         where key like ? and key > ? and value is not null and expires_at > now() order by key limit ?`,
+         where key like $1 and key > $2 and value is not null and expires_at > now() order by key limit $3`,
         [`${prefix}%`, after, pageSize],
       );
       if (rows.length === 0) return;
@@ -107,7 +107,7 @@ export function createSealedHotEntries({
       return typeof value === "string" ? { place, key, value } : undefined;
     }
     const rows = await run<{ value: string | null }>(
-      "select value from hot_entries where key = ? and expires_at > now()",
+      "select value from hot_entries where key = $1 and expires_at > now()",
       [key],
     );
     const value = rows[0]?.value;
@@ -129,14 +129,14 @@ export function createSealedHotEntries({
         return (await redis?.eval(replaceScript, 1, entry.key, entry.value, value)) === 1;
       }
       const rows = await run(
-        "update hot_entries set value = ? where key = ? and value = ? and expires_at > now() returning 1",
+        "update hot_entries set value = $1 where key = $2 and value = $3 and expires_at > now() returning 1",
         [value, entry.key, entry.value],
       );
       return rows.length === 1;
     },
     async drop(entry) {
       if (entry.place === "redis") return (await redis?.eval(dropScript, 1, entry.key, entry.value)) === 1;
-      const rows = await run("delete from hot_entries where key = ? and value = ? returning 1", [
+      const rows = await run("delete from hot_entries where key = $1 and value = $2 returning 1", [
         entry.key,
         entry.value,
       ]);

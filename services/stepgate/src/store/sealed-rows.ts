@@ -52,22 +52,22 @@ const sealedUnder = (column: string) =>
 export function createSealedRowStore(pg: Pg): SealedRowStore {
   const run = pg.sql;
   // Table and column names come from `shapes` above; only values are parameters.
-  const notUnder = (s: TableShape) => `${s.sealed} is not null and ${sealedUnder(s.sealed)} <> ?`;
+  const notUnder = (s: TableShape) => `${s.sealed} is not null and ${sealedUnder(s.sealed)} <> $1`;
   return {
     async batch(table, keyId, after, limit) {
       const s = shapes[table];
       const rows = await run<{ id: string; subject: string | null; sealed: Buffer }>(
         `select ${s.key}::text as id, ${s.subject ?? "null::text"} as subject, ${s.sealed} as sealed
-         from ${table} where ${notUnder(s)} and (?::${s.keyType} is null or ${s.key} > ?::${s.keyType})
-         order by ${s.key} limit ?`,
-        [keyId, after, after, limit],
+         from ${table} where ${notUnder(s)} and ($2::${s.keyType} is null or ${s.key} > $2::${s.keyType})
+         order by ${s.key} limit $3`,
+        [keyId, after, limit],
       );
       return rows;
     },
     async reseal(table, id, expected, sealed, keyId) {
       const s = shapes[table];
       const rows = await run(
-        `update ${table} set ${s.sealed} = ?, key_id = ? where ${s.key} = ?::${s.keyType} and ${s.sealed} = ?
+        `update ${table} set ${s.sealed} = $1, key_id = $2 where ${s.key} = $3::${s.keyType} and ${s.sealed} = $4
          returning 1`,
         [sealed, keyId, id, expected],
       );

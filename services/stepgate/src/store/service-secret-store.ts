@@ -17,11 +17,11 @@ export function createServiceSecretStore(pg: Pg, copies: StartupCopies): Service
   const run = pg.sql;
   const fromPostgres = async (name: string, candidate: { sealed: Buffer; keyId: string }) => {
     await run(
-      `insert into service_secrets (name, sealed, key_id, created_at) values (?, ?, ?, now())
+      `insert into service_secrets (name, sealed, key_id, created_at) values ($1, $2, $3, now())
          on conflict (name) do nothing`,
       [name, candidate.sealed, candidate.keyId],
     );
-    const rows = await run<{ sealed: Buffer }>("select sealed from service_secrets where name = ?", [name]);
+    const rows = await run<{ sealed: Buffer }>("select sealed from service_secrets where name = $1", [name]);
     const row = rows[0];
     if (!row) throw new Error(`service secret "${name}" is missing after creation`);
     return row.sealed;

@@ -65,7 +65,7 @@ export function createSigningKeyStore(pg: Pg): SigningKeyStore {
       // `active` only for the first key: replicas of the previous release read it (migration 005).
       const inserted = await run(
         `insert into signing_keys (kid, public_jwk, private_key, key_id, active, created_at, signs_from, generation)
-         values (?, ?, ?, ?, ?, ?, ?, ?) on conflict do nothing returning kid`,
+         values ($1, $2, $3, $4, $5, $6, $7, $8) on conflict do nothing returning kid`,
         [
           key.kid,
           JSON.stringify(key.publicJwk),
@@ -81,7 +81,7 @@ export function createSigningKeyStore(pg: Pg): SigningKeyStore {
     },
     async retire(kid, at) {
       const changed = await run(
-        `update signing_keys set retired_at = ? where kid = ? and (retired_at is null or retired_at > ?)
+        `update signing_keys set retired_at = $1 where kid = $2 and (retired_at is null or retired_at > $3)
          returning kid`,
         [new Date(at), kid, new Date(at)],
       );

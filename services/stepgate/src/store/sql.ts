@@ -3,7 +3,7 @@ import type { Database } from "./database.ts";
 import type { Dependency } from "./dependency.ts";
 import type { ServingPool } from "./pool.ts";
 
-/** Runs one statement with `?` placeholders; returns its rows. */
+/** Runs one statement with PostgreSQL's own placeholders ($1, $2, ...); returns its rows. */
 export type Sql = <T = Record<string, unknown>>(text: string, params?: readonly unknown[]) => Promise<T[]>;
 
 /**
@@ -13,9 +13,7 @@ export type Sql = <T = Record<string, unknown>>(text: string, params?: readonly 
  */
 export function sqlOn(kysely: Kysely<unknown>): Sql {
   return async <T>(text: string, params: readonly unknown[] = []) => {
-    let n = 0;
-    const numbered = text.replace(/\?/g, () => `$${++n}`);
-    const result = await kysely.executeQuery(CompiledQuery.raw(numbered, [...params]));
+    const result = await kysely.executeQuery(CompiledQuery.raw(text, [...params]));
     return result.rows as T[];
   };
 }

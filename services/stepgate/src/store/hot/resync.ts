@@ -16,7 +16,7 @@ export async function forgetChangedFactors(
   factorCacheTtlMs: number,
 ): Promise<number> {
   const rows = await pg.sql<{ subject: string }>(
-    `select subject from subject_versions where updated_at > now() - (? * interval '1 millisecond') limit ${maxRows}`,
+    `select subject from subject_versions where updated_at > now() - ($1 * interval '1 millisecond') limit ${maxRows}`,
     [factorCacheTtlMs],
   );
   for (let i = 0; i < rows.length; i += 500) {
@@ -71,7 +71,7 @@ async function liveEntries(pg: Pg, kinds: readonly string[]) {
     ms: string | number;
   }>(
     `select key, value, counter, extract(epoch from (expires_at - now())) * 1000 as ms
-     from hot_entries where expires_at > now() and key like any(?) limit ${maxRows}`,
+     from hot_entries where expires_at > now() and key like any($1) limit ${maxRows}`,
     [kinds.map((kind) => `${kind}:%`)],
   );
   return rows.map((r) => ({
