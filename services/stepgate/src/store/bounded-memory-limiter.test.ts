@@ -27,3 +27,18 @@ test("thousands of distinct keys hold no more records than the bound", async () 
   for (let i = 0; i < 5000; i++) await limiter.consume(`source-${i}`);
   assert.equal(limiter.size, 101);
 });
+
+test("a key's room is free again once its window ends", async () => {
+  const limiter = new BoundedMemoryLimiter({ points: 1, duration: 1 }, 2);
+  for (const key of ["a", "b"]) assert.equal(await consumed(limiter.consume(key)), true);
+  // Full: c is counted with the overflow, whose one point it spends.
+  assert.equal(await consumed(limiter.consume("c")), true);
+  assert.equal(await consumed(limiter.consume("d")), false);
+  await new Promise((resolve) => setTimeout(resolve, 1100));
+  assert.equal(limiter.size, 0, "every window ended");
+  // c has a counter of its own now: its one point, then refused, while e gets its own too.
+  assert.equal(await consumed(limiter.consume("c")), true);
+  assert.equal(await consumed(limiter.consume("c")), false);
+  assert.equal(await consumed(limiter.consume("e")), true);
+  assert.equal(limiter.size, 2);
+});
