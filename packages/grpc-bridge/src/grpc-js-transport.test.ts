@@ -223,6 +223,49 @@ describe("createGrpcJsTransport with addService", () => {
     await handlerAborted;
   });
 
+  test("Connect interceptors run outermost first, see the request and the answer, and can refuse", async () => {
+    const order: string[] = [];
+    const seen: { caller?: string | null; header?: string | null; error?: Code } = {};
+    const intercepted = createClient(
+      StepUpService,
+      createGrpcJsTransport({
+        channel,
+        interceptors: [
+          (next) => async (req) => {
+            order.push(`outer ${req.method.name}`);
+            try {
+              const res = await next(req);
+              seen.header = res.header.get("stepgate-served-by");
+              return res;
+            } catch (error) {
+              seen.error = ConnectError.from(error).code;
+              throw error;
+            }
+          },
+          (next) => async (req) => {
+            order.push("inner");
+            req.header.set("stepgate-caller", "intercepted");
+            if (req.method.name === "GetJwks") throw new ConnectError("refused here", Code.PermissionDenied);
+            return next(req);
+          },
+        ],
+      }),
+    );
+    const response = await intercepted.stepUp({ subject: "carol" });
+    assert.equal(response.outcome.case === "challenge" && response.outcome.value.requiredAcr, "intercepted");
+    assert.equal(seen.header, "test", "the outer interceptor saw the response headers");
+    await assert.rejects(
+      intercepted.getJwks({}),
+      (e: unknown) => ConnectError.from(e).code === Code.PermissionDenied,
+    );
+    assert.equal(seen.error, Code.PermissionDenied);
+    await assert.rejects(
+      intercepted.verify({ challengeId: "c" }),
+      (e: unknown) => ConnectError.from(e).code === Code.FailedPrecondition,
+    );
+    assert.deepEqual(order, ["outer StepUp", "inner", "outer GetJwks", "inner", "outer Verify", "inner"]);
+  });
+
   test("streaming calls reject with Unimplemented", async () => {
     const transport = createGrpcJsTransport({ channel });
     await assert.rejects(

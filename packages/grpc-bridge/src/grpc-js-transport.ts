@@ -1,6 +1,14 @@
 import type { DescMessage, DescMethodStreaming, DescMethodUnary, DescService } from "@bufbuild/protobuf";
-import type { StreamResponse, Transport, UnaryResponse } from "@connectrpc/connect";
-import { Code, ConnectError } from "@connectrpc/connect";
+import type {
+  ContextValues,
+  Interceptor,
+  StreamResponse,
+  Transport,
+  UnaryRequest,
+  UnaryResponse,
+} from "@connectrpc/connect";
+import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
+import { runUnaryCall } from "@connectrpc/connect/protocol";
 import * as grpc from "@grpc/grpc-js";
 import { connectErrorFromStatus } from "./error-details.ts";
 import { createGrpcServiceDefinition } from "./grpc-service-definition.ts";
@@ -13,6 +21,13 @@ export interface GrpcJsTransportOptions {
   defaultTimeoutMs?: number;
   /** grpc-js call options for every call, e.g. `credentials` or `interceptors`. A timeout wins over `deadline`. */
   callOptions?: grpc.CallOptions;
+  /**
+   * Connect interceptors around every call, outermost first, as Connect's own transports run them
+   * (`runUnaryCall`): each sees the request (its headers, message, signal, context values) and the
+   * response or the ConnectError. None: calls go straight to grpc-js, without the deadline signal
+   * and timer `runUnaryCall` sets up.
+   */
+  interceptors?: Interceptor[];
 }
 
 type UnaryMethod = (
@@ -59,79 +74,109 @@ export function createGrpcJsTransport(options: GrpcJsTransportOptions): Transpor
     return fn.bind(client);
   }
 
+  /** One call over grpc-js, with no interceptor. */
+  async function send<I extends DescMessage, O extends DescMessage>(
+    method: DescMethodUnary<I, O>,
+    signal: AbortSignal | undefined,
+    timeoutMs: number | undefined,
+    header: ConstructorParameters<typeof Headers>[0],
+    input: unknown,
+  ): Promise<UnaryResponse<I, O>> {
+    if (signal?.aborted) {
+      throw ConnectError.from(signal.reason, Code.Canceled);
+    }
+    let metadata: grpc.Metadata;
+    try {
+      metadata = metadataFromHeaders(new Headers(header));
+    } catch (error) {
+      // A header gRPC cannot carry is the caller's bug, found before anything is sent.
+      throw ConnectError.from(error, Code.Internal);
+    }
+    const timeout = timeoutMs ?? options.defaultTimeoutMs;
+    const callOptions: grpc.CallOptions = {
+      ...options.callOptions,
+      ...(timeout === undefined ? {} : { deadline: Date.now() + timeout }),
+    };
+    const call = unaryMethod(method);
+    return new Promise((resolve, reject) => {
+      let responseHeader = new Headers();
+      let response: { message: unknown } | undefined;
+      let trailer: grpc.Metadata | undefined;
+      const onAbort = () => grpcCall.cancel();
+      const fail = (error: grpc.ServiceError) => {
+        signal?.removeEventListener("abort", onAbort);
+        if (signal?.aborted) {
+          // grpc-js only knows "Cancelled on client"; the caller's reason says why.
+          reject(ConnectError.from(signal.reason, Code.Canceled));
+          return;
+        }
+        const connectError = connectErrorFromStatus(error);
+        for (const [key, value] of responseHeader) {
+          connectError.metadata.append(key, value);
+        }
+        reject(connectError);
+      };
+      // grpc-js runs the callback just before the "status" event that carries the trailers.
+      const succeedOnceComplete = () => {
+        if (response === undefined || trailer === undefined) {
+          return;
+        }
+        signal?.removeEventListener("abort", onAbort);
+        resolve({
+          stream: false,
+          service: method.parent,
+          method,
+          header: responseHeader,
+          trailer: headersFromMetadata(trailer),
+          message: response.message as UnaryResponse<I, O>["message"],
+        });
+      };
+      const grpcCall = call(input, metadata, callOptions, (error, value) => {
+        if (error !== null) {
+          fail(error);
+          return;
+        }
+        response = { message: value };
+        succeedOnceComplete();
+      });
+      grpcCall.on("metadata", (received: grpc.Metadata) => {
+        responseHeader = headersFromMetadata(received);
+      });
+      grpcCall.on("status", (status: grpc.StatusObject) => {
+        trailer = status.metadata;
+        succeedOnceComplete();
+      });
+      signal?.addEventListener("abort", onAbort, { once: true });
+    });
+  }
+
+  const interceptors = options.interceptors ?? [];
   return {
-    async unary<I extends DescMessage, O extends DescMessage>(
+    unary<I extends DescMessage, O extends DescMessage>(
       method: DescMethodUnary<I, O>,
       signal: AbortSignal | undefined,
       timeoutMs: number | undefined,
       header: ConstructorParameters<typeof Headers>[0],
       input: unknown,
+      contextValues?: ContextValues,
     ): Promise<UnaryResponse<I, O>> {
-      if (signal?.aborted) {
-        throw ConnectError.from(signal.reason, Code.Canceled);
-      }
-      let metadata: grpc.Metadata;
-      try {
-        metadata = metadataFromHeaders(new Headers(header));
-      } catch (error) {
-        // A header gRPC cannot carry is the caller's bug, found before anything is sent.
-        throw ConnectError.from(error, Code.Internal);
-      }
-      const timeout = timeoutMs ?? options.defaultTimeoutMs;
-      const callOptions: grpc.CallOptions = {
-        ...options.callOptions,
-        ...(timeout === undefined ? {} : { deadline: Date.now() + timeout }),
-      };
-      const call = unaryMethod(method);
-      return new Promise((resolve, reject) => {
-        let responseHeader = new Headers();
-        let response: { message: unknown } | undefined;
-        let trailer: grpc.Metadata | undefined;
-        const onAbort = () => grpcCall.cancel();
-        const fail = (error: grpc.ServiceError) => {
-          signal?.removeEventListener("abort", onAbort);
-          if (signal?.aborted) {
-            // grpc-js only knows "Cancelled on client"; the caller's reason says why.
-            reject(ConnectError.from(signal.reason, Code.Canceled));
-            return;
-          }
-          const connectError = connectErrorFromStatus(error);
-          for (const [key, value] of responseHeader) {
-            connectError.metadata.append(key, value);
-          }
-          reject(connectError);
-        };
-        // grpc-js runs the callback just before the "status" event that carries the trailers.
-        const succeedOnceComplete = () => {
-          if (response === undefined || trailer === undefined) {
-            return;
-          }
-          signal?.removeEventListener("abort", onAbort);
-          resolve({
-            stream: false,
-            service: method.parent,
-            method,
-            header: responseHeader,
-            trailer: headersFromMetadata(trailer),
-            message: response.message as UnaryResponse<I, O>["message"],
-          });
-        };
-        const grpcCall = call(input, metadata, callOptions, (error, value) => {
-          if (error !== null) {
-            fail(error);
-            return;
-          }
-          response = { message: value };
-          succeedOnceComplete();
-        });
-        grpcCall.on("metadata", (received: grpc.Metadata) => {
-          responseHeader = headersFromMetadata(received);
-        });
-        grpcCall.on("status", (status: grpc.StatusObject) => {
-          trailer = status.metadata;
-          succeedOnceComplete();
-        });
-        signal?.addEventListener("abort", onAbort, { once: true });
+      if (interceptors.length === 0) return send(method, signal, timeoutMs, header, input);
+      return runUnaryCall<I, O>({
+        req: {
+          stream: false,
+          service: method.parent,
+          method,
+          requestMethod: "POST",
+          url: `/${method.parent.typeName}/${method.name}`,
+          header: new Headers(header),
+          contextValues: contextValues ?? createContextValues(),
+          message: input as UnaryRequest<I, O>["message"],
+        },
+        // The interceptors' request: their headers and message, and the call's own deadline.
+        next: (req) => send(req.method, req.signal, timeoutMs, req.header, req.message),
+        ...(timeoutMs === undefined ? {} : { timeoutMs }),
+        ...(signal === undefined ? {} : { signal }),
+        interceptors,
       });
     },
 
