@@ -1,6 +1,6 @@
 import type { DescMethod, DescMethodUnary, DescService } from "@bufbuild/protobuf";
 import { create } from "@bufbuild/protobuf";
-import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import type { HandlerContext, Interceptor, ServiceImpl } from "@connectrpc/connect";
 import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
 import { statusDetailsFromError, statusDetailsKey } from "./error-details.ts";
@@ -9,6 +9,7 @@ import { CallContext } from "./handler-context.ts";
 import { metadataFromHeaders } from "./metadata.ts";
 import { peerAddressKey } from "./peer-address.ts";
 import { peerCertificateKey } from "./peer-certificate.ts";
+import { withServerInterceptors } from "./server-interceptors.ts";
 import { grpcStatusFromCode } from "./status-code.ts";
 
 export interface AddServiceOptions {
@@ -19,6 +20,11 @@ export interface AddServiceOptions {
   onError?: (error: unknown, info: { method: DescMethod }) => void;
   /** Called once per call when its status is known, for logs and metrics. */
   onCallEnd?: (info: CallEndInfo) => void;
+  /**
+   * Connect interceptors around every implemented method's handler, outermost first (see
+   * `withServerInterceptors`); what they throw is answered like the handler's own errors.
+   */
+  interceptors?: Interceptor[];
 }
 
 export interface CallEndInfo {
@@ -60,7 +66,14 @@ export function addService<S extends DescService>(
   for (const method of service.methods) {
     const fn: unknown = (impl as Record<string, unknown>)[method.localName];
     if (method.methodKind === "unary") {
-      const unary = typeof fn === "function" ? (fn.bind(impl) as UnaryFn) : unimplemented(method);
+      const unary =
+        typeof fn === "function"
+          ? withServerInterceptors(
+              method as DescMethodUnary,
+              fn.bind(impl) as UnaryFn,
+              options.interceptors ?? [],
+            )
+          : unimplemented(method);
       handlers[method.name] = unaryHandler(method as DescMethodUnary, unary, options);
     } else if (typeof fn === "function") {
       // Failing at startup beats a handler that silently answers UNIMPLEMENTED in production.

@@ -1,0 +1,59 @@
+import type { DescMethodUnary } from "@bufbuild/protobuf";
+import { create } from "@bufbuild/protobuf";
+import type { HandlerContext, Interceptor, UnaryRequest, UnaryResponse } from "@connectrpc/connect";
+import { createContextKey } from "@connectrpc/connect";
+
+/** A unary handler as addService calls it: the request message and the call's context. */
+export type UnaryHandlerFn = (request: unknown, ctx: HandlerContext) => unknown;
+
+// The handler context travels through the interceptors in the request's context values, which
+// interceptors pass on even when they replace the request object.
+const handlerContextKey = createContextKey<HandlerContext | undefined>(undefined);
+
+type UnaryNext = (req: UnaryRequest) => Promise<UnaryResponse>;
+
+/**
+ * `fn` behind Connect `interceptors`, outermost first, as Connect's own servers run them: each
+ * sees a UnaryRequest (the handler context's request headers, signal, context values and URL, and
+ * the decoded message) and the UnaryResponse (the response message; `header` and `trailer` are the
+ * handler context's `responseHeader` and `responseTrailer`, so what an interceptor sets on them is
+ * sent), or the error the handler or an interceptor threw. Without interceptors, `fn` itself.
+ */
+export function withServerInterceptors(
+  method: DescMethodUnary,
+  fn: UnaryHandlerFn,
+  interceptors: readonly Interceptor[],
+): UnaryHandlerFn {
+  if (interceptors.length === 0) return fn;
+  const handler: UnaryNext = async (req) => {
+    const ctx = req.contextValues.get(handlerContextKey);
+    if (ctx === undefined) throw new Error("grpc-bridge: an interceptor dropped the call's context values");
+    const result = await fn(req.message, ctx);
+    return {
+      stream: false,
+      service: method.parent,
+      method,
+      header: ctx.responseHeader,
+      trailer: ctx.responseTrailer,
+      message: create(method.output, result as never),
+    };
+  };
+  const chain = interceptors.reduceRight<UnaryNext>(
+    (next, interceptor) => interceptor(next as never) as unknown as UnaryNext,
+    handler,
+  );
+  return async (request, ctx) => {
+    const res = await chain({
+      stream: false,
+      service: method.parent,
+      method,
+      requestMethod: "POST",
+      url: ctx.url,
+      signal: ctx.signal,
+      header: ctx.requestHeader,
+      contextValues: ctx.values.set(handlerContextKey, ctx),
+      message: request as never,
+    });
+    return res.message;
+  };
+}
