@@ -1,6 +1,6 @@
 // pnpm bench: starts Stepgate replicas against this machine's PostgreSQL and Redis, seeds users,
 // drives every scenario from separate load generator processes, prints a table and writes JSON.
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { join, relative } from "node:path";
 import { startBenchCluster } from "./bench-cluster.ts";
 import { parseBenchOptions, usage } from "./bench-options.ts";
@@ -13,6 +13,7 @@ import type { OfflineVerifyResult } from "./offline-verify.ts";
 import { measureOverload, type OverloadResult } from "./overload.ts";
 import { machineBusySeconds } from "./process-stats.ts";
 import { formatReport } from "./report-table.ts";
+import { writeResultsJson } from "./results-file.ts";
 import { seedUsers } from "./seed-users.ts";
 import { compareWithKeycloak, evaluateTargets, summarizeOfflineVerify } from "./targets.ts";
 
@@ -276,7 +277,7 @@ const result: BenchResult = {
 
 mkdirSync(options.outDir, { recursive: true });
 const file = join(options.outDir, `bench-${machine.date.replaceAll(":", "-").replace(/\..*$/, "")}.json`);
-writeFileSync(file, `${JSON.stringify({ ...result, error: broken }, jsonReplacer, 2)}\n`);
+writeResultsJson(file, { ...result, error: broken });
 console.log(formatReport(result));
 console.log(`\nJSON: ${relative(process.cwd(), file)}`);
 if (idle.length > 0) log(`no successful call in a phase of: ${idle.join(", ")}`);
@@ -284,8 +285,3 @@ if (crashed.length > 0) log(`replicas crashed: ${crashed.join(", ")}`);
 process.exit(
   interrupted ? 130 : broken !== undefined || failures > 0 || idle.length > 0 || crashed.length > 0 ? 1 : 0,
 );
-
-// NaN and Infinity are not JSON: write them as null rather than lose the key.
-function jsonReplacer(_key: string, value: unknown) {
-  return typeof value === "number" && !Number.isFinite(value) ? null : value;
-}

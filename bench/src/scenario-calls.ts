@@ -5,16 +5,15 @@ import { callerHeader } from "@stepgate/api";
 import { BenchService } from "@stepgate/api/gen/stepgate/bench/v1/bench_service_pb";
 import { createStepgateClient, type StepgateClient } from "@stepgate/client";
 import { createGrpcJsTransport } from "@stepgate/grpc-bridge";
-import { totpCode } from "@stepgate/server/factors/totp";
 import type { NextCall } from "./closed-loop.ts";
 import { failedStep } from "./phase-recorder.ts";
 import type { BenchUser } from "./seed-users.ts";
+import { totpStepSeconds, verifyAtStep } from "./verify-at-step.ts";
 import type { CallName } from "./worker-messages.ts";
 
 // payments.transfer in the example policy: aal2, TOTP only, max_age 300 s, so one Verify keeps a
 // session elevated for the whole run and its grants are reusable (not single-use).
 const action = "payments.transfer";
-const stepSeconds = 30;
 /** The overload scenario's flood comes from a calling service of its own (ListFactors, priority low). */
 export const floodCaller = "reports-flood";
 
@@ -61,8 +60,7 @@ const tagStep = (error: unknown, step: string) => {
 };
 
 const newSessionId = () => `bench-session-${randomBytes(8).toString("hex")}`;
-const newKey = () => randomBytes(12).toString("hex");
-const currentStep = () => Math.floor(Date.now() / 1000 / stepSeconds);
+const currentStep = () => Math.floor(Date.now() / 1000 / totpStepSeconds);
 
 /** The calls each scenario makes, and the state they need: users, elevated sessions, challenges. */
 export function createScenarioCalls(options: ScenarioCallsOptions): ScenarioCalls {
@@ -116,16 +114,7 @@ export function createScenarioCalls(options: ScenarioCallsOptions): ScenarioCall
     // One step ahead: newer than the step the factor was confirmed with, within the allowed skew.
     const step = currentStep() + 1;
     c.user.lastStep = step;
-    const res = await stepgate.stepUp.verify({
-      challengeId: c.challengeId,
-      subject: c.user.subject,
-      sessionId: c.sessionId,
-      action,
-      proof: { kind: { case: "totpCode", value: totpCode(c.user.secret, step * stepSeconds) } },
-      idempotencyKey: newKey(),
-    });
-    if (!res.grant?.token) throw new Error("verify: no grant");
-    return res.grant.token;
+    return verifyAtStep(stepgate, c, action, step);
   };
 
   const takeChallenge = () => {

@@ -5,8 +5,8 @@ import { callerHeader } from "@stepgate/api";
 import { BenchService } from "@stepgate/api/gen/stepgate/bench/v1/bench_service_pb";
 import { createStepgateClient } from "@stepgate/client";
 import { createGrpcJsTransport } from "@stepgate/grpc-bridge";
-import { totpCode } from "@stepgate/server/factors/totp";
 import type { BenchUser } from "../seed-users.ts";
+import { totpStepSeconds, verifyAtStep } from "../verify-at-step.ts";
 
 /** One call of a kind, ready to send. */
 export type Call = () => Promise<void>;
@@ -21,9 +21,7 @@ export interface CallKind {
 
 // payments.transfer in the example policy: aal2, TOTP only, max_age 300 s, grants reusable.
 const action = "payments.transfer";
-const stepSeconds = 30;
 const newSessionId = () => `capacity-${randomBytes(8).toString("hex")}`;
-const newKey = () => randomBytes(12).toString("hex");
 
 interface Challenge {
   user: BenchUser;
@@ -57,17 +55,7 @@ export function createCallKinds(target: string, caller: string, users: BenchUser
   };
   const verify = async (c: Challenge): Promise<string> => {
     // One step ahead: newer than the step the seeded factor was confirmed with, within the skew.
-    const step = Math.floor(Date.now() / 1000 / stepSeconds) + 1;
-    const res = await stepgate.stepUp.verify({
-      challengeId: c.challengeId,
-      subject: c.user.subject,
-      sessionId: c.sessionId,
-      action,
-      proof: { kind: { case: "totpCode", value: totpCode(c.user.secret, step * stepSeconds) } },
-      idempotencyKey: newKey(),
-    });
-    if (!res.grant?.token) throw new Error("verify: no grant");
-    return res.grant.token;
+    return verifyAtStep(stepgate, c, action, Math.floor(Date.now() / 1000 / totpStepSeconds) + 1);
   };
   const elevated: Challenge[] = [];
   const grants: string[] = [];

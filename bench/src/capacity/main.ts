@@ -1,7 +1,7 @@
 // pnpm bench:capacity: what each call makes Redis and PostgreSQL do (commands, round trips,
 // transactions, row writes, WAL), what one Redis primary and one PostgreSQL primary carry on this
 // machine (redis-benchmark, pgbench), and the fleet-wide calls/s ceilings that follow.
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgs } from "node:util";
@@ -9,6 +9,7 @@ import { startOwnRedis } from "@stepgate/testkit/own-redis";
 import { startBenchCluster } from "../bench-cluster.ts";
 import { codeRevision } from "../code-revision.ts";
 import { describeMachine } from "../machine.ts";
+import { writeResultsJson } from "../results-file.ts";
 import { seedUsers } from "../seed-users.ts";
 import { createCallKinds } from "./call-kinds.ts";
 import { ceilings, type KindFigures, reportLines } from "./capacity-report.ts";
@@ -131,5 +132,5 @@ const result = {
   ceilings: ceilings(kinds, redisRates, pgRates),
 };
 // Infinity (a kind that makes no store work) is not JSON: null.
-writeFileSync(file, `${JSON.stringify(result, (_k, v) => (v === Infinity ? null : v), 2)}\n`);
+writeResultsJson(file, result);
 log(`wrote ${file}`);

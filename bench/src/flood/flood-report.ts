@@ -1,18 +1,10 @@
 import type { ChartPanel } from "../latency/svg-chart.ts";
+import { ms, table } from "../text-table.ts";
 import type { CriticalFigures, FloodPoint } from "./flood-run.ts";
 
-const ms = (n: number) =>
-  !Number.isFinite(n) ? "-" : n < 10 ? n.toFixed(2) : n < 100 ? n.toFixed(1) : n.toFixed(0);
 const pct = (n: number) => (Number.isFinite(n) ? `${(n * 100).toFixed(n === 1 ? 0 : 1)}%` : "-");
 const per = (n: number) => Math.round(n).toLocaleString("en-US");
 const flows = (c: CriticalFigures) => `${pct(c.successRate)} ${ms(c.p50Ms)} ${ms(c.p99Ms)}`;
-
-function table(rows: string[][]): string {
-  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length))) ?? [];
-  return rows
-    .map((r) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join("  "))
-    .join("\n");
-}
 
 /** One row per flood point: the flood's size and what it got, the critical flows without and with it. */
 export function formatFloodTable(points: FloodPoint[]): string {

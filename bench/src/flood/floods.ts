@@ -93,7 +93,7 @@ export interface FloodTotals {
 /** Runs every h2load process of `flood` at once for `seconds`, pinned to `cpuList`. */
 export async function runFlood(flood: Flood, seconds: number, cpuList: string): Promise<FloodTotals> {
   const results: H2loadResult[] = await Promise.all(
-    flood.runs.map((r) => runH2load({ ...r, seconds, cpuList })),
+    flood.runs.map((r) => runH2load({ ...r, seconds, cpuList, perRequestLog: false })),
   );
   const sum = (f: (r: H2loadResult) => number) => results.reduce((n, r) => n + f(r), 0);
   const took = Math.max(...results.map((r) => r.seconds), seconds);

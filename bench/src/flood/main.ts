@@ -11,6 +11,7 @@ import { renderChart } from "../latency/svg-chart.ts";
 import { startWarmWorkers } from "../latency/warm-workers.ts";
 import { describeMachine } from "../machine.ts";
 import { runPhase } from "../measure-scenario.ts";
+import { writeResultsJson } from "../results-file.ts";
 import { floodUsage, parseFloodOptions, withSweepDefault } from "./flood-options.ts";
 import { formatFloodTable, sweepPanels } from "./flood-report.ts";
 import { type FloodPoint, measureFloodPoint } from "./flood-run.ts";
@@ -131,10 +132,7 @@ const result = {
   seconds: (performance.now() - started) / 1000,
   error: broken ?? null,
 };
-writeFileSync(
-  file,
-  `${JSON.stringify(result, (_k, v) => (typeof v === "number" && !Number.isFinite(v) ? null : v), 2)}\n`,
-);
+writeResultsJson(file, result);
 const outputs = [relative(process.cwd(), file)];
 if (sweep.length > 0) {
   const svg = join(options.outDir, `overload-${stamp}.svg`);

@@ -31,6 +31,9 @@ export interface H2loadRun {
   ratePerSecond?: number;
   /** Cores h2load runs on (`taskset -c`), away from the replica's. */
   cpuList?: string;
+  /** Write and read h2load's per-request log (default true); a flood that needs only the summary
+   * leaves it out, sparing the generator's core the writes and this process the parsing. */
+  perRequestLog?: boolean;
 }
 
 /** What h2load printed and logged. Latencies are h2load's own: from a request's send to its
@@ -47,7 +50,7 @@ export interface H2loadResult {
   failed: number;
   /** DATA bytes received: divided by a probe's answer size, how many answers had a body. */
   dataBytes: number;
-  /** Per-request latency from `--log-file`, in ms, sorted. */
+  /** Per-request latency from `--log-file`, in ms, sorted (empty without `perRequestLog`). */
   latenciesMs: Float64Array;
   /** Each request's send, ms since the epoch, sorted (for `sendLag`). */
   startsMs: Float64Array;
@@ -72,7 +75,7 @@ export async function runH2load(run: H2loadRun): Promise<H2loadResult> {
       `--duration=${Math.max(1, Math.round(run.seconds * 1000))}ms`,
       ...(perClient === undefined ? [] : [`--rps=${perClient.toFixed(3)}`]),
       `--data=${bodyFile}`,
-      `--log-file=${logFile}`,
+      ...(run.perRequestLog === false ? [] : [`--log-file=${logFile}`]),
       ...Object.entries(run.headers).map(([name, value]) => `--header=${name}: ${value}`),
       `http://${run.address}${run.path}`,
     ];

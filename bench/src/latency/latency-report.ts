@@ -1,10 +1,9 @@
+import { ms, table } from "../text-table.ts";
 import type { CostPoint } from "./cost-part.ts";
 import type { LatencyPhase, LatencyScenario } from "./latency-phase.ts";
 import type { ChartPanel, ChartSeries } from "./svg-chart.ts";
 
 const num = (n: number, digits = 0) => (Number.isFinite(n) ? n.toFixed(digits) : "-");
-const ms = (n: number) =>
-  !Number.isFinite(n) ? "-" : n < 10 ? n.toFixed(2) : n < 100 ? n.toFixed(1) : n.toFixed(0);
 const triple = (p: LatencyPhase | undefined) =>
   p === undefined ? "-" : `${ms(p.latency.p50)} ${ms(p.latency.p99)} ${ms(p.latency.p999)}`;
 const loopDelay = (s: LatencyScenario) =>
@@ -17,13 +16,6 @@ const other = (s: LatencyScenario) => {
   return num(phases.reduce((n, p) => n + p.otherCores, 0) / phases.length, 2);
 };
 const failed = (s: LatencyScenario) => [s.saturation, ...s.rates].reduce((n, p) => n + p.failures, 0);
-
-function table(rows: string[][]): string {
-  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length))) ?? [];
-  return rows
-    .map((r) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join("  "))
-    .join("\n");
-}
 
 /**
  * Part 1: per scenario, saturation, CPU per call and its multiple of the bare grpc-js handler's

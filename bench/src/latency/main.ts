@@ -6,6 +6,7 @@ import { join, relative } from "node:path";
 import { type BenchCluster, startBenchCluster } from "../bench-cluster.ts";
 import { codeRevision } from "../code-revision.ts";
 import { describeMachine } from "../machine.ts";
+import { writeResultsJson } from "../results-file.ts";
 import { type CostPoint, measureCostPoint } from "./cost-part.ts";
 import { h2loadVersion } from "./h2load.ts";
 import { latencyUsage, parseLatencyOptions } from "./latency-options.ts";
@@ -126,10 +127,7 @@ const result = {
   seconds: (performance.now() - started) / 1000,
   error: broken ?? null,
 };
-writeFileSync(
-  file,
-  `${JSON.stringify(result, (_k, v) => (typeof v === "number" && !Number.isFinite(v) ? null : v), 2)}\n`,
-);
+writeResultsJson(file, result);
 const outputs = [relative(process.cwd(), file)];
 if (plot.length > 0) {
   const svg = join(options.outDir, `latency-${stamp}.svg`);

@@ -5,7 +5,7 @@ import { hostname } from "node:os";
 import { z } from "zod";
 import { ConfigError } from "./config-error.ts";
 import { redisTargetOf } from "./redis-target.ts";
-import { flag, int, ms, setting } from "./setting.ts";
+import { flag, int, ms, setting, settingOf } from "./setting.ts";
 
 /** Seconds in the environment, ms in the config (the default is in seconds too). */
 const seconds = (min: number, max: number, fallback: number) =>
@@ -107,12 +107,17 @@ const tlsFile = (env: string, description: string) =>
     description,
     defaultText: "(required unless insecure dev mode)",
   });
-const tlsFields = ["certFile", "keyFile", "clientCaFile"] as const;
-const tlsVariables = {
-  certFile: "STEPGATE_TLS_CERT_FILE",
-  keyFile: "STEPGATE_TLS_KEY_FILE",
-  clientCaFile: "STEPGATE_TLS_CLIENT_CA_FILE",
-} as const;
+/** The three files of mutual TLS; their variables are named once, in their settings. */
+const tlsFiles = {
+  certFile: tlsFile("STEPGATE_TLS_CERT_FILE", "the replica's certificate chain (PEM)"),
+  keyFile: tlsFile("STEPGATE_TLS_KEY_FILE", "the replica's private key (PEM)"),
+  clientCaFile: tlsFile(
+    "STEPGATE_TLS_CLIENT_CA_FILE",
+    "CA bundle (PEM) client certificates must chain to: mutual TLS",
+  ),
+};
+const tlsFields = Object.keys(tlsFiles) as (keyof typeof tlsFiles)[];
+const tlsVariable = (field: keyof typeof tlsFiles) => settingOf(tlsFiles[field])?.env ?? field;
 
 /** How callers connect: mutual TLS when its three files are named, insecure development mode when asked for. */
 const transport = z
@@ -122,12 +127,7 @@ const transport = z
       description: "plaintext, caller from the `stepgate-caller` header; warns at start; never in production",
       defaultText: "false (`pnpm dev`: true)",
     }),
-    certFile: tlsFile("STEPGATE_TLS_CERT_FILE", "the replica's certificate chain (PEM)"),
-    keyFile: tlsFile("STEPGATE_TLS_KEY_FILE", "the replica's private key (PEM)"),
-    clientCaFile: tlsFile(
-      "STEPGATE_TLS_CLIENT_CA_FILE",
-      "CA bundle (PEM) client certificates must chain to: mutual TLS",
-    ),
+    ...tlsFiles,
     reloadMs: setting(int(100, 3_600_000).default(10_000), {
       env: "STEPGATE_TLS_RELOAD_MS",
       description: "how often the three files are read again; a valid changed set applies to new connections",
@@ -145,7 +145,7 @@ const transport = z
     const named = tlsFields.filter((f) => files[f] !== undefined);
     if (insecureDev) {
       if (named.length === 0) return { kind: "insecure-dev" as const };
-      const variables = named.map((f) => tlsVariables[f]).join(", ");
+      const variables = named.map(tlsVariable).join(", ");
       ctx.addIssue({
         code: "custom",
         path: ["insecureDev"],
