@@ -7,6 +7,8 @@ export { createGrpcServiceDefinition } from "./grpc-service-definition.ts";
 export { headersFromMetadata, metadataFromHeaders } from "./metadata.ts";
 export { peerAddressKey } from "./peer-address.ts";
 export { peerCertificateKey } from "./peer-certificate.ts";
+export type { UnaryHandlerFn } from "./server-interceptors.ts";
+export { handlerContextOf, withServerInterceptors } from "./server-interceptors.ts";
 export { codeFromGrpcStatus, grpcStatusFromCode } from "./status-code.ts";
 export type { TlsFiles, WatchedTlsFiles } from "./tls-files.ts";
 export { mutualTlsChannelCredentials, mutualTlsServerCredentials, watchTlsFiles } from "./tls-files.ts";

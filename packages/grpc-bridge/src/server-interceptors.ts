@@ -1,6 +1,12 @@
 import type { DescMethodUnary } from "@bufbuild/protobuf";
 import { create } from "@bufbuild/protobuf";
-import type { HandlerContext, Interceptor, UnaryRequest, UnaryResponse } from "@connectrpc/connect";
+import type {
+  ContextValues,
+  HandlerContext,
+  Interceptor,
+  UnaryRequest,
+  UnaryResponse,
+} from "@connectrpc/connect";
 import { createContextKey } from "@connectrpc/connect";
 
 /** A unary handler as addService calls it: the request message and the call's context. */
@@ -11,6 +17,18 @@ export type UnaryHandlerFn = (request: unknown, ctx: HandlerContext) => unknown;
 const handlerContextKey = createContextKey<HandlerContext | undefined>(undefined);
 
 type UnaryNext = (req: UnaryRequest) => Promise<UnaryResponse>;
+
+/**
+ * The handler context of the call an interceptor sees, from its request's `contextValues`: the
+ * response trailer to set before the call fails, the deadline (`timeoutMs()`), the values the
+ * handler will read. Throws when the request did not come through `addService` (or an interceptor
+ * dropped its context values).
+ */
+export function handlerContextOf(req: { contextValues: ContextValues }): HandlerContext {
+  const ctx = req.contextValues.get(handlerContextKey);
+  if (ctx === undefined) throw new Error("grpc-bridge: an interceptor dropped the call's context values");
+  return ctx;
+}
 
 /**
  * `fn` behind Connect `interceptors`, outermost first, as Connect's own servers run them: each
@@ -26,8 +44,7 @@ export function withServerInterceptors(
 ): UnaryHandlerFn {
   if (interceptors.length === 0) return fn;
   const handler: UnaryNext = async (req) => {
-    const ctx = req.contextValues.get(handlerContextKey);
-    if (ctx === undefined) throw new Error("grpc-bridge: an interceptor dropped the call's context values");
+    const ctx = handlerContextOf(req);
     const result = await fn(req.message, ctx);
     return {
       stream: false,

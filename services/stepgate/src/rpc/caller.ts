@@ -1,7 +1,6 @@
-import type { DescService } from "@bufbuild/protobuf";
-import { createContextKey, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import { createContextKey, type HandlerContext, type Interceptor } from "@connectrpc/connect";
 import { callerHeader, subjectTokenHeader } from "@stepgate/api";
-import { peerCertificateKey } from "@stepgate/grpc-bridge";
+import { handlerContextOf, peerCertificateKey } from "@stepgate/grpc-bridge";
 import { certificateNames } from "./certificate-names.ts";
 import { reasonError } from "./errors.ts";
 
@@ -29,26 +28,17 @@ export function callerOrAnonymous(ctx: HandlerContext): string {
 const publicMethods = new Set(["getJwks"]);
 
 /**
- * Runs `identify` before every method of `impl`, so `callerOf` answers for the rest of the call.
- * A call whose caller cannot be named fails before anything else runs, except a public method's
- * (GetJwks), which then runs anonymously.
+ * The interceptor that runs `identify` before the rest of every call, so `callerOf` answers for
+ * the rest of it. A call whose caller cannot be named fails before anything else runs, except a
+ * public method's (GetJwks), which then runs anonymously.
  */
-export function identifyCallers<S extends DescService>(
-  service: S,
-  impl: ServiceImpl<S>,
-  identify: IdentifyCaller,
-): ServiceImpl<S> {
-  const wrapped: Record<string, unknown> = {};
-  for (const method of service.methods) {
-    const fn = (impl as Record<string, (req: unknown, ctx: HandlerContext) => unknown>)[method.localName];
-    if (!fn) continue;
-    const isPublic = publicMethods.has(method.localName);
-    wrapped[method.localName] = (req: unknown, ctx: HandlerContext) => {
-      ctx.values.set(callerKey, isPublic ? anonymousOr(identify, ctx) : identify(ctx));
-      return fn.call(impl, req, ctx);
-    };
-  }
-  return wrapped as ServiceImpl<S>;
+export function identifyCallers(identify: IdentifyCaller): Interceptor {
+  return (next) => (req) => {
+    const ctx = handlerContextOf(req);
+    const isPublic = publicMethods.has(req.method.localName);
+    ctx.values.set(callerKey, isPublic ? anonymousOr(identify, ctx) : identify(ctx));
+    return next(req);
+  };
 }
 
 function anonymousOr(identify: IdentifyCaller, ctx: HandlerContext): string {

@@ -1,7 +1,8 @@
-import type { DescService } from "@bufbuild/protobuf";
-import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { replicaTrailer } from "@stepgate/api";
+import { handlerContextOf } from "@stepgate/grpc-bridge";
 import { toRpcError } from "./errors.ts";
+import { rpcName } from "./method-names.ts";
 
 /**
  * The trailer that names the replica that answered, on every call, OK or not, for debugging and
@@ -26,41 +27,32 @@ export interface GuardHooks {
 }
 
 /**
- * Wraps every handler so domain and store errors leave as proper gRPC statuses, every call names
- * the replica that served it in the `stepgate-replica` trailer, and every handler run is reported
- * once. A call whose signal is already aborted (its deadline passed, or the client cancelled it) is
- * not handed to the handler: it ends with that status (DEADLINE_EXCEEDED or CANCELLED).
+ * The outermost interceptor of every call: domain and store errors leave as proper gRPC statuses,
+ * every call names the replica that served it in the `stepgate-replica` trailer, and every
+ * handler run is reported once. A call whose signal is already aborted (its deadline passed, or
+ * the client cancelled it) goes no further: it ends with that status (DEADLINE_EXCEEDED or
+ * CANCELLED).
  */
-export function guard<S extends DescService>(
-  service: S,
-  impl: ServiceImpl<S>,
-  hooks: GuardHooks,
-): ServiceImpl<S> {
-  const wrapped: Record<string, unknown> = {};
-  for (const method of service.methods) {
-    const fn = (impl as Record<string, (...a: unknown[]) => Promise<unknown>>)[method.localName];
-    if (!fn) continue;
-    const rpc = `${service.typeName}/${method.name}`;
-    wrapped[method.localName] = async (...args: unknown[]) => {
-      const ctx = args[1] as HandlerContext;
-      ctx.responseTrailer.set(replicaTrailer, hooks.replicaId);
-      hooks.onCallStart?.();
-      const started = performance.now();
-      const end = (code: number, error?: unknown) =>
-        hooks.onCallEnd({ rpc, code, durationMs: performance.now() - started, ...(error ? { error } : {}) });
-      try {
-        // Nobody waits for the answer any more: starting the work would only load the stores.
-        if (ctx.signal.aborted) throw ConnectError.from(ctx.signal.reason, Code.Canceled);
-        const result = await fn(...args);
-        end(0);
-        return result;
-      } catch (error) {
-        const mapped = toRpcError(error);
-        if (mapped instanceof ConnectError) end(mapped.code);
-        else end(13, mapped); // INTERNAL: the bridge hides the message from the client.
-        throw mapped;
-      }
-    };
-  }
-  return wrapped as ServiceImpl<S>;
+export function guard(hooks: GuardHooks): Interceptor {
+  return (next) => async (req) => {
+    const ctx = handlerContextOf(req);
+    const rpc = rpcName(req.method);
+    ctx.responseTrailer.set(replicaTrailer, hooks.replicaId);
+    hooks.onCallStart?.();
+    const started = performance.now();
+    const end = (code: number, error?: unknown) =>
+      hooks.onCallEnd({ rpc, code, durationMs: performance.now() - started, ...(error ? { error } : {}) });
+    try {
+      // Nobody waits for the answer any more: starting the work would only load the stores.
+      if (ctx.signal.aborted) throw ConnectError.from(ctx.signal.reason, Code.Canceled);
+      const res = await next(req);
+      end(0);
+      return res;
+    } catch (error) {
+      const mapped = toRpcError(error);
+      if (mapped instanceof ConnectError) end(mapped.code);
+      else end(13, mapped); // INTERNAL: the bridge hides the message from the client.
+      throw mapped;
+    }
+  };
 }

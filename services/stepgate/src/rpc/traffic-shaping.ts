@@ -1,6 +1,5 @@
-import type { DescService } from "@bufbuild/protobuf";
-import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
-import { peerAddressKey } from "@stepgate/grpc-bridge";
+import { Code, ConnectError, type HandlerContext, type Interceptor } from "@connectrpc/connect";
+import { handlerContextOf, peerAddressKey } from "@stepgate/grpc-bridge";
 import { admissionRank, type Priority } from "../domain/priority.ts";
 import { StepgateError } from "../domain/stepgate-error.ts";
 import type { Metrics } from "../observability/metrics.ts";
@@ -9,6 +8,7 @@ import type { CheckRateLimits } from "../traffic/rate-limits.ts";
 import { type CallPriority, callPriority } from "./call-priority.ts";
 import { callerOrAnonymous } from "./caller.ts";
 import { reasonError } from "./errors.ts";
+import { shortRpcName } from "./method-names.ts";
 
 /**
  * The trailer gRPC retry policies read (gRFC A6): the client waits this many ms before its retry,
@@ -136,35 +136,25 @@ function countRefusal(shaping: TrafficShaping, call: ShapedCall, error: unknown)
 }
 
 /**
- * Wraps every handler of `service` in this replica's admission control and then the fleet-wide rate
- * limits, before any of its work starts. Admission comes first, so a call shed under a flood costs
- * no Redis round trip. A shed call fails OVERLOADED (UNAVAILABLE, RetryInfo and the
- * `grpc-retry-pushback-ms` trailer, so grpc-js clients retry after that wait, on any replica); a
- * rate-limited one RATE_LIMITED (RESOURCE_EXHAUSTED, RetryInfo).
+ * The interceptor that puts every call through this replica's admission control and then the
+ * fleet-wide rate limits, before any of its work starts. Admission comes first, so a call shed
+ * under a flood costs no Redis round trip. A shed call fails OVERLOADED (UNAVAILABLE, RetryInfo
+ * and the `grpc-retry-pushback-ms` trailer, so grpc-js clients retry after that wait, on any
+ * replica); a rate-limited one RATE_LIMITED (RESOURCE_EXHAUSTED, RetryInfo). Runs after
+ * `identifyCallers`: admission and the limits count calls per caller.
  */
-export function shapeTraffic<S extends DescService>(
-  service: S,
-  impl: ServiceImpl<S>,
-  shaping: TrafficShaping,
-): ServiceImpl<S> {
-  const wrapped: Record<string, unknown> = {};
-  for (const method of service.methods) {
-    const handlers = impl as Record<string, (req: unknown, ctx: HandlerContext) => Promise<unknown>>;
-    const fn = handlers[method.localName];
-    if (!fn) continue;
-    const name = `${service.name}/${method.name}`;
-    wrapped[method.localName] = async (req: unknown, ctx: HandlerContext) => {
-      const call = describeCall(name, req, ctx, shaping);
-      const admitted = admit(shaping, call, ctx);
-      const ticket = admitted instanceof Promise ? await admitted : admitted;
-      try {
-        const limiting = limit(shaping, call);
-        if (limiting) await limiting;
-        return await fn(req, ctx);
-      } finally {
-        ticket.done();
-      }
-    };
-  }
-  return wrapped as ServiceImpl<S>;
+export function shapeTraffic(shaping: TrafficShaping): Interceptor {
+  return (next) => async (req) => {
+    const ctx = handlerContextOf(req);
+    const call = describeCall(shortRpcName(req.method), req.message, ctx, shaping);
+    const admitted = admit(shaping, call, ctx);
+    const ticket = admitted instanceof Promise ? await admitted : admitted;
+    try {
+      const limiting = limit(shaping, call);
+      if (limiting) await limiting;
+      return await next(req);
+    } finally {
+      ticket.done();
+    }
+  };
 }

@@ -1,28 +1,18 @@
 import { AsyncLocalStorage } from "node:async_hooks";
-import type { ServiceImpl } from "@connectrpc/connect";
-import type { StepUpService } from "@stepgate/api";
 import type { CheckProof } from "../factors/check-proof.ts";
 import type { Markers } from "../store/markers.ts";
-import { faultHeader } from "./fault-injection.ts";
 
 // Set for the Verify calls that asked for the fault, so the proof check deep inside them sees it.
 const armed = new AsyncLocalStorage<true>();
 
 /**
- * Test-only (STEPGATE_FAULT_INJECTION=1): a Verify sent with `stepgate-fault: crash-after-claim`
- * runs armed, so `crashAfterClaim` kills its replica once the code is claimed and before the
- * result is recorded: the gap a retry with the same idempotency key must survive.
+ * Test-only (STEPGATE_FAULT_INJECTION=1): runs a Verify sent with `stepgate-fault:
+ * crash-after-claim` armed (server/fault-injection.ts), so `crashAfterClaim` kills its replica
+ * once the code is claimed and before the result is recorded: the gap a retry with the same
+ * idempotency key must survive.
  */
-export function armCrashAfterClaim(
-  impl: ServiceImpl<typeof StepUpService>,
-): ServiceImpl<typeof StepUpService> {
-  return {
-    ...impl,
-    verify: (req, ctx) =>
-      ctx.requestHeader.get(faultHeader) === "crash-after-claim"
-        ? armed.run(true, () => impl.verify(req, ctx))
-        : impl.verify(req, ctx),
-  };
+export function armedForCrashAfterClaim<T>(verify: () => T): T {
+  return armed.run(true, verify);
 }
 
 /**

@@ -1,5 +1,4 @@
-import type { DescService } from "@bufbuild/protobuf";
-import type { ServiceImpl } from "@connectrpc/connect";
+import type { Interceptor } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
 import { FactorService, StepUpService } from "@stepgate/api";
 import { file_google_rpc_error_details } from "@stepgate/api/gen/google/rpc/error_details_pb";
@@ -11,13 +10,12 @@ import type { Logger } from "../log/logger.ts";
 import { createCallAccounting } from "../rpc/call-accounting.ts";
 import { identifyCallers } from "../rpc/caller.ts";
 import { factorHandlers } from "../rpc/factor-handlers.ts";
-import { guard } from "../rpc/guard.ts";
+import { type GuardHooks, guard } from "../rpc/guard.ts";
 import { stepUpHandlers } from "../rpc/step-up-handlers.ts";
 import { shapeTraffic } from "../rpc/traffic-shaping.ts";
 import type { Composed } from "./compose.ts";
 import { type ConnectionThrottle, createConnectionThrottle } from "./connection-throttle.ts";
-import { armCrashAfterClaim } from "./crash-after-claim.ts";
-import { withFaults, withReplicaFaults } from "./fault-injection.ts";
+import { injectFaults } from "./fault-injection.ts";
 import { addHealth, type Health } from "./health.ts";
 import { holdStatusInterceptor } from "./hold-status-fault.ts";
 import { boundPendingRequests } from "./pending-requests.ts";
@@ -37,9 +35,9 @@ export interface StepgateServer {
  * The gRPC server: both services, health and reflection, logging one line per call with the status
  * the client got (rpc/call-accounting.ts). Test faults (server/fault-injection.ts,
  * server/hold-status-fault.ts) are installed only with STEPGATE_FAULT_INJECTION=1, the no-op bench service only with STEPGATE_BENCH=1.
- * Every call of both services is guarded (rpc/guard.ts): the replica's name leaves in the
- * `stepgate-replica` trailer, and a failed call sends no response headers before its status, so
- * clients can still retry it on another replica.
+ * Every call of every service runs through one list of interceptors (`callInterceptors`): the
+ * replica's name leaves in the `stepgate-replica` trailer, and a failed call sends no response
+ * headers before its status, so clients can still retry it on another replica.
  */
 export function createServer(config: Config, service: Composed, logger: Logger): StepgateServer {
   const c = config.connections;
@@ -67,34 +65,34 @@ export function createServer(config: Config, service: Composed, logger: Logger):
     "grpc.keepalive_timeout_ms": c.keepaliveTimeoutMs,
   });
   accounting.acceptUnknownMethods(server);
-  const hooks = { replicaId: config.replicaId, ...accounting.handlerHooks };
-  const stepUp = stepUpHandlers(service.stepUpService);
-  const factors = factorHandlers(service.factorService);
-  const replicaFaults = { unavailable: config.faultUnavailable };
-  const stepUpServed = config.faultInjection
-    ? armCrashAfterClaim(withFaults(stepUp, service.stores.markers, replicaFaults))
-    : stepUp;
-  const factorsServed = config.faultInjection
-    ? withReplicaFaults(FactorService, factors, replicaFaults)
-    : factors;
-  // Named first (shaping counts calls per caller), then shaped, all inside the guard: a shed or rate-limited call is accounted and mapped like any other.
-  const shaped = <S extends DescService>(desc: S, impl: ServiceImpl<S>) =>
-    guard(
-      desc,
-      identifyCallers(desc, shapeTraffic(desc, impl, service.traffic), service.identifyCaller),
-      hooks,
-    );
-  addService(server, StepUpService, shaped(StepUpService, stepUpServed));
-  addService(server, FactorService, shaped(FactorService, factorsServed));
+  const serve = { interceptors: callInterceptors(config, service, accounting.handlerHooks) };
+  addService(server, StepUpService, stepUpHandlers(service.stepUpService), serve);
+  addService(server, FactorService, factorHandlers(service.factorService), serve);
   if (config.bench) {
-    addService(
-      server,
-      BenchService,
-      shaped(BenchService, { noop: async (req) => ({ payload: req.payload }) }),
-    );
+    addService(server, BenchService, { noop: async (req) => ({ payload: req.payload }) }, serve);
   }
   const health = addHealth(server, [StepUpService.typeName, FactorService.typeName]);
   // The error detail types too, so grpcurl and buf curl print ErrorInfo and BadRequest as JSON.
   addReflection(server, [StepUpService, FactorService, HealthService], [file_google_rpc_error_details]);
   return { server, health, throttle };
+}
+
+/**
+ * What runs around every handler of every service, outermost first: the guard (statuses, the
+ * replica trailer, call reports), so a refused call is accounted and mapped like any other; the
+ * caller's name, which shaping counts calls by; traffic shaping; and, only with
+ * STEPGATE_FAULT_INJECTION=1, the test faults.
+ */
+function callInterceptors(
+  config: Config,
+  service: Composed,
+  hooks: Omit<GuardHooks, "replicaId">,
+): Interceptor[] {
+  const faults = { unavailable: config.faultUnavailable };
+  return [
+    guard({ replicaId: config.replicaId, ...hooks }),
+    identifyCallers(service.identifyCaller),
+    shapeTraffic(service.traffic),
+    ...(config.faultInjection ? [injectFaults(service.stores.markers, faults)] : []),
+  ];
 }

@@ -1,8 +1,8 @@
-import type { DescService } from "@bufbuild/protobuf";
-import type { ServiceImpl } from "@connectrpc/connect";
-import { StepUpService } from "@stepgate/api";
+import type { Interceptor } from "@connectrpc/connect";
+import { StepUpService, type VerifyRequest } from "@stepgate/api";
 import { DependencyUnavailableError } from "../domain/dependency-unavailable.ts";
 import type { Markers } from "../store/markers.ts";
+import { armedForCrashAfterClaim } from "./crash-after-claim.ts";
 
 /** The request header that asks for a fault. */
 export const faultHeader = "stepgate-fault";
@@ -18,53 +18,33 @@ export interface ReplicaFaults {
 }
 
 /**
- * Test-only faults for StepUpService. The server installs this wrapper only when it runs with
- * STEPGATE_FAULT_INJECTION=1. Asked for in request metadata: `crash-after-verify` kills the
- * replica (SIGKILL) after Verify recorded its result and before it replies, once per challenge
- * across the fleet, so the client's retry lands on a live replica. Asked for by the environment:
- * `replicaFaults` (see `withReplicaFaults`). `hold-status` (any RPC) is a server interceptor:
- * server/hold-status-fault.ts.
+ * Test-only faults, as the innermost interceptor; the server installs it only when it runs with
+ * STEPGATE_FAULT_INJECTION=1. Asked for in Verify's request metadata (`stepgate-fault`):
+ * - `crash-after-verify` kills the replica (SIGKILL) after Verify recorded its result and before
+ *   it replies, once per challenge across the fleet, so the client's retry lands on a live replica;
+ * - `crash-after-claim` kills it once the code is claimed and before the result is recorded
+ *   (server/crash-after-claim.ts).
+ * Asked for by the environment: with `replicaFaults.unavailable`, every call fails before doing
+ * anything with the error a store call throws when PostgreSQL refuses its connection; rpc/guard.ts
+ * maps it to UNAVAILABLE exactly as it maps a real one (rpc/errors.ts), so clients retry elsewhere.
+ * `hold-status` (any RPC) is a grpc-js server interceptor: server/hold-status-fault.ts.
  */
-export function withFaults(
-  impl: ServiceImpl<typeof StepUpService>,
+export function injectFaults(
   markers: Markers,
   replicaFaults: ReplicaFaults = { unavailable: false },
-): ServiceImpl<typeof StepUpService> {
-  const faulty: ServiceImpl<typeof StepUpService> = {
-    ...impl,
-    async verify(req, ctx) {
-      const response = await impl.verify(req, ctx);
-      if (
-        ctx.requestHeader.get(faultHeader) === "crash-after-verify" &&
-        (await markers.firstTime("fault", req.challengeId, 60_000))
-      ) {
-        process.kill(process.pid, "SIGKILL");
-      }
-      return response;
-    },
+): Interceptor {
+  return (next) => async (req) => {
+    if (replicaFaults.unavailable) throw storeDown();
+    if (req.method !== StepUpService.method.verify) return next(req);
+    const fault = req.header.get(faultHeader);
+    if (fault === "crash-after-claim") return armedForCrashAfterClaim(() => next(req));
+    const res = await next(req);
+    const { challengeId } = req.message as VerifyRequest;
+    if (fault === "crash-after-verify" && (await markers.firstTime("fault", challengeId, 60_000))) {
+      process.kill(process.pid, "SIGKILL");
+    }
+    return res;
   };
-  return withReplicaFaults(StepUpService, faulty, replicaFaults);
-}
-
-/**
- * Test-only faults driven by the replica's environment, for any service (FactorService; StepUpService
- * gets them through `withFaults`). With `unavailable`, every method fails before doing anything
- * with the error a store call throws when PostgreSQL refuses its connection: rpc/guard.ts maps it
- * to UNAVAILABLE exactly as it maps a real one (rpc/errors.ts), so clients retry elsewhere.
- */
-export function withReplicaFaults<S extends DescService>(
-  service: S,
-  impl: ServiceImpl<S>,
-  faults: ReplicaFaults,
-): ServiceImpl<S> {
-  if (!faults.unavailable) return impl;
-  const failing: Record<string, () => Promise<never>> = {};
-  for (const method of service.methods) {
-    failing[method.localName] = async () => {
-      throw storeDown();
-    };
-  }
-  return failing as unknown as ServiceImpl<S>;
 }
 
 /** What a store call throws when PostgreSQL refuses the connection (store/dependency.ts). */
