@@ -8,7 +8,7 @@ import {
   type TlsFiles,
   watchTlsFiles,
 } from "@stepgate/grpc-bridge";
-import { withClientDefaults } from "./client-transport.ts";
+import { clientInterceptors } from "./client-interceptors.ts";
 import { defaultDeadlines } from "./deadlines.ts";
 import { ResendThrottle } from "./resend-throttle.ts";
 import { type OutlierDetectionOptions, type RetryOptions, stepgateServiceConfig } from "./service-config.ts";
@@ -33,7 +33,10 @@ export interface StepgateClientOptions {
   tls?: TlsFiles;
   /** Channel credentials. Default: from `tls`, else insecure (plaintext, for insecure development mode only). */
   credentials?: grpc.ChannelCredentials;
-  /** Deadlines by method name (e.g. `{ Verify: 2000 }`) for calls that set none; see `defaultDeadlines`. */
+  /**
+   * Deadlines in ms by method name (e.g. `{ Verify: 2000 }`) for calls that set none, 5000 ms for
+   * a method not listed; see `defaultDeadlines`. A deadline spans every attempt of a call.
+   */
   deadlines?: Record<string, number>;
   /** Retries on UNAVAILABLE. */
   retry?: RetryOptions;
@@ -115,9 +118,9 @@ export function createStepgateClient(options: StepgateClientOptions): StepgateCl
     "grpc.max_reconnect_backoff_ms": options.reconnectMaxBackoffMs ?? 1000,
     ...options.channelOptions,
   });
-  const transport = withClientDefaults(createGrpcJsTransport({ channel }), {
+  const deadlines = { ...defaultDeadlines, ...options.deadlines };
+  const interceptors = clientInterceptors({
     caller: options.caller,
-    deadlines: { ...defaultDeadlines, ...options.deadlines },
     replicaRetry: {
       rounds: options.replicaRetryRounds ?? 2,
       backoffMs: options.replicaRetryBackoffMs ?? 25,
@@ -126,6 +129,12 @@ export function createStepgateClient(options: StepgateClientOptions): StepgateCl
         options.replicaRetryThrottle?.tokenRatio ?? 0.1,
       ),
     },
+  });
+  const transport = createGrpcJsTransport({
+    channel,
+    // A method not listed gets 5000 ms: no Stepgate call waits forever.
+    defaultTimeoutMs: (method) => deadlines[method.name] ?? 5000,
+    interceptors,
   });
   const stepUp = createClient(StepUpService, transport);
   const verifier = createGrantVerifier({

@@ -1,4 +1,10 @@
-import type { DescMessage, DescMethodStreaming, DescMethodUnary, DescService } from "@bufbuild/protobuf";
+import type {
+  DescMessage,
+  DescMethod,
+  DescMethodStreaming,
+  DescMethodUnary,
+  DescService,
+} from "@bufbuild/protobuf";
 import type {
   ContextValues,
   Interceptor,
@@ -7,7 +13,7 @@ import type {
   UnaryRequest,
   UnaryResponse,
 } from "@connectrpc/connect";
-import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
+import { Code, ConnectError, createContextKey, createContextValues } from "@connectrpc/connect";
 import { runUnaryCall } from "@connectrpc/connect/protocol";
 import * as grpc from "@grpc/grpc-js";
 import { connectErrorFromStatus } from "./error-details.ts";
@@ -17,8 +23,11 @@ import { headersFromMetadata, metadataFromHeaders } from "./metadata.ts";
 export interface GrpcJsTransportOptions {
   /** The grpc-js channel every call goes over, shared by all services. Its owner closes it. */
   channel: grpc.ChannelInterface;
-  /** Timeout for calls that set no `timeoutMs`, sent as the grpc-js `deadline` call option. */
-  defaultTimeoutMs?: number;
+  /**
+   * Timeout in ms for calls that set no `timeoutMs`, for every method or per method (undefined:
+   * none), sent as the grpc-js `deadline` call option.
+   */
+  defaultTimeoutMs?: number | ((method: DescMethod) => number | undefined);
   /** grpc-js call options for every call, e.g. `credentials` or `interceptors`. A timeout wins over `deadline`. */
   callOptions?: grpc.CallOptions;
   /**
@@ -29,6 +38,15 @@ export interface GrpcJsTransportOptions {
    */
   interceptors?: Interceptor[];
 }
+
+/**
+ * The call's deadline in ms since the epoch (the `Date.now` clock), undefined for a call without
+ * one: set in the call's context values before the interceptors run, so one that sends the call
+ * again (`next` more than once) knows how long it has left. Every attempt keeps that deadline.
+ */
+export const callDeadlineKey = createContextKey<number | undefined>(undefined, {
+  description: "grpc-bridge call deadline",
+});
 
 type UnaryMethod = (
   request: unknown,
@@ -74,11 +92,15 @@ export function createGrpcJsTransport(options: GrpcJsTransportOptions): Transpor
     return fn.bind(client);
   }
 
-  /** One call over grpc-js, with no interceptor. */
+  const defaultTimeout = options.defaultTimeoutMs;
+  const timeoutOf = (method: DescMethod, timeoutMs: number | undefined) =>
+    timeoutMs ?? (typeof defaultTimeout === "function" ? defaultTimeout(method) : defaultTimeout);
+
+  /** One attempt over grpc-js, with no interceptor, due by `deadline` (ms since the epoch). */
   async function send<I extends DescMessage, O extends DescMessage>(
     method: DescMethodUnary<I, O>,
     signal: AbortSignal | undefined,
-    timeoutMs: number | undefined,
+    deadline: number | undefined,
     header: ConstructorParameters<typeof Headers>[0],
     input: unknown,
   ): Promise<UnaryResponse<I, O>> {
@@ -92,10 +114,9 @@ export function createGrpcJsTransport(options: GrpcJsTransportOptions): Transpor
       // A header gRPC cannot carry is the caller's bug, found before anything is sent.
       throw ConnectError.from(error, Code.Internal);
     }
-    const timeout = timeoutMs ?? options.defaultTimeoutMs;
     const callOptions: grpc.CallOptions = {
       ...options.callOptions,
-      ...(timeout === undefined ? {} : { deadline: Date.now() + timeout }),
+      ...(deadline === undefined ? {} : { deadline }),
     };
     const call = unaryMethod(method);
     return new Promise((resolve, reject) => {
@@ -160,7 +181,9 @@ export function createGrpcJsTransport(options: GrpcJsTransportOptions): Transpor
       input: unknown,
       contextValues?: ContextValues,
     ): Promise<UnaryResponse<I, O>> {
-      if (interceptors.length === 0) return send(method, signal, timeoutMs, header, input);
+      const timeout = timeoutOf(method, timeoutMs);
+      const deadline = timeout === undefined ? undefined : Date.now() + timeout;
+      if (interceptors.length === 0) return send(method, signal, deadline, header, input);
       return runUnaryCall<I, O>({
         req: {
           stream: false,
@@ -169,12 +192,12 @@ export function createGrpcJsTransport(options: GrpcJsTransportOptions): Transpor
           requestMethod: "POST",
           url: `/${method.parent.typeName}/${method.name}`,
           header: new Headers(header),
-          contextValues: contextValues ?? createContextValues(),
+          contextValues: (contextValues ?? createContextValues()).set(callDeadlineKey, deadline),
           message: input as UnaryRequest<I, O>["message"],
         },
         // The interceptors' request: their headers and message, and the call's own deadline.
-        next: (req) => send(req.method, req.signal, timeoutMs, req.header, req.message),
-        ...(timeoutMs === undefined ? {} : { timeoutMs }),
+        next: (req) => send(req.method, req.signal, deadline, req.header, req.message),
+        ...(timeout === undefined ? {} : { timeoutMs: timeout }),
         ...(signal === undefined ? {} : { signal }),
         interceptors,
       });
