@@ -224,7 +224,7 @@ describe("bad input: field validation (INVALID_ARGUMENT with BadRequest field na
       action,
       idempotencyKey: key,
     };
-    it("empty request names every required field, the proof last", async () => {
+    it("empty request names every required field, in the order the proto declares them", async () => {
       // A plain Connect client over grpc-js: @stepgate/client would fill the idempotency key.
       const channel = new grpc.Channel(h.target, grpc.credentials.createInsecure(), {});
       try {
@@ -234,8 +234,8 @@ describe("bad input: field validation (INVALID_ARGUMENT with BadRequest field na
           "subject",
           "session_id",
           "action",
-          "idempotency_key",
           "proof",
+          "idempotency_key",
         ]);
       } finally {
         channel.close();
@@ -258,6 +258,8 @@ describe("bad input: field validation (INVALID_ARGUMENT with BadRequest field na
     });
     it("no proof", async () => {
       await expectInvalid(h.client.stepUp.verify(valid), ["proof"]);
+      // A proof that holds no kind of answer names the oneof.
+      await expectInvalid(h.client.stepUp.verify({ ...valid, proof: {} }), ["proof.kind"]);
     });
     it("a TOTP code that is not six digits, without echoing it", async () => {
       for (const code of ["12345a", "12345", "1234567", " 123456", "１２３４５６"]) {

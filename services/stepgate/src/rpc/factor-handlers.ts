@@ -6,12 +6,10 @@ import type { CreateRecoveryCodes } from "../factors/create-recovery-codes.ts";
 import type { EnrollTotp } from "../factors/enroll-totp.ts";
 import type { ListFactors } from "../factors/list-factors.ts";
 import type { RemoveFactor } from "../factors/remove-factor.ts";
-import { isKeyUriLabelPart } from "../factors/totp.ts";
 import type { ProveSubject } from "../identity/prove-subject.ts";
 import type { CallerNeed } from "../policy/caller-scopes.ts";
 import { callerOf, subjectTokenOf } from "./caller.ts";
 import { factorToProto } from "./convert.ts";
-import { fields, uuidPattern } from "./validate.ts";
 
 /** The use cases FactorService serves. */
 export interface FactorUseCases {
@@ -26,23 +24,11 @@ export interface FactorUseCases {
   proveSubject: ProveSubject;
 }
 
-/** FactorService: validates requests, calls the factor use cases and translates their results. */
+/** FactorService: calls the factor use cases and translates their results (requests are validated before, validateRequests). */
 export function factorHandlers(useCases: FactorUseCases): ServiceImpl<typeof FactorService> {
   return {
     async enrollTotp(req, ctx) {
       const caller = callerOf(ctx);
-      fields()
-        .text("subject", req.subject)
-        .text("label", req.label, 64)
-        .text("account_name", req.accountName, 128)
-        .check(
-          isKeyUriLabelPart(req.accountName),
-          "account_name",
-          "must not contain a colon: it separates issuer and account in the authenticator's label",
-        )
-        .optionalText("grant", req.grant, 4096)
-        .idempotencyKey("idempotency_key", req.idempotencyKey, true)
-        .done();
       useCases.mayCall(caller, { factors: "manage" });
       const proof = await proven(useCases, caller, req.subject, ctx);
       const enrolled = await useCases.enrollTotp({ ...req, caller, proof });
@@ -56,12 +42,6 @@ export function factorHandlers(useCases: FactorUseCases): ServiceImpl<typeof Fac
 
     async confirmTotp(req, ctx) {
       const caller = callerOf(ctx);
-      fields()
-        .text("subject", req.subject)
-        .pattern("factor_id", req.factorId, uuidPattern, "is not a factor id")
-        .pattern("code", req.code, /^\d{6}$/, "must be six digits")
-        .optionalText("grant", req.grant, 4096)
-        .done();
       useCases.mayCall(caller, { factors: "manage" });
       const proof = await proven(useCases, caller, req.subject, ctx);
       const factor = await useCases.confirmTotp({ ...req, caller, proof });
@@ -70,11 +50,6 @@ export function factorHandlers(useCases: FactorUseCases): ServiceImpl<typeof Fac
 
     async createRecoveryCodes(req, ctx) {
       const caller = callerOf(ctx);
-      fields()
-        .text("subject", req.subject)
-        .optionalText("grant", req.grant, 4096)
-        .idempotencyKey("idempotency_key", req.idempotencyKey, true)
-        .done();
       useCases.mayCall(caller, { factors: "manage" });
       const proof = await proven(useCases, caller, req.subject, ctx);
       return useCases.createRecoveryCodes({ ...req, caller, proof });
@@ -82,7 +57,6 @@ export function factorHandlers(useCases: FactorUseCases): ServiceImpl<typeof Fac
 
     async listFactors(req, ctx) {
       const caller = callerOf(ctx);
-      fields().text("subject", req.subject).done();
       useCases.mayCall(caller, { factors: "read" });
       await proven(useCases, caller, req.subject, ctx);
       return { factors: (await useCases.listFactors(req.subject)).map(factorToProto) };
@@ -90,12 +64,6 @@ export function factorHandlers(useCases: FactorUseCases): ServiceImpl<typeof Fac
 
     async removeFactor(req, ctx) {
       const caller = callerOf(ctx);
-      fields()
-        .text("subject", req.subject)
-        .pattern("factor_id", req.factorId, uuidPattern, "is not a factor id")
-        .optionalText("grant", req.grant, 4096)
-        .idempotencyKey("idempotency_key", req.idempotencyKey, true)
-        .done();
       useCases.mayCall(caller, { factors: "manage" });
       const proof = await proven(useCases, caller, req.subject, ctx);
       await useCases.removeFactor({ ...req, caller, proof });

@@ -13,6 +13,7 @@ import { factorHandlers } from "../rpc/factor-handlers.ts";
 import { type GuardHooks, guard } from "../rpc/guard.ts";
 import { stepUpHandlers } from "../rpc/step-up-handlers.ts";
 import { shapeTraffic } from "../rpc/traffic-shaping.ts";
+import { validateRequests } from "../rpc/validate-requests.ts";
 import type { Composed } from "./compose.ts";
 import { type ConnectionThrottle, createConnectionThrottle } from "./connection-throttle.ts";
 import { injectFaults } from "./fault-injection.ts";
@@ -80,8 +81,8 @@ export function createServer(config: Config, service: Composed, logger: Logger):
 /**
  * What runs around every handler of every service, outermost first: the guard (statuses, the
  * replica trailer, call reports), so a refused call is accounted and mapped like any other; the
- * caller's name, which shaping counts calls by; traffic shaping; and, only with
- * STEPGATE_FAULT_INJECTION=1, the test faults.
+ * caller's name, which shaping counts calls by; traffic shaping; the request's rules from the
+ * protos; and, only with STEPGATE_FAULT_INJECTION=1, the test faults.
  */
 function callInterceptors(
   config: Config,
@@ -93,6 +94,7 @@ function callInterceptors(
     guard({ replicaId: config.replicaId, ...hooks }),
     identifyCallers(service.identifyCaller),
     shapeTraffic(service.traffic),
+    validateRequests(),
     ...(config.faultInjection ? [injectFaults(service.stores.markers, faults)] : []),
   ];
 }
