@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
 import { createServer } from "node:net";
 import { after, before, describe, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import type { HandlerContext } from "@connectrpc/connect";
+import type { HandlerContext, Interceptor } from "@connectrpc/connect";
 import {
   Code,
   ConnectError,
@@ -16,7 +17,7 @@ import { Health } from "@stepgate/api/gen/grpc/health/v1/health_pb";
 import { StepUpService } from "@stepgate/api/gen/stepgate/v1/step_up_service_pb";
 import { Method } from "@stepgate/api/gen/stepgate/v1/types_pb";
 import { addService, type CallEndInfo } from "./add-service.ts";
-import { createGrpcJsTransport } from "./grpc-js-transport.ts";
+import { callDeadlineKey, createGrpcJsTransport } from "./grpc-js-transport.ts";
 import { peerAddressKey } from "./peer-address.ts";
 
 // Handlers that wait for their signal report here, keyed by the token the test sent.
@@ -264,6 +265,39 @@ describe("createGrpcJsTransport with addService", () => {
       (e: unknown) => ConnectError.from(e).code === Code.FailedPrecondition,
     );
     assert.deepEqual(order, ["outer StepUp", "inner", "outer GetJwks", "inner", "outer Verify", "inner"]);
+  });
+
+  test("a default timeout per method, kept by every attempt of a call an interceptor sends twice", async () => {
+    const deadlines: (number | undefined)[] = [];
+    const left: number[] = [];
+    const twice: Interceptor = (next) => async (req) => {
+      deadlines.push(req.contextValues.get(callDeadlineKey));
+      await next(req);
+      await sleep(300);
+      const res = await next(req);
+      left.push(lastContext?.timeoutMs() ?? Number.NaN);
+      return res;
+    };
+    const sent = Date.now();
+    const resending = createClient(
+      StepUpService,
+      createGrpcJsTransport({
+        channel,
+        defaultTimeoutMs: (method) => (method.name === "StepUp" ? 2000 : undefined),
+        interceptors: [twice],
+      }),
+    );
+    await resending.stepUp({ subject: "dan" });
+    const [deadline] = deadlines;
+    assert.ok(deadline !== undefined && deadline >= sent + 2000 && deadline <= Date.now() + 2000);
+    const [secondAttemptLeft = Number.NaN] = left;
+    assert.ok(
+      secondAttemptLeft <= 1750,
+      `the second attempt had ${secondAttemptLeft} ms left, not a fresh 2000`,
+    );
+    // A method with no default timeout has no deadline.
+    await assert.rejects(resending.getJwks({}), { code: Code.Unimplemented });
+    assert.equal(deadlines[1], undefined);
   });
 
   test("streaming calls reject with Unimplemented", async () => {

@@ -46,31 +46,49 @@ export function withServerInterceptors(
   const handler: UnaryNext = async (req) => {
     const ctx = handlerContextOf(req);
     const result = await fn(req.message, ctx);
-    return {
-      stream: false,
-      service: method.parent,
-      method,
-      header: ctx.responseHeader,
-      trailer: ctx.responseTrailer,
-      message: create(method.output, result as never),
-    };
+    return responseOf(method, ctx, create(method.output, result as never));
   };
   const chain = interceptors.reduceRight<UnaryNext>(
     (next, interceptor) => interceptor(next as never) as unknown as UnaryNext,
     handler,
   );
   return async (request, ctx) => {
-    const res = await chain({
-      stream: false,
-      service: method.parent,
-      method,
-      requestMethod: "POST",
-      url: ctx.url,
-      signal: ctx.signal,
-      header: ctx.requestHeader,
-      contextValues: ctx.values.set(handlerContextKey, ctx),
-      message: request as never,
-    });
+    const res = await chain(requestOf(method, ctx, request));
     return res.message;
+  };
+}
+
+// The request and response objects are built per call, and most interceptors never read a header
+// or the URL: those are getters, so the handler context builds them only when one is asked for.
+function requestOf(method: DescMethodUnary, ctx: HandlerContext, message: unknown): UnaryRequest {
+  return {
+    stream: false,
+    service: method.parent,
+    method,
+    requestMethod: "POST",
+    get url() {
+      return ctx.url;
+    },
+    signal: ctx.signal,
+    get header() {
+      return ctx.requestHeader;
+    },
+    contextValues: ctx.values.set(handlerContextKey, ctx),
+    message: message as never,
+  };
+}
+
+function responseOf(method: DescMethodUnary, ctx: HandlerContext, message: unknown): UnaryResponse {
+  return {
+    stream: false,
+    service: method.parent,
+    method,
+    get header() {
+      return ctx.responseHeader;
+    },
+    get trailer() {
+      return ctx.responseTrailer;
+    },
+    message: message as never,
   };
 }

@@ -66,7 +66,7 @@ export interface HandlerOutcome {
   error?: unknown;
 }
 
-/** The pieces to wire into a grpc-js server and its handler wrapper. */
+/** The pieces to wire into a grpc-js server and the guard interceptor (rpc/guard.ts). */
 export interface CallAccounting {
   /**
    * The grpc-js server interceptor that reports every call once. Pass it first in the server's
@@ -81,7 +81,7 @@ export interface CallAccounting {
    */
   acceptUnknownMethods(server: grpc.Server): boolean;
   /**
-   * For a wrapper around each service handler (rpc/guard.ts). `onCallStart`, called as the handler
+   * For the guard around each service handler (rpc/guard.ts). `onCallStart`, called as the handler
    * starts, remembers the handler's trace context, so a status sent later (the deadline, a cancel)
    * is still logged with the call's trace and span ids. `onCallEnd` hands over an unexpected error:
    * the call is then logged as "call failed" with the error's safe description, or, if the call had

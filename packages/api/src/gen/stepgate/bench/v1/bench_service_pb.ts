@@ -56,7 +56,7 @@ export const NoopResponseSchema: GenMessage<NoopResponse> = /*@__PURE__*/
 
 /**
  * The cost of a call at all: a handler that does nothing, served through the same grpc-js server,
- * bridge and call wrapper as the real services. Registered only when the replica runs with
+ * bridge and interceptors as the real services. Registered only when the replica runs with
  * STEPGATE_BENCH=1; the benchmark measures every other call against it.
  *
  * @generated from service stepgate.bench.v1.BenchService
