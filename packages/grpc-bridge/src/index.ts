@@ -1,6 +1,7 @@
 export type { AddServiceOptions, CallEndInfo } from "./add-service.ts";
 export { addService } from "./add-service.ts";
 export { connectErrorFromStatus, statusDetailsFromError, statusDetailsKey } from "./error-details.ts";
+export { fallBackHandlerLookup, grpcHttp2Servers, watchInnermostStatus } from "./grpc-js-internals.ts";
 export type { GrpcJsTransportOptions } from "./grpc-js-transport.ts";
 export { callDeadlineKey, createGrpcJsTransport } from "./grpc-js-transport.ts";
 export { createGrpcServiceDefinition } from "./grpc-service-definition.ts";

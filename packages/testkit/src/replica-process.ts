@@ -85,7 +85,8 @@ export interface ReplicaProcess {
 
 /**
  * A replica of `services/stepgate/src/main.ts` on `port`, not yet started. Its environment is only
- * PATH, `replicaRuntimeEnv`, NODE_OPTIONS when `options.nodeOptions` is set, then `env`, then STEPGATE_PORT and
+ * PATH, `replicaRuntimeEnv`, this process's NODE_COMPILE_CACHE if set, NODE_OPTIONS when
+ * `options.nodeOptions` is set, then `env`, then STEPGATE_PORT and
  * STEPGATE_REPLICA_ID (`id`): nothing else is inherited, so e.g. an OTEL_* variable of this process
  * does not switch the replica's exporters on. Both pipes are always read, so a chatty replica never
  * blocks on a full pipe. A replica still running when this process ends is SIGKILLed, on the `exit`
@@ -140,6 +141,9 @@ export function replicaProcess(
         env: {
           PATH: process.env.PATH,
           ...replicaRuntimeEnv,
+          // The run's shared compile cache, if it has one (test/global-setup.ts): starts without it
+          // strip and compile every module again, about a second each.
+          ...(process.env.NODE_COMPILE_CACHE ? { NODE_COMPILE_CACHE: process.env.NODE_COMPILE_CACHE } : {}),
           ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}),
           ...env,
           STEPGATE_PORT: String(port),

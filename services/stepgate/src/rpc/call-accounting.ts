@@ -1,5 +1,6 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import * as grpc from "@grpc/grpc-js";
+import { fallBackHandlerLookup, watchInnermostStatus } from "@stepgate/grpc-bridge";
 import { describeError } from "../log/describe-error.ts";
 import type { Logger } from "../log/logger.ts";
 
@@ -232,38 +233,11 @@ export function createCallAccounting(options: CallAccountingOptions): CallAccoun
   };
 }
 
-/**
- * grpc-js's innermost call sends the statuses of its own checks (deadline, message size, request
- * decoding) through `this.sendStatus`, never through the interceptors' responders. When `call` is
- * that innermost call, shadow its `sendStatus` to see them too. Behind another interceptor
- * (`call` is a ServerInterceptingCall) it is out of reach: those calls end in `onCancel`.
- */
-function watchInnermostStatus(
-  call: grpc.ServerInterceptingCallInterface,
-  onStatus: (code: grpc.status) => void,
-) {
-  if (call instanceof grpc.ServerInterceptingCall || typeof call.sendStatus !== "function") return;
-  const send = call.sendStatus;
-  call.sendStatus = function (this: grpc.ServerInterceptingCallInterface, status) {
-    onStatus(status.code);
-    send.call(this, status);
-  };
-}
-
 /** Marks the handler that answers methods no service implements (and keeps bytes as they came). */
 const unknownMethodDeserialize = (bytes: Buffer): Buffer => bytes;
 
-/** grpc-js's handler lookup: the path of a call to its handler, or null for an unknown method. */
-type HandlerLookup = (this: grpc.Server, path: string) => unknown;
-
 function acceptUnknownMethods(server: grpc.Server): boolean {
-  const internals = server as unknown as { _retrieveHandler?: HandlerLookup };
-  const lookup = internals._retrieveHandler;
-  if (typeof lookup !== "function") return false;
-  internals._retrieveHandler = function (this: grpc.Server, path: string) {
-    return lookup.call(this, path) ?? unknownMethodHandler(path);
-  };
-  return true;
+  return fallBackHandlerLookup(server, unknownMethodHandler);
 }
 
 /**

@@ -1,4 +1,4 @@
-import { createRegistry } from "@bufbuild/protobuf";
+import { create, createRegistry, type DescService } from "@bufbuild/protobuf";
 import type { Path } from "@bufbuild/protobuf/reflect";
 import { createValidator, type Violation } from "@bufbuild/protovalidate";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
@@ -14,12 +14,17 @@ import { file_stepgate_v1_rules } from "@stepgate/api/gen/stepgate/v1/rules_pb";
  * `subject` "is required", `context["ip"]` "must be at most 256 bytes", `proof.totp_code` "must
  * be six digits". Rules that need state (a challenge exists, a grant is fresh) are the use
  * cases'. A rule that cannot be compiled or evaluated is a server bug: INTERNAL, logged.
+ * The rules of every request of `services` are compiled here, once, so no first call after a
+ * start waits for it (about 90 ms for both services); other messages compile on first use.
  */
-export function validateRequests(): Interceptor {
+export function validateRequests(services: readonly DescService[] = []): Interceptor {
   const validator = createValidator({
     registry: createRegistry(file_stepgate_v1_rules),
     regexMatch: schemaPatternMatch(),
   });
+  for (const method of services.flatMap((service) => service.methods)) {
+    validator.validate(method.input, create(method.input));
+  }
   return (next) => (req) => {
     if (req.stream) return next(req);
     const result = validator.validate(req.method.input, req.message);

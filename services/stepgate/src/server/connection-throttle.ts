@@ -1,7 +1,7 @@
 import type { Http2Session } from "node:http2";
 import * as grpc from "@grpc/grpc-js";
+import { grpcHttp2Servers } from "@stepgate/grpc-bridge";
 import { retryPushbackTrailer } from "../rpc/traffic-shaping.ts";
-import { grpcHttp2Servers } from "./http2-servers.ts";
 
 /** How the throttle reacts to one connection's refused calls; times in ms. */
 export interface ConnectionThrottleOptions {

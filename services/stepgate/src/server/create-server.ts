@@ -94,7 +94,7 @@ function callInterceptors(
     guard({ replicaId: config.replicaId, ...hooks }),
     identifyCallers(service.identifyCaller),
     shapeTraffic(service.traffic),
-    validateRequests(),
+    validateRequests([StepUpService, FactorService]),
     ...(config.faultInjection ? [injectFaults(service.stores.markers, faults)] : []),
   ];
 }

@@ -1,6 +1,6 @@
 import { constants, type ServerHttp2Stream } from "node:http2";
 import type * as grpc from "@grpc/grpc-js";
-import { grpcHttp2Servers } from "./http2-servers.ts";
+import { grpcHttp2Servers } from "@stepgate/grpc-bridge";
 
 /**
  * Caps the connections each of `server`'s HTTP/2 servers holds at once (`net.Server.maxConnections`:

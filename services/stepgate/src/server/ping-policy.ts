@@ -1,6 +1,6 @@
 import type { Http2Session } from "node:http2";
 import type * as grpc from "@grpc/grpc-js";
-import { grpcHttp2Servers } from "./http2-servers.ts";
+import { grpcHttp2Servers } from "@stepgate/grpc-bridge";
 
 // HTTP/2 ENHANCE_YOUR_CALM, the code gRPC core sends to clients that ping too often.
 const enhanceYourCalm = 0x0b;

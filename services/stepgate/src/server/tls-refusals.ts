@@ -1,9 +1,9 @@
 import type { TLSSocket } from "node:tls";
 import type * as grpc from "@grpc/grpc-js";
+import { grpcHttp2Servers } from "@stepgate/grpc-bridge";
 import type { Logger } from "../log/logger.ts";
 import { rateLimitedLines } from "../log/rate-limited-lines.ts";
 import type { Metrics } from "../observability/metrics.ts";
-import { grpcHttp2Servers } from "./http2-servers.ts";
 
 /** Why a TLS handshake was refused: the `reason` of `stepgate.tls.handshakes_refused`. */
 export const tlsRefusalReasons = [

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import * as grpc from "@grpc/grpc-js";
-import { grpcHttp2Servers } from "./http2-servers.ts";
+import { grpcHttp2Servers } from "./grpc-js-internals.ts";
 
 const identity = (b: Buffer) => b;
 const method = {
@@ -17,7 +17,7 @@ const method = {
 } as const;
 
 describe("grpc-js internals Stepgate relies on", () => {
-  it("a bound server's HTTP/2 servers (server/http2-servers.ts: ping policy, throttle, TLS refusals, limits)", async () => {
+  it("a bound server's HTTP/2 servers (the server's ping policy, connection throttle, TLS refusals and limits)", async () => {
     const server = new grpc.Server();
     const port = await new Promise<number>((resolve, reject) =>
       server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (e, p) =>
@@ -34,7 +34,7 @@ describe("grpc-js internals Stepgate relies on", () => {
     }
   });
 
-  it("the handler lookup and the innermost call's sendStatus (rpc/call-accounting.ts)", async () => {
+  it("the handler lookup and the innermost call's sendStatus (the server's call accounting)", async () => {
     assert.equal(
       typeof (grpc.Server.prototype as unknown as { _retrieveHandler?: unknown })._retrieveHandler,
       "function",
