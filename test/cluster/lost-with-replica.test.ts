@@ -56,6 +56,9 @@ async function holdOnVictim(
       [faultKeyHeader]: key,
     };
     const outcome = send(client, {
+      // Held until the other RPCs are held too and the victim is killed: seconds under load, past
+      // the default deadline of the quick RPCs (CheckGrant's 2 s), which is not what this tests.
+      timeoutMs: 20_000,
       headers,
       onTrailer: (t) => {
         replica = t.get(replicaTrailer);
