@@ -35,9 +35,9 @@ WORKDIR /app
 COPY --from=deps /app/ ./
 COPY packages/ packages/
 COPY services/stepgate/ services/stepgate/
-# main.ts with no configuration loads every module, exits 2, and writes the cache on exit. With the
-# CMD's V8 flags: the cache is kept per set of flags. Read-only at run time (owned by root).
-RUN node --max-semi-space-size=4 --heap-growing-percent=50 services/stepgate/src/main.ts; \
+# tools/warm-compile-cache.ts loads every module a replica runs and writes the cache on exit. With
+# the CMD's V8 flags: the cache is kept per set of flags. Read-only at run time (owned by root).
+RUN node --max-semi-space-size=4 --heap-growing-percent=50 services/stepgate/src/tools/warm-compile-cache.ts && \
     test -n "$(ls -A /app/.node-compile-cache)"
 USER node
 EXPOSE 50051

@@ -15,7 +15,9 @@ test("the image runs replicas with the V8 flags tests and the bench use", () => 
 test("the image fills its compile cache with the same flags (the cache is per set of flags)", () => {
   assert.match(dockerfile, /^ENV NODE_COMPILE_CACHE=/m);
   assert.ok(
-    dockerfile.includes(`RUN node ${replicaNodeFlags.join(" ")} services/stepgate/src/main.ts;`),
+    dockerfile.includes(
+      `RUN node ${replicaNodeFlags.join(" ")} services/stepgate/src/tools/warm-compile-cache.ts &&`,
+    ),
     "the RUN that fills the cache names the CMD's flags",
   );
 });

@@ -6,6 +6,7 @@ import { createInterface } from "node:readline";
 import { type OrphanReaper, startOrphanReaper } from "./orphan-reaper.ts";
 
 const mainScript = join(import.meta.dirname, "../../../services/stepgate/src/main.ts");
+const warmScript = join(import.meta.dirname, "../../../services/stepgate/src/tools/warm-compile-cache.ts");
 
 /**
  * The V8 heap flags a production replica runs with: the Dockerfile's CMD passes the same ones
@@ -24,11 +25,11 @@ export const replicaRuntimeEnv: Readonly<Record<string, string>> = { MALLOC_AREN
 /**
  * Fills `dir` with Node's compile cache for the replica (NODE_COMPILE_CACHE), as the Dockerfile
  * does at build time: a replica started with that cache loads no TypeScript stripper (about 17 MiB
- * of RSS, and seconds of start). It runs main.ts with no configuration, which loads every module,
- * exits 2, and writes the cache on exit. The cache is per set of V8 flags: pass the replica's.
+ * of RSS, and seconds of start). It runs tools/warm-compile-cache.ts, which loads every module a
+ * replica runs and writes the cache on exit. The cache is per set of V8 flags: pass the replica's.
  */
 export function warmCompileCache(dir: string, nodeFlags: readonly string[] = replicaNodeFlags): void {
-  spawnSync(process.execPath, [...nodeFlags, mainScript], {
+  spawnSync(process.execPath, [...nodeFlags, warmScript], {
     env: { PATH: process.env.PATH, NODE_COMPILE_CACHE: dir },
     stdio: "ignore",
   });

@@ -1,7 +1,6 @@
 import { loadConfig } from "./config/config.ts";
 import { ConfigError } from "./config/config-error.ts";
 import { createLogger, lifecycle } from "./log/logger.ts";
-import { runServer } from "./server/run.ts";
 
 /** Runs one replica from the environment; exits non-zero, naming the bad key, on bad configuration. */
 export interface MainOptions {
@@ -21,6 +20,9 @@ export async function runReplica(
     process.exit(2);
   }
   const logger = createLogger(config.logLevel, { replica: config.replicaId });
+  // The server (grpc-js, pg, ioredis, the request rules) loads once the environment is valid, so a
+  // bad one exits in a fraction of a second.
+  const { runServer } = await import("./server/run.ts");
   let running: Awaited<ReturnType<typeof runServer>>;
   try {
     running = await runServer(config, logger);
