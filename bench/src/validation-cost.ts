@@ -4,10 +4,11 @@
 // valid (the path every served call takes); best of several rounds, since a shared machine only
 // ever adds time.
 import { create, type DescMessage, type DescMethodUnary } from "@bufbuild/protobuf";
-import { createHandlerContext, type Interceptor } from "@connectrpc/connect";
+import type { Interceptor } from "@connectrpc/connect";
 import { FactorService, StepUpService } from "@stepgate/api";
 import { withServerInterceptors } from "@stepgate/grpc-bridge";
 import { validateRequests } from "@stepgate/server/rpc/validate-requests";
+import { handlerContextFor } from "@stepgate/testkit/handler-context";
 import { table } from "./text-table.ts";
 
 const rounds = 8;
@@ -48,13 +49,7 @@ async function costOf(method: DescMethodUnary, init: Record<string, unknown>, in
   // A pass-through interceptor keeps the chain (request and response objects) in both runs.
   const call = withServerInterceptors(method, () => ({}), [(next) => (req) => next(req), ...interceptors]);
   const message = create(method.input as DescMessage, init);
-  const ctx = createHandlerContext({
-    service: method.parent,
-    method,
-    protocolName: "grpc",
-    requestMethod: "POST",
-    url: `http://127.0.0.1/${method.parent.typeName}/${method.name}`,
-  });
+  const ctx = handlerContextFor(method);
   let best = Number.POSITIVE_INFINITY;
   for (let round = 0; round < rounds; round++) {
     const started = performance.now();

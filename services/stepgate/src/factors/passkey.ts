@@ -126,21 +126,19 @@ export async function verifyEnrollment(answer: EnrollmentAnswer): Promise<Passke
   const attested = attestationOf(response.response.attestationObject);
   if (attested === undefined) return refused("malformed");
   if (!supportedFormats.has(attested.format)) return refused("attestation_unsupported");
-  if (!attested.rpIdHash.equals(rpIdHash(answer.relyingParty.id))) return refused("wrong_rp");
-  let verified: Awaited<ReturnType<typeof verifyRegistrationResponse>>;
-  try {
-    verified = await verifyRegistrationResponse({
+  const rp = rpIdRefusal(attested.authData, answer.relyingParty.id);
+  if (rp) return refused(rp);
+  const verified = await verdictOf(() =>
+    verifyRegistrationResponse({
       response,
       expectedChallenge: answer.challenge,
       expectedOrigin: [...answer.relyingParty.origins],
       expectedRPID: answer.relyingParty.id,
       requireUserVerification: false,
       supportedAlgorithmIDs: supportedAlgorithms,
-    });
-  } catch {
-    return refused("bad_signature");
-  }
-  if (!verified.verified) return refused("bad_signature");
+    }),
+  );
+  if (!verified?.registrationInfo) return refused("bad_signature");
   const info = verified.registrationInfo;
   const flags = flagsOf(info.credentialDeviceType, info.userVerified);
   const unmet = unmetRequirement(answer.requirement, flags);
@@ -196,24 +194,27 @@ export async function verifyAssertion(answer: AssertionAnswer): Promise<Passkeye
   if (!credential || credential.rpId !== answer.relyingParty.id) return refused("unknown_credential");
   const client = checkClientData(response.response.clientDataJSON, "webauthn.get", answer);
   if (client) return refused(client);
-  const authData = Buffer.from(response.response.authenticatorData, "base64url");
-  if (authData.length < 37) return refused("malformed");
-  if (!authData.subarray(0, 32).equals(rpIdHash(answer.relyingParty.id))) return refused("wrong_rp");
-  let verified: Awaited<ReturnType<typeof verifyAuthenticationResponse>>;
-  try {
-    verified = await verifyAuthenticationResponse({
+  const rp = rpIdRefusal(
+    Buffer.from(response.response.authenticatorData, "base64url"),
+    answer.relyingParty.id,
+  );
+  if (rp) return refused(rp);
+  const verified = await verdictOf(() =>
+    verifyAuthenticationResponse({
       response,
       expectedChallenge: answer.challenge,
       expectedOrigin: [...answer.relyingParty.origins],
       expectedRPID: answer.relyingParty.id,
       requireUserVerification: false,
       // The counter is compared below, once the signature is known to be the credential's.
-      credential: { id: credential.credentialId, publicKey: toBytes(credential.publicKey), counter: 0 },
-    });
-  } catch {
-    return refused("bad_signature");
-  }
-  if (!verified.verified) return refused("bad_signature");
+      credential: {
+        id: credential.credentialId,
+        publicKey: new Uint8Array(credential.publicKey),
+        counter: 0,
+      },
+    }),
+  );
+  if (!verified) return refused("bad_signature");
   const info = verified.authenticationInfo;
   const flags = flagsOf(info.credentialDeviceType, info.userVerified);
   const unmet = unmetRequirement(answer.requirement, flags);
@@ -265,7 +266,7 @@ function parseResponse<T extends { id: string; response: { clientDataJSON: strin
   return parsed as T;
 }
 
-/** The client data's refusal, if any: size, type, challenge, origin and the RP id's hash. */
+/** The client data's refusal, if any: size, type, challenge and origin. */
 function checkClientData(
   encoded: string,
   type: "webauthn.create" | "webauthn.get",
@@ -284,15 +285,33 @@ function checkClientData(
   return undefined;
 }
 
-/** The attestation object's format and its authenticator data's RP id hash; undefined if it is not one. */
-function attestationOf(attestationObject: string): { format: string; rpIdHash: Buffer } | undefined {
+/** The attestation object's format and authenticator data; undefined if it is not one. */
+function attestationOf(attestationObject: string): { format: string; authData: Uint8Array } | undefined {
   try {
     const decoded = decodeAttestationObject(Buffer.from(attestationObject, "base64url"));
     const format: unknown = decoded.get("fmt");
     const authData: unknown = decoded.get("authData");
-    if (typeof format !== "string" || !(authData instanceof Uint8Array) || authData.length < 37)
-      return undefined;
-    return { format, rpIdHash: Buffer.from(authData.subarray(0, 32)) };
+    return typeof format === "string" && authData instanceof Uint8Array ? { format, authData } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+// rpIdHash (32 bytes), flags (1) and signCount (4): the shortest authenticator data (WebAuthn 6.1).
+const minAuthenticatorDataBytes = 37;
+
+/** Why authenticator data does not belong to `rpId`: too short, or another RP id's hash first. */
+function rpIdRefusal(authData: Uint8Array, rpId: string): PasskeyRefusal | undefined {
+  if (authData.length < minAuthenticatorDataBytes) return "malformed";
+  const expected = createHash("sha256").update(rpId).digest();
+  return expected.equals(authData.subarray(0, 32)) ? undefined : "wrong_rp";
+}
+
+/** The library's verdict when it verified the response; undefined when it refused or threw. */
+async function verdictOf<T extends { verified: boolean }>(verify: () => Promise<T>): Promise<T | undefined> {
+  try {
+    const verdict = await verify();
+    return verdict.verified ? verdict : undefined;
   } catch {
     return undefined;
   }
@@ -310,13 +329,4 @@ function unmetRequirement(
   if (requirement.userVerification && !flags.userVerified) return "user_verification_missing";
   if (requirement.deviceBound && flags.backupEligible) return "backup_eligible";
   return undefined;
-}
-
-function toBytes(bytes: Uint8Array): Uint8Array<ArrayBuffer> {
-  return new Uint8Array(bytes);
-}
-
-/** The RP id's SHA-256, as authenticator data begins with it (WebAuthn 6.1). */
-function rpIdHash(rpId: string): Buffer {
-  return createHash("sha256").update(rpId).digest();
 }

@@ -6,7 +6,7 @@ import { X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { after, before, describe, it } from "node:test";
 import type { PeerCertificate } from "node:tls";
-import { Code, ConnectError, createContextValues, createHandlerContext } from "@connectrpc/connect";
+import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
 import { callerHeader, StepUpService } from "@stepgate/api";
 import { peerCertificateKey } from "@stepgate/grpc-bridge";
 import {
@@ -15,6 +15,7 @@ import {
   type TestCertificateAuthority,
   type TestPki,
 } from "@stepgate/testkit";
+import { handlerContextFor } from "@stepgate/testkit/handler-context";
 import * as sans from "@stepgate/testkit/san-certificates";
 import { callerFromCertificate } from "./caller.ts";
 import { certificateNames } from "./certificate-names.ts";
@@ -39,12 +40,7 @@ function peerCertificate(certFile: string): PeerCertificate {
 
 /** The caller `callerFromCertificate` names for `certificate`, or the refusal's message. */
 function identify(certificate: PeerCertificate | undefined, header?: string): string {
-  const ctx = createHandlerContext({
-    service: StepUpService,
-    method: StepUpService.method.getJwks,
-    protocolName: "grpc",
-    requestMethod: "POST",
-    url: "https://127.0.0.1/stepgate.v1.StepUpService/GetJwks",
+  const ctx = handlerContextFor(StepUpService.method.getJwks, {
     requestHeader: header === undefined ? {} : { [callerHeader]: header },
     contextValues: createContextValues().set(peerCertificateKey, certificate),
   });

@@ -1,20 +1,14 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { Code, ConnectError, createHandlerContext, type HandlerContext } from "@connectrpc/connect";
+import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import { StepUpService } from "@stepgate/api";
 import { type UnaryHandlerFn, withServerInterceptors } from "@stepgate/grpc-bridge";
+import { handlerContextFor } from "@stepgate/testkit/handler-context";
 import { DependencyUnavailableError } from "../domain/dependency-unavailable.ts";
 import { guard, replicaTrailer } from "./guard.ts";
 
 function context(timeoutMs?: number): HandlerContext {
-  return createHandlerContext({
-    service: StepUpService,
-    method: StepUpService.method.getJwks,
-    protocolName: "grpc",
-    requestMethod: "POST",
-    url: "http://127.0.0.1/stepgate.v1.StepUpService/GetJwks",
-    ...(timeoutMs === undefined ? {} : { timeoutMs }),
-  });
+  return handlerContextFor(StepUpService.method.getJwks, timeoutMs === undefined ? {} : { timeoutMs });
 }
 
 type Hooks = Parameters<typeof guard>[0];

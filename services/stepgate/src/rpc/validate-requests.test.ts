@@ -2,10 +2,11 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { DescMethodUnary } from "@bufbuild/protobuf";
 import { create } from "@bufbuild/protobuf";
-import { Code, ConnectError, createHandlerContext } from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { FactorService, StepUpService } from "@stepgate/api";
 import { BadRequestSchema } from "@stepgate/api/gen/google/rpc/error_details_pb";
 import { withServerInterceptors } from "@stepgate/grpc-bridge";
+import { handlerContextFor } from "@stepgate/testkit/handler-context";
 import fc from "fast-check";
 import { validateRequests } from "./validate-requests.ts";
 
@@ -13,13 +14,7 @@ const validate = validateRequests();
 
 /** The BadRequest fields (field: description) a request gets, or [] when it reaches the handler. */
 async function violations(method: DescMethodUnary, init: Record<string, unknown>) {
-  const ctx = createHandlerContext({
-    service: method.parent,
-    method,
-    protocolName: "grpc",
-    requestMethod: "POST",
-    url: `http://127.0.0.1/${method.parent.typeName}/${method.name}`,
-  });
+  const ctx = handlerContextFor(method);
   const call = withServerInterceptors(method, () => ({}), [validate]);
   try {
     await call(create(method.input, init as never), ctx);
