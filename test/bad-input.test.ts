@@ -31,6 +31,7 @@ const maxMessageBytes = 64 * 1024;
 
 const totp = (value: string) => ({ kind: { case: "totpCode" as const, value } });
 const recovery = (value: string) => ({ kind: { case: "recoveryCode" as const, value } });
+const passkey = (value: string) => ({ kind: { case: "passkeyAssertionJson" as const, value } });
 
 /** Every unary RPC of both services, by gRPC path. */
 const allPaths = [
@@ -41,6 +42,8 @@ const allPaths = [
   "/stepgate.v1.StepUpService/GetJwks",
   "/stepgate.v1.FactorService/EnrollTotp",
   "/stepgate.v1.FactorService/ConfirmTotp",
+  "/stepgate.v1.FactorService/BeginPasskeyEnrollment",
+  "/stepgate.v1.FactorService/FinishPasskeyEnrollment",
   "/stepgate.v1.FactorService/CreateRecoveryCodes",
   "/stepgate.v1.FactorService/ListFactors",
   "/stepgate.v1.FactorService/RemoveFactor",
@@ -278,6 +281,14 @@ describe("bad input: field validation (INVALID_ARGUMENT with BadRequest field na
         ]);
       }
     });
+    it("a passkey assertion that is empty or over 16 KiB", async () => {
+      await expectInvalid(h.client.stepUp.verify({ ...valid, proof: passkey("") }), [
+        "proof.passkey_assertion_json",
+      ]);
+      await expectInvalid(h.client.stepUp.verify({ ...valid, proof: passkey(`"${"x".repeat(16_384)}"`) }), [
+        "proof.passkey_assertion_json",
+      ]);
+    });
     it("an idempotency key too short, too long, with spaces or outside printable ASCII", async () => {
       for (const idempotencyKey of [
         "short",
@@ -422,6 +433,66 @@ describe("bad input: field validation (INVALID_ARGUMENT with BadRequest field na
     });
   });
 
+  describe("BeginPasskeyEnrollment", () => {
+    it("empty request names every required field", async () => {
+      await expectInvalid(h.client.factors.beginPasskeyEnrollment({}), ["subject", "label", "user_name"]);
+    });
+    it("oversized label, names and grant, and control characters", async () => {
+      await expectInvalid(
+        h.client.factors.beginPasskeyEnrollment({
+          subject: s,
+          label: "l".repeat(65),
+          userName: "u".repeat(129),
+          displayName: "d\u0007",
+          grant: "g".repeat(4097),
+        }),
+        ["label", "user_name", "display_name", "grant"],
+      );
+    });
+  });
+
+  describe("FinishPasskeyEnrollment", () => {
+    it("empty request names every required field", async () => {
+      await expectInvalid(h.client.factors.finishPasskeyEnrollment({}), [
+        "subject",
+        "factor_id",
+        "attestation_json",
+      ]);
+    });
+    it("a malformed factor id and an attestation over 16 KiB", async () => {
+      await expectInvalid(
+        h.client.factors.finishPasskeyEnrollment({
+          subject: s,
+          factorId: "1234",
+          attestationJson: "x".repeat(16_385),
+        }),
+        ["factor_id", "attestation_json"],
+      );
+    });
+    it("an unknown factor id is NOT_FOUND FACTOR_NOT_FOUND", async () => {
+      await expectFailure(
+        h.client.factors.finishPasskeyEnrollment({
+          subject: s,
+          factorId: unknownFactorId,
+          attestationJson: "{}",
+        }),
+        Code.NotFound,
+        "FACTOR_NOT_FOUND",
+      );
+    });
+    it("a TOTP factor's id is not a passkey: FACTOR_NOT_FOUND, and the factor is untouched", async () => {
+      const subject = newSubject();
+      const { factorId } = await enrolTotp(h, subject);
+      const before = await factorState(h, subject);
+      await expectFailure(
+        h.client.factors.finishPasskeyEnrollment({ subject, factorId, attestationJson: "{}" }),
+        Code.NotFound,
+        "FACTOR_NOT_FOUND",
+      );
+      assert.deepEqual(await factorState(h, subject), before);
+    });
+  });
+
   describe("CreateRecoveryCodes", () => {
     it("empty request", async () => {
       await expectInvalid(h.client.factors.createRecoveryCodes({}), ["subject"]);
@@ -514,6 +585,22 @@ describe("bad input: field validation (INVALID_ARGUMENT with BadRequest field na
       [
         "FactorService/ConfirmTotp",
         () => h.client.factors.confirmTotp({ subject: s, factorId: "not-a-uuid", code }),
+        ["factor_id"],
+      ],
+      [
+        "FactorService/BeginPasskeyEnrollment",
+        () => h.client.factors.beginPasskeyEnrollment({ subject: s, label: "", userName: "u", grant }),
+        ["label"],
+      ],
+      [
+        "FactorService/FinishPasskeyEnrollment",
+        () =>
+          h.client.factors.finishPasskeyEnrollment({
+            subject: s,
+            factorId: "x",
+            attestationJson: "{}",
+            grant,
+          }),
         ["factor_id"],
       ],
       [
@@ -726,6 +813,16 @@ describe("bad input: the stepgate-caller header", () => {
       EnrollTotp: () =>
         factors.enrollTotp({ subject, label: "Phone", accountName: "someone@example.com" }, options),
       ConfirmTotp: () => factors.confirmTotp({ subject, factorId: unknownFactorId, code: "123456" }, options),
+      BeginPasskeyEnrollment: () =>
+        factors.beginPasskeyEnrollment(
+          { subject, label: "Laptop", userName: "someone@example.com" },
+          options,
+        ),
+      FinishPasskeyEnrollment: () =>
+        factors.finishPasskeyEnrollment(
+          { subject, factorId: unknownFactorId, attestationJson: "{}" },
+          options,
+        ),
       CreateRecoveryCodes: () => factors.createRecoveryCodes({ subject }, options),
       ListFactors: () => factors.listFactors({ subject }, options),
       RemoveFactor: () => factors.removeFactor({ subject, factorId: unknownFactorId }, options),

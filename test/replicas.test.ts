@@ -47,6 +47,7 @@ describe("replicas starting together on an empty database", () => {
         "005-signing-key-lifecycle",
         "006-reseal-progress",
         "007-enrolment-authorization",
+        "008-passkeys",
       ],
     );
     const keys = await db.query<{ kid: string }>("select kid from signing_keys");

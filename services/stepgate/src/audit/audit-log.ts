@@ -1,7 +1,12 @@
 import { randomToken } from "../crypto/random-id.ts";
 import { DependencyUnavailableError } from "../domain/dependency-unavailable.ts";
 import type { AuditOutbox } from "../store/audit-outbox.ts";
-import { type AuditEvent, type AuditStore, deferredTotpClaimType } from "../store/audit-store.ts";
+import {
+  type AuditEvent,
+  type AuditStore,
+  deferredPasskeyCounterType,
+  deferredTotpClaimType,
+} from "../store/audit-store.ts";
 import { type AuditDrainer, type AuditDrainerOptions, startAuditDrainer } from "./audit-drainer.ts";
 
 /** A security-relevant event as a use case reports it; `details` must never hold a secret or a code. */
@@ -14,6 +19,18 @@ export interface DeferredTotpClaim {
   factorId: string;
   step: number;
   /** The claim (a keyed hash of the challenge and idempotency key), as `factors.last_claim` holds it. */
+  claim: string;
+  /** Epoch ms. */
+  at: number;
+}
+
+/** A passkey signature counter the hot store accepted while PostgreSQL was down. */
+export interface DeferredPasskeyCounter {
+  subject: string;
+  caller: string;
+  factorId: string;
+  counter: number;
+  /** The claim (a keyed hash of the challenge and idempotency key). */
   claim: string;
   /** Epoch ms. */
   at: number;
@@ -33,6 +50,11 @@ export interface AuditLog {
    * Resolves false when there is no outbox (no Redis); rejects when the outbox refuses it.
    */
   deferTotpClaim(claim: DeferredTotpClaim): Promise<boolean>;
+  /**
+   * Queues a passkey counter PostgreSQL could not take (it is down) as a `passkey.counter_claimed`
+   * event: storing it raises the credential's `sign_count`. Resolves false without an outbox.
+   */
+  deferPasskeyCounter(counter: DeferredPasskeyCounter): Promise<boolean>;
   /** Moves what the outbox holds to PostgreSQL now (tests read the table after it). */
   flush(): Promise<void>;
   /**
@@ -111,6 +133,19 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
         replica,
       };
       await outbox.append(event);
+      return true;
+    },
+    async deferPasskeyCounter(counter) {
+      if (!outbox) return false;
+      await outbox.append({
+        id: randomToken(),
+        type: deferredPasskeyCounterType,
+        subject: counter.subject,
+        caller: counter.caller,
+        details: { factor_id: counter.factorId, counter: counter.counter, claim: counter.claim },
+        at: new Date(counter.at),
+        replica,
+      });
       return true;
     },
     flush: async () => drainer?.flush(),

@@ -1,4 +1,5 @@
 import type { MethodName } from "./method.ts";
+import type { PasskeyRecord } from "./passkey.ts";
 
 /** A TOTP factor's id and its secret, still sealed (base64): safe to keep in the hot store. */
 export interface SealedTotp {
@@ -27,6 +28,11 @@ export interface Challenge {
    * needs no factor lookup. A factor removed since cannot be used: accepting a code claims its row.
    */
   totp?: SealedTotp[];
+  /**
+   * The passkeys that may answer, as the challenge saw them (the caller's relying party, those the
+   * action accepts), so Verify needs no factor lookup, also while PostgreSQL is down.
+   */
+  passkeys?: PasskeyRecord[];
 }
 
 // Kept past expiry so a late answer hears "expired" rather than "not found".

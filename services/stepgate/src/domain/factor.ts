@@ -1,6 +1,7 @@
 import type { MethodName } from "./method.ts";
+import type { PasskeyRecord } from "./passkey.ts";
 
-/** A second factor as the service sees it: a TOTP authenticator or a set of recovery codes. */
+/** A second factor as the service sees it: a TOTP authenticator, a set of recovery codes or a passkey. */
 export interface Factor {
   id: string;
   subject: string;
@@ -19,6 +20,8 @@ export interface Factor {
   recoveryCodesRemaining: number;
   /** What authorised a pending enrolment; undefined for active factors and older pending rows. */
   authorizedBy?: ChangeAuthorization | undefined;
+  /** A passkey whose signature counter went backwards (a cloned authenticator): it no longer answers. */
+  flagged?: boolean;
 }
 
 /**
@@ -30,10 +33,12 @@ export type ChangeAuthorization =
   | { kind: "first_factor" }
   | { kind: "grant"; grantId: string; sessionId: string; factorId?: string };
 
-/** What a subject can answer a challenge with: methods with a usable factor, and their TOTP secrets. */
+/** What a subject can answer a challenge with: methods with a usable factor, their TOTP secrets and passkeys. */
 export interface Enrolled {
   methods: Set<MethodName>;
   totp: { id: string; sealed: string }[];
+  /** Active, unflagged passkeys of every relying party. */
+  passkeys: PasskeyRecord[];
   /** The subject's factor version this was read at (0 before any change). */
   version: number;
 }

@@ -6,6 +6,7 @@ import { assertFreshSignIn } from "../identity/prove-subject.ts";
 import type { SubjectToken } from "../identity/subject-tokens.ts";
 import type { Policy } from "../policy/policy.ts";
 import type { FactorStore } from "../store/factor-store.ts";
+import type { SessionStore } from "../store/session-store.ts";
 
 /** A factor change a caller asks for. */
 export interface FactorChange {
@@ -80,4 +81,37 @@ export function createAuthorizeChange({
       ...(claims.fid === undefined ? {} : { factorId: claims.fid }),
     };
   };
+}
+
+/** A pending factor about to become active, and what authorised its enrolment. */
+export interface Activation extends Omit<FactorChange, "idempotencyKey"> {
+  /** The authorisation its enrolment recorded; undefined for rows from before it was recorded. */
+  enrolledUnder: ChangeAuthorization | undefined;
+}
+
+/**
+ * What lets a pending factor become active now: a grant sent with the confirmation; else the grant
+ * the enrolment spent, unless its session ended or its factor was removed since; else a first
+ * factor's authorisation against the subject's state now (no active factor, a fresh sign-in).
+ * Pending rows that recorded nothing are first-factor enrolments, the strictest reading. Fails with
+ * GRANT_REVOKED or a reason of AuthorizeChange.
+ */
+export async function authorizeActivation(
+  deps: { authorizeChange: AuthorizeChange; sessions: Pick<SessionStore, "revocations"> },
+  { enrolledUnder, ...change }: Activation,
+): Promise<ChangeAuthorization> {
+  if (change.grant === "" && enrolledUnder?.kind === "grant") {
+    const ended = await deps.sessions.revocations(
+      change.subject,
+      enrolledUnder.sessionId,
+      enrolledUnder.factorId,
+    );
+    assertThat(
+      ended.sessionEndedAt === undefined && ended.factorEndedAt === undefined,
+      "GRANT_REVOKED",
+      "the grant this enrolment was authorised with was revoked; confirm with a new grant",
+    );
+    return enrolledUnder;
+  }
+  return deps.authorizeChange(change);
 }

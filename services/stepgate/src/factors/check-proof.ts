@@ -4,6 +4,8 @@ import { toSeconds } from "../domain/clock.ts";
 import { DependencyUnavailableError } from "../domain/dependency-unavailable.ts";
 import type { MethodName } from "../domain/method.ts";
 import type { FactorStore, StepClaim } from "../store/factor-store.ts";
+import type { PasskeyCounters } from "../store/passkey-counters.ts";
+import type { CounterClaim, PasskeyStore } from "../store/passkey-store.ts";
 import type { RecoveryCodeStore } from "../store/recovery-code-store.ts";
 import type { SessionStore } from "../store/session-store.ts";
 import type { TotpStepClaims } from "../store/totp-step-claims.ts";
@@ -17,7 +19,9 @@ import { openTotpSecret } from "./totp-secret.ts";
  */
 export type Checked =
   | { result: "ok"; factorId: string; remaining: number }
-  | { result: "wrong" | "replayed" | "removed" };
+  | { result: "wrong" | "replayed" | "removed" }
+  /** A passkey whose signature counter did not grow (a cloned authenticator). */
+  | { result: "cloned"; factorId: string };
 
 /** One proof to check. */
 export interface Proof {
@@ -30,6 +34,8 @@ export interface Proof {
   now: number;
   /** The subject's TOTP factors as the challenge saw them; read from the store when absent. */
   totp?: SealedTotp[] | undefined;
+  /** A passkey's verified assertion: the passkey and the signature counter it signed. */
+  passkey?: { factorId: string; counter: number } | undefined;
 }
 
 /**
@@ -39,6 +45,15 @@ export interface Proof {
  * copy is queued (`deferClaim`). Store errors are thrown as they are.
  */
 export type CheckProof = (proof: Proof) => Promise<Checked>;
+
+/** A passkey counter the hot store accepted, queued for PostgreSQL while it is down; false when it cannot be queued. */
+export type DeferCounter = (counter: {
+  subject: string;
+  factorId: string;
+  counter: number;
+  claim: string;
+  at: number;
+}) => Promise<boolean>;
 
 /** A claim the hot store granted, queued for PostgreSQL while it is down; false when it cannot be queued. */
 export type DeferClaim = (claim: {
@@ -51,6 +66,11 @@ export type DeferClaim = (claim: {
 
 export interface CheckProofDeps {
   factors: Pick<FactorStore, "activeTotp" | "claimStep">;
+  passkeys: Pick<PasskeyStore, "claimCounter">;
+  /** The hot store's copy of passkey signature counters, checked before PostgreSQL's. */
+  passkeyCounters: PasskeyCounters;
+  /** Queues a passkey counter for PostgreSQL when it is down (the audit outbox); absent without Redis. */
+  deferCounter?: DeferCounter;
   /** The hot store's copy of claimed steps, checked before PostgreSQL's. */
   stepClaims: TotpStepClaims;
   /** Queues a claim for PostgreSQL when it is down (the audit outbox); absent without Redis. */
@@ -62,7 +82,49 @@ export interface CheckProofDeps {
 }
 
 export function createCheckProof(deps: CheckProofDeps): CheckProof {
-  return (proof) => (proof.method === "totp" ? checkTotp(deps, proof) : checkRecoveryCode(deps, proof));
+  return (proof) => {
+    if (proof.method === "totp") return checkTotp(deps, proof);
+    if (proof.method === "passkey") return checkPasskey(deps, proof);
+    return checkRecoveryCode(deps, proof);
+  };
+}
+
+/**
+ * Claims a verified passkey assertion's signature counter (WebAuthn 6.1.1): the hot store's copy
+ * first (shared, and the only one while PostgreSQL is down), then PostgreSQL's. A counter that did
+ * not grow where the authenticator counts is "cloned"; authenticators that keep no counter (0) rely
+ * on the challenge being answered once. While PostgreSQL is down the counter is queued for it.
+ */
+async function checkPasskey(deps: CheckProofDeps, proof: Proof): Promise<Checked> {
+  const { subject, claim, now } = proof;
+  const { factorId, counter } = proof.passkey ?? { factorId: "", counter: 0 };
+  if (counter > 0 && (await deps.passkeyCounters.claim(factorId, counter, claim)) === "behind") {
+    // A retry of the call that took this counter, overtaken since, is this call's own.
+    const mine = (await deps.passkeyCounters.ownerOf(factorId, counter)) === claim;
+    return mine ? { result: "ok", factorId, remaining: 0 } : { result: "cloned", factorId };
+  }
+  const claimed = await deps.passkeys
+    .claimCounter(factorId, counter, claim, new Date(now))
+    .catch(async (error: unknown) =>
+      counterWhileDown(deps, error, { subject, factorId, counter, claim, at: now }),
+    );
+  if (claimed === "regressed") return { result: "cloned", factorId };
+  if (claimed === "removed") return { result: "removed" };
+  if (counter > 0) await deps.passkeyCounters.own(factorId, counter, claim).catch(() => {});
+  return { result: "ok", factorId, remaining: 0 };
+}
+
+/** PostgreSQL is down: the hot store's counter stands and PostgreSQL learns it from the queue. */
+async function counterWhileDown(
+  deps: CheckProofDeps,
+  error: unknown,
+  counter: Parameters<DeferCounter>[0],
+): Promise<CounterClaim> {
+  if (!(error instanceof DependencyUnavailableError) || !deps.deferCounter) throw error;
+  if (await deps.endedFactors.factorEnded(counter.factorId)) return "removed";
+  // An authenticator that keeps no counter leaves nothing for PostgreSQL to learn.
+  if (counter.counter > 0 && !(await deps.deferCounter(counter))) throw error;
+  return "claimed";
 }
 
 async function checkTotp(deps: CheckProofDeps, proof: Proof): Promise<Checked> {

@@ -1,7 +1,7 @@
 import type { AuditLog } from "../audit/audit-log.ts";
 import type { KeyRing } from "../crypto/key-ring.ts";
 import { type Clock, toSeconds } from "../domain/clock.ts";
-import type { ChangeAuthorization, Factor } from "../domain/factor.ts";
+import type { Factor } from "../domain/factor.ts";
 import { assertThat, StepgateError } from "../domain/stepgate-error.ts";
 import type { SubjectToken } from "../identity/subject-tokens.ts";
 import { managementActions } from "../policy/policy.ts";
@@ -9,7 +9,7 @@ import type { AttemptCounters } from "../store/attempt-counters.ts";
 import { confirmationClaim, type FactorStore } from "../store/factor-store.ts";
 import type { SessionStore } from "../store/session-store.ts";
 import type { TotpStepClaims } from "../store/totp-step-claims.ts";
-import type { AuthorizeChange } from "./authorize-change.ts";
+import { type AuthorizeChange, authorizeActivation } from "./authorize-change.ts";
 import { confirmWindowMs } from "./enroll-totp.ts";
 import { matchTotp } from "./totp.ts";
 import { openTotpSecret } from "./totp-secret.ts";
@@ -80,7 +80,11 @@ export function createConfirmTotp(deps: ConfirmTotpDeps): ConfirmTotp {
       });
     }
     // After the code: a grant sent with the confirmation is spent only on a right one.
-    const authorization = await authorizeActivation(deps, input, factor.authorizedBy);
+    const authorization = await authorizeActivation(deps, {
+      ...{ subject, caller, grant: input.grant, proof: input.proof },
+      action: managementActions.enrollTotp,
+      enrolledUnder: factor.authorizedBy,
+    });
     const activated = await deps.factors.activate({
       ...{ subject, factorId, step, now: new Date(now) },
       onlyFirst: authorization.kind === "first_factor",
@@ -102,29 +106,6 @@ export function createConfirmTotp(deps: ConfirmTotpDeps): ConfirmTotp {
 }
 
 const subjectHasFactor = `the subject has an active factor now: confirming needs a grant for ${managementActions.enrollTotp}`;
-
-/**
- * What lets the factor become active now: a grant sent with the confirmation; else the grant the
- * enrolment spent, unless its session ended or its factor was removed since; else a first
- * factor's authorisation against the subject's state now (no active factor, a fresh sign-in).
- * Pending rows that recorded nothing are first-factor enrolments, the strictest reading.
- */
-async function authorizeActivation(
-  deps: ConfirmTotpDeps,
-  { subject, caller, grant, proof }: ConfirmTotpInput,
-  enrolledUnder: ChangeAuthorization | undefined,
-): Promise<ChangeAuthorization> {
-  if (grant === "" && enrolledUnder?.kind === "grant") {
-    const ended = await deps.sessions.revocations(subject, enrolledUnder.sessionId, enrolledUnder.factorId);
-    assertThat(
-      ended.sessionEndedAt === undefined && ended.factorEndedAt === undefined,
-      "GRANT_REVOKED",
-      "the grant this enrolment was authorised with was revoked; confirm with a new grant",
-    );
-    return enrolledUnder;
-  }
-  return deps.authorizeChange({ subject, caller, action: managementActions.enrollTotp, grant, proof });
-}
 
 /** A confirmation sent again after it succeeded (its reply was lost): the same code answers the factor again. */
 async function confirmedAgain(

@@ -12,9 +12,10 @@ const keyRing = parseKeyRing(`unit:${randomBytes(32).toString("base64")}`);
 const withTotp = (version: number): Enrolled => ({
   methods: new Set(["totp"]),
   totp: [{ id: "f1", sealed: "c2VhbGVk" }],
+  passkeys: [],
   version,
 });
-const none = (version: number): Enrolled => ({ methods: new Set(), totp: [], version });
+const none = (version: number): Enrolled => ({ methods: new Set(), totp: [], passkeys: [], version });
 
 /** A factor store whose answer the test sets, or that is down. */
 function factorStore(initial: Enrolled) {

@@ -28,6 +28,8 @@ export interface EnrolledFactorsDeps {
 interface Stored {
   methods: MethodName[];
   totp: Enrolled["totp"];
+  /** Absent in entries cached before passkeys. */
+  passkeys?: Enrolled["passkeys"];
   version: number;
 }
 
@@ -35,7 +37,12 @@ const binding = (subject: string) => `factor-cache:${subject}`;
 
 export function createEnrolledFactors(deps: EnrolledFactorsDeps): EnrolledFactors {
   const put = async (subject: string, enrolled: Enrolled) => {
-    const stored: Stored = { methods: [...enrolled.methods], totp: enrolled.totp, version: enrolled.version };
+    const stored: Stored = {
+      methods: [...enrolled.methods],
+      totp: enrolled.totp,
+      passkeys: enrolled.passkeys,
+      version: enrolled.version,
+    };
     const sealed = deps.keyRing
       .seal(Buffer.from(JSON.stringify(stored)), binding(subject))
       .toString("base64");
@@ -48,7 +55,12 @@ export function createEnrolledFactors(deps: EnrolledFactorsDeps): EnrolledFactor
     const stored = JSON.parse(opened.toString("utf8")) as Stored;
     // The version outside the seal could be altered; the one inside cannot.
     if (stored.version !== cached.version) return undefined;
-    return { methods: new Set(stored.methods), totp: stored.totp, version: stored.version };
+    return {
+      methods: new Set(stored.methods),
+      totp: stored.totp,
+      passkeys: stored.passkeys ?? [],
+      version: stored.version,
+    };
   };
   return {
     async read(subject) {

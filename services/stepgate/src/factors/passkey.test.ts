@@ -11,7 +11,11 @@ import {
   verifyEnrollment,
 } from "./passkey.ts";
 
-const relyingParty = { id: "payments.example.com", origins: ["https://payments.example.com"] };
+const relyingParty = {
+  id: "payments.example.com",
+  name: "Payments",
+  origins: ["https://payments.example.com"],
+};
 const ceremony = (challenge: string) => ({
   rpId: relyingParty.id,
   origin: relyingParty.origins[0] ?? "",

@@ -6,24 +6,10 @@ import {
   verifyRegistrationResponse,
 } from "@simplewebauthn/server";
 import { decodeAttestationObject, decodeClientDataJSON } from "@simplewebauthn/server/helpers";
+import type { PasskeyRequirement, RelyingParty } from "../domain/passkey.ts";
+import { StepgateError } from "../domain/stepgate-error.ts";
 
-/** A calling service's web front end as a WebAuthn relying party: its RP id and the origins it serves. */
-export interface RelyingParty {
-  /** The RP id, a registrable domain of the origins, e.g. "payments.example.com". */
-  id: string;
-  /** Every origin its pages run on, e.g. ["https://payments.example.com"]. */
-  origins: readonly string[];
-}
-
-/** What a policy demands of a passkey (per action, or per enrolment). */
-export interface PasskeyRequirement {
-  /** The UV flag must be set: the authenticator checked a biometric or a PIN (WebAuthn 6.1). */
-  userVerification: boolean;
-  /** The credential must not be backup-eligible (BE flag clear): device-bound, as AAL3 needs. */
-  deviceBound: boolean;
-  /** Enrolment only: the authenticator models (AAGUIDs, lowercase UUIDs) allowed; empty allows any. */
-  aaguids?: readonly string[];
-}
+export type { PasskeyRequirement, RelyingParty };
 
 /** A registered passkey as Stepgate keeps it. */
 export interface PasskeyCredential {
@@ -55,6 +41,35 @@ export type PasskeyRefusal =
   | "counter_regressed"; // a signature counter that did not grow: a cloned authenticator
 
 export type Passkeyed<T> = { ok: true; value: T } | { ok: false; refusal: PasskeyRefusal };
+
+/** Refusals of a well-formed answer that prove the caller's request wrong, not a guess wrong: no attempt is counted. */
+export const inputRefusals: ReadonlySet<PasskeyRefusal> = new Set<PasskeyRefusal>([
+  "malformed",
+  "wrong_type",
+  "wrong_challenge",
+  "wrong_origin",
+  "wrong_rp",
+  "user_verification_missing",
+  "backup_eligible",
+  "attestation_unsupported",
+  "aaguid_not_allowed",
+  "unknown_credential",
+]);
+
+/**
+ * The error a refusal is answered with: PASSKEY_MALFORMED (INVALID_ARGUMENT) for `malformed`,
+ * PASSKEY_REFUSED (PERMISSION_DENIED) with metadata `refusal` otherwise, plus `metadata`.
+ */
+export function passkeyError(
+  refusal: PasskeyRefusal | "already_registered",
+  metadata: Record<string, string> = {},
+): StepgateError {
+  if (refusal === "malformed")
+    return new StepgateError("PASSKEY_MALFORMED", "not a WebAuthn response, or too large", { metadata });
+  return new StepgateError("PASSKEY_REFUSED", `passkey refused: ${refusal.replaceAll("_", " ")}`, {
+    metadata: { refusal, ...metadata },
+  });
+}
 
 /** The largest WebAuthn response JSON accepted, in bytes; browsers send about 1 to 2 KiB. */
 export const maxPasskeyResponseBytes = 16 * 1024;
@@ -111,7 +126,11 @@ export interface Enrolled {
   credential: PasskeyCredential;
   userVerified: boolean;
   format: string;
+  /** The transports the browser reported (WebAuthn AuthenticatorTransport), for allowCredentials hints. */
+  transports: string[];
 }
+
+const knownTransports = new Set(["ble", "cable", "hybrid", "internal", "nfc", "smart-card", "usb"]);
 
 /**
  * Checks a registration (WebAuthn 7.1) with @simplewebauthn/server, after Stepgate's own checks
@@ -158,6 +177,7 @@ export async function verifyEnrollment(answer: EnrollmentAnswer): Promise<Passke
       },
       userVerified: info.userVerified,
       format: info.fmt,
+      transports: (response.response.transports ?? []).filter((t) => knownTransports.has(t)),
     },
   };
 }

@@ -7,11 +7,11 @@ export function reaches(policy: Policy, acr: string, required: string): boolean 
   return have >= 0 && have >= policy.levels.indexOf(required);
 }
 
-/** The methods the action allows that reach its level. */
+/** The methods the action allows that reach its level (a passkey: at its strongest, device-bound and user-verified). */
 export function methodsFor(policy: Policy, action: ActionPolicy): MethodName[] {
   return action.methods.filter((m) => {
     const method = policy.methods[m];
-    return method !== undefined && reaches(policy, method.acr, action.acr);
+    return method !== undefined && reaches(policy, method.deviceBoundAcr ?? method.acr, action.acr);
   });
 }
 

@@ -3,11 +3,14 @@ import { parse } from "yaml";
 import { z } from "zod";
 import { ConfigError, describeIssues } from "../config/config-error.ts";
 import { type MethodName, methodNames } from "../domain/method.ts";
+import type { PasskeyRequirement, RelyingParty } from "../domain/passkey.ts";
 import { type Priority, priorities } from "../domain/priority.ts";
 
 /** The management actions that guard factor changes; every policy must define them. */
 export const managementActions = {
   enrollTotp: "stepgate.enroll_totp",
+  /** Optional in a policy file: absent, it requires what `stepgate.enroll_totp` does. */
+  enrollPasskey: "stepgate.enroll_passkey",
   createRecoveryCodes: "stepgate.create_recovery_codes",
   removeFactor: "stepgate.remove_factor",
 } as const;
@@ -38,6 +41,17 @@ const dnsName = z
     "must be a DNS name",
   )
   .max(253);
+// A WebAuthn relying party (a calling service's web front end): its RP id and exact origins.
+const relyingPartySchema = z.strictObject({
+  rp_id: dnsName,
+  rp_name: z.string().min(1).max(64).optional(),
+  origins: z.array(z.url({ protocol: /^https?$/ })).min(1),
+});
+const aaguid = z
+  .string()
+  .regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, "must be a lowercase UUID");
+const methodSchema = z.strictObject({ acr: z.string(), amr: z.array(z.string()).min(1) });
+
 // `calls` per `per` seconds, counted in fixed windows of `per` seconds.
 const rateSchema = z.strictObject({
   calls: z.number().int().min(1).max(10_000_000),
@@ -46,11 +60,13 @@ const rateSchema = z.strictObject({
 
 const policySchema = z.strictObject({
   levels: z.array(z.string().min(1)).min(1),
-  // Partial: a deployment may offer only some methods (a record over an enum is exhaustive in zod 4).
-  methods: z.partialRecord(
-    z.enum(methodNames),
-    z.strictObject({ acr: z.string(), amr: z.array(z.string()).min(1) }),
-  ),
+  // A deployment may offer only some methods. A passkey's amr come from its flags (hwk or swk,
+  // user, mfa); `device_bound_acr` is the level a device-bound, user-verified one reaches.
+  methods: z.strictObject({
+    totp: methodSchema.optional(),
+    recovery_code: methodSchema.optional(),
+    passkey: z.strictObject({ acr: z.string(), device_bound_acr: z.string().optional() }).optional(),
+  }),
   challenge: z.strictObject({ ttl: seconds.min(30), max_attempts: z.number().int().min(1).max(20) }),
   lockout: z.strictObject({
     // NIST SP 800-63B 5.2.2: never more than 100 consecutive failed attempts per account.
@@ -66,8 +82,17 @@ const policySchema = z.strictObject({
       methods: z.array(z.enum(methodNames)).min(1).optional(),
       grant_ttl: seconds.min(1).optional(),
       priority: z.enum(priorities).default("normal"),
+      passkey: z
+        .strictObject({
+          user_verification: z.enum(["required", "preferred"]).default("preferred"),
+          device_bound: z.boolean().default(false),
+          aaguids: z.array(aaguid).default([]),
+        })
+        .optional(),
     }),
   ),
+  // The relying party of callers that name none of their own.
+  webauthn: relyingPartySchema.optional(),
   callers: z
     .record(
       callerName,
@@ -77,6 +102,7 @@ const policySchema = z.strictObject({
         actions: z.array(z.union([z.literal("*"), actionName])).default([]),
         factors: z.enum(["none", "read", "manage"]).default("none"),
         subject_proof: z.enum(["optional", "required"]).default("optional"),
+        webauthn: relyingPartySchema.optional(),
       }),
     )
     .optional(),
@@ -117,6 +143,11 @@ export interface ActionPolicy {
   grantTtl: number;
   /** Its calls' place when a replica is saturated (default normal). */
   priority: Priority;
+  /**
+   * What a passkey must show to answer for it: the action's `passkey` settings, and user
+   * verification with a device-bound credential where only those reach the action's level.
+   */
+  passkey: PasskeyRequirement;
 }
 
 /** What one calling service may do (the policy's `callers`). */
@@ -167,7 +198,10 @@ export interface RateLimitPolicy {
 /** What a method proves: the level it reaches and its RFC 8176 amr values. */
 export interface MethodPolicy {
   acr: string;
+  /** Empty for passkeys, whose amr come from the assertion's flags (factors/passkey.ts `passkeyAmr`). */
   amr: string[];
+  /** Passkeys only: the level a device-bound, user-verified passkey reaches (NIST AAL3), when stronger than `acr`. */
+  deviceBoundAcr?: string;
 }
 
 /** The validated policy file. */
@@ -194,6 +228,10 @@ export interface Policy {
   /** Undefined when no identity provider is trusted (insecure development mode only). */
   subjectProof: SubjectProofPolicy | undefined;
   rateLimits: RateLimitPolicy;
+  /** Each calling service's WebAuthn relying party (its own `webauthn`, else the policy's). */
+  relyingParties: Map<string, RelyingParty>;
+  /** The policy's `webauthn`: the relying party of callers without one of their own. */
+  defaultRelyingParty: RelyingParty | undefined;
 }
 
 const toRate = (r: { calls: number; per: number } | undefined): Rate | undefined =>
@@ -228,32 +266,51 @@ export function parsePolicy(text: string, source = "policy"): Policy {
   const knownLevel = (path: string, acr: string) => {
     if (!doc.levels.includes(acr)) problems.push(`${source}: ${path}: unknown level "${acr}"`);
   };
-  for (const [name, method] of Object.entries(doc.methods)) knownLevel(`methods.${name}.acr`, method.acr);
+  const methods = methodsOf(doc.methods);
+  for (const [name, method] of Object.entries(methods)) {
+    knownLevel(`methods.${name}.acr`, method.acr);
+    if (method.deviceBoundAcr !== undefined)
+      knownLevel(`methods.${name}.device_bound_acr`, method.deviceBoundAcr);
+  }
+  const reachesLevel = (acr: string, required: string) =>
+    doc.levels.indexOf(acr) >= doc.levels.indexOf(required);
   const actions = new Map<string, ActionPolicy>();
-  for (const [name, action] of Object.entries(doc.actions)) {
+  for (const [name, action] of Object.entries(withPasskeyEnrolment(doc.actions))) {
     knownLevel(`actions.${name}.acr`, action.acr);
-    const methods = action.methods ?? methodNames.filter((m) => doc.methods[m]);
-    for (const m of methods) {
-      if (!doc.methods[m]) problems.push(`${source}: actions.${name}.methods: method "${m}" is not defined`);
+    const allowed = action.methods ?? methodNames.filter((m) => methods[m]);
+    for (const m of allowed) {
+      if (!methods[m]) problems.push(`${source}: actions.${name}.methods: method "${m}" is not defined`);
     }
+    // Where only a device-bound, user-verified passkey reaches the action's level, it must be one.
+    const baseReaches = methods.passkey === undefined || reachesLevel(methods.passkey.acr, action.acr);
     actions.set(name, {
       name,
       acr: action.acr,
       maxAge: action.max_age,
-      methods,
+      methods: allowed,
       grantTtl: Math.min(
         action.grant_ttl ?? doc.grant_ttl,
         action.max_age === 0 ? 60 : Number.MAX_SAFE_INTEGER,
       ),
       priority: action.priority,
+      passkey: {
+        userVerification: action.passkey?.user_verification === "required" || !baseReaches,
+        deviceBound: action.passkey?.device_bound === true || !baseReaches,
+        aaguids: action.passkey?.aaguids ?? [],
+      },
     });
   }
-  for (const required of Object.values(managementActions)) {
+  // stepgate.enroll_passkey is optional: absent, it is stepgate.enroll_totp's copy.
+  for (const required of Object.values(managementActions).filter(
+    (a) => a !== managementActions.enrollPasskey,
+  )) {
     if (!actions.has(required))
       problems.push(`${source}: actions.${required}: required management action is missing`);
   }
   const callerScopes = doc.callers === undefined ? undefined : new Map<string, CallerScope>();
   const callerPeers = new Map<string, string>();
+  const defaultRelyingParty = relyingPartyOf(doc.webauthn, "webauthn", source, problems);
+  const relyingParties = new Map<string, RelyingParty>();
   for (const [name, scope] of Object.entries(doc.callers ?? {})) {
     for (const action of scope.actions) {
       if (action !== "*" && !actions.has(action))
@@ -264,6 +321,9 @@ export function parsePolicy(text: string, source = "policy"): Policy {
       factors: scope.factors,
       subjectProof: scope.subject_proof,
     });
+    const rp =
+      relyingPartyOf(scope.webauthn, `callers.${name}.webauthn`, source, problems) ?? defaultRelyingParty;
+    if (rp) relyingParties.set(name, rp);
     for (const peer of scope.peers) {
       const other = callerPeers.get(peer);
       if (other !== undefined)
@@ -274,7 +334,7 @@ export function parsePolicy(text: string, source = "policy"): Policy {
   if (problems.length > 0) throw new ConfigError(problems.join("\n"));
   return {
     levels: doc.levels,
-    methods: doc.methods,
+    methods,
     challengeTtl: doc.challenge.ttl,
     challengeMaxAttempts: doc.challenge.max_attempts,
     lockoutMaxFailures: doc.lockout.max_failures,
@@ -291,7 +351,67 @@ export function parsePolicy(text: string, source = "policy"): Policy {
       firstFactorMaxAge: doc.subject_proof.first_factor_max_age,
     },
     rateLimits: rateLimitsOf(doc.rate_limits),
+    relyingParties,
+    defaultRelyingParty,
   };
+}
+
+/** The methods as the service uses them; a passkey's amr are empty (they come from its flags). */
+function methodsOf(doc: z.infer<typeof policySchema>["methods"]): Partial<Record<MethodName, MethodPolicy>> {
+  const methods: Partial<Record<MethodName, MethodPolicy>> = {};
+  if (doc.totp) methods.totp = doc.totp;
+  if (doc.recovery_code) methods.recovery_code = doc.recovery_code;
+  if (doc.passkey) {
+    const { acr, device_bound_acr } = doc.passkey;
+    methods.passkey = {
+      acr,
+      amr: [],
+      ...(device_bound_acr === undefined ? {} : { deviceBoundAcr: device_bound_acr }),
+    };
+  }
+  return methods;
+}
+
+type ActionDocs = z.infer<typeof policySchema>["actions"];
+
+/** The actions with `stepgate.enroll_passkey`, which a policy may leave out: it then requires what `stepgate.enroll_totp` does. */
+function withPasskeyEnrolment(actions: ActionDocs): ActionDocs {
+  const totp = actions[managementActions.enrollTotp];
+  if (actions[managementActions.enrollPasskey] !== undefined || totp === undefined) return actions;
+  return { ...actions, [managementActions.enrollPasskey]: totp };
+}
+
+/**
+ * A `webauthn` entry as a relying party. Each origin must be an exact origin (scheme, host, port),
+ * served over https unless its host is localhost (WebAuthn's secure contexts), on the RP id or a
+ * subdomain of it (WebAuthn 5.1.3); each breach is added to `problems`.
+ */
+function relyingPartyOf(
+  doc: z.infer<typeof relyingPartySchema> | undefined,
+  path: string,
+  source: string,
+  problems: string[],
+): RelyingParty | undefined {
+  if (doc === undefined) return undefined;
+  for (const origin of doc.origins) {
+    const url = new URL(origin);
+    const local = url.hostname === "localhost";
+    if (url.origin !== origin)
+      problems.push(`${source}: ${path}.origins: "${origin}" is not an origin (scheme://host[:port])`);
+    else if (url.protocol !== "https:" && !local)
+      problems.push(`${source}: ${path}.origins: "${origin}" must use https`);
+    else if (url.hostname !== doc.rp_id && !url.hostname.endsWith(`.${doc.rp_id}`))
+      problems.push(`${source}: ${path}.origins: "${origin}" is not on the RP id ${doc.rp_id}`);
+  }
+  return { id: doc.rp_id, name: doc.rp_name ?? doc.rp_id, origins: doc.origins };
+}
+
+/** The relying party whose passkeys answer `caller`'s challenges; undefined when the policy names none. */
+export function relyingPartyFor(
+  policy: Pick<Policy, "relyingParties" | "defaultRelyingParty">,
+  caller: string,
+) {
+  return policy.relyingParties.get(caller) ?? policy.defaultRelyingParty;
 }
 
 /** Reads and validates the policy file; throws a ConfigError if it cannot be read or is invalid. */

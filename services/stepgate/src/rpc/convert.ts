@@ -6,7 +6,11 @@ import type { Factor } from "../domain/factor.ts";
 import type { MethodName } from "../domain/method.ts";
 import type { IssuedGrant } from "../grants/grant-issuer.ts";
 
-const methodNumbers: Record<MethodName, Method> = { totp: Method.TOTP, recovery_code: Method.RECOVERY_CODE };
+const methodNumbers: Record<MethodName, Method> = {
+  totp: Method.TOTP,
+  recovery_code: Method.RECOVERY_CODE,
+  passkey: Method.PASSKEY,
+};
 
 export const methodToProto = (m: MethodName): Method => methodNumbers[m];
 
@@ -33,5 +37,6 @@ export function factorToProto(f: Factor): MessageInitShape<typeof FactorSchema> 
     createdAt: timestampFromMs(f.createdAt.getTime()),
     ...(f.lastUsedAt ? { lastUsedAt: timestampFromMs(f.lastUsedAt.getTime()) } : {}),
     recoveryCodesRemaining: f.recoveryCodesRemaining,
+    flagged: f.flagged === true,
   };
 }

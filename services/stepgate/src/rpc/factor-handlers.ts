@@ -1,9 +1,11 @@
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { FactorService } from "@stepgate/api";
+import type { BeginPasskeyEnrollment } from "../factors/begin-passkey-enrollment.ts";
 import type { ConfirmTotp } from "../factors/confirm-totp.ts";
 import type { CreateRecoveryCodes } from "../factors/create-recovery-codes.ts";
 import type { EnrollTotp } from "../factors/enroll-totp.ts";
+import type { FinishPasskeyEnrollment } from "../factors/finish-passkey-enrollment.ts";
 import type { ListFactors } from "../factors/list-factors.ts";
 import type { RemoveFactor } from "../factors/remove-factor.ts";
 import type { ProveSubject } from "../identity/prove-subject.ts";
@@ -15,6 +17,8 @@ import { factorToProto } from "./convert.ts";
 export interface FactorUseCases {
   enrollTotp: EnrollTotp;
   confirmTotp: ConfirmTotp;
+  beginPasskeyEnrollment: BeginPasskeyEnrollment;
+  finishPasskeyEnrollment: FinishPasskeyEnrollment;
   createRecoveryCodes: CreateRecoveryCodes;
   listFactors: ListFactors;
   removeFactor: RemoveFactor;
@@ -45,6 +49,26 @@ export function factorHandlers(useCases: FactorUseCases): ServiceImpl<typeof Fac
       useCases.mayCall(caller, { factors: "manage" });
       const proof = await proven(useCases, caller, req.subject, ctx);
       const factor = await useCases.confirmTotp({ ...req, caller, proof });
+      return { factor: factorToProto(factor) };
+    },
+
+    async beginPasskeyEnrollment(req, ctx) {
+      const caller = callerOf(ctx);
+      useCases.mayCall(caller, { factors: "manage" });
+      const proof = await proven(useCases, caller, req.subject, ctx);
+      const begun = await useCases.beginPasskeyEnrollment({ ...req, caller, proof });
+      return {
+        factorId: begun.factorId,
+        creationOptionsJson: begun.creationOptionsJson,
+        confirmBy: timestampFromMs(begun.confirmBy.getTime()),
+      };
+    },
+
+    async finishPasskeyEnrollment(req, ctx) {
+      const caller = callerOf(ctx);
+      useCases.mayCall(caller, { factors: "manage" });
+      const proof = await proven(useCases, caller, req.subject, ctx);
+      const factor = await useCases.finishPasskeyEnrollment({ ...req, caller, proof });
       return { factor: factorToProto(factor) };
     },
 

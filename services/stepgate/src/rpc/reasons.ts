@@ -19,6 +19,7 @@ export const reasonStatus: Record<SentReason, Code> = {
   GRANT_REQUIRED: Code.PermissionDenied,
   CALLER_NOT_ALLOWED: Code.PermissionDenied,
   SUBJECT_PROOF_MISMATCH: Code.PermissionDenied,
+  PASSKEY_REFUSED: Code.PermissionDenied,
   // The system is not in the state the call needs; retrying the same call will not help.
   CHALLENGE_EXPIRED: Code.FailedPrecondition,
   CHALLENGE_USED: Code.FailedPrecondition,
@@ -31,6 +32,8 @@ export const reasonStatus: Record<SentReason, Code> = {
   CHALLENGE_LOCKED: Code.ResourceExhausted,
   SUBJECT_LOCKED: Code.ResourceExhausted,
   RATE_LIMITED: Code.ResourceExhausted,
+  // Not a WebAuthn response at all: the request is wrong, whatever the state.
+  PASSKEY_MALFORMED: Code.InvalidArgument,
   CHALLENGE_NOT_FOUND: Code.NotFound,
   UNKNOWN_ACTION: Code.NotFound,
   FACTOR_NOT_FOUND: Code.NotFound,

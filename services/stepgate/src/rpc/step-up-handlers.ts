@@ -30,6 +30,13 @@ export interface StepUpUseCases {
   proveSubject: ProveSubject;
 }
 
+/** The method each kind of proof answers with. */
+const proofMethods: Record<"totpCode" | "recoveryCode" | "passkeyAssertionJson", MethodName> = {
+  totpCode: "totp",
+  recoveryCode: "recovery_code",
+  passkeyAssertionJson: "passkey",
+};
+
 /** StepUpService: translates protobuf to use case calls and back; errors are mapped by the guard. */
 export function stepUpHandlers(u: StepUpUseCases): ServiceImpl<typeof StepUpService> {
   return {
@@ -66,6 +73,7 @@ export function stepUpHandlers(u: StepUpUseCases): ServiceImpl<typeof StepUpServ
                 requiredAcr: c.acr,
                 expiresAt: timestampFromMs(c.expiresAt),
                 attemptsRemaining: outcome.attemptsRemaining,
+                passkeyRequestOptionsJson: outcome.passkeyOptionsJson ?? "",
               },
             },
           };
@@ -84,7 +92,7 @@ export function stepUpHandlers(u: StepUpUseCases): ServiceImpl<typeof StepUpServ
       const caller = callerOf(ctx);
       // The request's rules (validateRequests) made sure the proof holds one kind of answer.
       const proof = req.proof?.kind;
-      const method: MethodName = proof?.case === "recoveryCode" ? "recovery_code" : "totp";
+      const method: MethodName = proofMethods[proof?.case ?? "totpCode"];
       const code = proof?.value ?? "";
       u.mayCall(caller, { action: req.action });
       const outcome = await measure(

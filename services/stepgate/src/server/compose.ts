@@ -4,12 +4,15 @@ import { ConfigError } from "../config/config-error.ts";
 import { loadFingerprint } from "../crypto/fingerprint.ts";
 import { parseKeyRing } from "../crypto/key-ring.ts";
 import { type Clock, systemClock } from "../domain/clock.ts";
+import { createAssertPasskey } from "../factors/assert-passkey.ts";
 import { createAuthorizeChange } from "../factors/authorize-change.ts";
+import { createBeginPasskeyEnrollment } from "../factors/begin-passkey-enrollment.ts";
 import { createCheckProof } from "../factors/check-proof.ts";
 import { createConfirmTotp } from "../factors/confirm-totp.ts";
 import { createCreateRecoveryCodes } from "../factors/create-recovery-codes.ts";
 import { createEnrollTotp } from "../factors/enroll-totp.ts";
 import { createEnrolledFactors } from "../factors/enrolled-factors.ts";
+import { createFinishPasskeyEnrollment } from "../factors/finish-passkey-enrollment.ts";
 import { createListFactors } from "../factors/list-factors.ts";
 import { createRemoveFactor } from "../factors/remove-factor.ts";
 import { createCheckGrant } from "../grants/check-grant.ts";
@@ -107,6 +110,8 @@ export async function compose(config: Config, logger: Logger, clock: Clock = sys
     const fingerprint = await loadFingerprint(keyRing, (candidate) =>
       stores.secrets.getOrCreate("fingerprint", candidate),
     );
+    // Derived from the fleet's fingerprint key: every replica derives and checks the same WebAuthn challenges.
+    const challengeKey = Buffer.from(fingerprint("passkey challenge key v1"), "base64url");
     const audit = createAuditLog({
       store: stores.audit,
       outbox: stores.auditOutbox,
@@ -136,7 +141,12 @@ export async function compose(config: Config, logger: Logger, clock: Clock = sys
     const attempts = createAttempts({ counters: stores.attempts, policy });
     const checked = createCheckProof({
       ...{ factors, recoveryCodes, stepClaims: stores.stepClaims, keyRing },
+      ...{ passkeys: stores.passkeys, passkeyCounters: stores.passkeyCounters },
       endedFactors: sessions,
+      deferCounter: (counter) =>
+        stores.hotKind === "redis"
+          ? audit.deferPasskeyCounter({ ...counter, caller: "stepgate" })
+          : Promise.resolve(false),
       deferClaim: ({ subject, factorId, step, claim, at }) =>
         stores.hotKind === "redis"
           ? audit.deferTotpClaim({ subject, caller: "stepgate", factorId, step, claim, at })
@@ -153,6 +163,8 @@ export async function compose(config: Config, logger: Logger, clock: Clock = sys
     const verify = createVerify({
       ...{ policy, clock, challenges, verifyResults, attempts, checkProof, sessions },
       ...{ issueGrant, audit, fingerprint, keyRing, replicaId, metrics },
+      assertPasskey: createAssertPasskey({ policy, challengeKey }),
+      flagCloned: stores.passkeys.flagCloned,
     });
     const stopRotation = startSigningKeyRotation({
       keys: signingKeys,
@@ -165,7 +177,7 @@ export async function compose(config: Config, logger: Logger, clock: Clock = sys
     return {
       stepUpService: {
         stepUp: createStepUp({
-          ...{ policy, clock, sessions, challenges, issueGrant, audit, replicaId },
+          ...{ policy, clock, sessions, challenges, issueGrant, audit, replicaId, challengeKey },
           factors: { enrolled: enrolled.read },
         }),
         verify,
@@ -187,6 +199,13 @@ export async function compose(config: Config, logger: Logger, clock: Clock = sys
           ...{ factors, attempts: stores.attempts, stepClaims: stores.stepClaims, keyRing, audit, clock },
           ...{ authorizeChange, sessions },
           refreshEnrolled,
+        }),
+        beginPasskeyEnrollment: createBeginPasskeyEnrollment({
+          ...{ factors, passkeys: stores.passkeys, authorizeChange, policy, audit, clock, challengeKey },
+        }),
+        finishPasskeyEnrollment: createFinishPasskeyEnrollment({
+          ...{ factors, passkeys: stores.passkeys, authorizeChange, sessions, policy, audit, clock },
+          ...{ refreshEnrolled, challengeKey },
         }),
         createRecoveryCodes: createCreateRecoveryCodes({
           ...{ recoveryCodes, sessions, policy, authorizeChange, audit, clock },

@@ -2,12 +2,17 @@ import type { AuditLog } from "../audit/audit-log.ts";
 import { randomToken } from "../crypto/random-id.ts";
 import { type Challenge, challengeRetentionMs } from "../domain/challenge.ts";
 import { type Clock, toSeconds } from "../domain/clock.ts";
+import type { Elevation } from "../domain/elevation.ts";
+import type { Enrolled } from "../domain/factor.ts";
 import type { MethodName } from "../domain/method.ts";
+import type { PasskeyRecord } from "../domain/passkey.ts";
 import { assertThat } from "../domain/stepgate-error.ts";
+import { bindingOf } from "../factors/assert-passkey.ts";
+import { requestOptionsJson, usablePasskeys } from "../factors/passkey-options.ts";
 import { type GrantIssuer, grantAudit, type IssuedGrant } from "../grants/grant-issuer.ts";
 import { inSpan } from "../observability/tracing.ts";
 import { levelsAtLeast, methodsFor } from "../policy/assurance.ts";
-import type { ActionPolicy, Policy } from "../policy/policy.ts";
+import { type ActionPolicy, type Policy, relyingPartyFor } from "../policy/policy.ts";
 import type { ChallengeStore } from "../store/challenge-store.ts";
 import type { FactorStore } from "../store/factor-store.ts";
 import type { SessionStore } from "../store/session-store.ts";
@@ -24,7 +29,13 @@ export interface StepUpInput {
 
 export type StepUpOutcome =
   | { kind: "grant"; grant: IssuedGrant }
-  | { kind: "challenge"; challenge: Challenge; attemptsRemaining: number }
+  | {
+      kind: "challenge";
+      challenge: Challenge;
+      attemptsRemaining: number;
+      /** When the challenge offers a passkey: the WebAuthn request options, as JSON text. */
+      passkeyOptionsJson?: string;
+    }
   | { kind: "enrollment_required"; acr: string; methods: MethodName[] };
 
 /**
@@ -45,6 +56,8 @@ export interface StepUpDeps {
   audit: Pick<AuditLog, "record">;
   /** Names the replica on the `stepgate.policy.evaluate` span. */
   replicaId: string;
+  /** The fleet's passkey challenge key (32 bytes): derives each challenge's WebAuthn challenge. */
+  challengeKey: Uint8Array;
 }
 
 export function createStepUp(deps: StepUpDeps): StepUp {
@@ -73,7 +86,10 @@ async function decide(deps: StepUpDeps, input: StepUpInput, action: ActionPolicy
   const { endedAt, elevations } = await deps.sessions.standing(input.subject, input.sessionId, levels);
   assertThat(endedAt === undefined, "SESSION_ENDED", "session was ended; start a new one");
   const fresh = elevations.find(
-    (e) => toSeconds(now) - e.authTime <= action.maxAge && allowed.includes(e.method),
+    (e) =>
+      toSeconds(now) - e.authTime <= action.maxAge &&
+      allowed.includes(e.method) &&
+      meetsPasskeyNeeds(e, action),
   );
   if (fresh) {
     const grant = deps.issueGrant({ ...input, action, elevation: fresh });
@@ -86,7 +102,8 @@ async function decide(deps: StepUpDeps, input: StepUpInput, action: ActionPolicy
     return { kind: "grant", grant };
   }
   const enrolled = await deps.factors.enrolled(input.subject);
-  const methods = allowed.filter((m) => enrolled.methods.has(m));
+  const passkeys = passkeysFor(policy, input.caller, action, enrolled);
+  const methods = allowed.filter((m) => (m === "passkey" ? passkeys.length > 0 : enrolled.methods.has(m)));
   if (methods.length === 0) return { kind: "enrollment_required", acr: action.acr, methods: allowed };
   const challenge: Challenge = {
     id: randomToken(),
@@ -99,7 +116,9 @@ async function decide(deps: StepUpDeps, input: StepUpInput, action: ActionPolicy
     expiresAt: now + policy.challengeTtl * 1000,
     issuedAt: now,
     ...(methods.includes("totp") ? { totp: enrolled.totp } : {}),
+    ...(passkeys.length > 0 ? { passkeys } : {}),
   };
+  const passkeyOptionsJson = await passkeyOptionsFor(deps, challenge, action);
   await deps.challenges.save(challenge, challengeRetentionMs(challenge, now));
   await deps.audit.record({
     type: "challenge.created",
@@ -107,5 +126,50 @@ async function decide(deps: StepUpDeps, input: StepUpInput, action: ActionPolicy
     caller: input.caller,
     details: { action: action.name, methods, context: input.context },
   });
-  return { kind: "challenge", challenge, attemptsRemaining: policy.challengeMaxAttempts };
+  return {
+    kind: "challenge",
+    challenge,
+    attemptsRemaining: policy.challengeMaxAttempts,
+    ...(passkeyOptionsJson === undefined ? {} : { passkeyOptionsJson }),
+  };
+}
+
+/** The subject's passkeys that may answer for the action: the caller's relying party, and what the action demands. */
+function passkeysFor(
+  policy: Policy,
+  caller: string,
+  action: ActionPolicy,
+  enrolled: Enrolled,
+): PasskeyRecord[] {
+  const relyingParty = relyingPartyFor(policy, caller);
+  if (!relyingParty || !enrolled.methods.has("passkey")) return [];
+  return usablePasskeys(enrolled.passkeys, relyingParty, action.passkey);
+}
+
+/** The WebAuthn request options of a challenge that offers passkeys; undefined for one that does not. */
+async function passkeyOptionsFor(deps: StepUpDeps, challenge: Challenge, action: ActionPolicy) {
+  const relyingParty = relyingPartyFor(deps.policy, challenge.caller);
+  if (!relyingParty || !challenge.passkeys) return undefined;
+  return requestOptionsJson({
+    relyingParty,
+    key: deps.challengeKey,
+    binding: bindingOf(challenge),
+    passkeys: challenge.passkeys,
+    requirement: action.passkey,
+    timeoutMs: challenge.expiresAt - (challenge.issuedAt ?? challenge.expiresAt),
+  });
+}
+
+/**
+ * Whether an earlier elevation meets the action's passkey demands: a passkey's elevation counts
+ * only if its amr show what the action needs (hwk: device-bound; mfa: user verified), and never
+ * for an action with an AAGUID list. Other
+ * methods' elevations are judged by level alone.
+ */
+function meetsPasskeyNeeds(elevation: Elevation, action: ActionPolicy): boolean {
+  if (elevation.method !== "passkey") return true;
+  // An elevation does not record the authenticator's model: an AAGUID list is checked at each proof.
+  if ((action.passkey.aaguids ?? []).length > 0) return false;
+  if (action.passkey.deviceBound && !elevation.amr.includes("hwk")) return false;
+  return !action.passkey.userVerification || elevation.amr.includes("mfa");
 }

@@ -4,6 +4,7 @@ import { createFingerprint } from "../crypto/fingerprint.ts";
 import { parseKeyRing } from "../crypto/key-ring.ts";
 import type { Enrolled } from "../domain/factor.ts";
 import type { MethodName } from "../domain/method.ts";
+import { createAssertPasskey } from "../factors/assert-passkey.ts";
 import type { Checked, CheckProof, Proof } from "../factors/check-proof.ts";
 import { createGrantIssuer } from "../grants/grant-issuer.ts";
 import type { SigningKeys } from "../grants/signing-keys.ts";
@@ -66,8 +67,14 @@ export function unitStepgate(options: { enrolled?: MethodName[] } = {}) {
     proofs.push(proof);
     return script.shift() ?? { result: "ok", factorId: "unit-factor", remaining: 0 };
   };
-  const enrolled: Enrolled = { methods: new Set(options.enrolled ?? ["totp"]), totp: [], version: 1 };
+  const enrolled: Enrolled = {
+    methods: new Set(options.enrolled ?? ["totp"]),
+    totp: [],
+    passkeys: [],
+    version: 1,
+  };
   const policy = unitPolicy;
+  const challengeKey = randomBytes(32);
   const issueGrant = createGrantIssuer({
     signingKeys: memorySigningKeys(),
     issuer: "stepgate",
@@ -94,6 +101,7 @@ export function unitStepgate(options: { enrolled?: MethodName[] } = {}) {
       sessions: stores.sessions,
       factors: { enrolled: async () => enrolled },
       challenges: stores.challenges,
+      challengeKey,
     }),
     verify: createVerify({
       ...common,
@@ -105,6 +113,8 @@ export function unitStepgate(options: { enrolled?: MethodName[] } = {}) {
       fingerprint: createFingerprint(randomBytes(32)),
       keyRing,
       metrics: { lockoutStarted: (caller: string) => lockouts.push(caller) },
+      assertPasskey: createAssertPasskey({ policy, challengeKey }),
+      flagCloned: async () => {},
     }),
   };
 }

@@ -7,7 +7,9 @@ import { DependencyUnavailableError } from "../domain/dependency-unavailable.ts"
 import type { Elevation } from "../domain/elevation.ts";
 import type { MethodName } from "../domain/method.ts";
 import { assertThat, StepgateError } from "../domain/stepgate-error.ts";
+import { type AssertedPasskey, type AssertPasskey, passkeyAssurance } from "../factors/assert-passkey.ts";
 import type { Checked, CheckProof } from "../factors/check-proof.ts";
+import { inputRefusals, passkeyError } from "../factors/passkey.ts";
 import { type GrantIssuer, grantAudit, type IssuedGrant } from "../grants/grant-issuer.ts";
 import type { Attempts, SpentAttempt } from "../limits/attempts.ts";
 import type { Metrics } from "../observability/metrics.ts";
@@ -26,6 +28,7 @@ export interface VerifyInput {
   action: string;
   caller: string;
   method: MethodName;
+  /** The TOTP or recovery code, or the passkey's assertion as JSON text. */
   code: string;
   /** The caller's key for this answer: a retry with the same key gets the same result. */
   idempotencyKey: string;
@@ -43,7 +46,11 @@ export interface VerifyOutcome {
  * idempotency key always gets the same result. Fails with CHALLENGE_NOT_FOUND, CHALLENGE_MISMATCH,
  * CHALLENGE_EXPIRED, SESSION_ENDED, CHALLENGE_USED, METHOD_NOT_ALLOWED, CHALLENGE_LOCKED,
  * SUBJECT_LOCKED (with retry time), WRONG_CODE, CODE_REPLAYED, FACTOR_REMOVED,
- * IDEMPOTENCY_KEY_REUSED or UNKNOWN_ACTION.
+ * IDEMPOTENCY_KEY_REUSED or UNKNOWN_ACTION; a passkey's answer with PASSKEY_MALFORMED or
+ * PASSKEY_REFUSED. A passkey answer refused for what it is (another challenge, origin or RP id, a
+ * requirement unmet, an unknown credential) is refused before an attempt is spent and writes
+ * nothing; a bad signature or a counter that did not grow counts as a wrong answer, and the
+ * latter flags the credential as cloned and is audited.
  */
 export type Verify = (input: VerifyInput) => Promise<VerifyOutcome>;
 
@@ -54,6 +61,10 @@ export interface VerifyDeps {
   verifyResults: VerifyResults;
   attempts: Attempts;
   checkProof: CheckProof;
+  /** Checks a passkey's assertion against the challenge (factors/assert-passkey.ts); writes nothing. */
+  assertPasskey: AssertPasskey;
+  /** Flags a passkey whose counter went backwards (store/passkey-store.ts). */
+  flagCloned: (subject: string, factorId: string, now: Date) => Promise<void>;
   sessions: Pick<SessionStore, "elevationWrite">;
   issueGrant: GrantIssuer;
   audit: Pick<AuditLog, "record">;
@@ -135,23 +146,37 @@ async function answer(
     "METHOD_NOT_ALLOWED",
     "method not allowed for this challenge",
   );
+  const passkey = input.method === "passkey" ? await deps.assertPasskey(challenge, input.code) : undefined;
+  // Refused for what it is, not for a guess: no attempt is spent, nothing is written.
+  if (passkey && !passkey.ok && inputRefusals.has(passkey.refusal)) throw passkeyError(passkey.refusal);
   const retentionMs = challengeRetentionMs(challenge, now);
   const attempt = await deps.attempts.spend(challenge.id, challenge.subject, retentionMs);
-  const checked = await checkInSpan(deps, challenge, input, claim, now).catch(async (error: unknown) => {
-    // Nothing was checked: the attempt goes back (if the store that counts it still answers).
-    if (error instanceof DependencyUnavailableError) {
-      await deps.attempts.refund(challenge.id, challenge.subject).catch(() => {});
-    }
-    throw error;
-  });
-  if (checked.result !== "ok") return refuse(deps, challenge, input.method, checked.result, attempt);
+  if (passkey && !passkey.ok) {
+    const factorId = passkey.record?.factorId;
+    const refused: Checked =
+      passkey.refusal === "counter_regressed" && factorId
+        ? { result: "cloned", factorId }
+        : { result: "wrong" };
+    return refuse(deps, challenge, input.method, refused, attempt);
+  }
+  const checked = await checkInSpan(deps, challenge, input, { claim, now, passkey }).catch(
+    async (error: unknown) => {
+      // Nothing was checked: the attempt goes back (if the store that counts it still answers).
+      if (error instanceof DependencyUnavailableError) {
+        await deps.attempts.refund(challenge.id, challenge.subject).catch(() => {});
+      }
+      throw error;
+    },
+  );
+  if (checked.result !== "ok") return refuse(deps, challenge, input.method, checked, attempt);
   const method = deps.policy.methods[input.method];
   assertThat(method, "METHOD_NOT_ALLOWED", "method not allowed for this challenge");
   const action = deps.policy.actions.get(challenge.action);
   assertThat(action, "UNKNOWN_ACTION", "no policy for this action");
+  const assurance = passkey?.ok ? passkeyAssurance(deps.policy, passkey.asserted) : method;
   const elevation: Elevation = {
-    acr: method.acr,
-    amr: method.amr,
+    acr: assurance.acr,
+    amr: assurance.amr,
     method: input.method,
     authTime: toSeconds(now),
     factorId: checked.factorId,
@@ -180,16 +205,26 @@ async function answer(
   return { grant, method: input.method, recoveryCodesRemaining: checked.remaining };
 }
 
-/** Records a wrong, replayed or removed factor's answer as a failure and throws its reason. */
+/**
+ * Records a wrong, replayed, removed or cloned factor's answer as a failure and throws its reason.
+ * A cloned passkey is flagged (best effort: while PostgreSQL is down the hot store's counter goes on
+ * refusing the clone) and audited.
+ */
 async function refuse(
   deps: VerifyDeps,
   challenge: Challenge,
   method: MethodName,
-  result: Exclude<Checked["result"], "ok">,
+  checked: Exclude<Checked, { result: "ok" }>,
   attempt: SpentAttempt,
 ): Promise<never> {
   const { subject, caller } = challenge;
+  const result = checked.result;
   const lockoutStarted = await deps.attempts.failed(subject, attempt);
+  if (checked.result === "cloned") {
+    await deps.flagCloned(subject, checked.factorId, new Date(deps.clock())).catch(() => {});
+    const details = { factor_id: checked.factorId, action: challenge.action };
+    await deps.audit.record({ type: "passkey.counter_regressed", subject, caller, details });
+  }
   await deps.audit.record({
     type: "verify.failed",
     subject,
@@ -201,12 +236,13 @@ async function refuse(
     const details = { failures: attempt.failures, duration_s: deps.policy.lockoutDuration };
     await deps.audit.record({ type: "lockout.started", subject, caller, details });
   }
+  const attemptsRemaining = { attempts_remaining: String(attempt.attemptsLeft) };
+  if (result === "cloned") throw passkeyError("counter_regressed", attemptsRemaining);
+  if (method === "passkey" && result === "wrong") throw passkeyError("bad_signature", attemptsRemaining);
   if (result === "replayed") throw new StepgateError("CODE_REPLAYED", "code was already used");
   if (result === "removed")
     throw new StepgateError("FACTOR_REMOVED", "code is for a factor that was removed");
-  throw new StepgateError("WRONG_CODE", "wrong code", {
-    metadata: { attempts_remaining: String(attempt.attemptsLeft) },
-  });
+  throw new StepgateError("WRONG_CODE", "wrong code", { metadata: attemptsRemaining });
 }
 
 /** Checks the proof inside a `stepgate.factor.verify` span. */
@@ -214,8 +250,7 @@ function checkInSpan(
   deps: VerifyDeps,
   challenge: Challenge,
   input: VerifyInput,
-  claim: string,
-  now: number,
+  { claim, now, passkey }: { claim: string; now: number; passkey: AssertedPasskey | undefined },
 ): Promise<Checked> {
   const attributes = {
     "stepgate.method": input.method,
@@ -230,6 +265,9 @@ function checkInSpan(
       claim,
       now,
       totp: challenge.totp,
+      passkey: passkey?.ok
+        ? { factorId: passkey.record.factorId, counter: passkey.asserted.counter }
+        : undefined,
     });
     span.setAttribute("stepgate.outcome", checked.result);
     return checked;

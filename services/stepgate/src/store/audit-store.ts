@@ -19,7 +19,7 @@ export interface AuditStore {
   /**
    * Inserts `events` in one multi-row insert and one commit; an event whose id is stored already is
    * skipped, so a batch delivered twice is stored once. `totp.step_claimed` events also raise their
-   * factor's last step, in the same transaction. Rejects with the driver's error.
+   * factor's last step, and `passkey.counter_claimed` events their passkey's counter, in the same transaction. Rejects with the driver's error.
    */
   append(events: AuditEvent[]): Promise<void>;
 }
@@ -29,6 +29,38 @@ export interface AuditStore {
  * storing the event also raises the factor's `last_step` (a write-behind queue riding the outbox).
  */
 export const deferredTotpClaimType = "totp.step_claimed";
+
+/**
+ * The event type that carries a passkey signature counter PostgreSQL could not take when it was
+ * accepted: storing the event also raises the credential's `sign_count` (never lowers it).
+ */
+export const deferredPasskeyCounterType = "passkey.counter_claimed";
+
+interface DeferredCounter {
+  factor_id: string;
+  counter: number;
+  claim: string;
+}
+
+const isDeferredCounter = (e: AuditEvent) => e.type === deferredPasskeyCounterType;
+
+/** Raises each passkey's counter to the highest deferred one (never lowers it); idempotent. */
+async function applyDeferredCounters(run: Sql, events: AuditEvent[]): Promise<void> {
+  const counters = events.map((e) => ({ ...(e.details as unknown as DeferredCounter), at: e.at }));
+  await run(
+    `with c as (select distinct on (id) * from unnest($1::uuid[], $2::bigint[], $3::text[], $4::timestamptz[])
+                as u(id, counter, claim, at) order by id, counter desc),
+     raised as (update passkey_credentials p set sign_count = c.counter, last_claim = c.claim
+                from c where p.factor_id = c.id and p.sign_count < c.counter returning p.factor_id, c.at)
+     update factors f set last_used_at = raised.at from raised where f.id = raised.factor_id`,
+    [
+      counters.map((c) => c.factor_id),
+      counters.map((c) => c.counter),
+      counters.map((c) => c.claim),
+      counters.map((c) => c.at),
+    ],
+  );
+}
 
 interface DeferredClaim {
   factor_id: string;
@@ -75,14 +107,16 @@ export function createAuditStore(pg: Pg): AuditStore {
     async append(events) {
       if (events.length === 0) return;
       const deferred = events.filter(isDeferredClaim);
-      if (deferred.length === 0) {
+      const counters = events.filter(isDeferredCounter);
+      if (deferred.length === 0 && counters.length === 0) {
         await insert(pg.sql, events);
         return;
       }
       // The events and the claims they carry are stored together or not at all.
       await pg.transaction(async (tx) => {
         await insert(tx, events);
-        await applyDeferredClaims(tx, deferred);
+        if (deferred.length > 0) await applyDeferredClaims(tx, deferred);
+        if (counters.length > 0) await applyDeferredCounters(tx, counters);
       });
     },
   };

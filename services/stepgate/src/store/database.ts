@@ -9,6 +9,7 @@ import { Migration004SubjectVersions } from "./migrations/migration-004-subject-
 import { Migration005SigningKeyLifecycle } from "./migrations/migration-005-signing-key-lifecycle.ts";
 import { Migration006ResealProgress } from "./migrations/migration-006-reseal-progress.ts";
 import { Migration007EnrolmentAuthorization } from "./migrations/migration-007-enrolment-authorization.ts";
+import { Migration008Passkeys } from "./migrations/migration-008-passkeys.ts";
 
 export type Database = MikroORM;
 
@@ -21,6 +22,7 @@ const migrationClasses = [
   Migration005SigningKeyLifecycle,
   Migration006ResealProgress,
   Migration007EnrolmentAuthorization,
+  Migration008Passkeys,
 ];
 
 export interface DatabaseOptions {

@@ -1,5 +1,6 @@
 import type { ChangeAuthorization, Enrolled, Factor } from "../domain/factor.ts";
 import type { MethodName } from "../domain/method.ts";
+import type { PasskeyRecord } from "../domain/passkey.ts";
 import { groupCommit } from "./group-commit.ts";
 import type { Pg, Sql } from "./sql.ts";
 
@@ -70,7 +71,8 @@ export interface NewTotp {
 // The factor row's columns under the domain's property names.
 const factorColumns = `id, subject, method, status, label, secret, recovery_salt as "recoverySalt",
   created_at as "createdAt", confirm_by as "confirmBy", last_used_at as "lastUsedAt",
-  authorized_by as "authorizedBy"`;
+  authorized_by as "authorizedBy",
+  exists (select 1 from passkey_credentials p where p.factor_id = factors.id and p.cloned_at is not null) as flagged`;
 
 type FactorRow = Omit<Factor, "recoveryCodesRemaining" | "authorizedBy"> & { authorizedBy?: unknown };
 
@@ -171,6 +173,37 @@ async function ownClaimOrNot(run: Sql, { factorId, step, claim }: StepClaimInput
   return found[0].mine ? "claimed" : "replayed";
 }
 
+/** One row of `enrolled`: a factor, and its credential when it is a passkey. */
+interface EnrolledRow {
+  id: string;
+  method: MethodName;
+  secret: Buffer | null;
+  version: string | null;
+  credential_id: string | null;
+  public_key: Buffer | null;
+  sign_count: string | null;
+  backup_eligible: boolean | null;
+  aaguid: string | null;
+  rp_id: string | null;
+  transports: string[] | null;
+}
+
+const passkeyOf = (r: EnrolledRow): PasskeyRecord[] =>
+  r.method === "passkey" && r.credential_id && r.public_key && r.rp_id
+    ? [
+        {
+          factorId: r.id,
+          credentialId: r.credential_id,
+          publicKey: r.public_key.toString("base64url"),
+          counter: Number(r.sign_count ?? 0),
+          backupEligible: r.backup_eligible === true,
+          aaguid: r.aaguid ?? "",
+          rpId: r.rp_id,
+          transports: r.transports ?? [],
+        },
+      ]
+    : [];
+
 /** Whether the subject has an active factor other than `except`. */
 const hasOtherActive = async (run: Sql, subject: string, except: string) =>
   (
@@ -202,16 +235,14 @@ export function createFactorStore(pg: Pg): FactorStore {
       return (await listWhere("subject = $1 and id = $2", [subject, factorId]))[0];
     },
     async enrolled(subject) {
-      const rows = await run<{
-        id: string;
-        method: MethodName;
-        secret: Buffer | null;
-        version: string | null;
-      }>(
-        `select f.id, f.method, f.secret, (select version from subject_versions where subject = $1) as version
-         from factors f where f.subject = $2 and f.status = 'active'
+      const rows = await run<EnrolledRow>(
+        `select f.id, f.method, f.secret, (select version from subject_versions where subject = $1) as version,
+           p.credential_id, p.public_key, p.sign_count, p.backup_eligible, p.aaguid, p.rp_id, p.transports
+         from factors f left join passkey_credentials p on p.factor_id = f.id
+         where f.subject = $2 and f.status = 'active'
          and (f.method <> 'recovery_code' or exists
            (select 1 from recovery_codes c where c.factor_id = f.id and c.used_at is null))
+         and (f.method <> 'passkey' or (p.factor_id is not null and p.cloned_at is null))
          order by f.created_at, f.id`,
         [subject, subject],
       );
@@ -231,6 +262,7 @@ export function createFactorStore(pg: Pg): FactorStore {
         totp: rows.flatMap((r) =>
           r.method === "totp" && r.secret ? [{ id: r.id, sealed: r.secret.toString("base64") }] : [],
         ),
+        passkeys: rows.flatMap(passkeyOf),
       };
     },
     async hasActiveFactor(subject) {

@@ -14,7 +14,7 @@ export const durableKinds = ["revoked", "factor-ended", "consumed", "failures"] 
 
 /**
  * The kinds of a flow in progress (a challenge, its attempts and answer, recorded results, the
- * elevation it gave, TOTP steps, enrolment confirmations): what PostgreSQL holds of them after an
+ * elevation it gave, TOTP steps, passkey counters, enrolment confirmations): what PostgreSQL holds of them after an
  * outage is carried into Redis when the calls go back to it, so a user who stepped up during the
  * outage is not asked again (store/hot/resync.ts). The factor cache, rate counters, markers and
  * startup copies are not: they are rebuilt or need no carrying.
@@ -26,6 +26,8 @@ export const flowKinds = [
   "verify",
   "elevation",
   "totp-step",
+  "passkey-counter",
+  "passkey-counter-owner",
   "confirm",
 ] as const;
 
@@ -69,6 +71,11 @@ export const hotKeys = {
   totpStep: (factorId: string) => hotKey("totp-step", factorId),
   /** The claim that took one TOTP time step of a factor, kept after later steps are taken. */
   totpStepOwner: (factorId: string, step: number) => hotKey("totp-step-owner", factorId, String(step)),
+  /** The latest signature counter accepted for a passkey, and the claim that took it. */
+  passkeyCounter: (factorId: string) => hotKey("passkey-counter", factorId),
+  /** The claim that took one passkey counter value, kept after later ones are taken. */
+  passkeyCounterOwner: (factorId: string, counter: number) =>
+    hotKey("passkey-counter-owner", factorId, String(counter)),
   /** What a replica needs to start while PostgreSQL is down (sealed signing keys, sealed secrets). */
   startupCopy: (name: string) => hotKey("startup", name),
   /**

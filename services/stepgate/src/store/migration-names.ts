@@ -7,6 +7,7 @@ export const migrationNames = [
   "005-signing-key-lifecycle",
   "006-reseal-progress",
   "007-enrolment-authorization",
+  "008-passkeys",
 ] as const;
 
 /** The migrations table (store/database.ts). */

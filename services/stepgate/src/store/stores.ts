@@ -17,6 +17,8 @@ import { forgetChangedFactors, resyncFlowState, resyncSecurityState } from "./ho
 import { isFlowKey } from "./hot-keys.ts";
 import { isInfrastructureFailure } from "./infrastructure-failure.ts";
 import { createMarkers, type Markers } from "./markers.ts";
+import { createPasskeyCounters, type PasskeyCounters } from "./passkey-counters.ts";
+import { createPasskeyStore, type PasskeyStore } from "./passkey-store.ts";
 import { migrationsPending } from "./pending-migrations.ts";
 import { openPool } from "./pool.ts";
 import { createRateLimitStore, type RateLimitStore } from "./rate-limit-store.ts";
@@ -42,12 +44,14 @@ export interface HotStores {
   markers: Markers;
   factorCache: FactorCache;
   stepClaims: TotpStepClaims;
+  passkeyCounters: PasskeyCounters;
   startupCopies: StartupCopies;
 }
 
 /** Every store the service uses, PostgreSQL and hot state together. */
 export interface Stores extends HotStores {
   factors: FactorStore;
+  passkeys: PasskeyStore;
   recoveryCodes: RecoveryCodeStore;
   signingKeys: SigningKeyStore;
   audit: AuditStore;
@@ -124,6 +128,7 @@ export function hotStoresOver(hot: HotStore, mirror: DurableMirror = noMirror): 
     markers: createMarkers(hot),
     factorCache: createFactorCache(hot),
     stepClaims: createTotpStepClaims(hot),
+    passkeyCounters: createPasskeyCounters(hot),
     startupCopies: createStartupCopies(hot),
   };
 }
@@ -216,6 +221,7 @@ export async function openStores(options: StoreOptions): Promise<Stores> {
   return {
     ...hotStores,
     factors: createFactorStore(pg),
+    passkeys: createPasskeyStore(pg),
     recoveryCodes: createRecoveryCodeStore(pg),
     signingKeys: createSigningKeyStore(pg),
     audit: createAuditStore(pg),

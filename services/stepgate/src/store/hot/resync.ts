@@ -54,10 +54,12 @@ export async function resyncFlowState(pg: Pg, redis: HotStore): Promise<number> 
 
 type LiveEntry = Awaited<ReturnType<typeof liveEntries>>[number];
 
-// A TOTP step claim is a position and its owner (PostgreSQL: counter and value; Redis: one string),
-// so it is claimed again rather than copied; a counter is raised; a value is set if absent.
+// A TOTP step or passkey counter claim is a position and its owner (PostgreSQL: counter and value;
+// Redis: one string), so it is claimed again rather than copied; a counter is raised; a value is
+// set if absent.
 function copyFlowEntry(redis: HotStore, r: LiveEntry): Promise<unknown> {
-  if (r.key.startsWith("totp-step:")) return redis.advance(r.key, r.counter, r.value ?? "", r.ttlMs);
+  if (r.key.startsWith("totp-step:") || r.key.startsWith("passkey-counter:"))
+    return redis.advance(r.key, r.counter, r.value ?? "", r.ttlMs);
   if (r.value === null) return redis.raise(r.key, r.counter, r.ttlMs);
   return redis.setIfAbsent(r.key, r.value, r.ttlMs);
 }

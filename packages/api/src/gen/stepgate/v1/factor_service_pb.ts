@@ -16,7 +16,7 @@ import type { Message, UnknownEnum } from "@bufbuild/protobuf";
  * Describes the file stepgate/v1/factor_service.proto.
  */
 export const file_stepgate_v1_factor_service: GenFile = /*@__PURE__*/
-  fileDesc("CiBzdGVwZ2F0ZS92MS9mYWN0b3Jfc2VydmljZS5wcm90bxILc3RlcGdhdGUudjEi/gEKBkZhY3RvchIRCglmYWN0b3JfaWQYASABKAkSIwoGbWV0aG9kGAIgASgOMhMuc3RlcGdhdGUudjEuTWV0aG9kEikKBnN0YXR1cxgDIAEoDjIZLnN0ZXBnYXRlLnYxLkZhY3RvclN0YXR1cxINCgVsYWJlbBgEIAEoCRIuCgpjcmVhdGVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxsYXN0X3VzZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiAKGHJlY292ZXJ5X2NvZGVzX3JlbWFpbmluZxgHIAEoBSLAAQoRRW5yb2xsVG90cFJlcXVlc3QSHwoHc3ViamVjdBgBIAEoCUIOukgLyAEBcgbIPgEogAISHAoFbGFiZWwYAiABKAlCDbpICsgBAXIFyD4BKEASJwoMYWNjb3VudF9uYW1lGAMgASgJQhG6SA7IAQFyCcg+AfA+ASiAARIdCgVncmFudBgEIAEoCUIOukgL2AEBcgbIPgEogCASJAoPaWRlbXBvdGVuY3lfa2V5GAUgASgJQgu6SAjYAQFyA9A+ASJ8ChJFbnJvbGxUb3RwUmVzcG9uc2USEQoJZmFjdG9yX2lkGAEgASgJEhMKC290cGF1dGhfdXJpGAIgASgJEg4KBnNlY3JldBgDIAEoCRIuCgpjb25maXJtX2J5GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKPAQoSQ29uZmlybVRvdHBSZXF1ZXN0Eh8KB3N1YmplY3QYASABKAlCDrpIC8gBAXIGyD4BKIACEh4KCWZhY3Rvcl9pZBgCIAEoCUILukgIyAEBcgPgPgESGQoEY29kZRgDIAEoCUILukgIyAEBcgPoPgESHQoFZ3JhbnQYBCABKAlCDrpIC9gBAXIGyD4BKIAgIjoKE0NvbmZpcm1Ub3RwUmVzcG9uc2USIwoGZmFjdG9yGAEgASgLMhMuc3RlcGdhdGUudjEuRmFjdG9yIoIBChpDcmVhdGVSZWNvdmVyeUNvZGVzUmVxdWVzdBIfCgdzdWJqZWN0GAEgASgJQg66SAvIAQFyBsg+ASiAAhIdCgVncmFudBgCIAEoCUIOukgL2AEBcgbIPgEogCASJAoPaWRlbXBvdGVuY3lfa2V5GAMgASgJQgu6SAjYAQFyA9A+ASI/ChtDcmVhdGVSZWNvdmVyeUNvZGVzUmVzcG9uc2USEQoJZmFjdG9yX2lkGAEgASgJEg0KBWNvZGVzGAIgAygJIjUKEkxpc3RGYWN0b3JzUmVxdWVzdBIfCgdzdWJqZWN0GAEgASgJQg66SAvIAQFyBsg+ASiAAiI7ChNMaXN0RmFjdG9yc1Jlc3BvbnNlEiQKB2ZhY3RvcnMYASADKAsyEy5zdGVwZ2F0ZS52MS5GYWN0b3IimwEKE1JlbW92ZUZhY3RvclJlcXVlc3QSHwoHc3ViamVjdBgBIAEoCUIOukgLyAEBcgbIPgEogAISHgoJZmFjdG9yX2lkGAIgASgJQgu6SAjIAQFyA+A+ARIdCgVncmFudBgDIAEoCUIOukgL2AEBcgbIPgEogCASJAoPaWRlbXBvdGVuY3lfa2V5GAQgASgJQgu6SAjYAQFyA9A+ASIWChRSZW1vdmVGYWN0b3JSZXNwb25zZSpiCgxGYWN0b3JTdGF0dXMSHQoZRkFDVE9SX1NUQVRVU19VTlNQRUNJRklFRBAAEhkKFUZBQ1RPUl9TVEFUVVNfUEVORElORxABEhgKFEZBQ1RPUl9TVEFUVVNfQUNUSVZFEAIywQMKDUZhY3RvclNlcnZpY2USTQoKRW5yb2xsVG90cBIeLnN0ZXBnYXRlLnYxLkVucm9sbFRvdHBSZXF1ZXN0Gh8uc3RlcGdhdGUudjEuRW5yb2xsVG90cFJlc3BvbnNlElAKC0NvbmZpcm1Ub3RwEh8uc3RlcGdhdGUudjEuQ29uZmlybVRvdHBSZXF1ZXN0GiAuc3RlcGdhdGUudjEuQ29uZmlybVRvdHBSZXNwb25zZRJoChNDcmVhdGVSZWNvdmVyeUNvZGVzEicuc3RlcGdhdGUudjEuQ3JlYXRlUmVjb3ZlcnlDb2Rlc1JlcXVlc3QaKC5zdGVwZ2F0ZS52MS5DcmVhdGVSZWNvdmVyeUNvZGVzUmVzcG9uc2USUAoLTGlzdEZhY3RvcnMSHy5zdGVwZ2F0ZS52MS5MaXN0RmFjdG9yc1JlcXVlc3QaIC5zdGVwZ2F0ZS52MS5MaXN0RmFjdG9yc1Jlc3BvbnNlElMKDFJlbW92ZUZhY3RvchIgLnN0ZXBnYXRlLnYxLlJlbW92ZUZhY3RvclJlcXVlc3QaIS5zdGVwZ2F0ZS52MS5SZW1vdmVGYWN0b3JSZXNwb25zZWIGcHJvdG8z", [file_buf_validate_validate, file_google_protobuf_timestamp, file_stepgate_v1_rules, file_stepgate_v1_types]);
+  fileDesc("CiBzdGVwZ2F0ZS92MS9mYWN0b3Jfc2VydmljZS5wcm90bxILc3RlcGdhdGUudjEijwIKBkZhY3RvchIRCglmYWN0b3JfaWQYASABKAkSIwoGbWV0aG9kGAIgASgOMhMuc3RlcGdhdGUudjEuTWV0aG9kEikKBnN0YXR1cxgDIAEoDjIZLnN0ZXBnYXRlLnYxLkZhY3RvclN0YXR1cxINCgVsYWJlbBgEIAEoCRIuCgpjcmVhdGVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxsYXN0X3VzZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiAKGHJlY292ZXJ5X2NvZGVzX3JlbWFpbmluZxgHIAEoBRIPCgdmbGFnZ2VkGAggASgIIsABChFFbnJvbGxUb3RwUmVxdWVzdBIfCgdzdWJqZWN0GAEgASgJQg66SAvIAQFyBsg+ASiAAhIcCgVsYWJlbBgCIAEoCUINukgKyAEBcgXIPgEoQBInCgxhY2NvdW50X25hbWUYAyABKAlCEbpIDsgBAXIJyD4B8D4BKIABEh0KBWdyYW50GAQgASgJQg66SAvYAQFyBsg+ASiAIBIkCg9pZGVtcG90ZW5jeV9rZXkYBSABKAlCC7pICNgBAXID0D4BInwKEkVucm9sbFRvdHBSZXNwb25zZRIRCglmYWN0b3JfaWQYASABKAkSEwoLb3RwYXV0aF91cmkYAiABKAkSDgoGc2VjcmV0GAMgASgJEi4KCmNvbmZpcm1fYnkYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIuwBCh1CZWdpblBhc3NrZXlFbnJvbGxtZW50UmVxdWVzdBIfCgdzdWJqZWN0GAEgASgJQg66SAvIAQFyBsg+ASiAAhIcCgVsYWJlbBgCIAEoCUINukgKyAEBcgXIPgEoQBIhCgl1c2VyX25hbWUYAyABKAlCDrpIC8gBAXIGyD4BKIABEiQKDGRpc3BsYXlfbmFtZRgEIAEoCUIOukgL2AEBcgbIPgEogAESHQoFZ3JhbnQYBSABKAlCDrpIC9gBAXIGyD4BKIAgEiQKD2lkZW1wb3RlbmN5X2tleRgGIAEoCUILukgI2AEBcgPQPgEiggEKHkJlZ2luUGFzc2tleUVucm9sbG1lbnRSZXNwb25zZRIRCglmYWN0b3JfaWQYASABKAkSHQoVY3JlYXRpb25fb3B0aW9uc19qc29uGAIgASgJEi4KCmNvbmZpcm1fYnkYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIqgBCh5GaW5pc2hQYXNza2V5RW5yb2xsbWVudFJlcXVlc3QSHwoHc3ViamVjdBgBIAEoCUIOukgLyAEBcgbIPgEogAISHgoJZmFjdG9yX2lkGAIgASgJQgu6SAjIAQFyA+A+ARImChBhdHRlc3RhdGlvbl9qc29uGAMgASgJQgy6SAnIAQFyBCiAgAESHQoFZ3JhbnQYBCABKAlCDrpIC9gBAXIGyD4BKIAgIkYKH0ZpbmlzaFBhc3NrZXlFbnJvbGxtZW50UmVzcG9uc2USIwoGZmFjdG9yGAEgASgLMhMuc3RlcGdhdGUudjEuRmFjdG9yIo8BChJDb25maXJtVG90cFJlcXVlc3QSHwoHc3ViamVjdBgBIAEoCUIOukgLyAEBcgbIPgEogAISHgoJZmFjdG9yX2lkGAIgASgJQgu6SAjIAQFyA+A+ARIZCgRjb2RlGAMgASgJQgu6SAjIAQFyA+g+ARIdCgVncmFudBgEIAEoCUIOukgL2AEBcgbIPgEogCAiOgoTQ29uZmlybVRvdHBSZXNwb25zZRIjCgZmYWN0b3IYASABKAsyEy5zdGVwZ2F0ZS52MS5GYWN0b3IiggEKGkNyZWF0ZVJlY292ZXJ5Q29kZXNSZXF1ZXN0Eh8KB3N1YmplY3QYASABKAlCDrpIC8gBAXIGyD4BKIACEh0KBWdyYW50GAIgASgJQg66SAvYAQFyBsg+ASiAIBIkCg9pZGVtcG90ZW5jeV9rZXkYAyABKAlCC7pICNgBAXID0D4BIj8KG0NyZWF0ZVJlY292ZXJ5Q29kZXNSZXNwb25zZRIRCglmYWN0b3JfaWQYASABKAkSDQoFY29kZXMYAiADKAkiNQoSTGlzdEZhY3RvcnNSZXF1ZXN0Eh8KB3N1YmplY3QYASABKAlCDrpIC8gBAXIGyD4BKIACIjsKE0xpc3RGYWN0b3JzUmVzcG9uc2USJAoHZmFjdG9ycxgBIAMoCzITLnN0ZXBnYXRlLnYxLkZhY3RvciKbAQoTUmVtb3ZlRmFjdG9yUmVxdWVzdBIfCgdzdWJqZWN0GAEgASgJQg66SAvIAQFyBsg+ASiAAhIeCglmYWN0b3JfaWQYAiABKAlCC7pICMgBAXID4D4BEh0KBWdyYW50GAMgASgJQg66SAvYAQFyBsg+ASiAIBIkCg9pZGVtcG90ZW5jeV9rZXkYBCABKAlCC7pICNgBAXID0D4BIhYKFFJlbW92ZUZhY3RvclJlc3BvbnNlKmIKDEZhY3RvclN0YXR1cxIdChlGQUNUT1JfU1RBVFVTX1VOU1BFQ0lGSUVEEAASGQoVRkFDVE9SX1NUQVRVU19QRU5ESU5HEAESGAoURkFDVE9SX1NUQVRVU19BQ1RJVkUQAjKqBQoNRmFjdG9yU2VydmljZRJNCgpFbnJvbGxUb3RwEh4uc3RlcGdhdGUudjEuRW5yb2xsVG90cFJlcXVlc3QaHy5zdGVwZ2F0ZS52MS5FbnJvbGxUb3RwUmVzcG9uc2USUAoLQ29uZmlybVRvdHASHy5zdGVwZ2F0ZS52MS5Db25maXJtVG90cFJlcXVlc3QaIC5zdGVwZ2F0ZS52MS5Db25maXJtVG90cFJlc3BvbnNlEnEKFkJlZ2luUGFzc2tleUVucm9sbG1lbnQSKi5zdGVwZ2F0ZS52MS5CZWdpblBhc3NrZXlFbnJvbGxtZW50UmVxdWVzdBorLnN0ZXBnYXRlLnYxLkJlZ2luUGFzc2tleUVucm9sbG1lbnRSZXNwb25zZRJ0ChdGaW5pc2hQYXNza2V5RW5yb2xsbWVudBIrLnN0ZXBnYXRlLnYxLkZpbmlzaFBhc3NrZXlFbnJvbGxtZW50UmVxdWVzdBosLnN0ZXBnYXRlLnYxLkZpbmlzaFBhc3NrZXlFbnJvbGxtZW50UmVzcG9uc2USaAoTQ3JlYXRlUmVjb3ZlcnlDb2RlcxInLnN0ZXBnYXRlLnYxLkNyZWF0ZVJlY292ZXJ5Q29kZXNSZXF1ZXN0Giguc3RlcGdhdGUudjEuQ3JlYXRlUmVjb3ZlcnlDb2Rlc1Jlc3BvbnNlElAKC0xpc3RGYWN0b3JzEh8uc3RlcGdhdGUudjEuTGlzdEZhY3RvcnNSZXF1ZXN0GiAuc3RlcGdhdGUudjEuTGlzdEZhY3RvcnNSZXNwb25zZRJTCgxSZW1vdmVGYWN0b3ISIC5zdGVwZ2F0ZS52MS5SZW1vdmVGYWN0b3JSZXF1ZXN0GiEuc3RlcGdhdGUudjEuUmVtb3ZlRmFjdG9yUmVzcG9uc2ViBnByb3RvMw", [file_buf_validate_validate, file_google_protobuf_timestamp, file_stepgate_v1_rules, file_stepgate_v1_types]);
 
 /**
  * A second factor, as listed (never with its secret).
@@ -72,6 +72,14 @@ export type Factor = Message<"stepgate.v1.Factor"> & {
    * @generated from field: int32 recovery_codes_remaining = 7;
    */
   recoveryCodesRemaining: number;
+
+  /**
+   * For a passkey: its signature counter went backwards (a cloned authenticator), so it no longer
+   * answers challenges. Remove it and enrol the authenticator again.
+   *
+   * @generated from field: bool flagged = 8;
+   */
+  flagged: boolean;
 };
 
 /**
@@ -175,6 +183,162 @@ export const EnrollTotpResponseSchema: GenMessage<EnrollTotpResponse> = /*@__PUR
   messageDesc(file_stepgate_v1_factor_service, 2);
 
 /**
+ * BeginPasskeyEnrollment's input.
+ *
+ * @generated from message stepgate.v1.BeginPasskeyEnrollmentRequest
+ */
+export type BeginPasskeyEnrollmentRequest = Message<"stepgate.v1.BeginPasskeyEnrollmentRequest"> & {
+  /**
+   * The user.
+   *
+   * @generated from field: string subject = 1;
+   */
+  subject: string;
+
+  /**
+   * A name for the passkey, shown in lists (1 to 64 bytes).
+   *
+   * @generated from field: string label = 2;
+   */
+  label: string;
+
+  /**
+   * The account name the authenticator shows, e.g. the user's e-mail (1 to 128 bytes).
+   *
+   * @generated from field: string user_name = 3;
+   */
+  userName: string;
+
+  /**
+   * A friendlier name the authenticator may show (empty: `user_name`; at most 128 bytes).
+   *
+   * @generated from field: string display_name = 4;
+   */
+  displayName: string;
+
+  /**
+   * A grant for `stepgate.enroll_passkey`; required once the subject has an active factor.
+   *
+   * @generated from field: string grant = 5;
+   */
+  grant: string;
+
+  /**
+   * A key chosen by the caller for this change (empty, or 8 to 128 bytes), as for EnrollTotp.
+   *
+   * @generated from field: string idempotency_key = 6;
+   */
+  idempotencyKey: string;
+};
+
+/**
+ * Describes the message stepgate.v1.BeginPasskeyEnrollmentRequest.
+ * Use `create(BeginPasskeyEnrollmentRequestSchema)` to create a new message.
+ */
+export const BeginPasskeyEnrollmentRequestSchema: GenMessage<BeginPasskeyEnrollmentRequest> = /*@__PURE__*/
+  messageDesc(file_stepgate_v1_factor_service, 3);
+
+/**
+ * BeginPasskeyEnrollment's answer.
+ *
+ * @generated from message stepgate.v1.BeginPasskeyEnrollmentResponse
+ */
+export type BeginPasskeyEnrollmentResponse = Message<"stepgate.v1.BeginPasskeyEnrollmentResponse"> & {
+  /**
+   * The pending factor's id, for FinishPasskeyEnrollment.
+   *
+   * @generated from field: string factor_id = 1;
+   */
+  factorId: string;
+
+  /**
+   * The PublicKeyCredentialCreationOptionsJSON (WebAuthn Level 3) for
+   * `PublicKeyCredential.parseCreationOptionsFromJSON` and `navigator.credentials.create()`.
+   *
+   * @generated from field: string creation_options_json = 2;
+   */
+  creationOptionsJson: string;
+
+  /**
+   * When the pending factor is discarded unless finished.
+   *
+   * @generated from field: google.protobuf.Timestamp confirm_by = 3;
+   */
+  confirmBy?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message stepgate.v1.BeginPasskeyEnrollmentResponse.
+ * Use `create(BeginPasskeyEnrollmentResponseSchema)` to create a new message.
+ */
+export const BeginPasskeyEnrollmentResponseSchema: GenMessage<BeginPasskeyEnrollmentResponse> = /*@__PURE__*/
+  messageDesc(file_stepgate_v1_factor_service, 4);
+
+/**
+ * FinishPasskeyEnrollment's input.
+ *
+ * @generated from message stepgate.v1.FinishPasskeyEnrollmentRequest
+ */
+export type FinishPasskeyEnrollmentRequest = Message<"stepgate.v1.FinishPasskeyEnrollmentRequest"> & {
+  /**
+   * The user.
+   *
+   * @generated from field: string subject = 1;
+   */
+  subject: string;
+
+  /**
+   * The pending factor from BeginPasskeyEnrollment.
+   *
+   * @generated from field: string factor_id = 2;
+   */
+  factorId: string;
+
+  /**
+   * The browser's `PublicKeyCredential.toJSON()` of the new credential, as JSON text (at most 16 KiB).
+   *
+   * @generated from field: string attestation_json = 3;
+   */
+  attestationJson: string;
+
+  /**
+   * A grant for `stepgate.enroll_passkey`, needed only when what authorised the enrolment no
+   * longer holds, as for ConfirmTotp.
+   *
+   * @generated from field: string grant = 4;
+   */
+  grant: string;
+};
+
+/**
+ * Describes the message stepgate.v1.FinishPasskeyEnrollmentRequest.
+ * Use `create(FinishPasskeyEnrollmentRequestSchema)` to create a new message.
+ */
+export const FinishPasskeyEnrollmentRequestSchema: GenMessage<FinishPasskeyEnrollmentRequest> = /*@__PURE__*/
+  messageDesc(file_stepgate_v1_factor_service, 5);
+
+/**
+ * FinishPasskeyEnrollment's answer.
+ *
+ * @generated from message stepgate.v1.FinishPasskeyEnrollmentResponse
+ */
+export type FinishPasskeyEnrollmentResponse = Message<"stepgate.v1.FinishPasskeyEnrollmentResponse"> & {
+  /**
+   * The now active passkey.
+   *
+   * @generated from field: stepgate.v1.Factor factor = 1;
+   */
+  factor?: Factor | undefined;
+};
+
+/**
+ * Describes the message stepgate.v1.FinishPasskeyEnrollmentResponse.
+ * Use `create(FinishPasskeyEnrollmentResponseSchema)` to create a new message.
+ */
+export const FinishPasskeyEnrollmentResponseSchema: GenMessage<FinishPasskeyEnrollmentResponse> = /*@__PURE__*/
+  messageDesc(file_stepgate_v1_factor_service, 6);
+
+/**
  * ConfirmTotp's input.
  *
  * @generated from message stepgate.v1.ConfirmTotpRequest
@@ -216,7 +380,7 @@ export type ConfirmTotpRequest = Message<"stepgate.v1.ConfirmTotpRequest"> & {
  * Use `create(ConfirmTotpRequestSchema)` to create a new message.
  */
 export const ConfirmTotpRequestSchema: GenMessage<ConfirmTotpRequest> = /*@__PURE__*/
-  messageDesc(file_stepgate_v1_factor_service, 3);
+  messageDesc(file_stepgate_v1_factor_service, 7);
 
 /**
  * ConfirmTotp's answer.
@@ -237,7 +401,7 @@ export type ConfirmTotpResponse = Message<"stepgate.v1.ConfirmTotpResponse"> & {
  * Use `create(ConfirmTotpResponseSchema)` to create a new message.
  */
 export const ConfirmTotpResponseSchema: GenMessage<ConfirmTotpResponse> = /*@__PURE__*/
-  messageDesc(file_stepgate_v1_factor_service, 4);
+  messageDesc(file_stepgate_v1_factor_service, 8);
 
 /**
  * CreateRecoveryCodes's input.
@@ -274,7 +438,7 @@ export type CreateRecoveryCodesRequest = Message<"stepgate.v1.CreateRecoveryCode
  * Use `create(CreateRecoveryCodesRequestSchema)` to create a new message.
  */
 export const CreateRecoveryCodesRequestSchema: GenMessage<CreateRecoveryCodesRequest> = /*@__PURE__*/
-  messageDesc(file_stepgate_v1_factor_service, 5);
+  messageDesc(file_stepgate_v1_factor_service, 9);
 
 /**
  * CreateRecoveryCodes's answer. The codes are never shown again.
@@ -302,7 +466,7 @@ export type CreateRecoveryCodesResponse = Message<"stepgate.v1.CreateRecoveryCod
  * Use `create(CreateRecoveryCodesResponseSchema)` to create a new message.
  */
 export const CreateRecoveryCodesResponseSchema: GenMessage<CreateRecoveryCodesResponse> = /*@__PURE__*/
-  messageDesc(file_stepgate_v1_factor_service, 6);
+  messageDesc(file_stepgate_v1_factor_service, 10);
 
 /**
  * ListFactors's input.
@@ -323,7 +487,7 @@ export type ListFactorsRequest = Message<"stepgate.v1.ListFactorsRequest"> & {
  * Use `create(ListFactorsRequestSchema)` to create a new message.
  */
 export const ListFactorsRequestSchema: GenMessage<ListFactorsRequest> = /*@__PURE__*/
-  messageDesc(file_stepgate_v1_factor_service, 7);
+  messageDesc(file_stepgate_v1_factor_service, 11);
 
 /**
  * ListFactors's answer.
@@ -344,7 +508,7 @@ export type ListFactorsResponse = Message<"stepgate.v1.ListFactorsResponse"> & {
  * Use `create(ListFactorsResponseSchema)` to create a new message.
  */
 export const ListFactorsResponseSchema: GenMessage<ListFactorsResponse> = /*@__PURE__*/
-  messageDesc(file_stepgate_v1_factor_service, 8);
+  messageDesc(file_stepgate_v1_factor_service, 12);
 
 /**
  * RemoveFactor's input.
@@ -388,7 +552,7 @@ export type RemoveFactorRequest = Message<"stepgate.v1.RemoveFactorRequest"> & {
  * Use `create(RemoveFactorRequestSchema)` to create a new message.
  */
 export const RemoveFactorRequestSchema: GenMessage<RemoveFactorRequest> = /*@__PURE__*/
-  messageDesc(file_stepgate_v1_factor_service, 9);
+  messageDesc(file_stepgate_v1_factor_service, 13);
 
 /**
  * RemoveFactor's answer.
@@ -403,7 +567,7 @@ export type RemoveFactorResponse = Message<"stepgate.v1.RemoveFactorResponse"> &
  * Use `create(RemoveFactorResponseSchema)` to create a new message.
  */
 export const RemoveFactorResponseSchema: GenMessage<RemoveFactorResponse> = /*@__PURE__*/
-  messageDesc(file_stepgate_v1_factor_service, 10);
+  messageDesc(file_stepgate_v1_factor_service, 14);
 
 /**
  * The state of a factor.
@@ -449,7 +613,8 @@ export const FactorStatusSchema: GenEnum<FactorStatus> = /*@__PURE__*/
 /**
  * Second-factor management. Once a subject has an active factor, enrolling another, creating
  * recovery codes and removing a factor each need a fresh grant for the matching management
- * action (`stepgate.enroll_totp`, `stepgate.create_recovery_codes`, `stepgate.remove_factor`),
+ * action (`stepgate.enroll_totp`, `stepgate.enroll_passkey`, `stepgate.create_recovery_codes`,
+ * `stepgate.remove_factor`),
  * issued to the same calling service. Each such grant is consumed by the call that uses it.
  *
  * @generated from service stepgate.v1.FactorService
@@ -475,6 +640,28 @@ export const FactorService: GenService<{
     methodKind: "unary";
     input: typeof ConfirmTotpRequestSchema;
     output: typeof ConfirmTotpResponseSchema;
+  },
+  /**
+   * Starts a passkey (WebAuthn) enrolment for the calling service's relying party: returns the
+   * creation options for the browser's `navigator.credentials.create()`. The factor stays pending
+   * until FinishPasskeyEnrollment checks the browser's answer.
+   *
+   * @generated from rpc stepgate.v1.FactorService.BeginPasskeyEnrollment
+   */
+  beginPasskeyEnrollment: {
+    methodKind: "unary";
+    input: typeof BeginPasskeyEnrollmentRequestSchema;
+    output: typeof BeginPasskeyEnrollmentResponseSchema;
+  },
+  /**
+   * Checks the browser's registration response and activates the pending passkey.
+   *
+   * @generated from rpc stepgate.v1.FactorService.FinishPasskeyEnrollment
+   */
+  finishPasskeyEnrollment: {
+    methodKind: "unary";
+    input: typeof FinishPasskeyEnrollmentRequestSchema;
+    output: typeof FinishPasskeyEnrollmentResponseSchema;
   },
   /**
    * Creates a new set of recovery codes, shown once, replacing any earlier set.
