@@ -4,14 +4,24 @@
 // of the run revoked it.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import {
+  createSoftwareAuthenticator,
+  type SoftwareAuthenticator,
+} from "@stepgate/testkit/software-authenticator";
 import fc from "fast-check";
 import { failure } from "./support/errors.ts";
 import { newKey, newSession, newSubject } from "./support/flows.ts";
+import { type Party, passkeyPolicy, paymentsParty } from "./support/passkeys.ts";
 import { type Harness, startStepgate } from "./support/stepgate.ts";
+
+// The passkey policy, with a single-use action beside payments.transfer (passkey or TOTP).
+const policy = passkeyPolicy.replace("actions:\n", "actions:\n  secrets.read: { acr: aal2, max_age: 0 }\n");
 
 type Op =
   | { op: "enrol"; withGrant: boolean }
   | { op: "confirm"; pick: number; withGrant: boolean }
+  | { op: "beginPasskey"; withGrant: boolean }
+  | { op: "finishPasskey"; pick: number; withGrant: boolean }
   | { op: "recovery"; withGrant: boolean }
   | { op: "remove"; pick: number; withGrant: boolean }
   | { op: "stepUp"; pick: number; action: "payments.transfer" | "secrets.read" }
@@ -25,6 +35,15 @@ const ops: fc.Arbitrary<Op> = fc.oneof(
     weight: 4,
     arbitrary: fc.record({ op: fc.constant("confirm" as const), pick: fc.nat(7), withGrant: fc.boolean() }),
   },
+  { weight: 2, arbitrary: fc.record({ op: fc.constant("beginPasskey" as const), withGrant: fc.boolean() }) },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      op: fc.constant("finishPasskey" as const),
+      pick: fc.nat(7),
+      withGrant: fc.boolean(),
+    }),
+  },
   { weight: 1, arbitrary: fc.record({ op: fc.constant("recovery" as const), withGrant: fc.boolean() }) },
   {
     weight: 1,
@@ -34,7 +53,7 @@ const ops: fc.Arbitrary<Op> = fc.oneof(
     weight: 2,
     arbitrary: fc.record({
       op: fc.constant("stepUp" as const),
-      pick: fc.nat(7),
+      pick: fc.nat(15),
       action: fc.constantFrom("payments.transfer" as const, "secrets.read" as const),
     }),
   },
@@ -51,6 +70,8 @@ class Run {
   readonly ended = new Set<string>();
   /** TOTP secrets by factor id, and the factor whose grant authorised each pending enrolment. */
   readonly secrets = new Map<string, string>();
+  /** Passkeys by factor id: the software authenticator and the ceremony its enrolment asked for. */
+  readonly passkeys = new Map<string, { authenticator: SoftwareAuthenticator; challenge: string }>();
   readonly enrolledWith = new Map<string, string | undefined>();
   /** Factors whose activation the run saw authorised. */
   readonly authorised = new Set<string>();
@@ -97,6 +118,8 @@ async function apply(h: Harness, run: Run, step: Op): Promise<void> {
   const management = {
     enrol: "stepgate.enroll_totp",
     confirm: "stepgate.enroll_totp",
+    beginPasskey: "stepgate.enroll_passkey",
+    finishPasskey: "stepgate.enroll_passkey",
     recovery: "stepgate.create_recovery_codes",
     remove: "stepgate.remove_factor",
   } as const;
@@ -121,16 +144,32 @@ async function apply(h: Harness, run: Run, step: Op): Promise<void> {
       }
       return;
     }
-    case "confirm": {
-      const pending = [...run.secrets.keys()].filter((id) => before.get(id) === 1);
-      const factorId = run.pick(pending, step.pick);
-      if (factorId === undefined) return;
+    case "beginPasskey": {
       const r = await attempt(
-        h.client.factors.confirmTotp({
-          ...{ subject, factorId, grant: grant.token },
-          code: h.code(run.secrets.get(factorId) as string),
+        h.client.factors.beginPasskeyEnrollment({
+          subject,
+          label: "Key",
+          userName: "a@b.c",
+          grant: grant.token,
         }),
       );
+      if ("value" in r) {
+        assert.ok(!hadActive || grant.token !== "", "enrolled without the authorisation it needs");
+        const { challenge } = JSON.parse(r.value.creationOptionsJson) as { challenge: string };
+        run.passkeys.set(r.value.factorId, { authenticator: createSoftwareAuthenticator(), challenge });
+        run.enrolledWith.set(r.value.factorId, grant.token === "" ? undefined : grant.factorId);
+      } else {
+        assert.ok(hadActive && grant.token === "", `refused an authorised enrolment: ${String(r.error)}`);
+      }
+      return;
+    }
+    case "confirm":
+    case "finishPasskey": {
+      const candidates = step.op === "confirm" ? run.secrets : run.passkeys;
+      const pending = [...candidates.keys()].filter((id) => before.get(id) === 1);
+      const factorId = run.pick(pending, step.pick);
+      if (factorId === undefined) return;
+      const r = await attempt(activate(h, run, factorId, grant.token));
       const producer = run.enrolledWith.get(factorId);
       const byEnrolmentGrant = producer !== undefined && before.get(producer) === active;
       const allowed = grant.token !== "" || byEnrolmentGrant || (!hadActive && producer === undefined);
@@ -174,6 +213,32 @@ async function apply(h: Harness, run: Run, step: Op): Promise<void> {
   }
 }
 
+/** Confirms a pending TOTP factor with its code, or finishes a pending passkey with its registration. */
+function activate(h: Harness, run: Run, factorId: string, grant: string): Promise<unknown> {
+  const { subject } = run;
+  const passkey = run.passkeys.get(factorId);
+  if (passkey === undefined) {
+    const code = h.code(run.secrets.get(factorId) as string);
+    return h.client.factors.confirmTotp({ subject, factorId, grant, code });
+  }
+  const ceremony = { ...(paymentsParty as Party), challenge: passkey.challenge };
+  const attestationJson = JSON.stringify(passkey.authenticator.register(ceremony));
+  return h.client.factors.finishPasskeyEnrollment({ subject, factorId, grant, attestationJson });
+}
+
+/** The proof a factor gives for a challenge: its TOTP code, or its passkey's assertion. */
+function proofOf(h: Harness, run: Run, factorId: string, passkeyOptionsJson: string) {
+  const passkey = run.passkeys.get(factorId);
+  if (passkey === undefined)
+    return { kind: { case: "totpCode" as const, value: h.code(run.secrets.get(factorId) as string) } };
+  // A challenge offers no passkey options unless the subject has an active passkey.
+  const { challenge } = (passkeyOptionsJson ? JSON.parse(passkeyOptionsJson) : { challenge: "none" }) as {
+    challenge: string;
+  };
+  const assertion = passkey.authenticator.assert({ ...paymentsParty, challenge });
+  return { kind: { case: "passkeyAssertionJson" as const, value: JSON.stringify(assertion) } };
+}
+
 /** StepUp (and Verify with a known factor's code): a grant only from an active factor, passing CheckGrant at once. */
 async function stepUp(
   h: Harness,
@@ -197,13 +262,16 @@ async function stepUp(
   let token: string | undefined;
   if (outcome.case === "grant") token = outcome.value.token;
   if (outcome.case === "challenge") {
-    const factorId = run.pick([...run.secrets.keys()], step.pick);
+    // Even picks answer with an active factor, odd ones with any the run made (pending or removed too).
+    const known = [...run.secrets.keys(), ...run.passkeys.keys()];
+    const candidates = step.pick % 2 === 0 ? known.filter((id) => before.get(id) === active) : known;
+    const factorId = run.pick(candidates, step.pick >> 1);
     if (factorId === undefined) return;
     const verified = await h.client.stepUp
       .verify({
         challengeId: outcome.value.challengeId,
         ...{ subject, sessionId, action },
-        proof: { kind: { case: "totpCode", value: h.code(run.secrets.get(factorId) as string) } },
+        proof: proofOf(h, run, factorId, outcome.value.passkeyRequestOptionsJson),
         idempotencyKey: newKey(),
       })
       .catch(() => undefined);
@@ -217,7 +285,7 @@ async function stepUp(
 describe("factor lifecycle properties", () => {
   let h: Harness;
   before(async () => {
-    h = await startStepgate();
+    h = await startStepgate({ policy });
   });
   after(async () => {
     await h?.close();
@@ -225,7 +293,7 @@ describe("factor lifecycle properties", () => {
 
   it("activates no factor and issues no grant without the authorisation due at that moment", async () => {
     await fc.assert(
-      fc.asyncProperty(fc.array(ops, { minLength: 1, maxLength: 10 }), async (steps) => {
+      fc.asyncProperty(fc.array(ops, { minLength: 1, maxLength: 14 }), async (steps) => {
         const run = new Run(h);
         for (const step of steps) {
           // Every step answers with a new TOTP time step, so no code is a replay of the last.
@@ -237,7 +305,7 @@ describe("factor lifecycle properties", () => {
           if (status === active) assert.ok(run.authorised.has(id), `factor ${id} is active unauthorised`);
         }
       }),
-      { numRuns: 60 },
+      { numRuns: 100 },
     );
   });
 });

@@ -13,6 +13,7 @@ import { createCreateRecoveryCodes } from "../factors/create-recovery-codes.ts";
 import { createEnrollTotp } from "../factors/enroll-totp.ts";
 import { createEnrolledFactors } from "../factors/enrolled-factors.ts";
 import { createFinishPasskeyEnrollment } from "../factors/finish-passkey-enrollment.ts";
+import { createFlagCloned } from "../factors/flag-cloned.ts";
 import { createListFactors } from "../factors/list-factors.ts";
 import { createRemoveFactor } from "../factors/remove-factor.ts";
 import { createCheckGrant } from "../grants/check-grant.ts";
@@ -164,7 +165,7 @@ export async function compose(config: Config, logger: Logger, clock: Clock = sys
       ...{ policy, clock, challenges, verifyResults, attempts, checkProof, sessions },
       ...{ issueGrant, audit, fingerprint, keyRing, replicaId, metrics },
       assertPasskey: createAssertPasskey({ policy, challengeKey }),
-      flagCloned: stores.passkeys.flagCloned,
+      flagCloned: createFlagCloned({ passkeys: stores.passkeys, passkeyCounters: stores.passkeyCounters }),
     });
     const stopRotation = startSigningKeyRotation({
       keys: signingKeys,

@@ -9,6 +9,7 @@ import type { MethodName } from "../domain/method.ts";
 import { assertThat, StepgateError } from "../domain/stepgate-error.ts";
 import { type AssertedPasskey, type AssertPasskey, passkeyAssurance } from "../factors/assert-passkey.ts";
 import type { Checked, CheckProof } from "../factors/check-proof.ts";
+import type { FlagCloned } from "../factors/flag-cloned.ts";
 import { inputRefusals, passkeyError } from "../factors/passkey.ts";
 import { type GrantIssuer, grantAudit, type IssuedGrant } from "../grants/grant-issuer.ts";
 import type { Attempts, SpentAttempt } from "../limits/attempts.ts";
@@ -63,8 +64,8 @@ export interface VerifyDeps {
   checkProof: CheckProof;
   /** Checks a passkey's assertion against the challenge (factors/assert-passkey.ts); writes nothing. */
   assertPasskey: AssertPasskey;
-  /** Flags a passkey whose counter went backwards (store/passkey-store.ts). */
-  flagCloned: (subject: string, factorId: string, now: Date) => Promise<void>;
+  /** Flags a passkey whose counter did not grow (factors/flag-cloned.ts). */
+  flagCloned: FlagCloned;
   sessions: Pick<SessionStore, "elevationWrite">;
   issueGrant: GrantIssuer;
   audit: Pick<AuditLog, "record">;
@@ -221,7 +222,7 @@ async function refuse(
   const result = checked.result;
   const lockoutStarted = await deps.attempts.failed(subject, attempt);
   if (checked.result === "cloned") {
-    await deps.flagCloned(subject, checked.factorId, new Date(deps.clock())).catch(() => {});
+    await deps.flagCloned(subject, checked.factorId, new Date(deps.clock()));
     const details = { factor_id: checked.factorId, action: challenge.action };
     await deps.audit.record({ type: "passkey.counter_regressed", subject, caller, details });
   }

@@ -1,3 +1,4 @@
+import { bumpVersionSql } from "./factor-store.ts";
 import type { Pg, Sql } from "./sql.ts";
 
 /** A security-relevant event; `details` must never hold a secret or a code. */
@@ -19,7 +20,8 @@ export interface AuditStore {
   /**
    * Inserts `events` in one multi-row insert and one commit; an event whose id is stored already is
    * skipped, so a batch delivered twice is stored once. `totp.step_claimed` events also raise their
-   * factor's last step, and `passkey.counter_claimed` events their passkey's counter, in the same transaction. Rejects with the driver's error.
+   * factor's last step, `passkey.counter_claimed` events their passkey's counter and
+   * `passkey.counter_regressed` events flag theirs, in the same transaction. Rejects with the driver's error.
    */
   append(events: AuditEvent[]): Promise<void>;
 }
@@ -59,6 +61,25 @@ async function applyDeferredCounters(run: Sql, events: AuditEvent[]): Promise<vo
       counters.map((c) => c.claim),
       counters.map((c) => c.at),
     ],
+  );
+}
+
+/**
+ * The event type of a cloned passkey (its counter did not grow): storing it also flags the
+ * credential, so a clone caught while PostgreSQL was down is flagged once it is back.
+ */
+export const passkeyClonedType = "passkey.counter_regressed";
+
+const isCloned = (e: AuditEvent) => e.type === passkeyClonedType;
+
+/** Flags each cloned passkey's credential (keeping the first time it was flagged); idempotent. */
+async function applyClones(run: Sql, events: AuditEvent[]): Promise<void> {
+  await run(
+    `with c as (select * from unnest($1::uuid[], $2::timestamptz[]) as u(id, at)),
+     flagged as (update passkey_credentials p set cloned_at = c.at from c
+                 where p.factor_id = c.id and p.cloned_at is null returning p.factor_id)
+     ${bumpVersionSql("(select distinct f.subject from factors f join flagged on f.id = flagged.factor_id) as changed")}`,
+    [events.map((e) => String((e.details as { factor_id?: unknown }).factor_id)), events.map((e) => e.at)],
   );
 }
 
@@ -108,7 +129,8 @@ export function createAuditStore(pg: Pg): AuditStore {
       if (events.length === 0) return;
       const deferred = events.filter(isDeferredClaim);
       const counters = events.filter(isDeferredCounter);
-      if (deferred.length === 0 && counters.length === 0) {
+      const clones = events.filter(isCloned);
+      if (deferred.length === 0 && counters.length === 0 && clones.length === 0) {
         await insert(pg.sql, events);
         return;
       }
@@ -117,6 +139,7 @@ export function createAuditStore(pg: Pg): AuditStore {
         await insert(tx, events);
         if (deferred.length > 0) await applyDeferredClaims(tx, deferred);
         if (counters.length > 0) await applyDeferredCounters(tx, counters);
+        if (clones.length > 0) await applyClones(tx, clones);
       });
     },
   };

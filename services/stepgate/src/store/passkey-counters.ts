@@ -19,7 +19,12 @@ export interface PasskeyCounters {
   own(factorId: string, counter: number, claim: string): Promise<void>;
   /** The claim that took the counter, if one was recorded (null: none). */
   ownerOf(factorId: string, counter: number): Promise<string | null>;
+  /** Refuses every later counter of the passkey (a clone was seen), whatever PostgreSQL knows yet. */
+  retire(factorId: string): Promise<void>;
 }
+
+// Above any signature counter (32 bits, WebAuthn 6.1): a retired passkey's claims are all behind.
+const retiredPosition = 2 ** 32;
 
 export function createPasskeyCounters(hot: HotStore): PasskeyCounters {
   return {
@@ -28,5 +33,8 @@ export function createPasskeyCounters(hot: HotStore): PasskeyCounters {
     own: (factorId, counter, claim) =>
       hot.set(hotKeys.passkeyCounterOwner(factorId, counter), claim, ownerRememberMs),
     ownerOf: (factorId, counter) => hot.get(hotKeys.passkeyCounterOwner(factorId, counter)),
+    async retire(factorId) {
+      await hot.advance(hotKeys.passkeyCounter(factorId), retiredPosition, "retired", rememberMs);
+    },
   };
 }
