@@ -1,14 +1,8 @@
 import type { Challenge } from "../domain/challenge.ts";
 import type { PasskeyRecord } from "../domain/passkey.ts";
 import { type Policy, relyingPartyFor } from "../policy/policy.ts";
-import {
-  type Asserted,
-  type ChallengeBinding,
-  type PasskeyRefusal,
-  passkeyAmr,
-  passkeyChallenge,
-  verifyAssertion,
-} from "./passkey.ts";
+import { type ChallengeBinding, type PasskeyRefusal, passkeyAmr, passkeyChallenge } from "./passkey.ts";
+import { type Asserted, verifyAssertion } from "./passkey-ceremonies.ts";
 
 /** What a challenge's WebAuthn challenge is bound to: the challenge and who it was issued to, for what. */
 export const bindingOf = (

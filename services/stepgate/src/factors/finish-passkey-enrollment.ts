@@ -9,7 +9,8 @@ import type { PasskeyStore } from "../store/passkey-store.ts";
 import type { SessionStore } from "../store/session-store.ts";
 import { type AuthorizeChange, authorizeActivation } from "./authorize-change.ts";
 import { enrolmentBinding } from "./begin-passkey-enrollment.ts";
-import { passkeyChallenge, passkeyError, verifyEnrollment } from "./passkey.ts";
+import { passkeyChallenge, passkeyError } from "./passkey.ts";
+import { verifyEnrollment } from "./passkey-ceremonies.ts";
 
 export interface FinishPasskeyEnrollmentInput {
   subject: string;

@@ -2,14 +2,8 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { describe, it } from "node:test";
 import { createSoftwareAuthenticator, type PasskeyAlgorithm } from "@stepgate/testkit/software-authenticator";
-import {
-  type PasskeyCredential,
-  type PasskeyRequirement,
-  passkeyAmr,
-  passkeyChallenge,
-  verifyAssertion,
-  verifyEnrollment,
-} from "./passkey.ts";
+import { type PasskeyCredential, type PasskeyRequirement, passkeyAmr, passkeyChallenge } from "./passkey.ts";
+import { verifyAssertion, verifyEnrollment } from "./passkey-ceremonies.ts";
 
 const relyingParty = {
   id: "payments.example.com",
