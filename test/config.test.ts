@@ -396,6 +396,90 @@ describe("policy validation (parsePolicy)", () => {
     );
   });
 
+  it("reads passkey demands per action, forcing UV and a device-bound key where only they reach the level", () => {
+    const example = parsePolicy(examplePolicy);
+    assert.deepEqual(example.actions.get("payments.transfer")?.passkey, {
+      userVerification: true,
+      deviceBound: false,
+      aaguids: [],
+    });
+    assert.deepEqual(example.actions.get("payments.high_value")?.passkey, {
+      userVerification: true,
+      deviceBound: true,
+      aaguids: [],
+    });
+    // aal3 without passkey settings: methods.passkey reaches aal3 only device-bound and user-verified.
+    const forced = parsePolicy(
+      examplePolicy.replace(
+        "secrets.read: { acr: aal2, max_age: 0, grant_ttl: 60, priority: high }",
+        "secrets.read: { acr: aal3, max_age: 0, grant_ttl: 60, priority: high }",
+      ),
+    );
+    assert.deepEqual(forced.actions.get("secrets.read")?.passkey, {
+      userVerification: true,
+      deviceBound: true,
+      aaguids: [],
+    });
+    assert.deepEqual(forced.actions.get("secrets.read")?.methods, ["totp", "recovery_code", "passkey"]);
+    assert.equal(example.methods.passkey?.deviceBoundAcr, "aal3");
+    assert.deepEqual(example.methods.passkey?.amr, []);
+  });
+
+  it("gives each caller its relying party, else the policy's, and derives stepgate.enroll_passkey", () => {
+    const policy = parsePolicy(`${testPolicy}
+webauthn: { rp_id: example.com, origins: ["https://example.com", "https://app.example.com:8443"] }
+callers:
+  payments: { actions: ["*"], webauthn: { rp_id: pay.example.com, rp_name: Pay, origins: ["https://pay.example.com"] } }
+  accounts: { actions: ["*"] }
+`);
+    assert.deepEqual(policy.relyingParties.get("payments"), {
+      id: "pay.example.com",
+      name: "Pay",
+      origins: ["https://pay.example.com"],
+    });
+    assert.equal(policy.relyingParties.get("accounts")?.id, "example.com");
+    assert.equal(policy.relyingParties.get("accounts")?.name, "example.com");
+    assert.equal(policy.defaultRelyingParty?.origins.length, 2);
+    const enrol = policy.actions.get("stepgate.enroll_passkey");
+    assert.equal(enrol?.acr, policy.actions.get("stepgate.enroll_totp")?.acr);
+    assert.equal(enrol?.maxAge, policy.actions.get("stepgate.enroll_totp")?.maxAge);
+  });
+
+  it("refuses origins that are not exact, not https off localhost, or not on the RP id, naming each", () => {
+    const message = errorOf(`${testPolicy}
+webauthn:
+  rp_id: example.com
+  origins: ["https://example.com/login", "http://example.com", "https://example.org", "https://evil-example.com"]
+`);
+    assert.deepEqual(message.split("\n"), [
+      'policy.yaml: webauthn.origins: "https://example.com/login" is not an origin (scheme://host[:port])',
+      'policy.yaml: webauthn.origins: "http://example.com" must use https',
+      'policy.yaml: webauthn.origins: "https://example.org" is not on the RP id example.com',
+      'policy.yaml: webauthn.origins: "https://evil-example.com" is not on the RP id example.com',
+    ]);
+    assert.doesNotThrow(() =>
+      parsePolicy(`${testPolicy}\nwebauthn: { rp_id: localhost, origins: ["http://localhost:8088"] }\n`),
+    );
+  });
+
+  it("refuses an unknown device-bound level and an AAGUID that is not a lowercase UUID, by path", () => {
+    assert.match(
+      errorOf(
+        testPolicy.replace("methods:\n", "methods:\n  passkey: { acr: aal2, device_bound_acr: aal7 }\n"),
+      ),
+      /methods\.passkey\.device_bound_acr: unknown level "aal7"/,
+    );
+    assert.match(
+      errorOf(
+        testPolicy.replace(
+          "admin.root: { acr: aal3, max_age: 60 }",
+          'admin.root: { acr: aal3, max_age: 60, passkey: { aaguids: ["ADCE0002-35BC-C60A-648B-0B25F1F05503"] } }',
+        ),
+      ),
+      /actions\.admin\.root\.passkey\.aaguids\.0/,
+    );
+  });
+
   it("each missing management action is named", () => {
     const without = testPolicy
       .split("\n")
