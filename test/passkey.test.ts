@@ -286,6 +286,51 @@ describe("passkeys", () => {
     assert.equal(refused.metadata.attempts_remaining, "4");
   });
 
+  it("locks the subject after max_failures bad signatures, as for TOTP, and audits each failure", async () => {
+    const subject = newSubject();
+    const action = "payments.transfer";
+    const { authenticator } = await enrolPasskey(h.client, subject, paymentsParty);
+    /** One forged answer to a new challenge: the signature's last byte flipped. */
+    const forgedAnswer = async (sessionId: string) => {
+      const { ceremony, request } = await passkeyChallenge(
+        h.client,
+        subject,
+        sessionId,
+        action,
+        paymentsParty,
+      );
+      const assertion = authenticator.assert(ceremony);
+      const signature = Buffer.from(assertion.response.signature, "base64url");
+      signature[signature.length - 1] = (signature.at(-1) ?? 0) ^ 1;
+      const response = { ...assertion.response, signature: signature.toString("base64url") };
+      return failure(verifyPasskey(h.client, request, JSON.stringify({ ...assertion, response })));
+    };
+    // The test policy locks after 8 failures in a row; each challenge takes 5.
+    for (let i = 0; i < 7; i++)
+      assert.equal((await forgedAnswer(newSession())).metadata.refusal, "bad_signature");
+    const eighth = await forgedAnswer(newSession());
+    assert.equal(eighth.metadata.refusal, "bad_signature");
+    const locked = await failure(
+      passkeyChallenge(h.client, subject, newSession(), action, paymentsParty).then(({ ceremony, request }) =>
+        verifyPasskey(h.client, request, JSON.stringify(authenticator.assert(ceremony))),
+      ),
+    );
+    assert.equal(locked.reason, "SUBJECT_LOCKED");
+    await h.flushAudit();
+    const events = await h.db.query<{ type: string; n: string }>(
+      `select type, count(*) as n from audit_events where subject = $1
+       and type in ('verify.failed', 'lockout.started') group by type order by type`,
+      [subject],
+    );
+    assert.deepEqual(
+      events.map((e) => [e.type, Number(e.n)]),
+      [
+        ["lockout.started", 1],
+        ["verify.failed", 8],
+      ],
+    );
+  });
+
   it("catches a cloned authenticator by its counter: refuses, flags the passkey and audits it", async () => {
     const subject = newSubject();
     const action = "payments.transfer";
