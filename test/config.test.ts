@@ -203,11 +203,11 @@ describe("configuration errors at start (child process)", () => {
   it("a policy with an unknown level in an action names actions.<name>.acr", async () => {
     const file = policyWith(
       "unknown-level.yaml",
-      examplePolicy.replace("payments.transfer: { acr: aal2", "payments.transfer: { acr: aal9"),
+      examplePolicy.replace("account.change_email: { acr: aal2", "account.change_email: { acr: aal9"),
     );
     const exit = await expectConfigError(
       { ...env(), STEPGATE_POLICY_FILE: file },
-      "actions.payments.transfer.acr",
+      "actions.account.change_email.acr",
     );
     assert.match(exit.stderr, /unknown level "aal9"/);
   });
