@@ -1,7 +1,8 @@
 // Passkeys in a real browser: the payments example (examples/payments) in headless Chromium with the
 // DevTools virtual authenticator, against three replica processes. A user-verifying, device-bound
 // authenticator enrols and approves a transfer at aal3; one without user verification enrols, and
-// its approval is refused by the browser and, when the page asks without UV, by Stepgate.
+// its approval is refused by the browser and, when the page asks without UV, by Stepgate; and with
+// PostgreSQL stopped, a passkey still approves from the encrypted factor cache.
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync } from "node:fs";
@@ -12,6 +13,7 @@ import { FactorStatus, Method } from "@stepgate/api";
 import { createStepgateClient, type StepgateClient } from "@stepgate/client";
 import { type Approval, type PaymentsWeb, startPaymentsWeb } from "@stepgate/example-payments/web-server";
 import { freePort } from "@stepgate/testkit/free-port";
+import { type OwnPostgres, startOwnPostgres } from "@stepgate/testkit/own-postgres";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { type Cluster, startCluster } from "../support/cluster.ts";
 import { writePolicy } from "../support/stepgate.ts";
@@ -46,6 +48,8 @@ describe("passkeys in headless Chromium through the payments example", () => {
   let browser: Browser | undefined;
   let browserPid: number | undefined;
   let client: StepgateClient | undefined;
+  // A PostgreSQL of the test's own, which the last case stops.
+  let postgres: OwnPostgres | undefined;
   const approvals: Approval[] = [];
 
   before(async () => {
@@ -53,9 +57,14 @@ describe("passkeys in headless Chromium through the payments example", () => {
     if (!existsSync(chromiumPath)) throw new Error(`${chromiumPath} is missing: apt-get install chromium`);
     const port = await freePort();
     // The page's origin must be `localhost`: a secure context over http, and the RP id.
+    postgres = await startOwnPostgres();
     cluster = await startCluster({
       size: 3,
-      env: { STEPGATE_POLICY_FILE: writePolicy(policyFor(`http://localhost:${port}`)) },
+      databaseServerUrl: postgres.url,
+      env: {
+        STEPGATE_POLICY_FILE: writePolicy(policyFor(`http://localhost:${port}`)),
+        STEPGATE_HEALTH_INTERVAL_MS: "100",
+      },
     });
     web = await startPaymentsWeb({
       port,
@@ -102,7 +111,9 @@ describe("passkeys in headless Chromium through the payments example", () => {
     }
     await web?.close();
     client?.close();
+    await postgres?.start().catch(() => {});
     await cluster?.close();
+    await postgres?.destroy();
   });
 
   /** A fresh page on the example with its own virtual authenticator, for a fresh subject. */
@@ -206,4 +217,31 @@ describe("passkeys in headless Chromium through the payments example", () => {
     assert.equal(again.outcome.case, "challenge");
     await page.close();
   });
+
+  it("approves with a passkey while PostgreSQL is down, from the encrypted factor cache", {
+    timeout: 60_000,
+  }, async () => {
+    assert.ok(client && cluster && postgres);
+    const { page, subject } = await openPage({ hasUserVerification: true, isUserVerified: true });
+    assert.deepEqual(await press(page, "#enrol"), { kind: "ok", text: "Passkey enrolled" });
+    await postgres.stop("SIGQUIT");
+    // Every replica has seen PostgreSQL go (its health probe runs every 100 ms).
+    for (const replica of cluster.replicas) await loggedDown(replica.lines);
+    assert.deepEqual(await press(page, "#approve"), {
+      kind: "ok",
+      text: "Transfer approved: aal3 hwk user mfa",
+    });
+    assert.ok(approvals.some((a) => a.subject === subject && a.claims.acr === "aal3"));
+    await page.close();
+    await postgres.start();
+  });
 });
+
+/** Waits (at most 10 s) until a replica's log says PostgreSQL is down. */
+async function loggedDown(lines: string[]): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    if (lines.some((l) => l.includes('"dependency down"') && l.includes('"postgresql"'))) return;
+    await sleep(50);
+  }
+  assert.fail("no replica logged PostgreSQL down");
+}

@@ -24,10 +24,12 @@ export interface ClusterOptions {
    * applied after `env`, e.g. `{ "replica-3": { STEPGATE_FAULT_UNAVAILABLE: "1" } }`.
    */
   replicaEnv?: Record<string, Record<string, string>>;
+  /** The PostgreSQL server to create the cluster's database on (default: the machine's), e.g. one the test stops. */
+  databaseServerUrl?: string;
 }
 
 export async function startCluster(options: ClusterOptions = {}): Promise<Cluster> {
-  const db = await createTestDatabase();
+  const db = await createTestDatabase(options.databaseServerUrl);
   const redis: TestRedisPrefix = createTestRedisPrefix();
   const env = {
     STEPGATE_HOST: "127.0.0.1",
