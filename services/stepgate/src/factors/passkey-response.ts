@@ -28,7 +28,7 @@ export function parseResponse<T extends { id: string; response: { clientDataJSON
   return parsed as T;
 }
 
-/** The client data's refusal, if any: size, type, challenge and origin. */
+/** The client data's refusal, if any: size, type, challenge and origin (a cross-origin frame included). */
 export function checkClientData(
   encoded: string,
   type: "webauthn.create" | "webauthn.get",
@@ -44,6 +44,8 @@ export function checkClientData(
   if (client.type !== type) return "wrong_type";
   if (client.challenge !== answer.challenge) return "wrong_challenge";
   if (!answer.relyingParty.origins.includes(client.origin)) return "wrong_origin";
+  // Made in a frame of another site's page (WebAuthn 5.10.1): the listed origins are top-level pages.
+  if (client.crossOrigin === true) return "wrong_origin";
   return undefined;
 }
 

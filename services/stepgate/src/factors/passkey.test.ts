@@ -101,6 +101,24 @@ describe("passkeys (WebAuthn ceremonies)", () => {
       ok: false,
       refusal: "wrong_origin",
     });
+    // The right origin, but inside another site's frame: the browser says crossOrigin.
+    const framed = authenticator.assert(ceremony(challenge));
+    const clientData = JSON.parse(
+      Buffer.from(framed.response.clientDataJSON, "base64url").toString(),
+    ) as object;
+    const inFrame = {
+      ...framed,
+      response: {
+        ...framed.response,
+        clientDataJSON: Buffer.from(JSON.stringify({ ...clientData, crossOrigin: true })).toString(
+          "base64url",
+        ),
+      },
+    };
+    assert.deepEqual(await assertWith(credential, JSON.stringify(inFrame)), {
+      ok: false,
+      refusal: "wrong_origin",
+    });
     const otherRp = authenticator.assert({ ...ceremony(challenge), rpId: "example.com" });
     assert.deepEqual(await assertWith(credential, JSON.stringify(otherRp)), {
       ok: false,
