@@ -6,7 +6,9 @@ import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { fromBinary } from "@bufbuild/protobuf";
 import { BadRequestSchema, ErrorInfoSchema } from "@stepgate/api/gen/google/rpc/error_details_pb";
+import { createSoftwareAuthenticator } from "@stepgate/testkit/software-authenticator";
 import { newKey, newSession, newSubject } from "./support/flows.ts";
+import { passkeyPolicy, paymentsParty } from "./support/passkeys.ts";
 import { type Harness, startStepgate } from "./support/stepgate.ts";
 
 const buf = fileURLToPath(new URL("../node_modules/.bin/buf", import.meta.url));
@@ -98,6 +100,8 @@ const stepgateMethods = [
   "stepgate.v1.StepUpService/GetJwks",
   "stepgate.v1.FactorService/EnrollTotp",
   "stepgate.v1.FactorService/ConfirmTotp",
+  "stepgate.v1.FactorService/BeginPasskeyEnrollment",
+  "stepgate.v1.FactorService/FinishPasskeyEnrollment",
   "stepgate.v1.FactorService/CreateRecoveryCodes",
   "stepgate.v1.FactorService/ListFactors",
   "stepgate.v1.FactorService/RemoveFactor",
@@ -327,5 +331,68 @@ describe("interop with buf curl (gRPC over h2c, schema by reflection)", () => {
     });
     assert.equal(failed.exitCode, 7 << 3);
     assert.equal(failed.reason, "WRONG_CODE");
+  });
+});
+
+describe("interop with buf curl: passkeys in protobuf JSON", () => {
+  let h: Harness;
+  let base: string;
+  const url = (method: string) => `${base}/${method}`;
+  before(async () => {
+    h = await startStepgate({ policy: passkeyPolicy });
+    base = `http://127.0.0.1:${h.port}`;
+  });
+  after(() => h.close());
+
+  it("enrols a passkey, steps up with it and verifies; a malformed assertion is INVALID_ARGUMENT (exit 24)", async () => {
+    const subject = newSubject();
+    const sessionId = newSession();
+    const action = "payments.transfer";
+    const authenticator = createSoftwareAuthenticator({ algorithm: "EdDSA" });
+    const begun = await call<{ factorId: string; creationOptionsJson: string }>(
+      url("stepgate.v1.FactorService/BeginPasskeyEnrollment"),
+      { subject, label: "Laptop", user_name: `${subject}@example.com` },
+    );
+    const creation = JSON.parse(begun.creationOptionsJson) as { challenge: string; rp: { id: string } };
+    assert.equal(creation.rp.id, paymentsParty.rpId);
+    const finished = await call<{ factor: { method: string; status: string } }>(
+      url("stepgate.v1.FactorService/FinishPasskeyEnrollment"),
+      {
+        subject,
+        factor_id: begun.factorId,
+        attestation_json: JSON.stringify(
+          authenticator.register({ ...paymentsParty, challenge: creation.challenge }),
+        ),
+      },
+    );
+    assert.equal(finished.factor.method, "METHOD_PASSKEY");
+    assert.equal(finished.factor.status, "FACTOR_STATUS_ACTIVE");
+
+    const stepped = await call<{
+      challenge: { challengeId: string; methods: string[]; passkeyRequestOptionsJson: string };
+    }>(url("stepgate.v1.StepUpService/StepUp"), { subject, session_id: sessionId, action });
+    assert.deepEqual(stepped.challenge.methods, ["METHOD_PASSKEY"]);
+    const request = JSON.parse(stepped.challenge.passkeyRequestOptionsJson) as { challenge: string };
+    const verify = (value: string) => ({
+      challenge_id: stepped.challenge.challengeId,
+      subject,
+      session_id: sessionId,
+      action,
+      proof: { passkey_assertion_json: value },
+      idempotency_key: newKey(),
+    });
+    const malformed = await callFailing(url("stepgate.v1.StepUpService/Verify"), verify('{"id": 1}'));
+    assert.equal(malformed.exitCode, 3 << 3);
+    assert.equal(malformed.reason, "PASSKEY_MALFORMED");
+    const assertion = JSON.stringify(
+      authenticator.assert({ ...paymentsParty, challenge: request.challenge }),
+    );
+    const verified = await call<{ grant: { acr: string; amr: string[] }; method: string }>(
+      url("stepgate.v1.StepUpService/Verify"),
+      verify(assertion),
+    );
+    assert.equal(verified.method, "METHOD_PASSKEY");
+    assert.equal(verified.grant.acr, "aal3");
+    assert.deepEqual(verified.grant.amr, ["hwk", "user", "mfa"]);
   });
 });
