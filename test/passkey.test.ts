@@ -396,6 +396,23 @@ describe("passkeys", () => {
     assert.equal(next.outcome.value.passkeyRequestOptionsJson, "");
   });
 
+  it("answers a finish sent again with the factor, and refuses another registration for it", async () => {
+    const subject = newSubject();
+    const authenticator = createSoftwareAuthenticator();
+    const { factorId, ceremony } = await beginPasskey(h.client, subject, paymentsParty);
+    const attestationJson = JSON.stringify(authenticator.register(ceremony));
+    const first = await h.client.factors.finishPasskeyEnrollment({ subject, factorId, attestationJson });
+    const again = await h.client.factors.finishPasskeyEnrollment({ subject, factorId, attestationJson });
+    assert.equal(again.factor?.factorId, first.factor?.factorId);
+    assert.equal(again.factor?.status, FactorStatus.ACTIVE);
+    const other = JSON.stringify(createSoftwareAuthenticator().register(ceremony));
+    const refused = await failure(
+      h.client.factors.finishPasskeyEnrollment({ subject, factorId, attestationJson: other }),
+    );
+    assert.equal(refused.reason, "FACTOR_STATE");
+    assert.equal((await h.client.factors.listFactors({ subject })).factors.length, 1);
+  });
+
   it("refuses a credential id the relying party has already registered, for any subject", async () => {
     const subject = newSubject();
     const { authenticator } = await enrolPasskey(h.client, subject, paymentsParty);

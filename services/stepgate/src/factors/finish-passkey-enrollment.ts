@@ -9,8 +9,8 @@ import type { PasskeyStore } from "../store/passkey-store.ts";
 import type { SessionStore } from "../store/session-store.ts";
 import { type AuthorizeChange, authorizeActivation } from "./authorize-change.ts";
 import { enrolmentBinding } from "./begin-passkey-enrollment.ts";
-import { passkeyChallenge, passkeyError } from "./passkey.ts";
-import { verifyEnrollment } from "./passkey-ceremonies.ts";
+import { type Passkeyed, passkeyChallenge, passkeyError } from "./passkey.ts";
+import { type Enrolled, verifyEnrollment } from "./passkey-ceremonies.ts";
 
 export interface FinishPasskeyEnrollmentInput {
   subject: string;
@@ -26,19 +26,21 @@ export interface FinishPasskeyEnrollmentInput {
 
 /**
  * Activates a pending passkey with the browser's registration response (WebAuthn 7.1, checked by
- * factors/passkey.ts `verifyEnrollment`), storing its credential. Like ConfirmTotp, the factor
- * becomes active only under an authorisation that holds at that moment (STATE-CHANGES.md). A
- * refused response changes nothing. Fails with FACTOR_NOT_FOUND, FACTOR_STATE (already active, or
- * the 10-minute window passed), PASSKEY_MALFORMED, PASSKEY_REFUSED (refusal wrong_type,
- * wrong_challenge, wrong_origin, wrong_rp, attestation_unsupported, aaguid_not_allowed,
- * bad_signature, or already_registered: the relying party has this credential), METHOD_NOT_ALLOWED
- * (no relying party for the caller), GRANT_REQUIRED, GRANT_REVOKED or a reason of AuthorizeChange.
+ * factors/passkey-ceremonies.ts `verifyEnrollment`), storing its credential. Like ConfirmTotp, the
+ * factor becomes active only under an authorisation that holds at that moment (STATE-CHANGES.md).
+ * A refused response changes nothing; the same registration sent again after it succeeded answers
+ * the factor again, so a finish lost with its replica can be retried. Fails with FACTOR_NOT_FOUND,
+ * FACTOR_STATE (already active with another registration, or the 10-minute window passed),
+ * PASSKEY_MALFORMED, PASSKEY_REFUSED (refusal wrong_type, wrong_challenge, wrong_origin, wrong_rp,
+ * attestation_unsupported, aaguid_not_allowed, bad_signature, or already_registered: the relying
+ * party has this credential), METHOD_NOT_ALLOWED (no relying party for the caller),
+ * GRANT_REQUIRED, GRANT_REVOKED or a reason of AuthorizeChange.
  */
 export type FinishPasskeyEnrollment = (input: FinishPasskeyEnrollmentInput) => Promise<Factor>;
 
 export interface FinishPasskeyEnrollmentDeps {
   factors: Pick<FactorStore, "find">;
-  passkeys: Pick<PasskeyStore, "activate">;
+  passkeys: Pick<PasskeyStore, "activate" | "credentialOf">;
   authorizeChange: AuthorizeChange;
   /** Tells whether the grant an enrolment spent was revoked since. */
   sessions: Pick<SessionStore, "revocations">;
@@ -62,19 +64,19 @@ export function createFinishPasskeyEnrollment(deps: FinishPasskeyEnrollmentDeps)
       "METHOD_NOT_ALLOWED",
       "the policy offers no passkeys to this caller",
     );
-    assertThat(factor.status === "pending", "FACTOR_STATE", "passkey is already enrolled");
-    const now = deps.clock();
-    assertThat(
-      factor.confirmBy && factor.confirmBy.getTime() > now,
-      "FACTOR_STATE",
-      "enrolment expired; enrol again",
-    );
     const verified = await verifyEnrollment({
       responseJson: input.attestationJson,
       challenge: passkeyChallenge(deps.challengeKey, enrolmentBinding(factorId, subject, caller)),
       relyingParty,
       requirement: { userVerification: false, deviceBound: false },
     });
+    if (factor.status === "active") return finishedAgain(deps, factor, verified);
+    const now = deps.clock();
+    assertThat(
+      factor.confirmBy && factor.confirmBy.getTime() > now,
+      "FACTOR_STATE",
+      "enrolment expired; enrol again",
+    );
     if (!verified.ok) throw passkeyError(verified.refusal);
     const authorization = await authorizeActivation(deps, {
       ...{ subject, caller, grant: input.grant, proof: input.proof },
@@ -118,4 +120,22 @@ export function createFinishPasskeyEnrollment(deps: FinishPasskeyEnrollmentDeps)
     });
     return (await deps.factors.find(subject, factorId)) as Factor;
   };
+}
+
+/**
+ * A finish sent again after it succeeded (its reply was lost): the same registration, made for this
+ * enrolment's challenge, answers the factor again; anything else is FACTOR_STATE.
+ */
+async function finishedAgain(
+  deps: FinishPasskeyEnrollmentDeps,
+  factor: Factor,
+  verified: Passkeyed<Enrolled>,
+): Promise<Factor> {
+  const stored = verified.ok ? await deps.passkeys.credentialOf(factor.subject, factor.id) : undefined;
+  assertThat(
+    verified.ok && stored === verified.value.credential.credentialId,
+    "FACTOR_STATE",
+    "passkey is already enrolled",
+  );
+  return factor;
 }

@@ -46,6 +46,8 @@ export interface PasskeyStore {
   activate(
     activation: PasskeyActivation,
   ): Promise<"activated" | "not_pending" | "subject_has_factor" | "already_registered">;
+  /** The credential id of the subject's passkey factor, once its enrolment finished; undefined otherwise. */
+  credentialOf(subject: string, factorId: string): Promise<string | undefined>;
   /** The credential ids the subject registered with the relying party (WebAuthn excludeCredentials). */
   credentialIds(subject: string, rpId: string): Promise<{ id: string; transports: string[] }[]>;
   /**
@@ -116,6 +118,14 @@ export function createPasskeyStore(pg: Pg): PasskeyStore {
           if (isUniqueViolation(error)) return "already_registered" as const;
           throw error;
         }),
+    async credentialOf(subject, factorId) {
+      const rows = await run<{ credential_id: string }>(
+        `select p.credential_id from passkey_credentials p join factors f on f.id = p.factor_id
+         where f.subject = $1 and p.factor_id = $2`,
+        [subject, factorId],
+      );
+      return rows[0]?.credential_id;
+    },
     async credentialIds(subject, rpId) {
       const rows = await run<{ credential_id: string; transports: string[] }>(
         `select p.credential_id, p.transports from passkey_credentials p join factors f on f.id = p.factor_id
