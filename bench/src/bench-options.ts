@@ -1,6 +1,7 @@
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import type { PhasePlan } from "./measure-scenario.ts";
+import { numberOption } from "./number-option.ts";
 import type { OverloadPlan } from "./overload.ts";
 import { type BenchScenarioName, benchScenarioNames, type ScenarioName } from "./worker-messages.ts";
 
@@ -68,12 +69,7 @@ export function parseBenchOptions(argv: string[], env: NodeJS.ProcessEnv): Bench
     process.exit(0);
   }
   const quick = values.quick;
-  const number = (name: string, value: string | undefined, fallback: number, min: number) => {
-    if (value === undefined) return fallback;
-    const n = Number(value);
-    if (!Number.isFinite(n) || n < min) throw new Error(`--${name} must be a number of at least ${min}`);
-    return n;
-  };
+  const number = numberOption;
   const ms = (name: string, value: string | undefined, seconds: number) =>
     number(name, value, seconds, 0.1) * 1000;
   const selected = (values.scenarios?.split(",") ?? [...benchScenarioNames]).map((s) => {

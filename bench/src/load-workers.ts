@@ -1,25 +1,31 @@
 import { type ChildProcess, fork } from "node:child_process";
 import { join } from "node:path";
-import type { WorkerCommand, WorkerReply, WorkerRequest } from "./worker-messages.ts";
+import type { WorkerCommand, WorkerReply } from "./worker-messages.ts";
 
 const workerScript = join(import.meta.dirname, "load-worker.ts");
 
-/** Load generator processes, driven over IPC. */
-export interface LoadWorkers {
+/** Load generator processes, driven over IPC; `C` is what they understand (load-worker.ts: WorkerCommand). */
+export interface LoadWorkers<C extends { type: string } = WorkerCommand> {
   readonly pids: number[];
   readonly size: number;
   /** Sends `command` to worker `index` and resolves with its answer. */
-  send<T>(index: number, command: WorkerCommand): Promise<T>;
+  send<T>(index: number, command: C): Promise<T>;
   /** Sends each worker its command at once and resolves with every answer, in worker order. */
-  all<T>(command: (index: number) => WorkerCommand): Promise<T[]>;
+  all<T>(command: (index: number) => C): Promise<T[]>;
   close(): Promise<void>;
 }
 
 /**
  * `size` load generator processes. With `cpuList` (as `taskset -c` takes it, e.g. `"1"`), each is
  * started through taskset, which execs Node in place: the generators stay off the replicas' core.
+ * `script` is the worker's code (default load-worker.ts); it must answer `{ type: "close" }` and
+ * reply to `{ id, command }` messages as load-worker.ts does.
  */
-export function startLoadWorkers(size: number, cpuList?: string): LoadWorkers {
+export function startLoadWorkers<C extends { type: string } = WorkerCommand>(
+  size: number,
+  cpuList?: string,
+  script: string = workerScript,
+): LoadWorkers<C> {
   const children: ChildProcess[] = [];
   const pending = new Map<
     number,
@@ -28,7 +34,7 @@ export function startLoadWorkers(size: number, cpuList?: string): LoadWorkers {
   let nextId = 0;
   for (let i = 0; i < size; i++) {
     // Structured clone over IPC, so latency arrays travel as Float64Arrays rather than JSON.
-    const child = fork(workerScript, [], {
+    const child = fork(script, [], {
       serialization: "advanced",
       ...(cpuList === undefined
         ? {}
@@ -53,22 +59,25 @@ export function startLoadWorkers(size: number, cpuList?: string): LoadWorkers {
     });
     children.push(child);
   }
-  const send = <T>(index: number, command: WorkerCommand) =>
+  // Every worker script answers `close`, whatever else it understands.
+  const send = <T>(index: number, command: C | { type: "close" }) =>
     new Promise<T>((resolve, reject) => {
       const id = nextId++;
       pending.set(id, { worker: index, resolve: resolve as (value: unknown) => void, reject });
-      children[index]?.send({ id, command } satisfies WorkerRequest, (error) => {
-        if (error === null) return;
-        pending.delete(id);
-        reject(new Error(`load worker ${index + 1}: ${error.message}`));
-      });
+      children[index]?.send(
+        { id, command } satisfies { id: number; command: C | { type: "close" } },
+        (error) => {
+          if (error === null) return;
+          pending.delete(id);
+          reject(new Error(`load worker ${index + 1}: ${error.message}`));
+        },
+      );
     });
   return {
     pids: children.map((c) => c.pid ?? 0),
     size,
     send,
-    all: <T>(command: (index: number) => WorkerCommand) =>
-      Promise.all(children.map((_, i) => send<T>(i, command(i)))),
+    all: <T>(command: (index: number) => C) => Promise.all(children.map((_, i) => send<T>(i, command(i)))),
     async close() {
       await Promise.all(
         children.map(async (child, i) => {

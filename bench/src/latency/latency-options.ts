@@ -1,6 +1,7 @@
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import type { PhasePlan } from "../measure-scenario.ts";
+import { numberOption } from "../number-option.ts";
 import { type FixedScenarioName, fixedScenarioNames } from "./fixed-requests.ts";
 import type { FixedPlan } from "./measure-fixed.ts";
 
@@ -77,12 +78,7 @@ export function parseLatencyOptions(argv: string[], env: NodeJS.ProcessEnv): Lat
     process.exit(0);
   }
   const quick = values.quick;
-  const number = (name: string, value: string | undefined, fallback: number, min: number) => {
-    if (value === undefined) return fallback;
-    const n = Number(value);
-    if (!Number.isFinite(n) || n < min) throw new Error(`--${name} must be a number of at least ${min}`);
-    return n;
-  };
+  const number = numberOption;
   const list = (name: string, value: string | undefined, fallback: number[], min: number) =>
     value === undefined ? fallback : value.split(",").map((v) => Math.round(number(name, v, 0, min)));
   const seconds = (
@@ -110,23 +106,7 @@ export function parseLatencyOptions(argv: string[], env: NodeJS.ProcessEnv): Lat
     replicas: list("replicas", values.replicas, quick ? [1, 2] : [1, 2, 3], 1),
     parts: { latency: parts.includes("latency"), cost: parts.includes("cost") },
     fixedScenarios,
-    fixed: {
-      warmupSeconds: warmup,
-      saturationSeconds: saturation,
-      rateSeconds: rate,
-      fractions,
-      saturation: { clients: 2, streams: 32 },
-      open: { clients: 4, streams: 256 },
-      cpuList: generators,
-    },
-    plan: {
-      initialWarmupMs: (quick ? 0.5 : 3) * 1000,
-      warmupMs: warmup * 1000,
-      saturationMs: saturation * 1000,
-      concurrency: 32,
-      rateMs: rate * 1000,
-      fractions,
-    },
+    ...phasePlans({ quick, warmup, saturation, rate, fractions, generators }),
     verifyWorkers: Math.round(number("verify-workers", values["verify-workers"], 4, 1)),
     costWorkers: Math.round(number("cost-workers", values["cost-workers"], 2, 1)),
     cores: { replicas: values["replica-cores"] ?? "0", generators },
@@ -134,5 +114,43 @@ export function parseLatencyOptions(argv: string[], env: NodeJS.ProcessEnv): Lat
     redisUrl: env.STEPGATE_BENCH_REDIS_URL ?? "redis://127.0.0.1:6379",
     basePort: 45_000 + Math.floor(Math.random() * 1000) * 4,
     outDir: values.out ?? join(import.meta.dirname, "../../../bench-results"),
+  };
+}
+
+/**
+ * The phases of a cost measurement, in the shapes `measureFixed` (`fixed`, seconds) and
+ * `measureNode` (`plan`, ms) take: warm-up, saturation and open-loop phases at `fractions` of the
+ * saturated rate, with generators on the cores `generators` names.
+ */
+export function phasePlans(p: {
+  quick: boolean;
+  /** Seconds. */
+  warmup: number;
+  /** Seconds. */
+  saturation: number;
+  /** Seconds per open-loop rate. */
+  rate: number;
+  fractions: number[];
+  /** Cores for the generators, as taskset -c takes them. */
+  generators: string;
+}) {
+  return {
+    fixed: {
+      warmupSeconds: p.warmup,
+      saturationSeconds: p.saturation,
+      rateSeconds: p.rate,
+      fractions: p.fractions,
+      saturation: { clients: 2, streams: 32 },
+      open: { clients: 4, streams: 256 },
+      cpuList: p.generators,
+    },
+    plan: {
+      initialWarmupMs: (p.quick ? 0.5 : 3) * 1000,
+      warmupMs: p.warmup * 1000,
+      saturationMs: p.saturation * 1000,
+      concurrency: 32,
+      rateMs: p.rate * 1000,
+      fractions: p.fractions,
+    },
   };
 }

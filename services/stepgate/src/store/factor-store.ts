@@ -159,7 +159,7 @@ async function claimSteps(run: Sql, claims: StepClaimInput[]): Promise<StepClaim
 }
 
 /** A PostgreSQL error's SQLSTATE, e.g. 40P01 for a deadlock. */
-const pgErrorCode = (error: unknown) =>
+export const pgErrorCode = (error: unknown) =>
   typeof error === "object" && error !== null && "code" in error ? String(error.code) : undefined;
 
 /** A claim the update did not take: "removed", a retry's own claim ("claimed"), or "replayed". */

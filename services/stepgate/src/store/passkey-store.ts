@@ -1,5 +1,6 @@
 import type { ChangeAuthorization } from "../domain/factor.ts";
-import { lockSubject } from "./factor-store.ts";
+import { lockSubject, pgErrorCode } from "./factor-store.ts";
+import { groupCommit } from "./group-commit.ts";
 import type { Pg, Sql } from "./sql.ts";
 
 /** A new, pending passkey enrolment: a factor row without a credential yet. */
@@ -61,8 +62,64 @@ export interface PasskeyStore {
   flagCloned(subject: string, factorId: string, now: Date): Promise<void>;
 }
 
-const isUniqueViolation = (error: unknown) =>
-  typeof error === "object" && error !== null && "code" in error && error.code === "23505";
+/** One counter claim (see PasskeyStore.claimCounter). */
+interface CounterClaimInput {
+  factorId: string;
+  counter: number;
+  claim: string;
+  now: Date;
+}
+
+/** Most counter claims in one statement: 64 rows keep the statement and its locks short. */
+const claimBatchSize = 64;
+
+/**
+ * Claims the counters of distinct passkeys in one statement and one commit, rows locked in factor id
+ * order (two replicas' batches cannot deadlock). A claim the update did not take is looked at again
+ * on its own: "regressed" if the passkey is still active, "removed" if not.
+ */
+async function claimCounters(run: Sql, claims: CounterClaimInput[]): Promise<CounterClaim[]> {
+  const sorted = [...claims].sort((a, b) => (a.factorId < b.factorId ? -1 : 1));
+  const taken = await run<{ id: string }>(
+    `with c as (select * from unnest($1::uuid[], $2::bigint[], $3::text[], $4::timestamptz[]) as u(id, counter, claim, at)),
+     claimed as (
+       update passkey_credentials p set sign_count = c.counter, last_claim = c.claim
+       from c, factors f
+       where p.factor_id = c.id and f.id = p.factor_id and f.status = 'active' and p.cloned_at is null
+         and (p.sign_count < c.counter or (c.counter = 0 and p.sign_count = 0)
+              or (p.sign_count = c.counter and p.last_claim = c.claim))
+       returning p.factor_id, c.at)
+     update factors f set last_used_at = claimed.at from claimed where f.id = claimed.factor_id returning f.id`,
+    [
+      sorted.map((c) => c.factorId),
+      sorted.map((c) => c.counter),
+      sorted.map((c) => c.claim),
+      sorted.map((c) => c.now),
+    ],
+  ).catch((error: unknown) => {
+    // Should a plan lock in another order anyway, one by one still decides every claim.
+    if (claims.length > 1 && pgErrorCode(error) === "40P01") return undefined;
+    throw error;
+  });
+  if (taken === undefined)
+    return Promise.all(claims.map((c) => claimCounters(run, [c]).then(([r]) => r as CounterClaim)));
+  const claimed = new Set(taken.map((r) => r.id));
+  return Promise.all(
+    claims.map((c) => (claimed.has(c.factorId) ? ("claimed" as const) : refusedClaim(run, c))),
+  );
+}
+
+/** Why a counter claim was not taken: the passkey is still active (its counter did not grow), or it is gone. */
+async function refusedClaim(run: Sql, { factorId }: CounterClaimInput): Promise<CounterClaim> {
+  const found = await run(
+    `select 1 from passkey_credentials p join factors f on f.id = p.factor_id
+     where p.factor_id = $1 and f.status = 'active'`,
+    [factorId],
+  );
+  return found.length === 1 ? "regressed" : "removed";
+}
+
+const isUniqueViolation = (error: unknown) => pgErrorCode(error) === "23505";
 
 async function hasOtherActive(tx: Sql, subject: string, except: string): Promise<boolean> {
   const rows = await tx(
@@ -74,6 +131,12 @@ async function hasOtherActive(tx: Sql, subject: string, except: string): Promise
 
 export function createPasskeyStore(pg: Pg): PasskeyStore {
   const run = pg.sql;
+  // As TOTP step claims: concurrent Verify calls share one statement and one commit.
+  const claimGrouped = groupCommit<CounterClaimInput, CounterClaim>({
+    maxBatch: claimBatchSize,
+    keyOf: (c) => c.factorId,
+    run: (batch) => claimCounters(run, batch),
+  });
   return {
     async insertPending(p) {
       await run(
@@ -134,25 +197,7 @@ export function createPasskeyStore(pg: Pg): PasskeyStore {
       );
       return rows.map((r) => ({ id: r.credential_id, transports: r.transports }));
     },
-    async claimCounter(factorId, counter, claim, now) {
-      const claimed = await run(
-        `with claimed as (
-           update passkey_credentials p set sign_count = $2, last_claim = $3
-           from factors f
-           where p.factor_id = $1 and f.id = p.factor_id and f.status = 'active' and p.cloned_at is null
-             and (p.sign_count < $2 or ($2 = 0 and p.sign_count = 0) or (p.sign_count = $2 and p.last_claim = $3))
-           returning p.factor_id)
-         update factors set last_used_at = $4 where id in (select factor_id from claimed) returning id`,
-        [factorId, counter, claim, now],
-      );
-      if (claimed.length === 1) return "claimed";
-      const found = await run(
-        `select 1 from passkey_credentials p join factors f on f.id = p.factor_id
-         where p.factor_id = $1 and f.status = 'active'`,
-        [factorId],
-      );
-      return found.length === 1 ? "regressed" : "removed";
-    },
+    claimCounter: (factorId, counter, claim, now) => claimGrouped({ factorId, counter, claim, now }),
     flagCloned: (subject, factorId, now) =>
       pg.transaction(async (tx) => {
         // The subject's cached factors are read again: a flagged credential leaves them.
