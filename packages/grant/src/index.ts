@@ -9,3 +9,12 @@ export {
 } from "./grant-verifier.ts";
 export { type Jwk, publicJwk } from "./jwk.ts";
 export { isNumericDate, latestNumericDate, type TimeClaims, timeClaimFault } from "./time-claims.ts";
+export {
+  canonicalTransaction,
+  normalizeTransaction,
+  type TransactionDetails,
+  TransactionError,
+  type TransactionRefusal,
+  transactionDigest,
+  transactionSummary,
+} from "./transaction.ts";
