@@ -87,11 +87,14 @@ export interface StepgateClientOptions {
 export interface StepgateClient {
   /** StepUp, Verify, CheckGrant, EndSession, GetJwks. */
   stepUp: Client<typeof StepUpService>;
-  /** EnrollTotp, ConfirmTotp, CreateRecoveryCodes, ListFactors, RemoveFactor. */
+  /** EnrollTotp, ConfirmTotp, Begin/FinishPasskeyEnrollment, CreateRecoveryCodes, ListFactors, RemoveFactor. */
   factors: Client<typeof FactorService>;
   /**
    * Verifies a grant offline against the published keys (fetched with GetJwks, cached, and
-   * refetched on an unknown key id). The audience defaults to this client's caller name.
+   * refetched on an unknown key id). The audience defaults to this client's caller name. A grant
+   * bound to a transaction (`txn` claim) passes only with `transaction`, the details about to be
+   * executed; it rejects with GrantError (GRANT_INVALID, GRANT_EXPIRED, GRANT_MISMATCH,
+   * GRANT_SINGLE_USE, GRANT_TRANSACTION_MISMATCH), or an Error when the keys cannot be fetched.
    */
   verifyGrant(
     token: string,

@@ -16,6 +16,8 @@ export interface GrantClaims {
   single_use?: true;
   /** The factor whose proof produced the grant (opaque id, as ListFactors reports it). Removing it revokes the grant. */
   fid?: string;
+  /** A grant bound to one transaction: `transactionDigest` of its details (transaction.ts). */
+  txn?: string;
 }
 
 // The JOSE `typ` header, so a grant is never mistaken for another JWT signed by the same key (RFC 8725 §3.11).
@@ -25,10 +27,8 @@ export const grantType = "stepgate-grant+jwt";
 // Frozen because verified claims are cached and handed to every caller presenting the same token.
 export function parseGrantClaims(value: unknown): GrantClaims | undefined {
   if (typeof value !== "object" || value === null || Array.isArray(value)) return undefined;
-  const { iss, sub, sid, aud, action, acr, amr, auth_time, iat, exp, jti, single_use, fid } = value as Record<
-    string,
-    unknown
-  >;
+  const { iss, sub, sid, aud, action, acr, amr, auth_time, iat, exp, jti, single_use, fid, txn } =
+    value as Record<string, unknown>;
   if (
     typeof iss !== "string" ||
     typeof sub !== "string" ||
@@ -47,6 +47,8 @@ export function parseGrantClaims(value: unknown): GrantClaims | undefined {
   // Anything but absent or `true` is refused: reading "true" or 1 as "not single-use" would skip the online check.
   if (single_use !== undefined && single_use !== true) return undefined;
   if (fid !== undefined && typeof fid !== "string") return undefined;
+  // A binding that is not a digest is refused: read as "unbound", it would approve any transaction.
+  if (txn !== undefined && (typeof txn !== "string" || txn === "")) return undefined;
   const claims: GrantClaims = {
     iss,
     sub,
@@ -62,6 +64,7 @@ export function parseGrantClaims(value: unknown): GrantClaims | undefined {
   };
   if (single_use) claims.single_use = true;
   if (fid !== undefined) claims.fid = fid;
+  if (txn !== undefined) claims.txn = txn;
   return Object.freeze(claims);
 }
 

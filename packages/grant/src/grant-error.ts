@@ -1,6 +1,13 @@
 // Why a grant was refused. A caller that cannot reach the key set gets a plain Error instead,
 // so "could not check" is never confused with "bad grant".
-export type GrantErrorReason = "GRANT_INVALID" | "GRANT_EXPIRED" | "GRANT_MISMATCH" | "GRANT_SINGLE_USE";
+// GRANT_TRANSACTION_MISMATCH: a bound grant checked without its transaction's details or with
+// another's, or an unbound grant checked as if it were bound.
+export type GrantErrorReason =
+  | "GRANT_INVALID"
+  | "GRANT_EXPIRED"
+  | "GRANT_MISMATCH"
+  | "GRANT_SINGLE_USE"
+  | "GRANT_TRANSACTION_MISMATCH";
 
 // Messages are fixed strings: they never quote the token, any part of it, or the claims in it.
 export class GrantError extends Error {

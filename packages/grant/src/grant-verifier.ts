@@ -4,6 +4,7 @@ import { GrantError } from "./grant-error.ts";
 import type { Jwk } from "./jwk.ts";
 import { createKeySet } from "./key-set.ts";
 import { timeClaimFault } from "./time-claims.ts";
+import { TransactionError, transactionDigest } from "./transaction.ts";
 import { createVerifiedGrantCache } from "./verified-grant-cache.ts";
 
 export interface GrantVerifierOptions {
@@ -35,6 +36,10 @@ export interface GrantExpectations {
   // Default false: single-use grants must be consumed online with CheckGrant, so offline
   // verification refuses them with GRANT_SINGLE_USE.
   allowSingleUse?: boolean;
+  // The transaction about to be executed ({ amount, currency, payee, resource? }, transaction.ts).
+  // A grant bound to a transaction (its `txn` claim) passes only with details of the same normal
+  // form; without details, or with details for an unbound grant, it is GRANT_TRANSACTION_MISMATCH.
+  transaction?: unknown;
 }
 
 export interface GrantVerifier {
@@ -117,6 +122,7 @@ export function createGrantVerifier(options: GrantVerifierOptions): GrantVerifie
     ) {
       throw mismatch("authentication too old");
     }
+    checkTransaction(claims.txn, expect.transaction);
     // Last, so a grant for another audience or action says so rather than sending the caller online.
     if (claims.single_use === true && expect.allowSingleUse !== true) {
       throw new GrantError("GRANT_SINGLE_USE", "single-use grant needs an online check");
@@ -179,4 +185,23 @@ function invalid(message: string): GrantError {
 
 function mismatch(message: string): GrantError {
   return new GrantError("GRANT_MISMATCH", message);
+}
+
+/**
+ * A bound grant's digest against the details the caller is about to execute: both absent, or equal.
+ * Details that do not normalise (transaction.ts) cannot match any grant.
+ */
+function checkTransaction(bound: string | undefined, details: unknown): void {
+  if (bound === undefined && details === undefined) return;
+  const refuse = (message: string) => new GrantError("GRANT_TRANSACTION_MISMATCH", message);
+  if (bound === undefined) throw refuse("grant is not bound to a transaction");
+  if (details === undefined) throw refuse("grant is bound to a transaction: pass its details");
+  let digest: string;
+  try {
+    digest = transactionDigest(details);
+  } catch (error) {
+    if (error instanceof TransactionError) throw refuse(error.message);
+    throw error;
+  }
+  if (digest !== bound) throw refuse("grant is bound to another transaction");
 }

@@ -71,10 +71,7 @@ export function createCheckGrant(deps: CheckGrantDeps): CheckGrant {
     } catch (error) {
       if (!(error instanceof GrantError)) throw error;
       // Online checks accept single-use grants; a verifier refusing one is not an answer here.
-      throw new StepgateError(
-        error.reason === "GRANT_SINGLE_USE" ? "GRANT_INVALID" : error.reason,
-        error.message,
-      );
+      throw new StepgateError(onlineReason(error.reason), error.message);
     }
   };
   return async (token, expect) => {
@@ -117,4 +114,14 @@ function kidOf(token: string): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * The reason an online check answers for a verifier's refusal: it accepts single-use grants, and
+ * passes no transaction details yet, so a bound grant's refusal reads as a mismatch of the grant.
+ */
+function onlineReason(reason: GrantError["reason"]) {
+  if (reason === "GRANT_SINGLE_USE") return "GRANT_INVALID";
+  if (reason === "GRANT_TRANSACTION_MISMATCH") return "GRANT_MISMATCH";
+  return reason;
 }
