@@ -403,6 +403,8 @@ describe("policy validation (parsePolicy)", () => {
       deviceBound: false,
       aaguids: [],
     });
+    assert.equal(example.actions.get("payments.high_value")?.bindTransaction, true);
+    assert.equal(example.actions.get("payments.transfer")?.bindTransaction, false);
     assert.deepEqual(example.actions.get("payments.high_value")?.passkey, {
       userVerification: true,
       deviceBound: true,

@@ -33,6 +33,8 @@ export interface Challenge {
    * action accepts), so Verify needs no factor lookup, also while PostgreSQL is down.
    */
   passkeys?: PasskeyRecord[];
+  /** For an action that binds its grants: the transaction's digest (`txn`) and the line the user sees. */
+  transaction?: { digest: string; summary: string };
 }
 
 // Kept past expiry so a late answer hears "expired" rather than "not found".

@@ -6,13 +6,14 @@ import { type Asserted, verifyAssertion } from "./passkey-ceremonies.ts";
 
 /** What a challenge's WebAuthn challenge is bound to: the challenge and who it was issued to, for what. */
 export const bindingOf = (
-  c: Pick<Challenge, "id" | "subject" | "sessionId" | "action" | "caller">,
+  c: Pick<Challenge, "id" | "subject" | "sessionId" | "action" | "caller" | "transaction">,
 ): ChallengeBinding => ({
   challengeId: c.id,
   subject: c.subject,
   sessionId: c.sessionId,
   action: c.action,
   caller: c.caller,
+  ...(c.transaction ? { transaction: c.transaction.digest } : {}),
 });
 
 /** A checked assertion: the passkey that made it and what it showed, or why it was refused. */

@@ -71,6 +71,8 @@ export interface ChallengeBinding {
   sessionId: string;
   action: string;
   caller: string;
+  /** The digest of the transaction the challenge is bound to, if it is. */
+  transaction?: string;
 }
 
 /**
@@ -80,13 +82,10 @@ export interface ChallengeBinding {
  */
 export function passkeyChallenge(key: Uint8Array, binding: ChallengeBinding): string {
   const mac = createHmac("sha256", key).update("stepgate passkey challenge v1");
-  for (const part of [
-    binding.challengeId,
-    binding.subject,
-    binding.sessionId,
-    binding.action,
-    binding.caller,
-  ]) {
+  const parts = [binding.challengeId, binding.subject, binding.sessionId, binding.action, binding.caller];
+  // A bound transaction is committed to as well: an assertion approves that transaction only.
+  if (binding.transaction !== undefined) parts.push(`txn:${binding.transaction}`);
+  for (const part of parts) {
     const bytes = Buffer.from(part, "utf8");
     const length = Buffer.alloc(4);
     length.writeUInt32BE(bytes.length);

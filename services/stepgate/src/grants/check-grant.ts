@@ -22,6 +22,8 @@ export interface GrantExpectation {
    * again, even once the spend's own change (a removed factor) revoked the grant.
    */
   idempotencyKey?: string;
+  /** The transaction about to be executed: required for a bound grant (`txn`), refused for an unbound one. */
+  transaction?: unknown;
 }
 
 /**
@@ -29,8 +31,9 @@ export interface GrantExpectation {
  * GRANT_INVALID at once, whatever the verifier cached), signature and claims, then revocation (an ended session, or a removed factor
  * named by `fid`), then single use. A retried consuming check (same key, audience and action) that
  * spent the grant already passes without the revocation check: the first answer stands.
- * Returns the claims; fails with GRANT_INVALID, GRANT_EXPIRED, GRANT_MISMATCH, GRANT_REVOKED or
- * GRANT_CONSUMED.
+ * Returns the claims; fails with GRANT_INVALID, GRANT_EXPIRED, GRANT_MISMATCH, TRANSACTION_MISMATCH
+ * (a bound grant checked without its transaction or with another, or an unbound one with details),
+ * GRANT_REVOKED or GRANT_CONSUMED.
  */
 export type CheckGrant = (token: string, expect: GrantExpectation) => Promise<GrantClaims>;
 
@@ -67,6 +70,7 @@ export function createCheckGrant(deps: CheckGrantDeps): CheckGrant {
         allowSingleUse: true,
         ...(expect.subject === undefined ? {} : { subject: expect.subject }),
         ...(expect.maxAgeSeconds === undefined ? {} : { maxAgeSeconds: expect.maxAgeSeconds }),
+        ...(expect.transaction === undefined ? {} : { transaction: expect.transaction }),
       });
     } catch (error) {
       if (!(error instanceof GrantError)) throw error;
@@ -116,12 +120,9 @@ function kidOf(token: string): string | undefined {
   }
 }
 
-/**
- * The reason an online check answers for a verifier's refusal: it accepts single-use grants, and
- * passes no transaction details yet, so a bound grant's refusal reads as a mismatch of the grant.
- */
+/** The reason an online check answers for a verifier's refusal (online checks accept single-use grants). */
 function onlineReason(reason: GrantError["reason"]) {
   if (reason === "GRANT_SINGLE_USE") return "GRANT_INVALID";
-  if (reason === "GRANT_TRANSACTION_MISMATCH") return "GRANT_MISMATCH";
+  if (reason === "GRANT_TRANSACTION_MISMATCH") return "TRANSACTION_MISMATCH";
   return reason;
 }

@@ -19,6 +19,8 @@ export interface GrantRequest {
   caller: string;
   action: ActionPolicy;
   elevation: Elevation;
+  /** The digest of the transaction the grant approves (`txn`), for actions that bind their grants. */
+  transaction?: string;
 }
 
 /** Signs a grant for a request; never fails for a valid request. */
@@ -37,7 +39,8 @@ export interface GrantIssuerDeps {
  * Issues grants bound to the calling service (aud) and the action, signed with the current key,
  * each inside a `stepgate.grant.sign` span. Claims: iss, sub, sid, aud, action, acr, amr (RFC 8176),
  * auth_time, iat, exp (seconds), jti; `single_use` when the action's max_age is 0; `fid`, the factor
- * that produced the elevation, so removing it revokes the grant.
+ * that produced the elevation, so removing it revokes the grant; `txn`, the digest of the
+ * transaction it approves, for actions that bind their grants.
  */
 export function createGrantIssuer({ signingKeys, issuer, clock, replicaId }: GrantIssuerDeps): GrantIssuer {
   // One signer per key: it encodes the key's header once.
@@ -47,7 +50,14 @@ export function createGrantIssuer({ signingKeys, issuer, clock, replicaId }: Gra
     if (signer?.kid !== key.kid) signer = createGrantSigner(key);
     return signer;
   };
-  const sign = ({ subject, sessionId, caller, action, elevation }: GrantRequest): IssuedGrant => {
+  const sign = ({
+    subject,
+    sessionId,
+    caller,
+    action,
+    elevation,
+    transaction,
+  }: GrantRequest): IssuedGrant => {
     const iat = toSeconds(clock());
     const claims: GrantClaims = {
       iss: issuer,
@@ -65,6 +75,7 @@ export function createGrantIssuer({ signingKeys, issuer, clock, replicaId }: Gra
     // max_age 0: the grant authorises one operation and CheckGrant consumes it.
     if (action.maxAge === 0) claims.single_use = true;
     if (elevation.factorId !== undefined) claims.fid = elevation.factorId;
+    if (transaction !== undefined) claims.txn = transaction;
     return { token: signerNow().sign(claims), claims };
   };
   return (request) =>

@@ -82,6 +82,7 @@ const policySchema = z.strictObject({
       methods: z.array(z.enum(methodNames)).min(1).optional(),
       grant_ttl: seconds.min(1).optional(),
       priority: z.enum(priorities).default("normal"),
+      bind_transaction: z.boolean().default(false),
       passkey: z
         .strictObject({
           user_verification: z.enum(["required", "preferred"]).default("preferred"),
@@ -148,6 +149,11 @@ export interface ActionPolicy {
    * verification with a device-bound credential where only those reach the action's level.
    */
   passkey: PasskeyRequirement;
+  /**
+   * Grants are bound to one transaction (PSD2 dynamic linking): StepUp and Verify take its
+   * details, no elevation is reused, and the grant carries their digest (`txn`).
+   */
+  bindTransaction: boolean;
 }
 
 /** What one calling service may do (the policy's `callers`). */
@@ -293,6 +299,7 @@ export function parsePolicy(text: string, source = "policy"): Policy {
         action.max_age === 0 ? 60 : Number.MAX_SAFE_INTEGER,
       ),
       priority: action.priority,
+      bindTransaction: action.bind_transaction,
       passkey: {
         userVerification: action.passkey?.user_verification === "required" || !baseReaches,
         deviceBound: action.passkey?.device_bound === true || !baseReaches,

@@ -1,7 +1,7 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { FactorSchema } from "@stepgate/api";
-import { FactorStatus, type GrantSchema, Method } from "@stepgate/api";
+import { FactorStatus, type GrantSchema, Method, type TransactionDetails } from "@stepgate/api";
 import type { Factor } from "../domain/factor.ts";
 import type { MethodName } from "../domain/method.ts";
 import type { IssuedGrant } from "../grants/grant-issuer.ts";
@@ -39,4 +39,11 @@ export function factorToProto(f: Factor): MessageInitShape<typeof FactorSchema> 
     recoveryCodesRemaining: f.recoveryCodesRemaining,
     flagged: f.flagged === true,
   };
+}
+
+/** A request's transaction as plain details for the use cases (normalised there); undefined when not sent. */
+export function transactionOf(details: TransactionDetails | undefined) {
+  if (details === undefined) return undefined;
+  const { amount, currency, payee, resource } = details;
+  return { amount, currency, payee, ...(resource === "" ? {} : { resource }) };
 }

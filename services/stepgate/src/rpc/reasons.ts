@@ -20,6 +20,7 @@ export const reasonStatus: Record<SentReason, Code> = {
   CALLER_NOT_ALLOWED: Code.PermissionDenied,
   SUBJECT_PROOF_MISMATCH: Code.PermissionDenied,
   PASSKEY_REFUSED: Code.PermissionDenied,
+  TRANSACTION_MISMATCH: Code.PermissionDenied,
   // The system is not in the state the call needs; retrying the same call will not help.
   CHALLENGE_EXPIRED: Code.FailedPrecondition,
   CHALLENGE_USED: Code.FailedPrecondition,
@@ -28,12 +29,14 @@ export const reasonStatus: Record<SentReason, Code> = {
   FACTOR_STATE: Code.FailedPrecondition,
   FACTOR_REMOVED: Code.FailedPrecondition,
   SESSION_ENDED: Code.FailedPrecondition,
+  TRANSACTION_REQUIRED: Code.FailedPrecondition,
   // Limits: RetryInfo says when, where a wait helps.
   CHALLENGE_LOCKED: Code.ResourceExhausted,
   SUBJECT_LOCKED: Code.ResourceExhausted,
   RATE_LIMITED: Code.ResourceExhausted,
   // Not a WebAuthn response at all: the request is wrong, whatever the state.
   PASSKEY_MALFORMED: Code.InvalidArgument,
+  TRANSACTION_INVALID: Code.InvalidArgument,
   CHALLENGE_NOT_FOUND: Code.NotFound,
   UNKNOWN_ACTION: Code.NotFound,
   FACTOR_NOT_FOUND: Code.NotFound,

@@ -12,7 +12,7 @@ import type { EndSession } from "../stepup/end-session.ts";
 import type { StepUp } from "../stepup/step-up.ts";
 import type { Verify } from "../stepup/verify.ts";
 import { callerOf, subjectTokenOf } from "./caller.ts";
-import { grantToProto, methodToProto, secondsToTimestamp } from "./convert.ts";
+import { grantToProto, methodToProto, secondsToTimestamp, transactionOf } from "./convert.ts";
 
 /** The use cases StepUpService serves, and what its metrics need. */
 export interface StepUpUseCases {
@@ -56,6 +56,7 @@ export function stepUpHandlers(u: StepUpUseCases): ServiceImpl<typeof StepUpServ
             action: req.action,
             caller,
             context: req.context,
+            transaction: transactionOf(req.transaction),
           }),
         (o) => o.kind,
       );
@@ -74,6 +75,7 @@ export function stepUpHandlers(u: StepUpUseCases): ServiceImpl<typeof StepUpServ
                 expiresAt: timestampFromMs(c.expiresAt),
                 attemptsRemaining: outcome.attemptsRemaining,
                 passkeyRequestOptionsJson: outcome.passkeyOptionsJson ?? "",
+                transactionSummary: c.transaction?.summary ?? "",
               },
             },
           };
@@ -108,6 +110,7 @@ export function stepUpHandlers(u: StepUpUseCases): ServiceImpl<typeof StepUpServ
             method,
             code,
             idempotencyKey: req.idempotencyKey,
+            transaction: transactionOf(req.transaction),
           }),
         () => "success",
       ).then(
@@ -134,6 +137,7 @@ export function stepUpHandlers(u: StepUpUseCases): ServiceImpl<typeof StepUpServ
         audience: caller,
         action: req.action,
         idempotencyKey: req.idempotencyKey,
+        transaction: transactionOf(req.transaction),
       });
       return {
         subject: claims.sub,

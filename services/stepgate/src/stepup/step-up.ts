@@ -16,6 +16,7 @@ import { type ActionPolicy, type Policy, relyingPartyFor } from "../policy/polic
 import type { ChallengeStore } from "../store/challenge-store.ts";
 import type { FactorStore } from "../store/factor-store.ts";
 import type { SessionStore } from "../store/session-store.ts";
+import { boundTransaction } from "./transaction-binding.ts";
 
 export interface StepUpInput {
   subject: string;
@@ -25,6 +26,8 @@ export interface StepUpInput {
   caller: string;
   /** Caller-supplied facts recorded in the audit trail. */
   context: Record<string, string>;
+  /** The transaction to approve ({ amount, currency, payee, resource? }); needed where the action binds grants. */
+  transaction?: unknown;
 }
 
 export type StepUpOutcome =
@@ -40,7 +43,9 @@ export type StepUpOutcome =
 
 /**
  * Decides whether the session may act now (a grant from a fresh elevation, RFC 9470 acr and
- * max_age), must answer a challenge, or must enrol first. Fails with UNKNOWN_ACTION, or
+ * max_age), must answer a challenge, or must enrol first. An action that binds its grants never
+ * reuses an elevation: each transaction is proved, and its challenge is bound to the transaction.
+ * Fails with UNKNOWN_ACTION, TRANSACTION_REQUIRED, TRANSACTION_INVALID, or
  * SESSION_ENDED for a session EndSession ended (it is ended for good: a grant issued to it would
  * fail CheckGrant, so none is issued).
  */
@@ -81,8 +86,10 @@ async function decide(deps: StepUpDeps, input: StepUpInput, action: ActionPolicy
   const { policy } = deps;
   const now = deps.clock();
   const allowed = methodsFor(policy, action);
-  // max_age 0: every grant is single-use and no earlier elevation counts (only the end is read).
-  const levels = action.maxAge > 0 ? levelsAtLeast(policy, action.acr) : [];
+  // A bound action is proved for each transaction: checked first, so bad details write nothing.
+  const transaction = action.bindTransaction ? boundTransaction(input.transaction) : undefined;
+  // max_age 0, or a bound action: no earlier elevation counts (only the session's end is read).
+  const levels = action.maxAge > 0 && !transaction ? levelsAtLeast(policy, action.acr) : [];
   const { endedAt, elevations } = await deps.sessions.standing(input.subject, input.sessionId, levels);
   assertThat(endedAt === undefined, "SESSION_ENDED", "session was ended; start a new one");
   const fresh = elevations.find(
@@ -92,7 +99,9 @@ async function decide(deps: StepUpDeps, input: StepUpInput, action: ActionPolicy
       meetsPasskeyNeeds(e, action),
   );
   if (fresh) {
-    const grant = deps.issueGrant({ ...input, action, elevation: fresh });
+    const { subject, sessionId, caller } = input;
+    // Never bound: a bound action reuses no elevation.
+    const grant = deps.issueGrant({ subject, sessionId, caller, action, elevation: fresh });
     await deps.audit.record({
       type: "grant.issued",
       subject: input.subject,
@@ -117,6 +126,7 @@ async function decide(deps: StepUpDeps, input: StepUpInput, action: ActionPolicy
     issuedAt: now,
     ...(methods.includes("totp") ? { totp: enrolled.totp } : {}),
     ...(passkeys.length > 0 ? { passkeys } : {}),
+    ...(transaction ? { transaction } : {}),
   };
   const passkeyOptionsJson = await passkeyOptionsFor(deps, challenge, action);
   await deps.challenges.save(challenge, challengeRetentionMs(challenge, now));
@@ -124,7 +134,12 @@ async function decide(deps: StepUpDeps, input: StepUpInput, action: ActionPolicy
     type: "challenge.created",
     subject: input.subject,
     caller: input.caller,
-    details: { action: action.name, methods, context: input.context },
+    details: {
+      action: action.name,
+      methods,
+      context: input.context,
+      ...(transaction ? { transaction: transaction.digest } : {}),
+    },
   });
   return {
     kind: "challenge",

@@ -21,6 +21,7 @@ import type { ChallengeStore } from "../store/challenge-store.ts";
 import type { SessionStore } from "../store/session-store.ts";
 import type { VerifyResults } from "../store/verify-results.ts";
 import { runOnce } from "./idempotency.ts";
+import { assertSameTransaction } from "./transaction-binding.ts";
 
 export interface VerifyInput {
   challengeId: string;
@@ -33,6 +34,8 @@ export interface VerifyInput {
   code: string;
   /** The caller's key for this answer: a retry with the same key gets the same result. */
   idempotencyKey: string;
+  /** The transaction the challenge was issued for, where its action binds grants. */
+  transaction?: unknown;
 }
 
 export interface VerifyOutcome {
@@ -47,7 +50,8 @@ export interface VerifyOutcome {
  * idempotency key always gets the same result. Fails with CHALLENGE_NOT_FOUND, CHALLENGE_MISMATCH,
  * CHALLENGE_EXPIRED, SESSION_ENDED, CHALLENGE_USED, METHOD_NOT_ALLOWED, CHALLENGE_LOCKED,
  * SUBJECT_LOCKED (with retry time), WRONG_CODE, CODE_REPLAYED, FACTOR_REMOVED,
- * IDEMPOTENCY_KEY_REUSED or UNKNOWN_ACTION; a passkey's answer with PASSKEY_MALFORMED or
+ * IDEMPOTENCY_KEY_REUSED or UNKNOWN_ACTION; for a challenge bound to a transaction,
+ * TRANSACTION_REQUIRED, TRANSACTION_INVALID or TRANSACTION_MISMATCH (nothing written); a passkey's answer with PASSKEY_MALFORMED or
  * PASSKEY_REFUSED. A passkey answer refused for what it is (another challenge, origin or RP id, a
  * requirement unmet, an unknown credential) is refused before an attempt is spent and writes
  * nothing; a bad signature or a counter that did not grow counts as a wrong answer, and the
@@ -100,6 +104,8 @@ export function createVerify(deps: VerifyDeps): Verify {
       "CHALLENGE_MISMATCH",
       "challenge was issued for another subject, session, action or caller",
     );
+    // Another transaction than the challenge's is refused before anything is checked, counted or recorded.
+    if (challenge.transaction) assertSameTransaction(challenge.transaction.digest, input.transaction);
     const retentionMs = challengeRetentionMs(challenge, deps.clock());
     // The sealed result is bound to its challenge and claim: it cannot be replayed for another.
     const binding = verifyResultBinding(id, claim);
@@ -196,6 +202,7 @@ async function answer(
     caller: challenge.caller,
     action,
     elevation,
+    ...(challenge.transaction ? { transaction: challenge.transaction.digest } : {}),
   });
   await deps.audit.record({
     type: "verify.succeeded",

@@ -4,6 +4,7 @@
 
 import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
+import { file_buf_validate_validate } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message, UnknownEnum } from "@bufbuild/protobuf";
@@ -12,7 +13,54 @@ import type { Message, UnknownEnum } from "@bufbuild/protobuf";
  * Describes the file stepgate/v1/types.proto.
  */
 export const file_stepgate_v1_types: GenFile = /*@__PURE__*/
-  fileDesc("ChdzdGVwZ2F0ZS92MS90eXBlcy5wcm90bxILc3RlcGdhdGUudjEitQEKBUdyYW50Eg0KBXRva2VuGAEgASgJEi4KCmV4cGlyZXNfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgsKA2FjchgDIAEoCRILCgNhbXIYBCADKAkSLQoJYXV0aF90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghncmFudF9pZBgGIAEoCRISCgpzaW5nbGVfdXNlGAcgASgIKl8KBk1ldGhvZBIWChJNRVRIT0RfVU5TUEVDSUZJRUQQABIPCgtNRVRIT0RfVE9UUBABEhgKFE1FVEhPRF9SRUNPVkVSWV9DT0RFEAISEgoOTUVUSE9EX1BBU1NLRVkQAyrmCQoLRXJyb3JSZWFzb24SHAoYRVJST1JfUkVBU09OX1VOU1BFQ0lGSUVEEAASGwoXRVJST1JfUkVBU09OX1dST05HX0NPREUQARIeChpFUlJPUl9SRUFTT05fQ09ERV9SRVBMQVlFRBACEiIKHkVSUk9SX1JFQVNPTl9DSEFMTEVOR0VfRVhQSVJFRBADEiEKHUVSUk9SX1JFQVNPTl9DSEFMTEVOR0VfTE9DS0VEEAQSHwobRVJST1JfUkVBU09OX1NVQkpFQ1RfTE9DS0VEEAUSHwobRVJST1JfUkVBU09OX0NIQUxMRU5HRV9VU0VEEAYSJAogRVJST1JfUkVBU09OX0NIQUxMRU5HRV9OT1RfRk9VTkQQBxIjCh9FUlJPUl9SRUFTT05fQ0hBTExFTkdFX01JU01BVENIEAgSIwofRVJST1JfUkVBU09OX01FVEhPRF9OT1RfQUxMT1dFRBAJEicKI0VSUk9SX1JFQVNPTl9JREVNUE9URU5DWV9LRVlfUkVVU0VEEAoSHAoYRVJST1JfUkVBU09OX0lOX1BST0dSRVNTEAsSHgoaRVJST1JfUkVBU09OX0dSQU5UX0lOVkFMSUQQDBIeChpFUlJPUl9SRUFTT05fR1JBTlRfRVhQSVJFRBANEh4KGkVSUk9SX1JFQVNPTl9HUkFOVF9SRVZPS0VEEA4SHwobRVJST1JfUkVBU09OX0dSQU5UX0NPTlNVTUVEEA8SHwobRVJST1JfUkVBU09OX0dSQU5UX01JU01BVENIEBASHwobRVJST1JfUkVBU09OX0dSQU5UX1JFUVVJUkVEEBESHwobRVJST1JfUkVBU09OX1VOS05PV05fQUNUSU9OEBISIQodRVJST1JfUkVBU09OX0ZBQ1RPUl9OT1RfRk9VTkQQExIdChlFUlJPUl9SRUFTT05fRkFDVE9SX1NUQVRFEBQSIAocRVJST1JfUkVBU09OX0NBTExFUl9SRVFVSVJFRBAVEiIKHkVSUk9SX1JFQVNPTl9TVE9SRV9VTkFWQUlMQUJMRRAWEicKI0VSUk9SX1JFQVNPTl9ERVBFTkRFTkNZX1VOQVZBSUxBQkxFEBcSHwobRVJST1JfUkVBU09OX0ZBQ1RPUl9SRU1PVkVEEBgSHgoaRVJST1JfUkVBU09OX1NFU1NJT05fRU5ERUQQGRIdChlFUlJPUl9SRUFTT05fUkFURV9MSU1JVEVEEBoSGwoXRVJST1JfUkVBU09OX09WRVJMT0FERUQQGxIjCh9FUlJPUl9SRUFTT05fQ0FMTEVSX05PVF9BTExPV0VEEBwSHwobRVJST1JfUkVBU09OX0NBTExFUl9VTktOT1dOEB0SJwojRVJST1JfUkVBU09OX1NVQkpFQ1RfUFJPT0ZfUkVRVUlSRUQQHhImCiJFUlJPUl9SRUFTT05fU1VCSkVDVF9QUk9PRl9JTlZBTElEEB8SJwojRVJST1JfUkVBU09OX1NVQkpFQ1RfUFJPT0ZfTUlTTUFUQ0gQIBIkCiBFUlJPUl9SRUFTT05fU1VCSkVDVF9QUk9PRl9TVEFMRRAhEiAKHEVSUk9SX1JFQVNPTl9QQVNTS0VZX1JFRlVTRUQQIhIiCh5FUlJPUl9SRUFTT05fUEFTU0tFWV9NQUxGT1JNRUQQI2IGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("ChdzdGVwZ2F0ZS92MS90eXBlcy5wcm90bxILc3RlcGdhdGUudjEifQoSVHJhbnNhY3Rpb25EZXRhaWxzEhcKBmFtb3VudBgBIAEoCUIHukgEcgIoIBIZCghjdXJyZW5jeRgCIAEoCUIHukgEcgIoAxIXCgVwYXllZRgDIAEoCUIIukgFcgMogAQSGgoIcmVzb3VyY2UYBCABKAlCCLpIBXIDKIACIrUBCgVHcmFudBINCgV0b2tlbhgBIAEoCRIuCgpleHBpcmVzX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBILCgNhY3IYAyABKAkSCwoDYW1yGAQgAygJEi0KCWF1dGhfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIZ3JhbnRfaWQYBiABKAkSEgoKc2luZ2xlX3VzZRgHIAEoCCpfCgZNZXRob2QSFgoSTUVUSE9EX1VOU1BFQ0lGSUVEEAASDwoLTUVUSE9EX1RPVFAQARIYChRNRVRIT0RfUkVDT1ZFUllfQ09ERRACEhIKDk1FVEhPRF9QQVNTS0VZEAMq2goKC0Vycm9yUmVhc29uEhwKGEVSUk9SX1JFQVNPTl9VTlNQRUNJRklFRBAAEhsKF0VSUk9SX1JFQVNPTl9XUk9OR19DT0RFEAESHgoaRVJST1JfUkVBU09OX0NPREVfUkVQTEFZRUQQAhIiCh5FUlJPUl9SRUFTT05fQ0hBTExFTkdFX0VYUElSRUQQAxIhCh1FUlJPUl9SRUFTT05fQ0hBTExFTkdFX0xPQ0tFRBAEEh8KG0VSUk9SX1JFQVNPTl9TVUJKRUNUX0xPQ0tFRBAFEh8KG0VSUk9SX1JFQVNPTl9DSEFMTEVOR0VfVVNFRBAGEiQKIEVSUk9SX1JFQVNPTl9DSEFMTEVOR0VfTk9UX0ZPVU5EEAcSIwofRVJST1JfUkVBU09OX0NIQUxMRU5HRV9NSVNNQVRDSBAIEiMKH0VSUk9SX1JFQVNPTl9NRVRIT0RfTk9UX0FMTE9XRUQQCRInCiNFUlJPUl9SRUFTT05fSURFTVBPVEVOQ1lfS0VZX1JFVVNFRBAKEhwKGEVSUk9SX1JFQVNPTl9JTl9QUk9HUkVTUxALEh4KGkVSUk9SX1JFQVNPTl9HUkFOVF9JTlZBTElEEAwSHgoaRVJST1JfUkVBU09OX0dSQU5UX0VYUElSRUQQDRIeChpFUlJPUl9SRUFTT05fR1JBTlRfUkVWT0tFRBAOEh8KG0VSUk9SX1JFQVNPTl9HUkFOVF9DT05TVU1FRBAPEh8KG0VSUk9SX1JFQVNPTl9HUkFOVF9NSVNNQVRDSBAQEh8KG0VSUk9SX1JFQVNPTl9HUkFOVF9SRVFVSVJFRBAREh8KG0VSUk9SX1JFQVNPTl9VTktOT1dOX0FDVElPThASEiEKHUVSUk9SX1JFQVNPTl9GQUNUT1JfTk9UX0ZPVU5EEBMSHQoZRVJST1JfUkVBU09OX0ZBQ1RPUl9TVEFURRAUEiAKHEVSUk9SX1JFQVNPTl9DQUxMRVJfUkVRVUlSRUQQFRIiCh5FUlJPUl9SRUFTT05fU1RPUkVfVU5BVkFJTEFCTEUQFhInCiNFUlJPUl9SRUFTT05fREVQRU5ERU5DWV9VTkFWQUlMQUJMRRAXEh8KG0VSUk9SX1JFQVNPTl9GQUNUT1JfUkVNT1ZFRBAYEh4KGkVSUk9SX1JFQVNPTl9TRVNTSU9OX0VOREVEEBkSHQoZRVJST1JfUkVBU09OX1JBVEVfTElNSVRFRBAaEhsKF0VSUk9SX1JFQVNPTl9PVkVSTE9BREVEEBsSIwofRVJST1JfUkVBU09OX0NBTExFUl9OT1RfQUxMT1dFRBAcEh8KG0VSUk9SX1JFQVNPTl9DQUxMRVJfVU5LTk9XThAdEicKI0VSUk9SX1JFQVNPTl9TVUJKRUNUX1BST09GX1JFUVVJUkVEEB4SJgoiRVJST1JfUkVBU09OX1NVQkpFQ1RfUFJPT0ZfSU5WQUxJRBAfEicKI0VSUk9SX1JFQVNPTl9TVUJKRUNUX1BST09GX01JU01BVENIECASJAogRVJST1JfUkVBU09OX1NVQkpFQ1RfUFJPT0ZfU1RBTEUQIRIgChxFUlJPUl9SRUFTT05fUEFTU0tFWV9SRUZVU0VEECISIgoeRVJST1JfUkVBU09OX1BBU1NLRVlfTUFMRk9STUVEECMSJQohRVJST1JfUkVBU09OX1RSQU5TQUNUSU9OX1JFUVVJUkVEECQSJAogRVJST1JfUkVBU09OX1RSQU5TQUNUSU9OX0lOVkFMSUQQJRIlCiFFUlJPUl9SRUFTT05fVFJBTlNBQ1RJT05fTUlTTUFUQ0gQJmIGcHJvdG8z", [file_buf_validate_validate, file_google_protobuf_timestamp]);
+
+/**
+ * What the user approves when an action binds its grants to one transaction (the policy's
+ * `bind_transaction`; PSD2 RTS Article 5). Its normal form, written as RFC 8785 JSON, is digested
+ * into the grant's `txn` claim (@stepgate/grant transaction.ts); the same transaction written
+ * otherwise ("10.50" and "10.5", a payee in NFC or NFD) has the same digest.
+ *
+ * @generated from message stepgate.v1.TransactionDetails
+ */
+export type TransactionDetails = Message<"stepgate.v1.TransactionDetails"> & {
+  /**
+   * A decimal string: digits and at most one point, at most 18 digits and 6 decimals, e.g.
+   * "10.50"; never a float, a sign, an exponent or a grouping.
+   *
+   * @generated from field: string amount = 1;
+   */
+  amount: string;
+
+  /**
+   * The ISO 4217 alphabetic code, e.g. "EUR".
+   *
+   * @generated from field: string currency = 2;
+   */
+  currency: string;
+
+  /**
+   * Who receives it, as the user sees it: 1 to 128 characters of one script; control and format
+   * characters (e.g. a right-to-left override) and mixed scripts (confusables) are refused.
+   *
+   * @generated from field: string payee = 3;
+   */
+  payee: string;
+
+  /**
+   * What is acted on, e.g. an account or invoice id: printable ASCII, at most 256 bytes; optional.
+   *
+   * @generated from field: string resource = 4;
+   */
+  resource: string;
+};
+
+/**
+ * Describes the message stepgate.v1.TransactionDetails.
+ * Use `create(TransactionDetailsSchema)` to create a new message.
+ */
+export const TransactionDetailsSchema: GenMessage<TransactionDetails> = /*@__PURE__*/
+  messageDesc(file_stepgate_v1_types, 0);
 
 /**
  * A signed, short-lived statement that the session of `subject` stepped up for `action`.
@@ -76,7 +124,7 @@ export type Grant = Message<"stepgate.v1.Grant"> & {
  * Use `create(GrantSchema)` to create a new message.
  */
 export const GrantSchema: GenMessage<Grant> = /*@__PURE__*/
-  messageDesc(file_stepgate_v1_types, 0);
+  messageDesc(file_stepgate_v1_types, 1);
 
 /**
  * A kind of second factor a user can answer a challenge with.
@@ -408,6 +456,31 @@ export const ErrorReason = {
    * @generated from enum value: ERROR_REASON_PASSKEY_MALFORMED = 35;
    */
   PASSKEY_MALFORMED: 35,
+
+  /**
+   * The action binds its grants to one transaction and the call sent no `transaction`
+   * (FAILED_PRECONDITION). Nothing was written.
+   *
+   * @generated from enum value: ERROR_REASON_TRANSACTION_REQUIRED = 36;
+   */
+  TRANSACTION_REQUIRED: 36,
+
+  /**
+   * The transaction details do not normalise (INVALID_ARGUMENT). Metadata: refusal, e.g.
+   * amount_not_decimal, currency_not_iso4217, payee_mixed_scripts, payee_control_characters.
+   * Nothing was written.
+   *
+   * @generated from enum value: ERROR_REASON_TRANSACTION_INVALID = 37;
+   */
+  TRANSACTION_INVALID: 37,
+
+  /**
+   * The details are not the transaction the challenge or grant is bound to, or a bound grant was
+   * checked without them (PERMISSION_DENIED). Nothing was written.
+   *
+   * @generated from enum value: ERROR_REASON_TRANSACTION_MISMATCH = 38;
+   */
+  TRANSACTION_MISMATCH: 38,
 } as const;
 
 /**

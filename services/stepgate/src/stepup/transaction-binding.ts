@@ -1,0 +1,44 @@
+import {
+  normalizeTransaction,
+  TransactionError,
+  transactionDigest,
+  transactionSummary,
+} from "@stepgate/grant";
+import { assertThat, StepgateError } from "../domain/stepgate-error.ts";
+
+/** A transaction a challenge and its grant are bound to: its digest (the `txn` claim) and the line the user sees. */
+export interface BoundTransaction {
+  /** base64url SHA-256 of the details' RFC 8785 normal form (@stepgate/grant transaction.ts). */
+  digest: string;
+  /** E.g. "Pay 10.5 EUR to ACME Ltd". */
+  summary: string;
+}
+
+/**
+ * The transaction of a call to an action that binds its grants. Fails with TRANSACTION_REQUIRED
+ * when the call sent none, or TRANSACTION_INVALID (metadata `refusal`) when the details do not
+ * normalise; the message names the field, never its value.
+ */
+export function boundTransaction(details: unknown): BoundTransaction {
+  assertThat(
+    details !== undefined,
+    "TRANSACTION_REQUIRED",
+    "this action binds its grants to one transaction: send it",
+  );
+  try {
+    normalizeTransaction(details);
+  } catch (error) {
+    if (!(error instanceof TransactionError)) throw error;
+    throw new StepgateError("TRANSACTION_INVALID", error.message, { metadata: { refusal: error.refusal } });
+  }
+  return { digest: transactionDigest(details), summary: transactionSummary(details) };
+}
+
+/** Fails with TRANSACTION_REQUIRED, TRANSACTION_INVALID, or TRANSACTION_MISMATCH when `details` are not the transaction `digest` names. */
+export function assertSameTransaction(digest: string, details: unknown): void {
+  assertThat(
+    boundTransaction(details).digest === digest,
+    "TRANSACTION_MISMATCH",
+    "not the transaction the challenge was issued for",
+  );
+}
