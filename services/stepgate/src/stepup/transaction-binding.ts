@@ -1,9 +1,4 @@
-import {
-  normalizeTransaction,
-  TransactionError,
-  transactionDigest,
-  transactionSummary,
-} from "@stepgate/grant";
+import { TransactionError, transactionDigest, transactionSummary } from "@stepgate/grant";
 import { assertThat, StepgateError } from "../domain/stepgate-error.ts";
 
 /** A transaction a challenge and its grant are bound to: its digest (the `txn` claim) and the line the user sees. */
@@ -20,25 +15,29 @@ export interface BoundTransaction {
  * normalise; the message names the field, never its value.
  */
 export function boundTransaction(details: unknown): BoundTransaction {
+  return { digest: digestOf(details), summary: transactionSummary(details) };
+}
+
+/** Fails with TRANSACTION_REQUIRED, TRANSACTION_INVALID, or TRANSACTION_MISMATCH when `details` are not the transaction `digest` names. */
+export function assertSameTransaction(digest: string, details: unknown): void {
+  assertThat(
+    digestOf(details) === digest,
+    "TRANSACTION_MISMATCH",
+    "not the transaction the challenge was issued for",
+  );
+}
+
+/** The details' digest (the `txn` claim); the refusals of `boundTransaction`. */
+function digestOf(details: unknown): string {
   assertThat(
     details !== undefined,
     "TRANSACTION_REQUIRED",
     "this action binds its grants to one transaction: send it",
   );
   try {
-    normalizeTransaction(details);
+    return transactionDigest(details);
   } catch (error) {
     if (!(error instanceof TransactionError)) throw error;
     throw new StepgateError("TRANSACTION_INVALID", error.message, { metadata: { refusal: error.refusal } });
   }
-  return { digest: transactionDigest(details), summary: transactionSummary(details) };
-}
-
-/** Fails with TRANSACTION_REQUIRED, TRANSACTION_INVALID, or TRANSACTION_MISMATCH when `details` are not the transaction `digest` names. */
-export function assertSameTransaction(digest: string, details: unknown): void {
-  assertThat(
-    boundTransaction(details).digest === digest,
-    "TRANSACTION_MISMATCH",
-    "not the transaction the challenge was issued for",
-  );
 }
