@@ -5,13 +5,8 @@ import { runClosedLoop } from "./closed-loop.ts";
 import { measureOfflineVerify } from "./offline-verify.ts";
 import { runOpenLoop } from "./open-loop.ts";
 import { createScenarioCalls, type ScenarioCalls } from "./scenario-calls.ts";
-import type {
-  FloodSample,
-  PhaseSample,
-  WorkerCommand,
-  WorkerReply,
-  WorkerRequest,
-} from "./worker-messages.ts";
+import type { FloodSample, PhaseSample, WorkerCommand } from "./worker-messages.ts";
+import { serveWorkerCommands } from "./worker-messages.ts";
 
 // Preparation is not measured; enough in flight to be quick, few enough not to time out.
 const prepareConcurrency = 32;
@@ -67,18 +62,4 @@ async function handle(command: WorkerCommand): Promise<unknown> {
   }
 }
 
-process.on("message", (message: WorkerRequest) => {
-  handle(message.command).then(
-    (value) =>
-      process.send?.({ id: message.id, ok: true, value } satisfies WorkerReply, () => {
-        // Open gRPC channels and timers would keep the process alive: leave once the reply is out.
-        if (message.command.type === "close") process.exit(0);
-      }),
-    (error: unknown) =>
-      process.send?.({
-        id: message.id,
-        ok: false,
-        error: error instanceof Error ? (error.stack ?? error.message) : String(error),
-      } satisfies WorkerReply),
-  );
-});
+serveWorkerCommands(handle);

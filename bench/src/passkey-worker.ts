@@ -5,7 +5,7 @@
 import { runClosedLoop } from "./closed-loop.ts";
 import { runOpenLoop } from "./open-loop.ts";
 import { createPasskeyCalls, type PasskeyCalls, type PasskeyWorkerCommand } from "./passkey-calls.ts";
-import type { WorkerReply } from "./worker-messages.ts";
+import { serveWorkerCommands } from "./worker-messages.ts";
 
 // Preparation is not measured; enough in flight to be quick, few enough not to be shed (an
 // enrolment costs the replica more than the StepUp load-worker.ts prepares 32 at a time).
@@ -46,18 +46,4 @@ async function handle(command: PasskeyWorkerCommand): Promise<unknown> {
   }
 }
 
-process.on("message", (message: { id: number; command: PasskeyWorkerCommand }) => {
-  handle(message.command).then(
-    (value) =>
-      process.send?.({ id: message.id, ok: true, value } satisfies WorkerReply, () => {
-        // Open gRPC channels would keep the process alive: leave once the reply is out.
-        if (message.command.type === "close") process.exit(0);
-      }),
-    (error: unknown) =>
-      process.send?.({
-        id: message.id,
-        ok: false,
-        error: error instanceof Error ? (error.stack ?? error.message) : String(error),
-      } satisfies WorkerReply),
-  );
-});
+serveWorkerCommands(handle);

@@ -101,5 +101,28 @@ export interface FloodSample {
   recovery: PhaseSample;
 }
 
-export type WorkerRequest = { id: number; command: WorkerCommand };
 export type WorkerReply = { id: number; ok: true; value: unknown } | { id: number; ok: false; error: string };
+
+/**
+ * Answers the parent's `{ id, command }` messages with `handle`'s result or error, as a
+ * `WorkerReply` with the same id; after the reply to a `close` command the process exits (open gRPC
+ * channels and timers would keep it alive).
+ */
+export function serveWorkerCommands<C extends { type: string }>(
+  handle: (command: C) => Promise<unknown>,
+): void {
+  process.on("message", (message: { id: number; command: C }) => {
+    handle(message.command).then(
+      (value) =>
+        process.send?.({ id: message.id, ok: true, value } satisfies WorkerReply, () => {
+          if (message.command.type === "close") process.exit(0);
+        }),
+      (error: unknown) =>
+        process.send?.({
+          id: message.id,
+          ok: false,
+          error: error instanceof Error ? (error.stack ?? error.message) : String(error),
+        } satisfies WorkerReply),
+    );
+  });
+}

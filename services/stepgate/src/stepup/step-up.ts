@@ -5,7 +5,7 @@ import { type Clock, toSeconds } from "../domain/clock.ts";
 import type { Elevation } from "../domain/elevation.ts";
 import type { Enrolled } from "../domain/factor.ts";
 import type { MethodName } from "../domain/method.ts";
-import type { PasskeyRecord } from "../domain/passkey.ts";
+import type { PasskeyRecord, RelyingParty } from "../domain/passkey.ts";
 import { assertThat } from "../domain/stepgate-error.ts";
 import { bindingOf } from "../factors/assert-passkey.ts";
 import { requestOptionsJson, usablePasskeys } from "../factors/passkey-options.ts";
@@ -111,7 +111,8 @@ async function decide(deps: StepUpDeps, input: StepUpInput, action: ActionPolicy
     return { kind: "grant", grant };
   }
   const enrolled = await deps.factors.enrolled(input.subject);
-  const passkeys = passkeysFor(policy, input.caller, action, enrolled);
+  const relyingParty = relyingPartyFor(policy, input.caller);
+  const passkeys = relyingParty ? passkeysFor(relyingParty, action, enrolled) : [];
   const methods = allowed.filter((m) => (m === "passkey" ? passkeys.length > 0 : enrolled.methods.has(m)));
   if (methods.length === 0) return { kind: "enrollment_required", acr: action.acr, methods: allowed };
   const challenge: Challenge = {
@@ -128,7 +129,17 @@ async function decide(deps: StepUpDeps, input: StepUpInput, action: ActionPolicy
     ...(passkeys.length > 0 ? { passkeys } : {}),
     ...(transaction ? { transaction } : {}),
   };
-  const passkeyOptionsJson = await passkeyOptionsFor(deps, challenge, action);
+  const passkeyOptionsJson =
+    relyingParty && challenge.passkeys
+      ? await requestOptionsJson({
+          relyingParty,
+          key: deps.challengeKey,
+          binding: bindingOf(challenge),
+          passkeys: challenge.passkeys,
+          requirement: action.passkey,
+          timeoutMs: policy.challengeTtl * 1000,
+        })
+      : undefined;
   await deps.challenges.save(challenge, challengeRetentionMs(challenge, now));
   await deps.audit.record({
     type: "challenge.created",
@@ -149,37 +160,16 @@ async function decide(deps: StepUpDeps, input: StepUpInput, action: ActionPolicy
   };
 }
 
-/** The subject's passkeys that may answer for the action: the caller's relying party, and what the action demands. */
-function passkeysFor(
-  policy: Policy,
-  caller: string,
-  action: ActionPolicy,
-  enrolled: Enrolled,
-): PasskeyRecord[] {
-  const relyingParty = relyingPartyFor(policy, caller);
-  if (!relyingParty || !enrolled.methods.has("passkey")) return [];
+/** The subject's passkeys that may answer for the action: those of the caller's relying party that meet its demands. */
+function passkeysFor(relyingParty: RelyingParty, action: ActionPolicy, enrolled: Enrolled): PasskeyRecord[] {
+  if (!enrolled.methods.has("passkey")) return [];
   return usablePasskeys(enrolled.passkeys, relyingParty, action.passkey);
-}
-
-/** The WebAuthn request options of a challenge that offers passkeys; undefined for one that does not. */
-async function passkeyOptionsFor(deps: StepUpDeps, challenge: Challenge, action: ActionPolicy) {
-  const relyingParty = relyingPartyFor(deps.policy, challenge.caller);
-  if (!relyingParty || !challenge.passkeys) return undefined;
-  return requestOptionsJson({
-    relyingParty,
-    key: deps.challengeKey,
-    binding: bindingOf(challenge),
-    passkeys: challenge.passkeys,
-    requirement: action.passkey,
-    timeoutMs: challenge.expiresAt - (challenge.issuedAt ?? challenge.expiresAt),
-  });
 }
 
 /**
  * Whether an earlier elevation meets the action's passkey demands: a passkey's elevation counts
  * only if its amr show what the action needs (hwk: device-bound; mfa: user verified), and never
- * for an action with an AAGUID list. Other
- * methods' elevations are judged by level alone.
+ * for an action with an AAGUID list. Other methods' elevations are judged by level alone.
  */
 function meetsPasskeyNeeds(elevation: Elevation, action: ActionPolicy): boolean {
   if (elevation.method !== "passkey") return true;

@@ -2,7 +2,7 @@ import type { ChangeAuthorization, Enrolled, Factor } from "../domain/factor.ts"
 import type { MethodName } from "../domain/method.ts";
 import type { PasskeyRecord } from "../domain/passkey.ts";
 import { groupCommit } from "./group-commit.ts";
-import type { Pg, Sql } from "./sql.ts";
+import { oneByOneOnDeadlock, type Pg, type Sql } from "./sql.ts";
 
 /** Durable factor records; every state change that must be atomic is one conditional statement. */
 export interface FactorStore {
@@ -145,22 +145,12 @@ async function claimSteps(run: Sql, claims: StepClaimInput[]): Promise<StepClaim
       sorted.map((c) => c.claim),
       sorted.map((c) => c.now),
     ],
-  ).catch((error: unknown) => {
-    // Should a plan lock in another order anyway, one by one still decides every claim.
-    if (claims.length > 1 && pgErrorCode(error) === "40P01") return undefined;
-    throw error;
-  });
-  if (taken === undefined)
-    return Promise.all(claims.map((c) => claimSteps(run, [c]).then(([r]) => r as StepClaim)));
+  );
   const claimed = new Set(taken.map((r) => r.id));
   return Promise.all(
     claims.map((c) => (claimed.has(c.factorId) ? ("claimed" as const) : ownClaimOrNot(run, c))),
   );
 }
-
-/** A PostgreSQL error's SQLSTATE, e.g. 40P01 for a deadlock. */
-export const pgErrorCode = (error: unknown) =>
-  typeof error === "object" && error !== null && "code" in error ? String(error.code) : undefined;
 
 /** A claim the update did not take: "removed", a retry's own claim ("claimed"), or "replayed". */
 async function ownClaimOrNot(run: Sql, { factorId, step, claim }: StepClaimInput): Promise<StepClaim> {
@@ -205,7 +195,7 @@ const passkeyOf = (r: EnrolledRow): PasskeyRecord[] =>
     : [];
 
 /** Whether the subject has an active factor other than `except`. */
-const hasOtherActive = async (run: Sql, subject: string, except: string) =>
+export const hasOtherActive = async (run: Sql, subject: string, except: string) =>
   (
     await run("select 1 from factors where subject = $1 and status = 'active' and id <> $2 limit 1", [
       subject,
@@ -218,7 +208,7 @@ export function createFactorStore(pg: Pg): FactorStore {
   const claimGrouped = groupCommit<StepClaimInput, StepClaim>({
     maxBatch: claimBatchSize,
     keyOf: (c) => c.factorId,
-    run: (batch) => claimSteps(run, batch),
+    run: oneByOneOnDeadlock((batch) => claimSteps(run, batch)),
   });
   // Conditions are fixed fragments from this file; only values are parameters.
   const listWhere = async (condition: string, params: unknown[]) =>

@@ -1,7 +1,7 @@
 import type { ChangeAuthorization } from "../domain/factor.ts";
-import { lockSubject, pgErrorCode } from "./factor-store.ts";
+import { hasOtherActive, lockSubject } from "./factor-store.ts";
 import { groupCommit } from "./group-commit.ts";
-import type { Pg, Sql } from "./sql.ts";
+import { oneByOneOnDeadlock, type Pg, pgErrorCode, type Sql } from "./sql.ts";
 
 /** A new, pending passkey enrolment: a factor row without a credential yet. */
 export interface NewPasskey {
@@ -96,13 +96,7 @@ async function claimCounters(run: Sql, claims: CounterClaimInput[]): Promise<Cou
       sorted.map((c) => c.claim),
       sorted.map((c) => c.now),
     ],
-  ).catch((error: unknown) => {
-    // Should a plan lock in another order anyway, one by one still decides every claim.
-    if (claims.length > 1 && pgErrorCode(error) === "40P01") return undefined;
-    throw error;
-  });
-  if (taken === undefined)
-    return Promise.all(claims.map((c) => claimCounters(run, [c]).then(([r]) => r as CounterClaim)));
+  );
   const claimed = new Set(taken.map((r) => r.id));
   return Promise.all(
     claims.map((c) => (claimed.has(c.factorId) ? ("claimed" as const) : refusedClaim(run, c))),
@@ -121,21 +115,13 @@ async function refusedClaim(run: Sql, { factorId }: CounterClaimInput): Promise<
 
 const isUniqueViolation = (error: unknown) => pgErrorCode(error) === "23505";
 
-async function hasOtherActive(tx: Sql, subject: string, except: string): Promise<boolean> {
-  const rows = await tx(
-    "select 1 from factors where subject = $1 and status = 'active' and id <> $2 limit 1",
-    [subject, except],
-  );
-  return rows.length > 0;
-}
-
 export function createPasskeyStore(pg: Pg): PasskeyStore {
   const run = pg.sql;
   // As TOTP step claims: concurrent Verify calls share one statement and one commit.
   const claimGrouped = groupCommit<CounterClaimInput, CounterClaim>({
     maxBatch: claimBatchSize,
     keyOf: (c) => c.factorId,
-    run: (batch) => claimCounters(run, batch),
+    run: oneByOneOnDeadlock((batch) => claimCounters(run, batch)),
   });
   return {
     async insertPending(p) {

@@ -43,3 +43,21 @@ export function createPg(db: Database | ServingPool, dependency: Dependency): Pg
     probe: () => dependency.probe(() => raw("select 1")).then(() => {}),
   };
 }
+
+/** A PostgreSQL error's SQLSTATE, e.g. 40P01 for a deadlock; undefined for other errors. */
+export const pgErrorCode = (error: unknown) =>
+  typeof error === "object" && error !== null && "code" in error ? String(error.code) : undefined;
+
+/**
+ * `batch` (one statement over many rows, e.g. group-committed claims), settled item by item should
+ * PostgreSQL end it as a deadlock (40P01): a plan may lock rows in another order than asked, and
+ * one by one still decides every item. Items must be safe to run again (claims recognise their own).
+ */
+export function oneByOneOnDeadlock<I, O>(batch: (items: I[]) => Promise<O[]>): (items: I[]) => Promise<O[]> {
+  const settle = (items: I[]): Promise<O[]> =>
+    batch(items).catch((error: unknown) => {
+      if (items.length <= 1 || pgErrorCode(error) !== "40P01") throw error;
+      return Promise.all(items.map((item) => settle([item]).then(([output]) => output as O)));
+    });
+  return settle;
+}
