@@ -72,7 +72,13 @@ async function fakeReplica(answer: () => Answer): Promise<{ address: string; clo
 }
 
 const clientOf = (target: string, options: Partial<StepgateClientOptions> = {}) =>
-  createStepgateClient({ target, caller: "payments", replicaRetryRounds: 0, ...options });
+  createStepgateClient({
+    target,
+    caller: "payments",
+    replicaRetryRounds: 0,
+    revocationFeed: { enabled: false },
+    ...options,
+  });
 
 /** The error a GetJwks call fails with against a server answering with `answer`. */
 async function failureOf(answer: Answer): Promise<ConnectError> {
@@ -202,6 +208,8 @@ describe("a call lost after its response headers, through the client", () => {
     const client = createStepgateClient({
       target: `ipv4:${replicas.map((r) => r.address).join(",")}`,
       caller: "payments",
+      // These fake replicas answer every call as CheckGrant: no feed stream to them.
+      revocationFeed: { enabled: false },
     });
     const request = { token: "t", action: "secrets.read" };
     try {

@@ -1,16 +1,28 @@
 import { type Client, createClient } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
-import { FactorService, StepUpService } from "@stepgate/api";
-import { createGrantVerifier, type GrantClaims, type GrantExpectations, type Jwk } from "@stepgate/grant";
+import { FactorService, RevocationFeedService, StepUpService } from "@stepgate/api";
+import {
+  createGrantVerifier,
+  createRevocationSet,
+  type GrantClaims,
+  type GrantExpectations,
+  type Jwk,
+} from "@stepgate/grant";
 import {
   createGrpcJsTransport,
   mutualTlsChannelCredentials,
   type TlsFiles,
   watchTlsFiles,
 } from "@stepgate/grpc-bridge";
+import { checkOnline } from "./check-online.ts";
 import { clientInterceptors } from "./client-interceptors.ts";
 import { defaultDeadlines } from "./deadlines.ts";
 import { ResendThrottle } from "./resend-throttle.ts";
+import {
+  type RevocationFeedOptions,
+  type RevocationFeedStatus,
+  watchRevocations,
+} from "./revocation-watcher.ts";
 import { type OutlierDetectionOptions, type RetryOptions, stepgateServiceConfig } from "./service-config.ts";
 
 export interface StepgateClientOptions {
@@ -82,6 +94,11 @@ export interface StepgateClientOptions {
   clockToleranceSeconds?: number;
   /** Offline grant checks: the clock, in ms since the epoch (default `Date.now`). */
   now?: () => number;
+  /**
+   * Offline grant checks: the revocation feed `verifyGrant` subscribes to, on by default, with
+   * the rule for a stale feed (default: check online with CheckGrant once it lags over 5 s).
+   */
+  revocationFeed?: RevocationFeedOptions;
 }
 
 export interface StepgateClient {
@@ -94,13 +111,19 @@ export interface StepgateClient {
    * refetched on an unknown key id). The audience defaults to this client's caller name. A grant
    * bound to a transaction (`txn` claim) passes only with `transaction`, the details about to be
    * executed; it rejects with GrantError (GRANT_INVALID, GRANT_EXPIRED, GRANT_MISMATCH,
-   * GRANT_SINGLE_USE, GRANT_TRANSACTION_MISMATCH), or an Error when the keys cannot be fetched.
+   * GRANT_SINGLE_USE, GRANT_TRANSACTION_MISMATCH, GRANT_REVOKED), or an Error when the keys cannot
+   * be fetched. With the revocation feed (the default) a grant it names is GRANT_REVOKED; the first
+   * call waits up to `syncTimeoutMs` for the feed, and while the feed is stale its `whenStale` rule
+   * applies: CheckGrant's refusals come back as GrantError too (GRANT_REVOKED, GRANT_CONSUMED...),
+   * "fail-closed" rejects with Error("revocation feed stale").
    */
   verifyGrant(
     token: string,
     expect: Omit<GrantExpectations, "audience"> & { audience?: string },
   ): Promise<GrantClaims>;
-  /** Closes the channel. */
+  /** The revocation feed's state (lag, cursor, staleness); undefined when it is off. */
+  revocationFeed(): RevocationFeedStatus | undefined;
+  /** Closes the channel and ends the feed's stream. */
   close(): void;
 }
 
@@ -136,11 +159,26 @@ export function createStepgateClient(options: StepgateClientOptions): StepgateCl
   const transport = createGrpcJsTransport({
     channel,
     // A method not listed gets 5000 ms: no Stepgate call waits forever.
-    defaultTimeoutMs: (method) => deadlines[method.name] ?? 5000,
+    // A stream (the revocation feed) stays open: no deadline unless one is listed.
+    defaultTimeoutMs: (method) =>
+      deadlines[method.name] ?? (method.methodKind === "server_streaming" ? undefined : 5000),
     interceptors,
   });
   const stepUp = createClient(StepUpService, transport);
+  const now = options.now ?? Date.now;
+  const feedOptions = options.revocationFeed ?? {};
+  const revocations = createRevocationSet(now);
+  const watcher =
+    feedOptions.enabled === false
+      ? undefined
+      : watchRevocations(
+          createClient(RevocationFeedService, transport),
+          options.caller,
+          revocations,
+          feedOptions,
+        );
   const verifier = createGrantVerifier({
+    ...(watcher === undefined ? {} : { revocations }),
     keys: async () => (JSON.parse((await stepUp.getJwks({})).jwksJson) as { keys: Jwk[] }).keys,
     ...(options.clockToleranceSeconds === undefined
       ? {}
@@ -150,9 +188,20 @@ export function createStepgateClient(options: StepgateClientOptions): StepgateCl
   return {
     stepUp,
     factors: createClient(FactorService, transport),
-    verifyGrant: (token, expect) =>
-      verifier.verify(token, { ...expect, audience: expect.audience ?? options.caller }),
+    async verifyGrant(token, expect) {
+      const expectation = { ...expect, audience: expect.audience ?? options.caller };
+      if (watcher === undefined) return verifier.verify(token, expectation);
+      await watcher.synced();
+      const claims = await verifier.verify(token, expectation);
+      if (!watcher.status().stale) return claims;
+      const rule = feedOptions.whenStale ?? "check-online";
+      if (rule === "fail-closed") throw new Error("revocation feed stale");
+      if (rule === "check-online") await checkOnline(stepUp, token, expectation);
+      return claims;
+    },
+    revocationFeed: () => watcher?.status(),
     close: () => {
+      watcher?.stop();
       channel.close();
       tlsFiles?.close();
     },

@@ -3,6 +3,7 @@ import { type GrantClaims, grantType, parseGrantClaims } from "./grant-claims.ts
 import { GrantError } from "./grant-error.ts";
 import type { Jwk } from "./jwk.ts";
 import { createKeySet } from "./key-set.ts";
+import type { RevocationCheck } from "./revocation-set.ts";
 import { timeClaimFault } from "./time-claims.ts";
 import { TransactionError, transactionDigest } from "./transaction.ts";
 import { createVerifiedGrantCache } from "./verified-grant-cache.ts";
@@ -23,6 +24,9 @@ export interface GrantVerifierOptions {
   cacheSize?: number;
   // The current time in milliseconds, for tests. Default Date.now.
   now?: () => number;
+  // Revocations received from Stepgate's feed (revocation-set.ts): a grant one names is refused
+  // with GRANT_REVOKED, a token signed by a retired key too. Default: none (valid until exp).
+  revocations?: RevocationCheck;
 }
 
 // What the caller is about to do: the grant must have been issued for exactly this.
@@ -69,6 +73,8 @@ export function createGrantVerifier(options: GrantVerifierOptions): GrantVerifie
     now,
     onKeyDropped: (kid) => cache.dropKid(kid),
   });
+  const revocations = options.revocations;
+  revocations?.onKeyRetired((kid) => cache.dropKid(kid));
 
   // Header segment -> kid, for headers that passed the checks: one per key in practice, so the
   // header is decoded once per key instead of once per token (3% of a signature check).
@@ -90,6 +96,7 @@ export function createGrantVerifier(options: GrantVerifierOptions): GrantVerifie
       // Bounded without eviction: junk headers beyond the bound are only decoded every time.
       if (headers.size < maxHeaders) headers.set(header, kid);
     }
+    if (revocations?.keyRetired(kid)) throw new GrantError("GRANT_REVOKED", "signing key retired");
     const key = keys.get(kid);
     if (key === undefined) return undefined;
     // The token is ASCII by now; encoding it whole as UTF-8 takes Node's fast path, a slice as latin1 does not.
@@ -123,6 +130,7 @@ export function createGrantVerifier(options: GrantVerifierOptions): GrantVerifie
       throw mismatch("authentication too old");
     }
     checkTransaction(claims.txn, expect.transaction);
+    if (revocations?.revoking(claims) !== undefined) throw new GrantError("GRANT_REVOKED", "grant revoked");
     // Last, so a grant for another audience or action says so rather than sending the caller online.
     if (claims.single_use === true && expect.allowSingleUse !== true) {
       throw new GrantError("GRANT_SINGLE_USE", "single-use grant needs an online check");

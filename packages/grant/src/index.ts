@@ -8,6 +8,14 @@ export {
   type GrantVerifierOptions,
 } from "./grant-verifier.ts";
 export { type Jwk, publicJwk } from "./jwk.ts";
+export {
+  createRevocationSet,
+  type Revocation,
+  type RevocationCheck,
+  type RevocationKind,
+  type RevocationSet,
+  sessionRevocationKey,
+} from "./revocation-set.ts";
 export { isNumericDate, latestNumericDate, type TimeClaims, timeClaimFault } from "./time-claims.ts";
 export {
   canonicalTransaction,

@@ -1,15 +1,14 @@
-import type { DescMethod, DescMethodUnary, DescService } from "@bufbuild/protobuf";
+import type { DescMethod, DescMethodServerStreaming, DescMethodUnary, DescService } from "@bufbuild/protobuf";
 import { create } from "@bufbuild/protobuf";
 import type { HandlerContext, Interceptor, ServiceImpl } from "@connectrpc/connect";
-import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
 import { statusDetailsFromError, statusDetailsKey } from "./error-details.ts";
 import { createGrpcServiceDefinition } from "./grpc-service-definition.ts";
-import { CallContext } from "./handler-context.ts";
+import { callContextOf } from "./handler-context.ts";
 import { metadataFromHeaders } from "./metadata.ts";
-import { peerAddressKey } from "./peer-address.ts";
-import { peerCertificateKey } from "./peer-certificate.ts";
 import { withServerInterceptors } from "./server-interceptors.ts";
+import { type ServerStreamingFn, serverStreamingHandler } from "./server-streaming.ts";
 import { grpcStatusFromCode } from "./status-code.ts";
 
 export interface AddServiceOptions {
@@ -40,7 +39,8 @@ type UnaryFn = (request: unknown, ctx: HandlerContext) => unknown;
 
 /**
  * Serve a protobuf-es service on a grpc-js server with Connect's handler signatures.
- * Methods missing from `impl` answer UNIMPLEMENTED. Only unary methods can be implemented.
+ * Methods missing from `impl` answer UNIMPLEMENTED. Unary and server-streaming methods can be
+ * implemented (server streams without the interceptors, see `serverStreamingHandler`).
  *
  * Response headers and trailers: a call that succeeds sends the handler's `responseHeader` (if
  * any) as response headers, then the message, then `responseTrailer` with the status. A call that
@@ -75,6 +75,20 @@ export function addService<S extends DescService>(
             )
           : unimplemented(method);
       handlers[method.name] = unaryHandler(method as DescMethodUnary, unary, options);
+    } else if (method.methodKind === "server_streaming" && typeof fn === "function") {
+      handlers[method.name] = serverStreamingHandler(
+        method as DescMethodServerStreaming,
+        fn.bind(impl) as ServerStreamingFn,
+        (error, ctx) => {
+          const status = statusFromThrown(error, ctx, method, options);
+          return {
+            code: status.code,
+            details: status.details,
+            metadata: status.metadata ?? new grpc.Metadata(),
+          };
+        },
+        () => callEnd(method, options),
+      );
     } else if (typeof fn === "function") {
       // Failing at startup beats a handler that silently answers UNIMPLEMENTED in production.
       throw new Error(
@@ -94,18 +108,8 @@ function unaryHandler(
 ): grpc.handleUnaryCall<unknown, unknown> {
   return (call, callback) => {
     const end = callEnd(method, options);
+    const ctx = callContextOf(method, call);
     const deadline = Number(call.getDeadline());
-    const auth = call.getAuthContext();
-    const secure = auth.transportSecurityType === "ssl";
-    const ctx = new CallContext({
-      method,
-      call,
-      deadline,
-      secure,
-      values: createContextValues()
-        .set(peerAddressKey, call.getPeer())
-        .set(peerCertificateKey, secure ? auth.sslPeerCertificate : undefined),
-    });
     let settled = false;
     // grpc-js emits "cancelled" after every call, and at the deadline (its own timer ends the call
     // then); for a settled call it means nothing.

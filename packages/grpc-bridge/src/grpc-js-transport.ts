@@ -19,6 +19,7 @@ import * as grpc from "@grpc/grpc-js";
 import { connectErrorFromStatus } from "./error-details.ts";
 import { createGrpcServiceDefinition } from "./grpc-service-definition.ts";
 import { headersFromMetadata, metadataFromHeaders } from "./metadata.ts";
+import { openServerStream, serverStreamMethod } from "./server-stream.ts";
 
 export interface GrpcJsTransportOptions {
   /** The grpc-js channel every call goes over, shared by all services. Its owner closes it. */
@@ -57,7 +58,9 @@ type UnaryMethod = (
 
 /**
  * A Connect transport over a grpc-js channel, for `createClient(Service, transport)`.
- * Unary calls only: `stream()` rejects with Unimplemented.
+ * Unary and server-streaming calls; `stream()` rejects other streams with Unimplemented.
+ * Interceptors run around unary calls only: a server stream goes to grpc-js with the headers the
+ * caller gave (server-stream.ts).
  *
  * A response's headers reach Connect as `res.header` (`onHeader`), its trailers as `res.trailer`
  * (`onTrailer`), both after grpc-js's retries: they are those of the attempt that answered. A
@@ -69,19 +72,24 @@ export function createGrpcJsTransport(options: GrpcJsTransportOptions): Transpor
 
   // The OpenTelemetry gRPC instrumentation patches clients made by makeGenericClientConstructor,
   // so calls go through such a client rather than through channel-level makeUnaryRequest.
-  function unaryMethod(method: DescMethodUnary): UnaryMethod {
-    let client = clients.get(method.parent);
+  function clientOf(service: DescService): grpc.Client {
+    let client = clients.get(service);
     if (client === undefined) {
       const ServiceClient = grpc.makeGenericClientConstructor(
-        createGrpcServiceDefinition(method.parent),
-        method.parent.typeName,
+        createGrpcServiceDefinition(service),
+        service.typeName,
       );
       // With channelOverride the address and credentials are unused: the channel has its own.
       client = new ServiceClient(options.channel.getTarget(), grpc.credentials.createInsecure(), {
         channelOverride: options.channel,
       });
-      clients.set(method.parent, client);
+      clients.set(service, client);
     }
+    return client;
+  }
+
+  function unaryMethod(method: DescMethodUnary): UnaryMethod {
+    const client = clientOf(method.parent);
     const fn = (client as unknown as Record<string, UnaryMethod>)[method.name];
     if (fn === undefined) {
       throw new ConnectError(
@@ -205,11 +213,27 @@ export function createGrpcJsTransport(options: GrpcJsTransportOptions): Transpor
 
     async stream<I extends DescMessage, O extends DescMessage>(
       method: DescMethodStreaming<I, O>,
+      signal: AbortSignal | undefined,
+      timeoutMs: number | undefined,
+      header: ConstructorParameters<typeof Headers>[0],
+      input: AsyncIterable<unknown>,
     ): Promise<StreamResponse<I, O>> {
-      throw new ConnectError(
-        `${method.parent.typeName}.${method.name}: streaming is not supported by the grpc-js transport`,
-        Code.Unimplemented,
-      );
+      if (method.methodKind !== "server_streaming") {
+        throw new ConnectError(
+          `${method.parent.typeName}.${method.name}: only server streaming is supported by the grpc-js transport`,
+          Code.Unimplemented,
+        );
+      }
+      const timeout = timeoutOf(method, timeoutMs);
+      const deadline = timeout === undefined ? undefined : Date.now() + timeout;
+      const open = serverStreamMethod(clientOf(method.parent), method);
+      return openServerStream(method, open, {
+        signal,
+        deadline,
+        header,
+        input,
+        options: options.callOptions,
+      });
     },
   };
 }

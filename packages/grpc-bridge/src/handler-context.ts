@@ -1,13 +1,15 @@
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import type { ContextValues, HandlerContext } from "@connectrpc/connect";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
 import type * as grpc from "@grpc/grpc-js";
 import { headersFromMetadata } from "./metadata.ts";
+import { peerAddressKey } from "./peer-address.ts";
+import { peerCertificateKey } from "./peer-certificate.ts";
 
-/** What one unary call's context is made from. */
+/** What one unary or server-streaming call's context is made from. */
 export interface CallContextInit {
   method: DescMethod;
-  call: grpc.ServerUnaryCall<unknown, unknown>;
+  call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>;
   /** The call's deadline (epoch ms); Infinity without one. */
   deadline: number;
   /** Whether the call came over TLS (the URL's scheme). */
@@ -83,4 +85,19 @@ export class CallContext implements HandlerContext {
   abort(reason: unknown): void {
     if (!this.signal.aborted) this.#controller.abort(reason);
   }
+}
+
+/** The context of one grpc-js call: its deadline, whether it came over TLS, the peer's address and certificate. */
+export function callContextOf(method: DescMethod, call: CallContextInit["call"]): CallContext {
+  const auth = call.getAuthContext();
+  const secure = auth.transportSecurityType === "ssl";
+  return new CallContext({
+    method,
+    call,
+    deadline: Number(call.getDeadline()),
+    secure,
+    values: createContextValues()
+      .set(peerAddressKey, call.getPeer())
+      .set(peerCertificateKey, secure ? auth.sslPeerCertificate : undefined),
+  });
 }

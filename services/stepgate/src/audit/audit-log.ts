@@ -1,10 +1,12 @@
 import { randomToken } from "../crypto/random-id.ts";
 import { DependencyUnavailableError } from "../domain/dependency-unavailable.ts";
+import type { RevocationEvent } from "../domain/revocation.ts";
 import type { AuditOutbox } from "../store/audit-outbox.ts";
 import {
   type AuditEvent,
   type AuditStore,
   deferredPasskeyCounterType,
+  deferredRevocationType,
   deferredTotpClaimType,
 } from "../store/audit-store.ts";
 import { type AuditDrainer, type AuditDrainerOptions, startAuditDrainer } from "./audit-drainer.ts";
@@ -55,6 +57,12 @@ export interface AuditLog {
    * event: storing it raises the credential's `sign_count`. Resolves false without an outbox.
    */
   deferPasskeyCounter(counter: DeferredPasskeyCounter): Promise<boolean>;
+  /**
+   * Queues a revocation PostgreSQL could not take (it is down) as a `revocation.deferred` event:
+   * storing it appends the revocation to the feed (store/audit-store.ts), so verifiers learn of it
+   * once PostgreSQL is back. Resolves false without an outbox; rejects when the outbox refuses it.
+   */
+  deferRevocation(revocation: RevocationEvent): Promise<boolean>;
   /** Moves what the outbox holds to PostgreSQL now (tests read the table after it). */
   flush(): Promise<void>;
   /**
@@ -144,6 +152,18 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
         caller: counter.caller,
         details: { factor_id: counter.factorId, counter: counter.counter, claim: counter.claim },
         at: new Date(counter.at),
+        replica,
+      });
+      return true;
+    },
+    async deferRevocation(revocation) {
+      if (!outbox) return false;
+      await outbox.append({
+        id: randomToken(),
+        type: deferredRevocationType,
+        caller: "stepgate",
+        details: { ...revocation },
+        at: new Date(revocation.revokedAtMs),
         replica,
       });
       return true;

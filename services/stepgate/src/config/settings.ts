@@ -401,6 +401,25 @@ export const configSchema = z
       description: "audit events a dead replica held in the outbox are taken over after this",
       unit: "ms",
     }),
+    revocationFeed: z.object({
+      pollMs: setting(ms().min(10).max(10_000).default(100), {
+        env: "STEPGATE_REVOCATION_POLL_MS",
+        description:
+          "how often a replica reads new revocations for its feed subscribers: their added latency at most",
+        unit: "ms",
+      }),
+      heartbeatMs: setting(ms().min(100).max(60_000).default(1000), {
+        env: "STEPGATE_REVOCATION_HEARTBEAT_MS",
+        description:
+          "longest silence on a WatchRevocations stream: a message with no revocations says the feed is alive",
+        unit: "ms",
+      }),
+      maxWatchers: setting(int(1, 100_000).default(2000), {
+        env: "STEPGATE_MAX_REVOCATION_WATCHERS",
+        description:
+          "WatchRevocations streams one replica serves at once; more are refused RESOURCE_EXHAUSTED",
+      }),
+    }),
     faultInjection: setting(flag(), {
       env: "STEPGATE_FAULT_INJECTION",
       description: "tests only: honour the `stepgate-fault` request header (server/fault-injection.ts)",

@@ -6,6 +6,8 @@ import { provenBy } from "../identity/prove-subject.ts";
 import type { SubjectToken } from "../identity/subject-tokens.ts";
 import { factorRevocationLifetimeMs } from "../policy/assurance.ts";
 import { managementActions, type Policy } from "../policy/policy.ts";
+import type { PublishRevocations } from "../revocations/publish-revocation.ts";
+import { factorEnded } from "../revocations/revocation-events.ts";
 import type { RecoveryCodeStore } from "../store/recovery-code-store.ts";
 import type { SessionStore } from "../store/session-store.ts";
 import type { AuthorizeChange } from "./authorize-change.ts";
@@ -45,6 +47,8 @@ export interface CreateRecoveryCodesDeps {
   /** Puts the subject's new factors in the factor cache (best effort). */
   refreshEnrolled: (subject: string) => Promise<void>;
   clock: Clock;
+  /** Tells offline verifiers (the revocation feed). */
+  publishRevocations: PublishRevocations;
 }
 
 export function createCreateRecoveryCodes(deps: CreateRecoveryCodesDeps): CreateRecoveryCodes {
@@ -58,7 +62,11 @@ export function createCreateRecoveryCodes(deps: CreateRecoveryCodesDeps): Create
     const salt = newRecoverySalt();
     const hashes = await Promise.all(codes.map((c) => hashRecoveryCode(c, salt)));
     const factorId = newId();
-    const endSet = (id: string) => deps.sessions.endFactor(id, deps.clock(), revocationTtlMs);
+    const endSet = async (id: string) => {
+      const now = deps.clock();
+      await deps.sessions.endFactor(id, now, revocationTtlMs);
+      await deps.publishRevocations([factorEnded(id, now, revocationTtlMs)]);
+    };
     // The current set is ended before it is replaced (a replacement that then fails leaves codes
     // that grant nothing new), and any set a racing call added is ended after.
     const current = await deps.recoveryCodes.activeSet(subject);

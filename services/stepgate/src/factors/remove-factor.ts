@@ -5,6 +5,8 @@ import { provenBy } from "../identity/prove-subject.ts";
 import type { SubjectToken } from "../identity/subject-tokens.ts";
 import { factorRevocationLifetimeMs } from "../policy/assurance.ts";
 import { managementActions, type Policy } from "../policy/policy.ts";
+import type { PublishRevocations } from "../revocations/publish-revocation.ts";
+import { factorEnded } from "../revocations/revocation-events.ts";
 import type { FactorStore } from "../store/factor-store.ts";
 import type { SessionStore } from "../store/session-store.ts";
 import type { AuthorizeChange } from "./authorize-change.ts";
@@ -41,6 +43,8 @@ export interface RemoveFactorDeps {
   refreshEnrolled: (subject: string) => Promise<void>;
   policy: Policy;
   clock: Clock;
+  /** Tells offline verifiers (the revocation feed). */
+  publishRevocations: PublishRevocations;
 }
 
 export function createRemoveFactor(deps: RemoveFactorDeps): RemoveFactor {
@@ -59,7 +63,9 @@ export function createRemoveFactor(deps: RemoveFactorDeps): RemoveFactor {
     }
     await authorize();
     // Ended first: a removal that then fails leaves a factor that grants nothing, never the reverse.
-    await deps.sessions.endFactor(factorId, deps.clock(), revocationTtlMs);
+    const now = deps.clock();
+    await deps.sessions.endFactor(factorId, now, revocationTtlMs);
+    await deps.publishRevocations([factorEnded(factorId, now, revocationTtlMs)]);
     assertThat(await deps.factors.remove(subject, factorId), "FACTOR_NOT_FOUND", "no such factor");
     await deps.refreshEnrolled(subject);
     await deps.audit.record({

@@ -2,6 +2,8 @@ import { createGrantVerifier, type GrantClaims, GrantError } from "@stepgate/gra
 import type { Fingerprint } from "../crypto/fingerprint.ts";
 import type { Clock } from "../domain/clock.ts";
 import { StepgateError } from "../domain/stepgate-error.ts";
+import type { PublishRevocations } from "../revocations/publish-revocation.ts";
+import { grantConsumed } from "../revocations/revocation-events.ts";
 import type { ConsumedGrants } from "../store/consumed-grants.ts";
 import type { SessionStore } from "../store/session-store.ts";
 import type { SigningKeys } from "./signing-keys.ts";
@@ -47,6 +49,8 @@ export interface CheckGrantDeps {
   /** Keys who spent a grant (audience, action, idempotency key) without storing any of them. */
   fingerprint: Fingerprint;
   clock: Clock;
+  /** Tells offline verifiers that a single-use grant was consumed (the revocation feed). */
+  publishRevocations: PublishRevocations;
 }
 
 export function createCheckGrant(deps: CheckGrantDeps): CheckGrant {
@@ -101,6 +105,7 @@ export function createCheckGrant(deps: CheckGrantDeps): CheckGrant {
       if (!(await deps.consumedGrants.consume(claims.jti, ttlMs, spender))) {
         throw new StepgateError("GRANT_CONSUMED", "grant was already used");
       }
+      await deps.publishRevocations([grantConsumed(claims.jti, deps.clock(), (claims.exp + 60) * 1000)]);
     }
     return claims;
   };

@@ -1,4 +1,4 @@
-import { create, createRegistry, type DescService } from "@bufbuild/protobuf";
+import { create, createRegistry, type DescMethod, type DescService } from "@bufbuild/protobuf";
 import type { Path } from "@bufbuild/protobuf/reflect";
 import { createValidator, type Violation } from "@bufbuild/protovalidate";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
@@ -18,6 +18,19 @@ import { file_stepgate_v1_rules } from "@stepgate/api/gen/stepgate/v1/rules_pb";
  * start waits for it (about 90 ms for both services); other messages compile on first use.
  */
 export function validateRequests(services: readonly DescService[] = []): Interceptor {
+  const check = createRequestCheck(services);
+  return (next) => (req) => {
+    if (req.stream) return next(req);
+    check(req.method, req.message);
+    return next(req);
+  };
+}
+
+/** Checks one request message as `validateRequests` does; throws its INVALID_ARGUMENT. For streams. */
+export type RequestCheck = (method: DescMethod, message: unknown) => void;
+
+/** The check `validateRequests` runs, with the rules of every request of `services` compiled now. */
+export function createRequestCheck(services: readonly DescService[] = []): RequestCheck {
   const validator = createValidator({
     registry: createRegistry(file_stepgate_v1_rules),
     regexMatch: schemaPatternMatch(),
@@ -25,10 +38,9 @@ export function validateRequests(services: readonly DescService[] = []): Interce
   for (const method of services.flatMap((service) => service.methods)) {
     validator.validate(method.input, create(method.input));
   }
-  return (next) => (req) => {
-    if (req.stream) return next(req);
-    const result = validator.validate(req.method.input, req.message);
-    if (result.kind === "valid") return next(req);
+  return (method, message) => {
+    const result = validator.validate(method.input, message as never);
+    if (result.kind === "valid") return;
     if (result.kind === "error") throw result.error;
     throw invalidRequest(result.violations);
   };

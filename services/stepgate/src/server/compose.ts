@@ -4,6 +4,7 @@ import { ConfigError } from "../config/config-error.ts";
 import { loadFingerprint } from "../crypto/fingerprint.ts";
 import { parseKeyRing } from "../crypto/key-ring.ts";
 import { type Clock, systemClock } from "../domain/clock.ts";
+import { DependencyUnavailableError } from "../domain/dependency-unavailable.ts";
 import { createAssertPasskey } from "../factors/assert-passkey.ts";
 import { createAuthorizeChange } from "../factors/authorize-change.ts";
 import { createBeginPasskeyEnrollment } from "../factors/begin-passkey-enrollment.ts";
@@ -28,8 +29,13 @@ import { createAttempts } from "../limits/attempts.ts";
 import { describeError } from "../log/describe-error.ts";
 import { type Logger, lifecycle } from "../log/logger.ts";
 import { createMetrics, type Metrics } from "../observability/metrics.ts";
+import { longestGrantLifetimeMs } from "../policy/assurance.ts";
 import { assertCallerMay, type CallerNeed } from "../policy/caller-scopes.ts";
 import { loadPolicy, type Policy } from "../policy/policy.ts";
+import { createPublishRevocations } from "../revocations/publish-revocation.ts";
+import { keyRetired } from "../revocations/revocation-events.ts";
+import { startRevocationFeed } from "../revocations/revocation-feed.ts";
+import { createWatchRevocations, type WatchRevocations } from "../revocations/watch-revocations.ts";
 import { callerFromCertificate, callerFromHeader, type IdentifyCaller } from "../rpc/caller.ts";
 import type { FactorUseCases } from "../rpc/factor-handlers.ts";
 import type { StepUpUseCases } from "../rpc/step-up-handlers.ts";
@@ -52,6 +58,8 @@ export interface Composed {
   stores: Stores;
   /** Names each call's calling service: from its client certificate, or its header in insecure development mode. */
   identifyCaller: IdentifyCaller;
+  /** The revocation feed for offline verifiers; `stopping` aborts every stream as the replica closes. */
+  revocationFeed: { watch: WatchRevocations; stopping: AbortSignal };
   /** Rate limits and admission control, applied to every call before its handler (rpc/traffic-shaping.ts). */
   traffic: TrafficShaping;
   /** Moves the audit events waiting in the outbox to PostgreSQL now. */
@@ -128,6 +136,17 @@ export async function compose(config: Config, logger: Logger, clock: Clock = sys
     const { traffic, stopTraffic } = shapeTrafficWith(config, policy, stores, metrics);
     const mayCall = (caller: string, need: CallerNeed) => assertCallerMay(policy, caller, need);
     const { factors, recoveryCodes, challenges, verifyResults, sessions, consumedGrants } = stores;
+    const publishRevocations = createPublishRevocations({ log: stores.revocations, audit });
+    const revocationFeed = startRevocationFeed({
+      log: stores.revocations,
+      pollMs: config.revocationFeed.pollMs,
+      now: clock,
+      onError: (error) => {
+        if (!(error instanceof DependencyUnavailableError))
+          logger.warn({ error: describeError(error) }, "revocation feed not read");
+      },
+    });
+    const stopping = new AbortController();
     const issueGrant = createGrantIssuer({ signingKeys, issuer: config.issuer, clock, replicaId });
     const checkGrant = createCheckGrant({
       signingKeys,
@@ -136,6 +155,7 @@ export async function compose(config: Config, logger: Logger, clock: Clock = sys
       consumedGrants,
       fingerprint,
       clock,
+      publishRevocations,
     });
     const authorizeChange = createAuthorizeChange({ factors, checkGrant, policy, clock });
     const proveSubject = createProveSubject({ policy, verifyToken: subjectTokensFor(config, policy, clock) });
@@ -172,7 +192,15 @@ export async function compose(config: Config, logger: Logger, clock: Clock = sys
       store: stores.signingKeys,
       ...{ keyRing, clock, audit },
       ...config.signingKeys,
-      onChange: (kid, change) => logger.info({ kid }, `signing key ${change}`),
+      onChange: (kid, change) => {
+        logger.info({ kid }, `signing key ${change}`);
+        if (change !== "retired") return;
+        // Verifiers drop the key at once instead of at their next key-set refresh.
+        const event = keyRetired(kid, clock(), longestGrantLifetimeMs(policy) + 60_000);
+        publishRevocations([event]).catch((error: unknown) =>
+          logger.warn({ kid, error: describeError(error) }, "key retirement not in the revocation feed"),
+        );
+      },
       onError: (error) => logger.warn({ error: describeError(error) }, "signing keys not refreshed"),
     });
     return {
@@ -183,7 +211,7 @@ export async function compose(config: Config, logger: Logger, clock: Clock = sys
         }),
         verify,
         checkGrant,
-        endSession: createEndSession({ sessions, policy, audit, clock }),
+        endSession: createEndSession({ sessions, policy, audit, clock, publishRevocations }),
         getJwks: createGetJwks({ signingKeys }),
         metrics,
         isKnownAction: (action) => policy.actions.has(action),
@@ -209,16 +237,24 @@ export async function compose(config: Config, logger: Logger, clock: Clock = sys
           ...{ refreshEnrolled, challengeKey },
         }),
         createRecoveryCodes: createCreateRecoveryCodes({
-          ...{ recoveryCodes, sessions, policy, authorizeChange, audit, clock },
+          ...{ recoveryCodes, sessions, policy, authorizeChange, audit, clock, publishRevocations },
           refreshEnrolled,
         }),
         listFactors: createListFactors({ factors }),
         removeFactor: createRemoveFactor({
-          ...{ factors, sessions, policy, authorizeChange, audit, clock },
+          ...{ factors, sessions, policy, authorizeChange, audit, clock, publishRevocations },
           refreshEnrolled,
         }),
         mayCall,
         proveSubject,
+      },
+      revocationFeed: {
+        watch: createWatchRevocations({
+          feed: revocationFeed,
+          heartbeatMs: config.revocationFeed.heartbeatMs,
+          now: clock,
+        }),
+        stopping: stopping.signal,
       },
       stores,
       identifyCaller,
@@ -227,6 +263,8 @@ export async function compose(config: Config, logger: Logger, clock: Clock = sys
       async close() {
         stopTraffic();
         stopRotation();
+        stopping.abort();
+        revocationFeed.stop();
         await audit.close();
         await stores.close();
       },

@@ -1,19 +1,21 @@
 import type { Interceptor } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
-import { FactorService, StepUpService } from "@stepgate/api";
+import { FactorService, RevocationFeedService, StepUpService } from "@stepgate/api";
 import { file_google_rpc_error_details } from "@stepgate/api/gen/google/rpc/error_details_pb";
 import { Health as HealthService } from "@stepgate/api/gen/grpc/health/v1/health_pb";
 import { BenchService } from "@stepgate/api/gen/stepgate/bench/v1/bench_service_pb";
 import { addService } from "@stepgate/grpc-bridge";
 import type { Config } from "../config/config.ts";
+import { describeError } from "../log/describe-error.ts";
 import type { Logger } from "../log/logger.ts";
 import { createCallAccounting } from "../rpc/call-accounting.ts";
 import { identifyCallers } from "../rpc/caller.ts";
 import { factorHandlers } from "../rpc/factor-handlers.ts";
 import { type GuardHooks, guard } from "../rpc/guard.ts";
+import { revocationFeedHandlers } from "../rpc/revocation-feed-handlers.ts";
 import { stepUpHandlers } from "../rpc/step-up-handlers.ts";
 import { shapeTraffic } from "../rpc/traffic-shaping.ts";
-import { validateRequests } from "../rpc/validate-requests.ts";
+import { createRequestCheck, validateRequests } from "../rpc/validate-requests.ts";
 import type { Composed } from "./compose.ts";
 import { type ConnectionThrottle, createConnectionThrottle } from "./connection-throttle.ts";
 import { injectFaults } from "./fault-injection.ts";
@@ -69,12 +71,33 @@ export function createServer(config: Config, service: Composed, logger: Logger):
   const serve = { interceptors: callInterceptors(config, service, accounting.handlerHooks) };
   addService(server, StepUpService, stepUpHandlers(service.stepUpService), serve);
   addService(server, FactorService, factorHandlers(service.factorService), serve);
+  addService(
+    server,
+    RevocationFeedService,
+    revocationFeedHandlers({
+      ...service.revocationFeed,
+      identifyCaller: service.identifyCaller,
+      checkRequest: createRequestCheck([RevocationFeedService]),
+      replicaId: config.replicaId,
+      maxWatchers: config.revocationFeed.maxWatchers,
+    }),
+    // A stream's unexpected failure reaches the client as INTERNAL only: the log says what it was.
+    { onError: (error) => logger.error({ error: describeError(error) }, "revocation feed stream failed") },
+  );
   if (config.bench) {
     addService(server, BenchService, { noop: async (req) => ({ payload: req.payload }) }, serve);
   }
-  const health = addHealth(server, [StepUpService.typeName, FactorService.typeName]);
+  const health = addHealth(server, [
+    StepUpService.typeName,
+    FactorService.typeName,
+    RevocationFeedService.typeName,
+  ]);
   // The error detail types too, so grpcurl and buf curl print ErrorInfo and BadRequest as JSON.
-  addReflection(server, [StepUpService, FactorService, HealthService], [file_google_rpc_error_details]);
+  addReflection(
+    server,
+    [StepUpService, FactorService, RevocationFeedService, HealthService],
+    [file_google_rpc_error_details],
+  );
   return { server, health, throttle };
 }
 

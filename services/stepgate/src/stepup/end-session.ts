@@ -2,6 +2,8 @@ import type { AuditLog } from "../audit/audit-log.ts";
 import type { Clock } from "../domain/clock.ts";
 import { longestGrantLifetimeMs } from "../policy/assurance.ts";
 import type { Policy } from "../policy/policy.ts";
+import type { PublishRevocations } from "../revocations/publish-revocation.ts";
+import { sessionEnded } from "../revocations/revocation-events.ts";
 import type { SessionStore } from "../store/session-store.ts";
 
 /** How long an ended session id is remembered as ended, in ms (a day). */
@@ -27,14 +29,20 @@ export interface EndSessionDeps {
   policy: Policy;
   audit: Pick<AuditLog, "record">;
   clock: Clock;
+  /** Tells offline verifiers (the revocation feed). */
+  publishRevocations: PublishRevocations;
 }
 
-export function createEndSession({ sessions, policy, audit, clock }: EndSessionDeps): EndSession {
+export function createEndSession(deps: EndSessionDeps): EndSession {
+  const { sessions, policy, audit, clock } = deps;
   // A revocation must outlive every grant it revokes (a minute more absorbs clock skew), and the
   // end outlive the session's use by its caller.
-  const revocationTtlMs = Math.max(endedSessionRetentionMs, longestGrantLifetimeMs(policy) + 60_000);
+  const grantsLastMs = longestGrantLifetimeMs(policy) + 60_000;
+  const revocationTtlMs = Math.max(endedSessionRetentionMs, grantsLastMs);
   return async ({ subject, sessionId, caller }) => {
-    await sessions.end(subject, sessionId, clock(), revocationTtlMs, policy.levels);
+    const now = clock();
+    await sessions.end(subject, sessionId, now, revocationTtlMs, policy.levels);
+    await deps.publishRevocations([sessionEnded(subject, sessionId, now, grantsLastMs)]);
     await audit.record({ type: "session.ended", subject, caller });
   };
 }

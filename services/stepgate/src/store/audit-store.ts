@@ -1,4 +1,6 @@
+import type { RevocationEvent } from "../domain/revocation.ts";
 import { bumpVersionSql } from "./factor-store.ts";
+import { appendRevocations } from "./revocation-log.ts";
 import type { Pg, Sql } from "./sql.ts";
 
 /** A security-relevant event; `details` must never hold a secret or a code. */
@@ -21,7 +23,8 @@ export interface AuditStore {
    * Inserts `events` in one multi-row insert and one commit; an event whose id is stored already is
    * skipped, so a batch delivered twice is stored once. `totp.step_claimed` events also raise their
    * factor's last step, `passkey.counter_claimed` events their passkey's counter and
-   * `passkey.counter_regressed` events flag theirs, in the same transaction. Rejects with the driver's error.
+   * `passkey.counter_regressed` events flag theirs and `revocation.deferred` events join the
+   * revocation feed, in the same transaction. Rejects with the driver's error.
    */
   append(events: AuditEvent[]): Promise<void>;
 }
@@ -83,6 +86,17 @@ async function applyClones(run: Sql, events: AuditEvent[]): Promise<void> {
   );
 }
 
+/**
+ * The event type that carries a revocation PostgreSQL could not take when it was made: storing the
+ * event also appends it to the revocation feed (details: a RevocationEvent), once per event id.
+ */
+export const deferredRevocationType = "revocation.deferred";
+
+const isDeferredRevocation = (e: AuditEvent) => e.type === deferredRevocationType;
+
+const deferredRevocations = (events: AuditEvent[]) =>
+  events.map((e) => e.details as unknown as RevocationEvent);
+
 interface DeferredClaim {
   factor_id: string;
   step: number;
@@ -130,7 +144,8 @@ export function createAuditStore(pg: Pg): AuditStore {
       const deferred = events.filter(isDeferredClaim);
       const counters = events.filter(isDeferredCounter);
       const clones = events.filter(isCloned);
-      if (deferred.length === 0 && counters.length === 0 && clones.length === 0) {
+      const revocations = events.filter(isDeferredRevocation);
+      if (deferred.length + counters.length + clones.length + revocations.length === 0) {
         await insert(pg.sql, events);
         return;
       }
@@ -140,6 +155,7 @@ export function createAuditStore(pg: Pg): AuditStore {
         if (deferred.length > 0) await applyDeferredClaims(tx, deferred);
         if (counters.length > 0) await applyDeferredCounters(tx, counters);
         if (clones.length > 0) await applyClones(tx, clones);
+        await appendRevocations(tx, deferredRevocations(revocations));
       });
     },
   };

@@ -10,6 +10,7 @@ import { Migration005SigningKeyLifecycle } from "./migrations/migration-005-sign
 import { Migration006ResealProgress } from "./migrations/migration-006-reseal-progress.ts";
 import { Migration007EnrolmentAuthorization } from "./migrations/migration-007-enrolment-authorization.ts";
 import { Migration008Passkeys } from "./migrations/migration-008-passkeys.ts";
+import { Migration009RevocationFeed } from "./migrations/migration-009-revocation-feed.ts";
 
 export type Database = MikroORM;
 
@@ -23,6 +24,7 @@ const migrationClasses = [
   Migration006ResealProgress,
   Migration007EnrolmentAuthorization,
   Migration008Passkeys,
+  Migration009RevocationFeed,
 ];
 
 export interface DatabaseOptions {

@@ -8,6 +8,7 @@ export const migrationNames = [
   "006-reseal-progress",
   "007-enrolment-authorization",
   "008-passkeys",
+  "009-revocation-feed",
 ] as const;
 
 /** The migrations table (store/database.ts). */

@@ -24,6 +24,7 @@ import { openPool } from "./pool.ts";
 import { createRateLimitStore, type RateLimitStore } from "./rate-limit-store.ts";
 import { createRecoveryCodeStore, type RecoveryCodeStore } from "./recovery-code-store.ts";
 import { createResealProgressStore, type ResealProgressStore } from "./reseal-progress.ts";
+import { createRevocationLog, type RevocationLog } from "./revocation-log.ts";
 import { createSealedHotEntries, type SealedHotEntries } from "./sealed-hot-entries.ts";
 import { createSealedRowStore, type SealedRowStore } from "./sealed-rows.ts";
 import { createServiceSecretStore, type ServiceSecretStore } from "./service-secret-store.ts";
@@ -55,6 +56,8 @@ export interface Stores extends HotStores {
   recoveryCodes: RecoveryCodeStore;
   signingKeys: SigningKeyStore;
   audit: AuditStore;
+  /** The revocation feed's source, in PostgreSQL. */
+  revocations: RevocationLog;
   /** The Redis stream audit events wait in on their way to `audit`; undefined without Redis. */
   auditOutbox: AuditOutbox | undefined;
   secrets: ServiceSecretStore;
@@ -225,6 +228,7 @@ export async function openStores(options: StoreOptions): Promise<Stores> {
     recoveryCodes: createRecoveryCodeStore(pg),
     signingKeys: createSigningKeyStore(pg),
     audit: createAuditStore(pg),
+    revocations: createRevocationLog(pg),
     auditOutbox,
     secrets: createServiceSecretStore(pg, hotStores.startupCopies),
     sealedRows: createSealedRowStore(pg),

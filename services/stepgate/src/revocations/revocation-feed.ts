@@ -1,0 +1,157 @@
+import type { StoredRevocation } from "../domain/revocation.ts";
+import type { RevocationLog } from "../store/revocation-log.ts";
+
+/** How this replica follows the revocation log. */
+export interface RevocationFeedOptions {
+  log: Pick<RevocationLog, "after" | "head" | "prune">;
+  /** How often the log is read for new rows, in ms (default 100): the feed's added latency at most. */
+  pollMs?: number;
+  /** New revocations kept in memory for subscribers that are nearly current (default 4096). */
+  memoryEvents?: number;
+  /** Most rows one read returns (default 500). */
+  pageSize?: number;
+  /** How often expired rows are deleted, in ms (default 60000); every replica may, it is idempotent. */
+  pruneEveryMs?: number;
+  /** Told of a failed read other than PostgreSQL being down (it is tried again next poll). */
+  onError?: (error: unknown) => void;
+  now?: () => number;
+}
+
+/** One page for a subscriber: revocations after its cursor, and how current the feed was. */
+export interface FeedPage {
+  revocations: StoredRevocation[];
+  /** The cursor after this page. */
+  cursor: bigint;
+  /** Until when (ms since the epoch) this replica had read every committed revocation. */
+  asOfMs: number;
+  /** True when nothing after `cursor` up to `asOfMs` was left out (the page was not full). */
+  caughtUp: boolean;
+}
+
+/**
+ * This replica's view of the revocation log: it polls the log for rows after the last one it
+ * holds, keeps the newest in memory, and wakes every waiting subscriber when rows arrive. A
+ * subscriber behind the memory window is served from PostgreSQL. Polling by primary key (a few
+ * hundred microseconds per poll, nothing returned) was chosen over LISTEN/NOTIFY: it needs no
+ * connection of its own to keep and re-listen on after a failover, and bounds the latency alike.
+ */
+export interface RevocationFeed {
+  /** Up to a page of unexpired revocations after `cursor`, in order; rejects when PostgreSQL does. */
+  page(cursor: bigint): Promise<FeedPage>;
+  /** Resolves when new revocations arrived, after `timeoutMs`, or when `signal` aborts. */
+  changed(timeoutMs: number, signal: AbortSignal): Promise<void>;
+  /** The last cursor this replica read (0 before the first read). */
+  readonly head: bigint;
+  /** Until when this replica had read every committed revocation (0 before the first read). */
+  readonly asOfMs: number;
+  stop(): void;
+}
+
+export function startRevocationFeed(options: RevocationFeedOptions): RevocationFeed {
+  const { log } = options;
+  const now = options.now ?? Date.now;
+  const pollMs = options.pollMs ?? 100;
+  const memoryEvents = options.memoryEvents ?? 4096;
+  const pageSize = options.pageSize ?? 500;
+  const pruneEveryMs = options.pruneEveryMs ?? 60_000;
+  // The newest revocations, in order; `memoryFrom` is the cursor just before the first of them.
+  const recent: StoredRevocation[] = [];
+  let memoryFrom: bigint | undefined;
+  let head = 0n;
+  let asOfMs = 0;
+  let prunedAt = 0;
+  let stopped = false;
+  let waiters: (() => void)[] = [];
+  const wake = () => {
+    const woken = waiters;
+    waiters = [];
+    for (const resolve of woken) resolve();
+  };
+
+  const remember = (rows: StoredRevocation[]) => {
+    recent.push(...rows);
+    if (recent.length > memoryEvents) {
+      const dropped = recent.splice(0, recent.length - memoryEvents);
+      memoryFrom = dropped.at(-1)?.seq ?? memoryFrom;
+    }
+  };
+
+  const poll = async () => {
+    const readAt = now();
+    if (memoryFrom === undefined) {
+      // Start at the log's head: older rows are served from PostgreSQL when asked for.
+      head = await log.head();
+      memoryFrom = head;
+    }
+    let rows: StoredRevocation[];
+    let arrived = 0;
+    do {
+      rows = await log.after(head, pageSize, readAt);
+      if (rows.length > 0) {
+        head = rows.at(-1)?.seq ?? head;
+        arrived += rows.length;
+        remember(rows);
+      }
+    } while (rows.length === pageSize);
+    asOfMs = readAt;
+    if (arrived > 0) wake();
+    if (readAt - prunedAt >= pruneEveryMs) {
+      prunedAt = readAt;
+      await log.prune(readAt - 60_000, 1000);
+    }
+  };
+
+  const loop = async () => {
+    while (!stopped) {
+      try {
+        await poll();
+      } catch (error) {
+        options.onError?.(error);
+      }
+      await new Promise((resolve) => setTimeout(resolve, pollMs).unref());
+    }
+  };
+  void loop();
+
+  return {
+    async page(cursor) {
+      const nowMs = now();
+      const asOf = asOfMs;
+      if (memoryFrom !== undefined && cursor >= memoryFrom && asOf > 0) {
+        const revocations = recent.filter((r) => r.seq > cursor && r.expiresAtMs > nowMs).slice(0, pageSize);
+        const last = revocations.at(-1)?.seq;
+        // Nothing new in memory: the cursor moves to this replica's head (rows between were expired).
+        const caughtUp = revocations.length < pageSize;
+        return { revocations, cursor: last ?? (cursor > head ? cursor : head), asOfMs: asOf, caughtUp };
+      }
+      const revocations = await log.after(cursor, pageSize, nowMs);
+      const last = revocations.at(-1)?.seq;
+      // A short page from PostgreSQL read everything up to now: the cursor may skip to the head.
+      const cursorAfter = last ?? (cursor > head ? cursor : head);
+      const caughtUp = revocations.length < pageSize;
+      return { revocations, cursor: cursorAfter, asOfMs: caughtUp ? nowMs : asOf, caughtUp };
+    },
+    changed(timeoutMs, signal) {
+      return new Promise((resolve) => {
+        const done = () => {
+          clearTimeout(timer);
+          signal.removeEventListener("abort", done);
+          resolve();
+        };
+        const timer = setTimeout(done, timeoutMs);
+        signal.addEventListener("abort", done, { once: true });
+        waiters.push(done);
+      });
+    },
+    get head() {
+      return head;
+    },
+    get asOfMs() {
+      return asOfMs;
+    },
+    stop() {
+      stopped = true;
+      wake();
+    },
+  };
+}
