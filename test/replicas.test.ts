@@ -48,6 +48,7 @@ describe("replicas starting together on an empty database", () => {
         "006-reseal-progress",
         "007-enrolment-authorization",
         "008-passkeys",
+        "009-revocation-feed",
       ],
     );
     const keys = await db.query<{ kid: string }>("select kid from signing_keys");
