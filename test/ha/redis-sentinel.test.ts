@@ -4,7 +4,8 @@
 // the writes of the last seconds are surely lost (asynchronous replication at its worst). Asserts:
 // flows succeed again within Sentinel's failover plus 2 s, no code is accepted twice, and what was
 // closed before the kill (a spent single-use grant, a revoked grant, a lockout) stays closed on the
-// promoted replica. Prints its figures.
+// promoted replica. Prints its figures, and when an assertion fails, what the service logged about
+// its hot state since the kill (moves, resync failures, dependency changes, reconnects).
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
@@ -17,6 +18,27 @@ import { closeStateWith, flowLoadKeepingFailures } from "../support/ha.ts";
 import { type Harness, startStepgate } from "../support/stepgate.ts";
 
 const load = { ratePerSecond: 10, durationMs: 16_000, killAtMs: 4000 };
+
+// The service's lines that tell where the hot state went and why.
+const failoverMessages = [
+  "hot state moved",
+  "security state not carried back into redis yet",
+  "dependency down",
+  "dependency up",
+  "redis connection made again",
+  "redis client stopped reconnecting: connecting again",
+];
+
+/** Runs `assertions`; when one fails, prints `lines` first, the service's own account of it. */
+async function printingOnFailure(lines: () => string[], assertions: () => Promise<void>): Promise<void> {
+  try {
+    await assertions();
+  } catch (error) {
+    const account = lines().map((l) => `#   ${l.trim()}`);
+    console.log(["# the service's failover lines since the kill:", ...account].join("\n"));
+    throw error;
+  }
+}
 
 describe("Redis Sentinel failover under load", () => {
   let redis: SentinelRedis;
@@ -87,22 +109,26 @@ describe("Redis Sentinel failover under load", () => {
         `failed calls ${failures.length} (${[...new Set(failures.map((f) => f.failure))].join(", ")}), ` +
         `of flows started later than promotion + 2 s: ${lateFailures.length}`,
     );
-    assert.ok(
-      keysOnPromoted !== undefined && keysOnPrimary !== undefined && keysOnPromoted < keysOnPrimary,
-      "the promoted replica lacks the last writes: the test covers their loss",
-    );
-    assert.equal(report.replays, 0, "no TOTP code accepted twice");
-    assert.equal(report.rpcs.ReplayProbe.failed, 0, "every replayed code refused");
-    assert.deepEqual(
-      lateFailures.map((f) => `${f.rpc} ${f.failure}`),
-      [],
-      "flows started 2 s after the promotion all succeed",
-    );
-    assert.ok(
-      redisWritableAt !== undefined,
-      "the hot state is writable on Redis again within 10 s of the promotion",
-    );
-    assert.ok(!movedAway || backOnRedis, "the hot state is on Redis again, on the promoted replica");
-    await assertClosed(h.client, closed, "after the failover to a replica that never saw them");
+    const failoverLines = () =>
+      h.logs.slice(logsBefore).filter((l) => failoverMessages.some((m) => l.includes(`"${m}"`)));
+    await printingOnFailure(failoverLines, async () => {
+      assert.ok(
+        keysOnPromoted !== undefined && keysOnPrimary !== undefined && keysOnPromoted < keysOnPrimary,
+        "the promoted replica lacks the last writes: the test covers their loss",
+      );
+      assert.equal(report.replays, 0, "no TOTP code accepted twice");
+      assert.equal(report.rpcs.ReplayProbe.failed, 0, "every replayed code refused");
+      assert.deepEqual(
+        lateFailures.map((f) => `${f.rpc} ${f.failure}`),
+        [],
+        "flows started 2 s after the promotion all succeed",
+      );
+      assert.ok(
+        redisWritableAt !== undefined,
+        "the hot state is writable on Redis again within 10 s of the promotion",
+      );
+      assert.ok(!movedAway || backOnRedis, "the hot state is on Redis again, on the promoted replica");
+      await assertClosed(h.client, closed, "after the failover to a replica that never saw them");
+    });
   });
 });

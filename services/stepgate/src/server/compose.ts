@@ -100,7 +100,12 @@ export async function compose(config: Config, logger: Logger, clock: Clock = sys
       ),
     onHotSwitch: (active) => lifecycle(logger).warn({ hotStore: active }, "hot state moved"),
     onResyncError: (error) =>
-      logger.error({ error: describeError(error) }, "security state not carried back into redis yet"),
+      logger.error(
+        { error: describeError(error), ...unavailability(error) },
+        "security state not carried back into redis yet",
+      ),
+    onRedisReconnect: () => logger.info("redis connection made again"),
+    onRedisRestart: () => lifecycle(logger).warn("redis client stopped reconnecting: connecting again"),
   });
   try {
     const signingKeys = await loadSigningKeys({
@@ -273,6 +278,15 @@ export async function compose(config: Config, logger: Logger, clock: Clock = sys
     await stores.close().catch(() => {});
     throw error;
   }
+}
+
+/** For a DependencyUnavailableError, whether the circuit was open or the call failed, and why. */
+function unavailability(error: unknown): Record<string, unknown> {
+  if (!(error instanceof DependencyUnavailableError)) return {};
+  return {
+    reason: error.reason,
+    ...(error.cause === undefined ? {} : { cause: describeError(error.cause) }),
+  };
 }
 
 /**

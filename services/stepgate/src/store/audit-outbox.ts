@@ -1,5 +1,6 @@
 import type { Redis } from "ioredis";
 import type { AuditEvent } from "./audit-store.ts";
+import { keepConnecting } from "./hot/redis-connection.ts";
 import { hotKeys } from "./hot-keys.ts";
 
 /** One entry read from the outbox: its stream id (to acknowledge it) and what it holds. */
@@ -95,6 +96,8 @@ export function createAuditOutbox(redis: Redis, options: AuditOutboxOptions = {}
       // the request connection's bound on one command.
       blocking = redis.duplicate({ enableAutoPipelining: false, commandTimeout: blockingReadTimeoutMs });
       blocking.on("error", () => {});
+      // A duplicate shares the sentinel settings, so it can end for good after a failover too.
+      keepConnecting(blocking, () => closed);
       // No offline queue: the first read would fail while the new connection is still being made.
       const made = blocking;
       connected = new Promise<void>((resolve) => {

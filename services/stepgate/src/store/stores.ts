@@ -102,6 +102,10 @@ export interface StoreOptions {
   onHotSwitch?: (active: "redis" | "postgresql") => void;
   /** Told when security state could not be carried back into Redis (it is tried again). */
   onResyncError?: (error: unknown) => void;
+  /** Told when the Redis client gave up reconnecting on its own and is made to connect again. */
+  onRedisRestart?: () => void;
+  /** Told each time the Redis connection is made again after a loss (a resync follows). */
+  onRedisReconnect?: () => void;
   /**
    * How long, in ms, the fleet's replicas may differ in seeing Redis back: the breaker's half-open
    * period plus the health interval (see FailoverHotStoreOptions.settleMs). Default: the half-open
@@ -188,8 +192,10 @@ export async function openStores(options: StoreOptions): Promise<Stores> {
       prefix: options.redisPrefix,
       dependency: redisDependency,
       connectTimeoutMs: Math.max(1000, options.redis.callTimeoutMs * 4),
+      ...(options.onRedisRestart ? { onRestart: options.onRedisRestart } : {}),
     });
     const redis = redisHot;
+    if (options.onRedisReconnect) redis.onReconnect(options.onRedisReconnect);
     await redis.ready(Math.max(1000, options.redis.callTimeoutMs * 4));
     const failover = createFailoverHotStore({
       primary: redis,

@@ -9,8 +9,11 @@ import { createFailoverHotStore } from "./failover-hot-store.ts";
 import { createMemoryHotStore } from "./memory-hot-store.ts";
 import type { RedisHotStore } from "./redis-hot-store.ts";
 
-/** A breaker whose state the test sets, and a primary whose reconnects the test fires. */
-function rig(settleMs: number) {
+/**
+ * A breaker whose state the test sets, and a primary whose reconnects the test fires; `onSwitch`
+ * is told of each move after it is recorded.
+ */
+function rig(settleMs: number, onSwitch?: (active: "redis" | "postgresql") => void) {
   const listeners: ((available: boolean) => void)[] = [];
   const reconnects: (() => void)[] = [];
   let available = true;
@@ -46,7 +49,10 @@ function rig(settleMs: number) {
         throw new Error("postgresql is unavailable");
       }
     },
-    onSwitch: (active) => switches.push(active),
+    onSwitch: (active) => {
+      switches.push(active);
+      onSwitch?.(active);
+    },
     settleMs,
     readThrough: isFlowKey,
   });
@@ -131,4 +137,23 @@ describe("failover hot store: the fleet does not split across Redis and PostgreS
     assert.equal(r.store.kind, "redis");
     assert.equal(r.switches.length, switchesBack, "no move after the success");
   });
+
+  for (const [when, tell] of [
+    ["at once", (reconnect: () => void) => reconnect()],
+    ["a microtask later", (reconnect: () => void) => queueMicrotask(reconnect)],
+  ] as const) {
+    it(`a reconnect told ${when} as calls move back to Redis resyncs again and returns`, async () => {
+      let reconnectOnce: (() => void) | undefined;
+      const r = rig(0, (active) => {
+        if (active !== "redis" || !reconnectOnce) return;
+        tell(reconnectOnce);
+        reconnectOnce = undefined;
+      });
+      r.setAvailable(false);
+      reconnectOnce = r.reconnect;
+      r.setAvailable(true);
+      await until(() => r.resyncs() === 2 && r.store.kind === "redis", 500);
+      assert.deepEqual(r.switches, ["postgresql", "redis", "postgresql", "redis"]);
+    });
+  }
 });

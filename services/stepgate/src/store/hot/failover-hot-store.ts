@@ -75,33 +75,39 @@ export function createFailoverHotStore(options: FailoverHotStoreOptions): Failov
     if (running) return;
     running = true;
     void (async () => {
-      while (wanted) {
-        wanted = false;
-        const hold = holdUntil - Date.now();
-        if (hold > 0) await sleep(hold, undefined, { ref: false });
-        try {
-          await options.resync();
-        } catch {
-          // Asked again while this one ran (a reconnect, a closed circuit): try at once.
-          if (wanted) continue;
-          // PostgreSQL cannot be read yet: stay on the fallback and try again shortly.
-          if (!closed && retry === undefined) {
-            retry = setTimeout(() => {
-              retry = undefined;
-              comeBack();
-            }, 1000);
-            retry.unref();
+      try {
+        while (wanted) {
+          wanted = false;
+          const hold = holdUntil - Date.now();
+          if (hold > 0) await sleep(hold, undefined, { ref: false });
+          try {
+            await options.resync();
+          } catch {
+            // Asked again while this one ran (a reconnect, a closed circuit): try at once.
+            if (wanted) continue;
+            // PostgreSQL cannot be read yet: stay on the fallback and try again shortly.
+            if (!closed && retry === undefined) {
+              retry = setTimeout(() => {
+                retry = undefined;
+                comeBack();
+              }, 1000);
+              retry.unref();
+            }
+            return;
           }
-          return;
+          // Asked again while this one ran: Redis may have lost what it wrote.
+          if (wanted) continue;
+          // A retry still pending would move calls off Redis again for nothing.
+          clearTimeout(retry);
+          retry = undefined;
+          // A reconnect told while moving (by onSwitch) is seen by the loop's check.
+          if (primaryDependency.available) switchTo("redis");
         }
+      } finally {
+        // At once, not a microtask later: a reconnect told in between would be lost.
+        running = false;
       }
-      // A retry still pending would move calls off Redis again for nothing.
-      clearTimeout(retry);
-      retry = undefined;
-      if (primaryDependency.available) switchTo("redis");
-    })().finally(() => {
-      running = false;
-    });
+    })();
   };
   primaryDependency.onChange((available) => (available ? comeBack() : switchTo("postgresql")));
   primary.onReconnect(() => {

@@ -16,7 +16,8 @@ export interface RedisConnectionSettings {
  * asked for again on every reconnection (ioredis' sentinel support). A failover is followed within
  * about 200 ms of Sentinel's announcement (`+switch-master`, `failoverDetector`), a node that turns
  * out to be a replica is left at its ready check, and a READONLY answer (the old primary, demoted
- * while connected) reconnects. Commands fail at once while disconnected: no offline queue.
+ * while connected) reconnects. Commands fail at once while disconnected: no offline queue. ioredis may
+ * still give up after a failover: its owner keeps it connecting (`keepConnecting`).
  */
 export function connectRedis(target: RedisTarget, settings: RedisConnectionSettings): Redis {
   const common = {
@@ -52,5 +53,23 @@ export function connectRedis(target: RedisTarget, settings: RedisConnectionSetti
     // Subscribe to the sentinels' +switch-master: reconnect when a failover ends, not at the next error.
     failoverDetector: true,
     ...(target.tls ? { tls: {}, enableTLSForSentinelMode: true, sentinelTLS: {} } : {}),
+  });
+}
+
+/**
+ * Makes `redis` connect again, 200 ms later, each time it ends while `closing()` is false, and
+ * tells `onRestart`. ioredis ends for good (status "end", no retry left) when it is disconnected
+ * while it asks a sentinel for the primary, which its failover detector does when a +switch-master
+ * arrives in that window: the replica would then never reach the promoted primary.
+ */
+export function keepConnecting(redis: Redis, closing: () => boolean, onRestart?: () => void): void {
+  redis.on("end", () => {
+    if (closing()) return;
+    onRestart?.();
+    const timer = setTimeout(() => {
+      // Rejected while already connecting, or again by the same race (then "end" comes again).
+      if (!closing()) redis.connect().catch(() => {});
+    }, 200);
+    timer.unref();
   });
 }

@@ -2,7 +2,7 @@ import type { Redis } from "ioredis";
 import type { RedisTarget } from "../../config/redis-target.ts";
 import type { Dependency } from "../dependency.ts";
 import type { HotStore } from "./hot-store.ts";
-import { connectRedis } from "./redis-connection.ts";
+import { connectRedis, keepConnecting } from "./redis-connection.ts";
 
 // INCR and set the expiry in one atomic step: on creation, or every time when sliding.
 const incrementScript = `
@@ -116,6 +116,8 @@ export interface RedisHotStoreOptions {
   dependency: Dependency;
   /** How long a connection attempt may take, in ms. */
   connectTimeoutMs: number;
+  /** Told when the client gave up reconnecting and is made to connect again (see keepConnecting). */
+  onRestart?: () => void;
 }
 
 /** The Redis hot store, plus what its owner needs to know about the connection. */
@@ -141,6 +143,8 @@ export function createRedisHotStore(options: RedisHotStoreOptions): RedisHotStor
   const script = defineScripts(redis);
   // Connection errors surface through the commands and health; the client reconnects itself.
   redis.on("error", () => {});
+  let closing = false;
+  keepConnecting(redis, () => closing, options.onRestart);
   const reconnectListeners: (() => void)[] = [];
   let connectedBefore = false;
   redis.on("ready", () => {
@@ -227,6 +231,7 @@ export function createRedisHotStore(options: RedisHotStoreOptions): RedisHotStor
       if (keys.length > 0) await redis.del(...keys);
     },
     async close() {
+      closing = true;
       await redis.quit().catch(() => {});
       // QUIT alone leaves Sentinel's failover-detector subscriptions open; disconnect() ends them.
       redis.disconnect();
