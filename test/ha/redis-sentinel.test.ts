@@ -71,7 +71,7 @@ describe("Redis Sentinel failover under load", () => {
     const { flows, failures } = flowLoadKeepingFailures(h.client, subjects, load);
     await sleep(load.killAtMs - 2000);
     // From here on the replica hears nothing: what follows lives on the primary alone.
-    await redis.replicationProxy.blackhole();
+    await redis.cutReplication();
     const closed = await closeStateWith(h.client, closing);
     const keysOnPrimary = await redis.keyCount(redis.primary);
     const logsBefore = h.logs.length;

@@ -22,7 +22,7 @@ export interface SentinelRedis {
   readonly masterName: string;
   readonly primary: OwnRedis;
   readonly replica: OwnRedis;
-  /** The replica's only way to the primary: cut it (`blackhole()`) and writes stop replicating,
+  /** The replica's way to the primary: cut it (`cutReplication()`) and writes stop replicating,
    * as with a replica that lags behind at the moment the primary dies. */
   readonly replicationProxy: TcpProxy;
   readonly sentinels: OwnRedis[];
@@ -32,6 +32,13 @@ export interface SentinelRedis {
   masterPort(): Promise<number | undefined>;
   /** `DBSIZE` of `node`, or undefined if it does not answer within 1 s. */
   keyCount(node: OwnRedis): Promise<number | undefined>;
+  /**
+   * Stops replication: the replica replicates through `replicationProxy` again, in sync, and the
+   * proxy blackholes. (The sentinels point a replica straight at the primary failover-timeout after
+   * they found it, +fix-slave-config, which would leave nothing to cut.) Rejects if the replica is
+   * not in sync through the proxy within 10 s.
+   */
+  cutReplication(): Promise<void>;
   /** Kills everything and removes the folders. Idempotent; never rejects. */
   destroy(): Promise<void>;
 }
@@ -114,6 +121,21 @@ export async function startSentinelRedis(options: SentinelRedisOptions = {}): Pr
         const n = await command(node.port, ["DBSIZE"]);
         return typeof n === "number" ? n : undefined;
       },
+      async cutReplication() {
+        const viaProxy = `master_port:${replicationProxy.port}\r\n`;
+        if (!(await info(replica.port, "replication")).includes(viaProxy)) {
+          await command(replica.port, ["REPLICAOF", "127.0.0.1", String(replicationProxy.port)]);
+        }
+        await until(
+          Date.now() + 10_000,
+          async () => {
+            const replication = await info(replica.port, "replication");
+            return replication.includes(viaProxy) && replication.includes("master_link_status:up");
+          },
+          "the replica is not in sync through the replication proxy",
+        );
+        await replicationProxy.blackhole();
+      },
       destroy: () => (destroyed ??= destroyAll()),
     };
   } catch (error) {
@@ -150,10 +172,14 @@ async function info(port: number, section: string): Promise<string> {
   return typeof text === "string" ? text : "";
 }
 
-/** Polls `check` every 100 ms until it holds; throws once `deadline` (epoch ms) passes. */
-async function until(deadline: number, check: () => Promise<boolean>): Promise<void> {
+/** Polls `check` every 100 ms until it holds; throws `failure` once `deadline` (epoch ms) passes. */
+async function until(
+  deadline: number,
+  check: () => Promise<boolean>,
+  failure = "Redis Sentinel topology did not form in time",
+): Promise<void> {
   while (!(await check())) {
-    if (Date.now() > deadline) throw new Error("Redis Sentinel topology did not form in time");
+    if (Date.now() > deadline) throw new Error(failure);
     await sleep(100);
   }
 }
