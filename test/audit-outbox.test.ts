@@ -16,6 +16,7 @@ import { type ReplicaProcess, replicaProcess } from "@stepgate/testkit/replica-p
 import { createTestDatabase } from "@stepgate/testkit/test-database";
 import { createTestRedisPrefix, redisUrl, type TestRedisPrefix } from "@stepgate/testkit/test-redis-prefix";
 import { Redis } from "ioredis";
+import { replicaBasePort } from "./support/cluster.ts";
 import { newKeyRing, writePolicy } from "./support/stepgate.ts";
 
 /** The outbox stream's key under a prefix (store/hot-keys.ts `auditOutbox`). */
@@ -287,7 +288,7 @@ describe("audit outbox across replica processes killed with SIGKILL", () => {
   let env: Record<string, string>;
   const replicas: ReplicaProcess[] = [];
   const clients: StepgateClient[] = [];
-  const basePort = 21_000 + (randomBytes(2).readUInt16BE() % 20_000);
+  const basePort = replicaBasePort();
   const subject = `user-${randomBytes(6).toString("hex")}`;
   const sessionId = "s-outbox";
   const action = "payments.transfer";

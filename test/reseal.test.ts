@@ -12,6 +12,7 @@ import { type FlowSubject, seedSubjects } from "@stepgate/testkit/seed-subjects"
 import { createTestDatabase, type TestDatabase } from "@stepgate/testkit/test-database";
 import { createTestRedisPrefix, redisUrl, type TestRedisPrefix } from "@stepgate/testkit/test-redis-prefix";
 import { codeForStep, totpStep } from "@stepgate/testkit/totp-code";
+import { replicaBasePort } from "./support/cluster.ts";
 import { newKey, newSession } from "./support/flows.ts";
 import { runResealTool } from "./support/reseal-run.ts";
 import { testPolicy, writePolicy } from "./support/stepgate.ts";
@@ -41,7 +42,7 @@ describe("re-sealing to a new key while replicas on mixed rings serve", () => {
   let env: Record<string, string>;
   const replicas: ReplicaProcess[] = [];
   const clients: StepgateClient[] = [];
-  const basePort = 21_000 + (randomBytes(2).readUInt16BE() % 20_000);
+  const basePort = replicaBasePort();
   const start = async (id: string, port: number, ring: string, active: string) => {
     const r = replicaProcess(id, port, {
       ...env,

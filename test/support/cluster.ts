@@ -28,6 +28,15 @@ export interface ClusterOptions {
   databaseServerUrl?: string;
 }
 
+/**
+ * A random first port for up to 32 replica processes, below the ephemeral range (32768 and up):
+ * there, a client socket's local port or a throwaway PostgreSQL or Redis the kernel placed can hold
+ * a replica's port, and its start or restart fails with EADDRINUSE.
+ */
+export function replicaBasePort(): number {
+  return 21_000 + (randomBytes(2).readUInt16BE() % 11_000);
+}
+
 export async function startCluster(options: ClusterOptions = {}): Promise<Cluster> {
   const db = await createTestDatabase(options.databaseServerUrl);
   const redis: TestRedisPrefix = createTestRedisPrefix();
@@ -46,7 +55,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     REDIS_PREFIX: redis.prefix,
     ...options.env,
   };
-  const basePort = 21_000 + (randomBytes(2).readUInt16BE() % 20_000);
+  const basePort = replicaBasePort();
   const replicas: ReplicaProcess[] = [];
   const add = async () => {
     const id = `replica-${replicas.length + 1}`;
