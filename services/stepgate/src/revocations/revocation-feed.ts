@@ -14,6 +14,7 @@ export interface RevocationFeedOptions {
   pruneEveryMs?: number;
   /** Told of a failed read other than PostgreSQL being down (it is tried again next poll). */
   onError?: (error: unknown) => void;
+  /** The service's clock, which revocations expire by (default Date.now); lag is always in real time. */
   now?: () => number;
 }
 
@@ -36,8 +37,12 @@ export interface FeedPage {
  * connection of its own to keep and re-listen on after a failover, and bounds the latency alike.
  */
 export interface RevocationFeed {
-  /** Up to a page of unexpired revocations after `cursor`, in order; rejects when PostgreSQL does. */
-  page(cursor: bigint): Promise<FeedPage>;
+  /**
+   * Up to a page of unexpired revocations after `cursor`, in order; rejects when PostgreSQL does.
+   * `fresh` reads PostgreSQL itself rather than this replica's last poll: a new subscriber's first
+   * page holds every revocation committed before it asked (up to `pollMs` newer than memory).
+   */
+  page(cursor: bigint, fresh?: boolean): Promise<FeedPage>;
   /** Resolves when new revocations arrived, after `timeoutMs`, or when `signal` aborts. */
   changed(timeoutMs: number, signal: AbortSignal): Promise<void>;
   /** The last cursor this replica read (0 before the first read). */
@@ -78,6 +83,8 @@ export function startRevocationFeed(options: RevocationFeedOptions): RevocationF
 
   const poll = async () => {
     const readAt = now();
+    // The lag subscribers see is measured in real time, whatever the service's clock says.
+    const readAtWall = Date.now();
     if (memoryFrom === undefined) {
       // Start at the log's head: older rows are served from PostgreSQL when asked for.
       head = await log.head();
@@ -93,7 +100,7 @@ export function startRevocationFeed(options: RevocationFeedOptions): RevocationF
         remember(rows);
       }
     } while (rows.length === pageSize);
-    asOfMs = readAt;
+    asOfMs = readAtWall;
     if (arrived > 0) wake();
     if (readAt - prunedAt >= pruneEveryMs) {
       prunedAt = readAt;
@@ -114,10 +121,11 @@ export function startRevocationFeed(options: RevocationFeedOptions): RevocationF
   void loop();
 
   return {
-    async page(cursor) {
+    async page(cursor, fresh = false) {
       const nowMs = now();
+      const wallMs = Date.now();
       const asOf = asOfMs;
-      if (memoryFrom !== undefined && cursor >= memoryFrom && asOf > 0) {
+      if (!fresh && memoryFrom !== undefined && cursor >= memoryFrom && asOf > 0) {
         const revocations = recent.filter((r) => r.seq > cursor && r.expiresAtMs > nowMs).slice(0, pageSize);
         const last = revocations.at(-1)?.seq;
         // Nothing new in memory: the cursor moves to this replica's head (rows between were expired).
@@ -129,7 +137,7 @@ export function startRevocationFeed(options: RevocationFeedOptions): RevocationF
       // A short page from PostgreSQL read everything up to now: the cursor may skip to the head.
       const cursorAfter = last ?? (cursor > head ? cursor : head);
       const caughtUp = revocations.length < pageSize;
-      return { revocations, cursor: cursorAfter, asOfMs: caughtUp ? nowMs : asOf, caughtUp };
+      return { revocations, cursor: cursorAfter, asOfMs: caughtUp ? wallMs : asOf, caughtUp };
     },
     changed(timeoutMs, signal) {
       return new Promise((resolve) => {

@@ -25,6 +25,7 @@ export interface WatchRevocationsDeps {
   feed: Pick<RevocationFeed, "page" | "changed" | "asOfMs">;
   /** The longest silence, in ms (default 1000). */
   heartbeatMs?: number;
+  /** Real time, for the heartbeat and `sentAtMs` (default Date.now): not the service's clock. */
   now?: () => number;
 }
 
@@ -35,7 +36,8 @@ export function createWatchRevocations(deps: WatchRevocationsDeps): WatchRevocat
     let cursor = start ?? 0n;
     let lastSentAt = 0;
     while (!signal.aborted) {
-      const page = await deps.feed.page(cursor).catch(() => undefined);
+      // The first page is read from PostgreSQL: nothing committed before the call is missing from it.
+      const page = await deps.feed.page(cursor, lastSentAt === 0).catch(() => undefined);
       const due = now() - lastSentAt >= heartbeatMs;
       if (page !== undefined && (page.revocations.length > 0 || due || lastSentAt === 0)) {
         // Never backwards: a resumed subscriber must not see an event twice.

@@ -257,7 +257,6 @@ export async function compose(config: Config, logger: Logger, clock: Clock = sys
         watch: createWatchRevocations({
           feed: revocationFeed,
           heartbeatMs: config.revocationFeed.heartbeatMs,
-          now: clock,
         }),
         stopping: stopping.signal,
       },
