@@ -9,8 +9,7 @@
 // Options: --verifiers N (100), --rounds N (40), --quick (20 verifiers, 12 rounds).
 import { setTimeout as sleep } from "node:timers/promises";
 import { createStepgateClient, GrantError, type StepgateClient } from "@stepgate/client";
-import { seedSubjects } from "@stepgate/testkit/seed-subjects";
-import { totpCode } from "@stepgate/testkit/totp-code";
+import { grantsForSessions, seedSubjects } from "@stepgate/testkit/seed-subjects";
 import { startBenchCluster } from "./bench-cluster.ts";
 import { parseBenchOptions } from "./bench-options.ts";
 import { table } from "./text-table.ts";
@@ -48,21 +47,7 @@ try {
   }
   const subjects = await seedSubjects(admin, rounds);
   // One grant per round, for a session of its own: verified once by everyone before its end.
-  const grants: { subject: string; sessionId: string; token: string }[] = [];
-  for (const [i, s] of subjects.entries()) {
-    const sessionId = `bench-revocation-${i}`;
-    const up = await admin.stepUp.stepUp({ subject: s.subject, sessionId, action });
-    if (up.outcome.case !== "challenge") throw new Error(`expected a challenge, got ${up.outcome.case}`);
-    const verified = await admin.stepUp.verify({
-      challengeId: up.outcome.value.challengeId,
-      subject: s.subject,
-      sessionId,
-      action,
-      proof: { kind: { case: "totpCode", value: totpCode(s.secret, Math.floor(Date.now() / 1000) + 30) } },
-      idempotencyKey: `bench-revocation-key-${i}-${Date.now()}`,
-    });
-    grants.push({ subject: s.subject, sessionId, token: verified.grant?.token ?? "" });
-  }
+  const grants = await grantsForSessions(admin, subjects, action, "bench-revocation-");
   const watchers = verifiers.slice(1);
   const refuses = async (v: StepgateClient, g: (typeof grants)[number]) => {
     try {

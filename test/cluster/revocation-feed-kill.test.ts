@@ -6,8 +6,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { createStepgateClient, GrantError, type StepgateClient } from "@stepgate/client";
-import { seedSubjects } from "@stepgate/testkit/seed-subjects";
-import { totpCode } from "@stepgate/testkit/totp-code";
+import { grantsForSessions, seedSubjects } from "@stepgate/testkit/seed-subjects";
 import { type Cluster, startCluster } from "../support/cluster.ts";
 
 const action = "payments.transfer";
@@ -29,21 +28,7 @@ describe("the revocation feed across replica kills", () => {
 
   it("delivers every revocation exactly once to every verifier, and each is refused offline", async () => {
     const subjects = await seedSubjects(admin, 16, { prefix: "feed-" });
-    const grants: { subject: string; sessionId: string; token: string }[] = [];
-    for (const [i, s] of subjects.entries()) {
-      const sessionId = `feed-session-${i}`;
-      const up = await admin.stepUp.stepUp({ subject: s.subject, sessionId, action });
-      assert.equal(up.outcome.case, "challenge");
-      const verified = await admin.stepUp.verify({
-        challengeId: up.outcome.value.challengeId,
-        subject: s.subject,
-        sessionId,
-        action,
-        proof: { kind: { case: "totpCode", value: totpCode(s.secret, Math.floor(Date.now() / 1000) + 30) } },
-        idempotencyKey: `feed-key-${i}-${Date.now()}`,
-      });
-      grants.push({ subject: s.subject, sessionId, token: verified.grant?.token ?? "" });
-    }
+    const grants = await grantsForSessions(admin, subjects, action, "feed-session-");
     const expectOf = (g: (typeof grants)[number]) => ({ action, subject: g.subject, sessionId: g.sessionId });
     for (const v of verifiers) await v.verifyGrant(grants[0]?.token ?? "", expectOf(grants[0] as never));
     // Four sessions ended between kills; each of the three replicas is killed in turn, then started again.

@@ -1,7 +1,7 @@
 import { type Client, ConnectError } from "@connectrpc/connect";
-import { errorDomain, type StepUpService } from "@stepgate/api";
-import { ErrorInfoSchema } from "@stepgate/api/gen/google/rpc/error_details_pb";
+import type { StepUpService } from "@stepgate/api";
 import { GrantError, type GrantErrorReason, type GrantExpectations } from "@stepgate/grant";
+import { stepgateReasons } from "./replica-retry.ts";
 
 // CheckGrant's refusals, as the offline verifier names them; GRANT_CONSUMED is a revocation offline.
 const asGrantReason: Record<string, GrantErrorReason> = {
@@ -32,9 +32,7 @@ export async function checkOnline(
     });
   } catch (error) {
     if (!(error instanceof ConnectError)) throw error;
-    const reason = error
-      .findDetails(ErrorInfoSchema)
-      .find((info) => info.domain === errorDomain && asGrantReason[info.reason] !== undefined)?.reason;
+    const reason = stepgateReasons(error).find((r) => asGrantReason[r] !== undefined);
     if (reason === undefined) throw error;
     throw new GrantError(asGrantReason[reason] as GrantErrorReason, "grant refused by CheckGrant");
   }

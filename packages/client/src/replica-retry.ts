@@ -46,7 +46,8 @@ export function resendReason(error: unknown): ResendReason | undefined {
   return undefined;
 }
 
-function stepgateReasons(error: ConnectError): string[] {
+/** The reasons of Stepgate's own ErrorInfo details on `error` (domain `stepgate.v1`). */
+export function stepgateReasons(error: ConnectError): string[] {
   return error
     .findDetails(ErrorInfoSchema)
     .filter((info) => info.domain === errorDomain)

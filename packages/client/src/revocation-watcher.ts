@@ -44,6 +44,8 @@ export interface RevocationFeedStatus {
 
 export interface RevocationWatcher {
   status(): RevocationFeedStatus;
+  /** `status().stale` without building the status: asked on every verification. */
+  stale(): boolean;
   /** Resolves once synced, or after `syncTimeoutMs` (whichever comes first). */
   synced(): Promise<void>;
   stop(): void;
@@ -142,13 +144,18 @@ export function watchRevocations(
     }
   })();
 
+  const stale = () => {
+    const lag = lagMs();
+    return !synced || lag === undefined || lag > staleAfterMs;
+  };
+
   return {
+    stale,
     status() {
-      const lag = lagMs();
       return {
         synced,
-        lagMs: lag,
-        stale: !synced || lag === undefined || lag > staleAfterMs,
+        lagMs: lagMs(),
+        stale: stale(),
         cursor,
         received,
         streams,

@@ -193,7 +193,7 @@ export function createStepgateClient(options: StepgateClientOptions): StepgateCl
       if (watcher === undefined) return verifier.verify(token, expectation);
       await watcher.synced();
       const claims = await verifier.verify(token, expectation);
-      if (!watcher.status().stale) return claims;
+      if (!watcher.stale()) return claims;
       const rule = feedOptions.whenStale ?? "check-online";
       if (rule === "fail-closed") throw new Error("revocation feed stale");
       if (rule === "check-online") await checkOnline(stepUp, token, expectation);

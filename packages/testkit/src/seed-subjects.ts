@@ -55,3 +55,40 @@ export async function seedSubjects(
   }
   return subjects;
 }
+
+/** A grant as `grantsForSessions` obtained it: whose, for which session, and the token. */
+export interface SessionGrant {
+  subject: string;
+  sessionId: string;
+  token: string;
+}
+
+/**
+ * One grant for `action` per subject, each for a session of its own (`${sessionPrefix}${i}`):
+ * StepUp, then Verify with the code one step after the confirming one (one step of skew is
+ * accepted), one subject after another. Rejects when StepUp answers anything but a challenge, or
+ * with the first call's ConnectError.
+ */
+export async function grantsForSessions(
+  client: StepgateClient,
+  subjects: FlowSubject[],
+  action: string,
+  sessionPrefix: string,
+): Promise<SessionGrant[]> {
+  const grants: SessionGrant[] = [];
+  for (const [i, s] of subjects.entries()) {
+    const sessionId = `${sessionPrefix}${i}`;
+    const up = await client.stepUp.stepUp({ subject: s.subject, sessionId, action });
+    if (up.outcome.case !== "challenge") throw new Error(`expected a challenge, got ${up.outcome.case}`);
+    const verified = await client.stepUp.verify({
+      challengeId: up.outcome.value.challengeId,
+      subject: s.subject,
+      sessionId,
+      action,
+      proof: { kind: { case: "totpCode", value: totpCode(s.secret, Math.floor(Date.now() / 1000) + 30) } },
+      idempotencyKey: `${sessionPrefix}key-${i}-${randomBytes(6).toString("hex")}`,
+    });
+    grants.push({ subject: s.subject, sessionId, token: verified.grant?.token ?? "" });
+  }
+  return grants;
+}

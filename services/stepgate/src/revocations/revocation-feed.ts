@@ -66,11 +66,10 @@ export function startRevocationFeed(options: RevocationFeedOptions): RevocationF
   let asOfMs = 0;
   let prunedAt = 0;
   let stopped = false;
-  let waiters: (() => void)[] = [];
+  // Subscribers waiting for news; each removes itself when woken, timed out or aborted.
+  const waiters = new Set<() => void>();
   const wake = () => {
-    const woken = waiters;
-    waiters = [];
-    for (const resolve of woken) resolve();
+    for (const done of [...waiters]) done();
   };
 
   const remember = (rows: StoredRevocation[]) => {
@@ -120,35 +119,53 @@ export function startRevocationFeed(options: RevocationFeedOptions): RevocationF
   };
   void loop();
 
+  // A page's cursor: its last revocation's, else this replica's head (what lies between expired).
+  const pageOf = (revocations: StoredRevocation[], cursor: bigint, asOf: number): FeedPage => ({
+    revocations,
+    cursor: revocations.at(-1)?.seq ?? (cursor > head ? cursor : head),
+    asOfMs: asOf,
+    caughtUp: revocations.length < pageSize,
+  });
+  // `recent` is in seq order: the first one after `cursor` is found by bisection, not a scan.
+  const recentAfter = (cursor: bigint, nowMs: number) => {
+    let low = 0;
+    let high = recent.length;
+    while (low < high) {
+      const mid = (low + high) >>> 1;
+      if ((recent[mid] as StoredRevocation).seq > cursor) high = mid;
+      else low = mid + 1;
+    }
+    const page: StoredRevocation[] = [];
+    for (let i = low; i < recent.length && page.length < pageSize; i++) {
+      const r = recent[i] as StoredRevocation;
+      if (r.expiresAtMs > nowMs) page.push(r);
+    }
+    return page;
+  };
+
   return {
     async page(cursor, fresh = false) {
       const nowMs = now();
-      const wallMs = Date.now();
       const asOf = asOfMs;
       if (!fresh && memoryFrom !== undefined && cursor >= memoryFrom && asOf > 0) {
-        const revocations = recent.filter((r) => r.seq > cursor && r.expiresAtMs > nowMs).slice(0, pageSize);
-        const last = revocations.at(-1)?.seq;
-        // Nothing new in memory: the cursor moves to this replica's head (rows between were expired).
-        const caughtUp = revocations.length < pageSize;
-        return { revocations, cursor: last ?? (cursor > head ? cursor : head), asOfMs: asOf, caughtUp };
+        return pageOf(recentAfter(cursor, nowMs), cursor, asOf);
       }
+      const wallMs = Date.now();
       const revocations = await log.after(cursor, pageSize, nowMs);
-      const last = revocations.at(-1)?.seq;
-      // A short page from PostgreSQL read everything up to now: the cursor may skip to the head.
-      const cursorAfter = last ?? (cursor > head ? cursor : head);
-      const caughtUp = revocations.length < pageSize;
-      return { revocations, cursor: cursorAfter, asOfMs: caughtUp ? wallMs : asOf, caughtUp };
+      // A short page read PostgreSQL up to now.
+      return pageOf(revocations, cursor, revocations.length < pageSize ? wallMs : asOf);
     },
     changed(timeoutMs, signal) {
       return new Promise((resolve) => {
         const done = () => {
           clearTimeout(timer);
           signal.removeEventListener("abort", done);
+          waiters.delete(done);
           resolve();
         };
         const timer = setTimeout(done, timeoutMs);
         signal.addEventListener("abort", done, { once: true });
-        waiters.push(done);
+        waiters.add(done);
       });
     },
     get head() {

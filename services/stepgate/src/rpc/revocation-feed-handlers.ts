@@ -21,8 +21,6 @@ export interface RevocationFeedHandlerDeps {
   maxWatchers?: number;
   /** Aborts when the replica drains: every stream ends, and its subscriber reconnects elsewhere. */
   stopping: AbortSignal;
-  /** Told of each stream that opens and closes, with the caller. */
-  onWatchers?: (open: number) => void;
 }
 
 const kinds: Record<Kind, RevocationKind> = {
@@ -87,13 +85,11 @@ export function revocationFeedHandlers(
     async *watchRevocations(request, ctx) {
       const cursor = opened(ctx, request);
       open++;
-      deps.onWatchers?.(open);
       try {
         const signal = AbortSignal.any([ctx.signal, deps.stopping]);
         for await (const message of deps.watch({ cursor, signal })) yield toResponse(message);
       } finally {
         open--;
-        deps.onWatchers?.(open);
       }
     },
   };
