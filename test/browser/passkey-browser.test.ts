@@ -11,7 +11,11 @@ import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { FactorStatus, Method } from "@stepgate/api";
 import { createStepgateClient, type StepgateClient } from "@stepgate/client";
-import { type Approval, type PaymentsWeb, startPaymentsWeb } from "@stepgate/example-payments/web-server";
+import {
+  type ExecutedTransfer,
+  type PaymentsWeb,
+  startPaymentsWeb,
+} from "@stepgate/example-payments/web-server";
 import { freePort } from "@stepgate/testkit/free-port";
 import { type OwnPostgres, startOwnPostgres } from "@stepgate/testkit/own-postgres";
 import { type Browser, chromium, type Page } from "playwright-core";
@@ -50,7 +54,7 @@ describe("passkeys in headless Chromium through the payments example", () => {
   let client: StepgateClient | undefined;
   // A PostgreSQL of the test's own, which the last case stops.
   let postgres: OwnPostgres | undefined;
-  const approvals: Approval[] = [];
+  const approvals: ExecutedTransfer[] = [];
 
   before(async () => {
     // Fail, not skip: a machine without the browser must not pass this file silently.
@@ -70,7 +74,7 @@ describe("passkeys in headless Chromium through the payments example", () => {
       port,
       stepgateTargets: cluster.replicas.map((r) => r.address),
       caller: "payments",
-      onApproved: (a) => approvals.push(a),
+      onTransfer: (t) => approvals.push(t),
     });
     client = createStepgateClient({ target: cluster.target(), caller: "payments" });
     browser = await chromium.launch({
@@ -144,7 +148,9 @@ describe("passkeys in headless Chromium through the payments example", () => {
   async function press(page: Page, button: string): Promise<{ kind: string; text: string }> {
     await page.click(button);
     // run() marks the status busy while the click is dispatched, so this waits for the new outcome.
-    const status = await page.waitForSelector('#status[data-kind="ok"], #status[data-kind="error"]');
+    const status = await page.waitForSelector(
+      '#status[data-kind="ok"], #status[data-kind="stepup"], #status[data-kind="error"]',
+    );
     return { kind: (await status.getAttribute("data-kind")) ?? "", text: (await status.textContent()) ?? "" };
   }
 
@@ -159,26 +165,28 @@ describe("passkeys in headless Chromium through the payments example", () => {
     assert.equal(factor?.method, Method.PASSKEY);
     assert.equal(factor?.status, FactorStatus.ACTIVE);
 
-    const verifyAnswer = page.waitForResponse((r) => r.url().endsWith("/api/transfers/verify"));
+    const verifyAnswer = page.waitForResponse((r) => r.url().endsWith("/api/step-up/verify"));
+    assert.equal((await press(page, "#send")).kind, "stepup");
     // Device-bound (not backup-eligible) and user-verified: the policy's device_bound_acr.
-    assert.deepEqual(await press(page, "#approve"), {
+    assert.deepEqual(await press(page, "#approve-passkey"), {
       kind: "ok",
-      text: "Transfer approved: aal3 hwk user mfa",
+      text: "Transfer sent: aal3 hwk user mfa",
     });
     await page.screenshot({ path: join(artifacts, "passkey-approval.png"), fullPage: true });
     // The grant stays with the server: the page gets the outcome, never the token.
     const answered = (await (await verifyAnswer).json()) as Record<string, unknown>;
-    assert.equal(answered.status, "approved");
+    assert.equal(answered.status, "sent");
     assert.equal(answered.token, undefined);
     assert.doesNotMatch(JSON.stringify(answered), /eyJ/);
 
     const approval = approvals.find((a) => a.subject === subject);
     assert.ok(approval, "the example reported the approval");
-    const claims = await client.verifyGrant(approval.token, { action, subject, sessionId: session });
-    assert.equal(claims.acr, "aal3");
-    assert.deepEqual(claims.amr, ["hwk", "user", "mfa"]);
-    assert.equal(claims.aud, "payments");
-    assert.equal(claims.fid, factor?.factorId);
+    // The guard admitted the transfer with a grant checked offline for this session.
+    assert.equal(approval.grant.sessionId, session);
+    assert.equal(approval.grant.acr, "aal3");
+    assert.deepEqual(approval.grant.amr, ["hwk", "user", "mfa"]);
+    assert.equal(approval.grant.checkedOnline, false);
+    assert.equal(approval.grant.factorId, factor?.factorId);
     assert.equal(answered.transferId, approval.transferId);
     await page.close();
   });
@@ -190,19 +198,24 @@ describe("passkeys in headless Chromium through the payments example", () => {
     assert.deepEqual(await press(page, "#enrol"), { kind: "ok", text: "Passkey enrolled" });
 
     // Asked as Stepgate asks (userVerification: required), the browser itself declines.
-    assert.deepEqual(await press(page, "#approve"), {
+    assert.equal((await press(page, "#send")).kind, "stepup");
+    assert.deepEqual(await press(page, "#approve-passkey"), {
       kind: "error",
       text: "Transfer refused: NotAllowedError from the browser",
     });
     // A page that asks without user verification (altered, or out of date) gets an assertion with
     // the UV flag clear, and Stepgate refuses it: the rule is the server's, not the page's.
-    await page.route("**/api/transfers/approve", async (route) => {
+    await page.route("**/api/transfers", async (route) => {
       const response = await route.fetch();
-      const json = (await response.json()) as { requestOptions?: { userVerification?: string } };
-      if (json.requestOptions) json.requestOptions.userVerification = "discouraged";
+      const json = (await response.json()) as {
+        challenge?: { passkeyRequestOptions?: { userVerification?: string } };
+      };
+      if (json.challenge?.passkeyRequestOptions)
+        json.challenge.passkeyRequestOptions.userVerification = "discouraged";
       await route.fulfill({ response, json });
     });
-    assert.deepEqual(await press(page, "#approve"), {
+    assert.equal((await press(page, "#send")).kind, "stepup");
+    assert.deepEqual(await press(page, "#approve-passkey"), {
       kind: "error",
       text: "Transfer refused: PASSKEY_REFUSED (user_verification_missing)",
     });
@@ -227,11 +240,12 @@ describe("passkeys in headless Chromium through the payments example", () => {
     await postgres.stop("SIGQUIT");
     // Every replica has seen PostgreSQL go (its health probe runs every 100 ms).
     for (const replica of cluster.replicas) await loggedDown(replica.lines);
-    assert.deepEqual(await press(page, "#approve"), {
+    assert.equal((await press(page, "#send")).kind, "stepup");
+    assert.deepEqual(await press(page, "#approve-passkey"), {
       kind: "ok",
-      text: "Transfer approved: aal3 hwk user mfa",
+      text: "Transfer sent: aal3 hwk user mfa",
     });
-    assert.ok(approvals.some((a) => a.subject === subject && a.claims.acr === "aal3"));
+    assert.ok(approvals.some((a) => a.subject === subject && a.grant.acr === "aal3"));
     await page.close();
     await postgres.start();
   });

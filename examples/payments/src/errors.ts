@@ -2,8 +2,13 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { ErrorInfoSchema } from "@stepgate/api/gen/google/rpc/error_details_pb";
 import { GrantError } from "@stepgate/client";
 
-/** The JSON body of every failed API call: what the page shows and a log line may carry. */
+/**
+ * The JSON body of every failed API call: what the page shows and a log line may carry. A
+ * STEP_UP_REQUIRED answer (HTTP 401) adds the step-up to answer: `action`, `acrValues`, `maxAge`,
+ * `grantRefusal` and `challenge` (or `enrollmentRequired`), as the README describes.
+ */
 export interface ErrorBody {
+  [field: string]: unknown;
   /** Stepgate's ErrorInfo reason (e.g. `PASSKEY_REFUSED`), else its gRPC code's name (`INVALID_ARGUMENT`
    * for a request rule), a `GrantError` reason, or this server's own (`BAD_REQUEST`, `NOT_FOUND`,
    * `UNKNOWN_CHALLENGE`, `ENROLLMENT_REQUIRED`, `PASSKEY_NOT_OFFERED`, `INTERNAL`). */

@@ -2,11 +2,16 @@ import { readFile } from "node:fs/promises";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
+import { createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
 import { createStepgateClient } from "@stepgate/client";
-import { type Approval, paymentsApi } from "./api.ts";
+import type { GuardDecision } from "@stepgate/guard";
+import { paymentsApi } from "./api.ts";
 import { ApiError, toErrorResponse } from "./errors.ts";
+import { TransferService } from "./gen/payments/v1/transfer_service_pb.ts";
+import { type ExecutedTransfer, startTransferService } from "./transfer-service.ts";
 
-export type { Approval } from "./api.ts";
+export type { ExecutedTransfer } from "./transfer-service.ts";
 
 /** What `startPaymentsWeb` is given. */
 export interface PaymentsWebOptions {
@@ -22,8 +27,12 @@ export interface PaymentsWebOptions {
   host?: string;
   /** One call per API request: method, path, status, ms and, on failure, the reason. No bodies. Default: none. */
   log?: (entry: Record<string, unknown>) => void;
-  /** Told of each approved transfer, with its grant, before the page is answered. */
-  onApproved?: (approval: Approval) => void;
+  /** Told of each transfer TransferService executed, with the grant it was admitted with. */
+  onTransfer?: (transfer: ExecutedTransfer) => void;
+  /** The guard's decision on each Transfer call. */
+  onDecision?: (decision: GuardDecision) => void;
+  /** TransferService's gRPC port on `host` (0, the default: any free one). */
+  transferPort?: number;
 }
 
 /** A running payments front end. */
@@ -31,6 +40,8 @@ export interface PaymentsWeb {
   /** `http://localhost:<port>`: the origin WebAuthn sees. */
   url: string;
   port: number;
+  /** TransferService's gRPC port (h2c). */
+  transferPort: number;
   /** Stops accepting connections, ends open ones and closes the Stepgate client. */
   close(): Promise<void>;
 }
@@ -40,10 +51,11 @@ const webDir = join(import.meta.dirname, "../web");
 const staticFiles: Record<string, { file: string; type: string }> = {
   "/": { file: "index.html", type: "text/html; charset=utf-8" },
   "/app.js": { file: "app.js", type: "text/javascript; charset=utf-8" },
+  "/style.css": { file: "style.css", type: "text/css; charset=utf-8" },
 };
 const maxBodyBytes = 64 * 1024;
 const securityHeaders = {
-  "content-security-policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'",
+  "content-security-policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'",
   "x-content-type-options": "nosniff",
   "cache-control": "no-store",
 };
@@ -86,10 +98,11 @@ function send(res: ServerResponse, status: number, type: string, body: string | 
 }
 
 /**
- * Starts the payments example: the page (`/`, `/app.js`) and its JSON API (`POST /api/passkeys/begin`,
- * `/api/passkeys/finish`, `/api/transfers/approve`, `/api/transfers/verify`; see `paymentsApi`),
- * talking to Stepgate only through `@stepgate/client`. Errors answer JSON `ErrorBody` (`errors.ts`).
- * Resolves once it listens; rejects with the `listen` error (e.g. EADDRINUSE), or throws for bad targets.
+ * Starts the payments example: TransferService (gRPC, Transfer behind @stepgate/guard) and the
+ * page (`/`, `/app.js`, `/style.css`) with its JSON API (see `paymentsApi` and the README), which
+ * calls Transfer over gRPC and Stepgate through `@stepgate/client`. Errors answer JSON `ErrorBody`
+ * (`errors.ts`). Resolves once both listen; rejects with a `listen` error (e.g. EADDRINUSE), or
+ * throws for bad targets.
  */
 export async function startPaymentsWeb(options: PaymentsWebOptions): Promise<PaymentsWeb> {
   const { log = () => {} } = options;
@@ -97,7 +110,19 @@ export async function startPaymentsWeb(options: PaymentsWebOptions): Promise<Pay
     target: stepgateTarget(options.stepgateTargets),
     caller: options.caller ?? "payments",
   });
-  const api = paymentsApi(client, options.onApproved);
+  const host = options.host ?? "127.0.0.1";
+  const service = await startTransferService({
+    stepgate: client,
+    port: options.transferPort ?? 0,
+    host,
+    ...(options.onTransfer ? { onTransfer: options.onTransfer } : {}),
+    ...(options.onDecision ? { onDecision: options.onDecision } : {}),
+  });
+  const transfers = createClient(
+    TransferService,
+    createGrpcTransport({ baseUrl: `http://${host}:${service.port}`, defaultTimeoutMs: 10_000 }),
+  );
+  const api = paymentsApi(client, transfers);
 
   const server = createServer((req, res) => {
     const path = new URL(req.url ?? "/", "http://localhost").pathname;
@@ -132,15 +157,17 @@ export async function startPaymentsWeb(options: PaymentsWebOptions): Promise<Pay
 
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    server.listen(options.port, options.host ?? "127.0.0.1", () => resolve());
+    server.listen(options.port, host, () => resolve());
   });
   const { port } = server.address() as AddressInfo;
   return {
     url: `http://localhost:${port}`,
     port,
+    transferPort: service.port,
     close: async () => {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      await service.close();
       client.close();
     },
   };

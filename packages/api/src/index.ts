@@ -1,5 +1,6 @@
 export * from "./gen/stepgate/v1/factor_service_pb.ts";
 export * from "./gen/stepgate/v1/revocation_feed_service_pb.ts";
+export * from "./gen/stepgate/v1/step_up_required_pb.ts";
 export * from "./gen/stepgate/v1/step_up_service_pb.ts";
 export * from "./gen/stepgate/v1/types_pb.ts";
 
@@ -20,3 +21,12 @@ export const subjectTokenHeader = "stepgate-subject-token";
  * without it was not answered by a replica: it was lost on the way (connection, proxy).
  */
 export const replicaTrailer = "stepgate-replica";
+
+/**
+ * The request header in which a call to a service protected by @stepgate/guard carries the grant
+ * (the compact JWT of a Stepgate Grant) for the action the call needs.
+ */
+export const grantHeader = "stepgate-grant";
+
+/** The ErrorInfo reason of a call @stepgate/guard refused for want of a step-up (StepUpRequired). */
+export const stepUpRequiredReason = "STEP_UP_REQUIRED";

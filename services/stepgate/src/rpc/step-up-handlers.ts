@@ -76,6 +76,7 @@ export function stepUpHandlers(u: StepUpUseCases): ServiceImpl<typeof StepUpServ
                 attemptsRemaining: outcome.attemptsRemaining,
                 passkeyRequestOptionsJson: outcome.passkeyOptionsJson ?? "",
                 transactionSummary: c.transaction?.summary ?? "",
+                maxAge: outcome.maxAge,
               },
             },
           };
@@ -84,7 +85,11 @@ export function stepUpHandlers(u: StepUpUseCases): ServiceImpl<typeof StepUpServ
           return {
             outcome: {
               case: "enrollmentRequired",
-              value: { requiredAcr: outcome.acr, methods: outcome.methods.map(methodToProto) },
+              value: {
+                requiredAcr: outcome.acr,
+                methods: outcome.methods.map(methodToProto),
+                maxAge: outcome.maxAge,
+              },
             },
           };
       }

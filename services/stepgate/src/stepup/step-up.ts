@@ -36,10 +36,13 @@ export type StepUpOutcome =
       kind: "challenge";
       challenge: Challenge;
       attemptsRemaining: number;
+      /** RFC 9470 max_age in seconds for this answer: the action's, or 0 for a bound transaction. */
+      maxAge: number;
       /** When the challenge offers a passkey: the WebAuthn request options, as JSON text. */
       passkeyOptionsJson?: string;
     }
-  | { kind: "enrollment_required"; acr: string; methods: MethodName[] };
+  /** `maxAge`: the action's RFC 9470 max_age in seconds (0 for an action that binds its grants). */
+  | { kind: "enrollment_required"; acr: string; maxAge: number; methods: MethodName[] };
 
 /**
  * Decides whether the session may act now (a grant from a fresh elevation, RFC 9470 acr and
@@ -114,7 +117,9 @@ async function decide(deps: StepUpDeps, input: StepUpInput, action: ActionPolicy
   const relyingParty = relyingPartyFor(policy, input.caller);
   const passkeys = relyingParty ? passkeysFor(relyingParty, action, enrolled) : [];
   const methods = allowed.filter((m) => (m === "passkey" ? passkeys.length > 0 : enrolled.methods.has(m)));
-  if (methods.length === 0) return { kind: "enrollment_required", acr: action.acr, methods: allowed };
+  // RFC 9470 max_age as the user will meet it: a bound action asks again for each transaction.
+  const maxAge = action.bindTransaction ? 0 : action.maxAge;
+  if (methods.length === 0) return { kind: "enrollment_required", acr: action.acr, maxAge, methods: allowed };
   const challenge: Challenge = {
     id: randomToken(),
     subject: input.subject,
@@ -156,6 +161,7 @@ async function decide(deps: StepUpDeps, input: StepUpInput, action: ActionPolicy
     kind: "challenge",
     challenge,
     attemptsRemaining: policy.challengeMaxAttempts,
+    maxAge,
     ...(passkeyOptionsJson === undefined ? {} : { passkeyOptionsJson }),
   };
 }
