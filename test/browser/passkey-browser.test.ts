@@ -5,7 +5,7 @@
 // PostgreSQL stopped, a passkey still approves from the encrypted factor cache.
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -18,15 +18,20 @@ import {
 } from "@stepgate/example-payments/web-server";
 import { freePort } from "@stepgate/testkit/free-port";
 import { type OwnPostgres, startOwnPostgres } from "@stepgate/testkit/own-postgres";
-import { type Browser, chromium, type Page } from "playwright-core";
+import type { Page } from "playwright-core";
+import {
+  type Chromium,
+  closeChromium,
+  launchChromium,
+  pageWithAuthenticator,
+  press,
+  type VirtualAuthenticator,
+} from "../support/chromium.ts";
 import { type Cluster, startCluster } from "../support/cluster.ts";
 import { writePolicy } from "../support/stepgate.ts";
 
-const chromiumPath = "/usr/bin/chromium";
 const artifacts = join(import.meta.dirname, "../../test-artifacts");
 const action = "payments.transfer";
-// Every wait in the page is bounded by this (ms); a ceremony with the virtual authenticator takes well under 1 s.
-const waitMs = 10_000;
 
 const policyFor = (origin: string) => `
 levels: [aal1, aal2, aal3]
@@ -43,22 +48,16 @@ actions:
   stepgate.remove_factor: { acr: aal2, max_age: 300 }
 `;
 
-/** What the CDP virtual authenticator can do: a platform passkey with or without user verification. */
-type Authenticator = { hasUserVerification: boolean; isUserVerified: boolean };
-
 describe("passkeys in headless Chromium through the payments example", () => {
   let cluster: Cluster | undefined;
   let web: PaymentsWeb | undefined;
-  let browser: Browser | undefined;
-  let browserPid: number | undefined;
+  let browser: Chromium | undefined;
   let client: StepgateClient | undefined;
   // A PostgreSQL of the test's own, which the last case stops.
   let postgres: OwnPostgres | undefined;
   const approvals: ExecutedTransfer[] = [];
 
   before(async () => {
-    // Fail, not skip: a machine without the browser must not pass this file silently.
-    if (!existsSync(chromiumPath)) throw new Error(`${chromiumPath} is missing: apt-get install chromium`);
     const port = await freePort();
     // The page's origin must be `localhost`: a secure context over http, and the RP id.
     postgres = await startOwnPostgres();
@@ -77,42 +76,12 @@ describe("passkeys in headless Chromium through the payments example", () => {
       onTransfer: (t) => approvals.push(t),
     });
     client = createStepgateClient({ target: cluster.target(), caller: "payments" });
-    browser = await chromium.launch({
-      executablePath: chromiumPath,
-      headless: true,
-      timeout: waitMs,
-      // The closed network refuses Chromium's own connections; these keep it from trying.
-      args: [
-        "--no-sandbox",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-      ],
-    });
-    const info = (await (await browser.newBrowserCDPSession()).send("SystemInfo.getProcessInfo")) as {
-      processInfo: { type: string; id: number }[];
-    };
-    browserPid = info.processInfo.find((p) => p.type === "browser")?.id;
-    assert.ok(browserPid, "the browser's PID, for after()");
+    browser = await launchChromium();
     mkdirSync(artifacts, { recursive: true });
   });
 
   after(async () => {
-    const closed = await Promise.race([
-      browser?.close().then(
-        () => true,
-        () => false,
-      ),
-      // Unreferenced: a pending timer must not hold the test process open after a prompt close.
-      sleep(5000, false, { ref: false }),
-    ]);
-    // Only a browser that did not close: its PID is then still its own, the leader of its process group.
-    if (browser && !closed && browserPid !== undefined) {
-      try {
-        process.kill(-browserPid, "SIGKILL");
-      } catch {}
-    }
+    await closeChromium(browser);
     await web?.close();
     client?.close();
     await postgres?.start().catch(() => {});
@@ -122,36 +91,13 @@ describe("passkeys in headless Chromium through the payments example", () => {
 
   /** A fresh page on the example with its own virtual authenticator, for a fresh subject. */
   async function openPage(
-    authenticator: Authenticator,
+    authenticator: VirtualAuthenticator,
   ): Promise<{ page: Page; subject: string; session: string }> {
     assert.ok(browser && web);
-    const page = await browser.newPage();
-    page.setDefaultTimeout(waitMs);
-    const cdp = await page.context().newCDPSession(page);
-    await cdp.send("WebAuthn.enable");
-    await cdp.send("WebAuthn.addVirtualAuthenticator", {
-      options: {
-        protocol: "ctap2",
-        transport: "internal",
-        hasResidentKey: true,
-        automaticPresenceSimulation: true,
-        ...authenticator,
-      },
-    });
-    await page.goto(web.url);
+    const page = await pageWithAuthenticator(browser.browser, web.url, authenticator);
     const subject = `browser-${randomBytes(6).toString("hex")}`;
     await page.fill("#user", subject);
     return { page, subject, session: await page.inputValue("#session") };
-  }
-
-  /** Clicks `button` and waits for the page's status to settle; returns its kind and text. */
-  async function press(page: Page, button: string): Promise<{ kind: string; text: string }> {
-    await page.click(button);
-    // run() marks the status busy while the click is dispatched, so this waits for the new outcome.
-    const status = await page.waitForSelector(
-      '#status[data-kind="ok"], #status[data-kind="stepup"], #status[data-kind="error"]',
-    );
-    return { kind: (await status.getAttribute("data-kind")) ?? "", text: (await status.textContent()) ?? "" };
   }
 
   it("enrols a passkey and approves a transfer at aal3; the grant checks offline", {

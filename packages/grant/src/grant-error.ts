@@ -1,3 +1,5 @@
+import type { RevocationKind } from "./revocation-set.ts";
+
 // Why a grant was refused. A caller that cannot reach the key set gets a plain Error instead,
 // so "could not check" is never confused with "bad grant".
 // GRANT_TRANSACTION_MISMATCH: a bound grant checked without its transaction's details or with
@@ -14,10 +16,13 @@ export type GrantErrorReason =
 // Messages are fixed strings: they never quote the token, any part of it, or the claims in it.
 export class GrantError extends Error {
   readonly reason: GrantErrorReason;
+  /** For GRANT_REVOKED from the revocation feed: what was revoked (e.g. "grant_consumed": a single-use grant spent). */
+  readonly revocation: RevocationKind | undefined;
 
-  constructor(reason: GrantErrorReason, message: string) {
+  constructor(reason: GrantErrorReason, message: string, revocation?: RevocationKind) {
     super(message);
     this.name = "GrantError";
     this.reason = reason;
+    this.revocation = revocation;
   }
 }

@@ -130,7 +130,8 @@ export function createGrantVerifier(options: GrantVerifierOptions): GrantVerifie
       throw mismatch("authentication too old");
     }
     checkTransaction(claims.txn, expect.transaction);
-    if (revocations?.revoking(claims) !== undefined) throw new GrantError("GRANT_REVOKED", "grant revoked");
+    const revoked = revocations?.revoking(claims);
+    if (revoked !== undefined) throw new GrantError("GRANT_REVOKED", "grant revoked", revoked);
     // Last, so a grant for another audience or action says so rather than sending the caller online.
     if (claims.single_use === true && expect.allowSingleUse !== true) {
       throw new GrantError("GRANT_SINGLE_USE", "single-use grant needs an online check");

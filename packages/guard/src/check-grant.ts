@@ -75,6 +75,8 @@ export async function checkGrant(
     return { grant };
   } catch (error) {
     if (!(error instanceof GrantError)) throw error;
+    // A spent single-use grant is on the feed as consumed: named as CheckGrant would name it.
+    if (error.revocation === "grant_consumed") return { refusal: "GRANT_CONSUMED" };
     if (error.reason !== "GRANT_SINGLE_USE") return { refusal: error.reason };
   }
   // Offline checks passed (keys, audience, action, subject, session, transaction): spend it.
