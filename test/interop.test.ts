@@ -1,46 +1,14 @@
 // An independent gRPC client: `buf curl` (Go, connect-go's gRPC protocol, HTTP/2 prior knowledge)
 // finds the schema by server reflection and speaks protobuf JSON, sharing no code with Stepgate.
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { after, before, describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
 import { fromBinary } from "@bufbuild/protobuf";
 import { BadRequestSchema, ErrorInfoSchema } from "@stepgate/api/gen/google/rpc/error_details_pb";
 import { createSoftwareAuthenticator } from "@stepgate/testkit/software-authenticator";
+import { bufCurl } from "./support/buf-curl.ts";
 import { newKey, newSession, newSubject } from "./support/flows.ts";
 import { passkeyPolicy, paymentsParty } from "./support/passkeys.ts";
 import { type Harness, startStepgate } from "./support/stepgate.ts";
-
-const buf = fileURLToPath(new URL("../node_modules/.bin/buf", import.meta.url));
-
-interface BufResult {
-  /** The exit code: 0, below 8 for a usage or client error, or the gRPC code shifted left by 3. */
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs `buf curl` with the gRPC protocol over h2c; never rejects, never outlives its timeout. */
-function bufCurl(args: string[]): Promise<BufResult> {
-  return new Promise((resolve, reject) => {
-    execFile(
-      buf,
-      ["curl", "--protocol", "grpc", "--http2-prior-knowledge", "--timeout", "20s", ...args],
-      {
-        timeout: 30_000,
-        maxBuffer: 1 << 20,
-        env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "" },
-      },
-      (error, stdout, stderr) => {
-        if (error && typeof error.code !== "number") {
-          reject(new Error(`buf curl did not exit normally (${error.signal ?? error.code}): ${stderr}`));
-          return;
-        }
-        resolve({ code: error ? Number(error.code) : 0, stdout, stderr });
-      },
-    );
-  });
-}
 
 /** A unary call with a JSON body; asserts success and returns the parsed JSON response. */
 async function call<T = Record<string, unknown>>(
@@ -167,7 +135,9 @@ describe("interop with buf curl (gRPC over h2c, schema by reflection)", () => {
       action: "payments.transfer",
       context: { ip: "192.0.2.1" },
     });
-    assert.deepEqual(res, { enrollmentRequired: { requiredAcr: "aal2", methods: ["METHOD_TOTP"] } });
+    assert.deepEqual(res, {
+      enrollmentRequired: { requiredAcr: "aal2", methods: ["METHOD_TOTP"], maxAge: 300 },
+    });
   });
 
   it("a full flow in JSON: enrol, confirm, step up, verify, check the grant, end the session", async () => {
