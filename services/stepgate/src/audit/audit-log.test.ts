@@ -80,6 +80,8 @@ function memoryOutbox() {
       }
     },
     length: async () => entries.size,
+    // The fake's ids are sequence numbers, not times: no age to tell.
+    backlog: async () => ({ entries: entries.size, oldestAt: undefined }),
     forgetIdleConsumers: async () => 0,
     async close() {
       closed = true;

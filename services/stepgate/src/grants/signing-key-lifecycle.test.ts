@@ -1,6 +1,13 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { type KeyTimes, keyLives, nextGeneration, rotationDue } from "./signing-key-lifecycle.ts";
+import {
+  currentKeyAgeMs,
+  type KeyTimes,
+  keyLives,
+  nextGeneration,
+  rotationDue,
+  scheduledKeyAgeMs,
+} from "./signing-key-lifecycle.ts";
 
 const retention = 180_000;
 const key = (kid: string, generation: number, signsFrom: number, retiredAt?: number): KeyTimes => ({
@@ -98,5 +105,25 @@ describe("nextGeneration", () => {
   it("is one past the highest stored generation, 1 for none", () => {
     assert.equal(nextGeneration([]), 1);
     assert.equal(nextGeneration([key("a", 1, 0), key("c", 3, 0), key("b", 2, 0)]), 4);
+  });
+});
+
+describe("currentKeyAgeMs and scheduledKeyAgeMs", () => {
+  const lives = (keys: KeyTimes[], now: number) => keyLives(keys, now, retention);
+
+  it("is how long the current key has signed, not the next one waiting nor the one before", () => {
+    const keys = [key("a", 1, 0), key("b", 2, 100_000), key("c", 3, 200_000)];
+    assert.equal(currentKeyAgeMs(lives(keys, 150_000), 150_000), 50_000);
+    assert.equal(currentKeyAgeMs(lives(keys, 250_000), 250_000), 50_000);
+  });
+
+  it("is undefined with no key at all, and 0 while the clock is behind the only key", () => {
+    assert.equal(currentKeyAgeMs([], 1000), undefined);
+    assert.equal(currentKeyAgeMs(lives([key("a", 1, 5000)], 1000), 1000), 0);
+  });
+
+  it("the scheduled age is the rotation period plus the publish lead, 0 when rotation is on command", () => {
+    assert.equal(scheduledKeyAgeMs(60_000, 15_000), 75_000);
+    assert.equal(scheduledKeyAgeMs(0, 15_000), 0);
   });
 });

@@ -71,6 +71,21 @@ export function rotationDue(lives: readonly KeyLife[], now: number, rotateEveryM
   return current !== undefined && now - current.key.signsFrom >= rotateEveryMs;
 }
 
+/** How long the current key has signed at `now`, in ms; undefined while no key is current. */
+export function currentKeyAgeMs(lives: readonly KeyLife[], now: number): number | undefined {
+  const current = lives.find((l) => l.state === "current");
+  return current === undefined ? undefined : Math.max(0, now - current.key.signsFrom);
+}
+
+/**
+ * The age in ms by which the schedule has the next key signing: a successor is created once the
+ * current key has signed `rotateEveryMs`, and signs `publishLeadMs` later. 0 when rotation is only
+ * on command (`rotateEveryMs` 0).
+ */
+export function scheduledKeyAgeMs(rotateEveryMs: number, publishLeadMs: number): number {
+  return rotateEveryMs > 0 ? rotateEveryMs + publishLeadMs : 0;
+}
+
 /** The generation the next key takes: one past every stored key's. */
 export function nextGeneration(keys: readonly KeyTimes[]): number {
   return Math.max(0, ...keys.map((k) => k.generation)) + 1;

@@ -1,5 +1,7 @@
 import { type Attributes, metrics } from "@opentelemetry/api";
+import { type AuditOutboxGauges, observeAuditOutbox } from "./audit-outbox-gauges.ts";
 import { observeProcessMemory } from "./process-memory.ts";
+import { observeSigningKeys, type SigningKeyGauges } from "./signing-key-gauges.ts";
 
 /**
  * Stepgate's instruments, and `stepgate.process.memory{kind}` (observability/process-memory.ts).
@@ -15,6 +17,12 @@ export interface Metrics {
   verification(attributes: Attributes): void;
   /** One RPC that ended in an error, by method and status code. */
   rpcError(attributes: Attributes): void;
+  /** One RPC that ended, with any status (OK too), by method and status code. */
+  rpcCall(attributes: Attributes): void;
+  /** Publishes the signing-key gauges (observability/signing-key-gauges.ts), read at each collection. */
+  observeSigningKeys(read: () => SigningKeyGauges): void;
+  /** Publishes the audit outbox gauges (observability/audit-outbox-gauges.ts), read at each collection. */
+  observeAuditOutbox(read: () => Promise<AuditOutboxGauges | undefined>): void;
   /**
    * Publishes `stepgate.dependency.up{dependency}` (1 while the dependency's circuit is closed, 0
    * while open) and `stepgate.degraded` (1 while any dependency is down), read from `read` at
@@ -78,6 +86,9 @@ export function createMetrics(): Metrics {
   const rpcErrors = meter.createCounter("stepgate.rpc.errors", {
     description: "RPCs that ended in an error, by code",
   });
+  const rpcCalls = meter.createCounter("stepgate.rpc.calls", {
+    description: "RPCs that ended, with any status, by method and code",
+  });
   const shed = meter.createCounter("stepgate.calls.shed", {
     description: "Calls shed by admission control before they started, by priority, cause and caller",
   });
@@ -90,6 +101,7 @@ export function createMetrics(): Metrics {
   const lockouts = meter.createCounter("stepgate.lockouts", {
     description: "Subjects locked out by a run of wrong answers, by the calling service that sent the last",
   });
+  lockouts.add(0);
   const tlsRefused = meter.createCounter("stepgate.tls.handshakes_refused", {
     description:
       "TLS handshakes the replica refused before any call, by reason (no_certificate, untrusted, ...)",
@@ -143,6 +155,9 @@ export function createMetrics(): Metrics {
     verifyDuration: (s, a) => verify.record(s, a),
     verification: (a) => verifications.add(1, a),
     rpcError: (a) => rpcErrors.add(1, a),
+    rpcCall: (a) => rpcCalls.add(1, a),
+    observeSigningKeys: (read) => observeSigningKeys(meter, read),
+    observeAuditOutbox: (read) => observeAuditOutbox(meter, read),
     observeDependencies(read) {
       meter
         .createObservableGauge("stepgate.dependency.up", {

@@ -26,20 +26,25 @@ import type { Logger } from "../log/logger.ts";
 // later grpc-js changes them, both checks fail quietly (and test/call-accounting.test.ts loudly).
 
 /**
- * The attributes `stepgate.rpc.errors` is counted by: both bounded (methods, status codes). A type,
- * not an interface, so it is assignable to OpenTelemetry's `Attributes`.
+ * The attributes `stepgate.rpc.calls` and `stepgate.rpc.errors` are counted by: both bounded
+ * (methods, status codes). A type, not an interface, so it is assignable to OpenTelemetry's `Attributes`.
  */
-export type RpcErrorAttributes = {
+export type RpcCallAttributes = {
   /** `package.Service/Method`, or `_OTHER` for a method the server does not implement. */
   "rpc.method": string;
-  /** The numeric gRPC status code, never 0. */
+  /** The numeric gRPC status code: 0 for OK. */
   "rpc.grpc.status_code": number;
 };
+
+/** `RpcCallAttributes` of a call that did not end OK: the status code is never 0. */
+export type RpcErrorAttributes = RpcCallAttributes;
 
 /** Where call accounting counts calls; Stepgate's `Metrics` satisfies it. */
 export interface CallMetrics {
   /** Counts one call that ended with any status but OK. */
   rpcError(attributes: RpcErrorAttributes): void;
+  /** Counts one call that ended, with any status: the denominator of error ratios. */
+  rpcCall(attributes: RpcCallAttributes): void;
 }
 
 /** What `createCallAccounting` reports to. */
@@ -51,7 +56,7 @@ export interface CallAccountingOptions {
    * a handler failed unexpectedly. Lines are written in the handler's trace context when it ran.
    */
   logger: Logger;
-  /** Counts each call that did not end OK, by method and status code. */
+  /** Counts each call by method and status code, and separately each call that did not end OK. */
   metrics: CallMetrics;
   /**
    * Services whose calls are logged at debug instead of info, because probes call them every few
@@ -146,12 +151,12 @@ export function createCallAccounting(options: CallAccountingOptions): CallAccoun
       } else {
         logger.info(line, "call");
       }
-      if (code !== grpc.status.OK) {
-        metrics.rpcError({
-          "rpc.method": state.implemented ? state.rpc : "_OTHER",
-          "rpc.grpc.status_code": code,
-        });
-      }
+      const counted = {
+        "rpc.method": state.implemented ? state.rpc : "_OTHER",
+        "rpc.grpc.status_code": code,
+      };
+      metrics.rpcCall(counted);
+      if (code !== grpc.status.OK) metrics.rpcError(counted);
     };
     // A throwing logger or meter must never change the outcome of a call.
     try {

@@ -20,9 +20,9 @@ import { createRemoveFactor } from "../factors/remove-factor.ts";
 import { createCheckGrant } from "../grants/check-grant.ts";
 import { createGetJwks } from "../grants/get-jwks.ts";
 import { createGrantIssuer } from "../grants/grant-issuer.ts";
-import { keyRetentionMs } from "../grants/signing-key-lifecycle.ts";
+import { currentKeyAgeMs, keyRetentionMs, scheduledKeyAgeMs } from "../grants/signing-key-lifecycle.ts";
 import { startSigningKeyRotation } from "../grants/signing-key-rotation.ts";
-import { loadSigningKeys } from "../grants/signing-keys.ts";
+import { loadSigningKeys, type SigningKeys } from "../grants/signing-keys.ts";
 import { createProveSubject } from "../identity/prove-subject.ts";
 import { createVerifySubjectToken, type VerifySubjectToken } from "../identity/subject-tokens.ts";
 import { createAttempts } from "../limits/attempts.ts";
@@ -135,9 +135,7 @@ export async function compose(config: Config, logger: Logger, clock: Clock = sys
     });
     const replicaId = config.replicaId;
     const metrics = createMetrics();
-    metrics.observeDependencies(() =>
-      stores.dependencies.map((d) => ({ dependency: d.name, up: d.available })),
-    );
+    observeState(metrics, { stores, signingKeys, clock, signing: config.signingKeys });
     const { traffic, stopTraffic } = shapeTrafficWith(config, policy, stores, metrics);
     const mayCall = (caller: string, need: CallerNeed) => assertCallerMay(policy, caller, need);
     const { factors, recoveryCodes, challenges, verifyResults, sessions, consumedGrants } = stores;
@@ -277,6 +275,39 @@ export async function compose(config: Config, logger: Logger, clock: Clock = sys
     await stores.close().catch(() => {});
     throw error;
   }
+}
+
+/**
+ * The gauges alerts read (deploy/prometheus/alerts.yml): each dependency's circuit, the signing
+ * key's age against its schedule, and the audit outbox's backlog, each read at collection time.
+ */
+function observeState(
+  metrics: Metrics,
+  state: {
+    stores: Stores;
+    signingKeys: SigningKeys;
+    clock: Clock;
+    signing: { rotateEveryMs: number; publishLeadMs: number };
+  },
+): void {
+  const { stores, signingKeys, clock, signing } = state;
+  metrics.observeDependencies(() =>
+    stores.dependencies.map((d) => ({ dependency: d.name, up: d.available })),
+  );
+  const maxAgeSeconds = scheduledKeyAgeMs(signing.rotateEveryMs, signing.publishLeadMs) / 1000;
+  metrics.observeSigningKeys(() => {
+    const ageMs = currentKeyAgeMs(signingKeys.lives(), clock());
+    return { ageSeconds: ageMs === undefined ? undefined : ageMs / 1000, maxAgeSeconds };
+  });
+  const outbox = stores.auditOutbox;
+  if (!outbox) return;
+  // Through Redis's breaker (store/stores.ts): unreadable while Redis is down, then nothing is observed.
+  metrics.observeAuditOutbox(async () => {
+    const backlog = await outbox.backlog().catch(() => undefined);
+    if (backlog === undefined) return undefined;
+    const waitedMs = backlog.oldestAt === undefined ? 0 : Math.max(0, clock() - backlog.oldestAt);
+    return { entries: backlog.entries, oldestAgeSeconds: waitedMs / 1000 };
+  });
 }
 
 /** For a DependencyUnavailableError, whether the circuit was open or the call failed, and why. */

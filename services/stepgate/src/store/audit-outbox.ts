@@ -48,6 +48,12 @@ export interface AuditOutbox {
   /** How many entries the stream holds (XLEN). */
   length(): Promise<number>;
   /**
+   * What waits to be stored: the entries the stream holds and when the oldest was appended (epoch
+   * ms, from its stream id; undefined when the stream is empty). Stored entries are deleted, so
+   * every entry left is one PostgreSQL does not have yet. One XLEN and one XRANGE, pipelined.
+   */
+  backlog(): Promise<{ entries: number; oldestAt: number | undefined }>;
+  /**
    * Removes consumers that hold no pending entry and have been idle for at least `idleMs` (ms),
    * e.g. those of replicas gone for good; resolves with how many it removed.
    */
@@ -179,6 +185,11 @@ export function createAuditOutbox(redis: Redis, options: AuditOutboxOptions = {}
       if (!replies || failed) throw failed?.[0] ?? new Error("audit outbox acknowledgement discarded");
     },
     length: () => redis.xlen(key),
+    async backlog() {
+      const [entries, oldest] = await Promise.all([redis.xlen(key), redis.xrange(key, "-", "+", "COUNT", 1)]);
+      const id = oldest[0]?.[0];
+      return { entries, oldestAt: id === undefined ? undefined : Number(id.split("-")[0]) };
+    },
     async forgetIdleConsumers(idleMs) {
       const consumers = (await redis.xinfo("CONSUMERS", key, group).catch((error: unknown) => {
         // No stream or no group yet: no consumers either.

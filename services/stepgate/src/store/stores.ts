@@ -115,13 +115,18 @@ export interface StoreOptions {
 }
 
 /**
- * Appends to the outbox through Redis's breaker: while Redis is known down an event goes straight
- * to PostgreSQL instead of waiting for a command timeout. (The drainer's blocking reads do not.)
+ * Appends to the outbox and reads its backlog through Redis's breaker: while Redis is known down
+ * an event goes straight to PostgreSQL instead of waiting for a command timeout, and a metrics
+ * read fails at once. (The drainer's blocking reads do not.)
  */
 function guardedAppend(outbox: AuditOutbox, dependencies: Dependency[]): AuditOutbox {
   const redis = dependencies.find((d) => d.name === "redis");
   if (!redis) return outbox;
-  return { ...outbox, append: (event) => redis.run(() => outbox.append(event)) };
+  return {
+    ...outbox,
+    append: (event) => redis.run(() => outbox.append(event)),
+    backlog: () => redis.run(() => outbox.backlog()),
+  };
 }
 
 /** Typed hot-state stores over `hot` (Redis, PostgreSQL, or memory in unit tests). */
