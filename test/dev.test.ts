@@ -14,13 +14,22 @@ interface DevServer {
   lines: string[];
 }
 
-/** Starts `pnpm dev`'s entry point with no PostgreSQL or Redis configured; resolves once it serves. */
-async function startDev(dir: string, port: number, pgPort: number): Promise<DevServer> {
+/**
+ * Starts `pnpm dev`'s entry point with no PostgreSQL or Redis configured, its stdout a pipe (not a
+ * terminal); resolves once it serves, which it says in its banner.
+ */
+async function startDev(
+  dir: string,
+  port: number,
+  pgPort: number,
+  extraEnv: Record<string, string> = {},
+): Promise<DevServer> {
   const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME };
   Object.assign(env, {
     STEPGATE_DEV_DIR: dir,
     STEPGATE_PORT: String(port),
     STEPGATE_DEV_PG_PORT: String(pgPort),
+    ...extraEnv,
   });
   const child = spawn(process.execPath, [join(repoRoot, "services/stepgate/src/dev.ts")], {
     env,
@@ -69,6 +78,10 @@ describe("pnpm dev on the embedded default", () => {
     const first = await startDev(dir, port, pgPort);
     running.push(first);
     assert.match(first.lines[0] ?? "", /embedded PostgreSQL/);
+    // Not a terminal: its own lines and the replicas' are JSON, as they were written.
+    const logLines = first.lines.filter((l) => l.includes('"level"'));
+    assert.ok(logLines.some((l) => l.includes('"stepgate serving"')));
+    for (const l of logLines) assert.equal(typeof JSON.parse(l), "object", l);
     const subject = newSubject();
     const target = `ipv4:127.0.0.1:${port},127.0.0.1:${port + 1},127.0.0.1:${port + 2}`;
     assert.ok(
@@ -85,8 +98,12 @@ describe("pnpm dev on the embedded default", () => {
     client.close();
     assert.equal(await stop(first), 0, "SIGTERM drains and exits 0");
 
-    const second = await startDev(dir, port, pgPort);
+    // STEPGATE_LOG_FORMAT=pretty: readable lines, and the banner still comes once all serve.
+    const second = await startDev(dir, port, pgPort, { STEPGATE_LOG_FORMAT: "pretty" });
     running.push(second);
+    const serving = second.lines.filter((l) => /\] INFO: dev-\d stepgate serving/.test(l));
+    assert.equal(serving.length, 3, second.lines.join("\n"));
+    assert.ok(!second.lines.some((l) => l.startsWith('{"level"')), "no JSON line");
     // Another replica than the one that enrolled: they share the embedded database.
     const again = createStepgateClient({ target: `127.0.0.1:${port + 2}`, caller: "payments" });
     const listed = await again.factors.listFactors({ subject });

@@ -3,6 +3,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { createInterface } from "node:readline";
+import { createLineFormat, logFormatFor } from "./log/dev-log-format.ts";
 import { createLogger } from "./log/logger.ts";
 import { migrate, openDatabase } from "./store/database.ts";
 
@@ -12,7 +13,16 @@ import { migrate, openDatabase } from "./store/database.ts";
 const repoRoot = resolve(import.meta.dirname, "../../..");
 const devDir = process.env.STEPGATE_DEV_DIR ?? join(repoRoot, ".stepgate", "dev");
 const env: NodeJS.ProcessEnv = { ...process.env };
-const log = createLogger(env.STEPGATE_LOG_LEVEL ?? "info", { mode: "dev" });
+// Readable lines on a terminal, JSON elsewhere; the replicas always write JSON, formatted here.
+const onTerminal = process.stdout.isTTY === true;
+const formatLine = await createLineFormat(logFormatFor(env.STEPGATE_LOG_FORMAT, onTerminal), {
+  colorize: onTerminal,
+});
+const log = createLogger(
+  env.STEPGATE_LOG_LEVEL ?? "info",
+  { mode: "dev" },
+  { write: (line: string) => void process.stdout.write(formatLine(line)) },
+);
 const replicas = Number(env.STEPGATE_DEV_REPLICAS ?? 3);
 const basePort = Number(env.STEPGATE_PORT ?? 50051);
 
@@ -74,7 +84,7 @@ const children: ChildProcess[] = ports.map((port, i) => {
     stdio: ["ignore", "pipe", "inherit"],
   });
   createInterface({ input: child.stdout as NodeJS.ReadableStream }).on("line", (line) => {
-    process.stdout.write(`${line}\n`);
+    process.stdout.write(formatLine(line));
     if (line.includes('"stepgate serving"') && ++serving === replicas) printBanner();
   });
   child.once("exit", (code, signal) => {
