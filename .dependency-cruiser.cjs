@@ -7,7 +7,7 @@
 //                                        the environment (read first, depends on nothing)
 //   1  policy/
 //   2  store/                                the only folder that knows SQL, tables, hot-store keys
-//   3  limits/ audit/ grants/ factors/ stepup/ revocations/ traffic/ identity/ keys/  use cases: may import each other, never in a cycle
+//   3  limits/ audit/ grants/ factors/ stepup/ revocations/ traffic/ identity/ keys/ admin/  use cases: may import each other, never in a cycle
 //   4  rpc/                                  handlers
 //   5  server/                               composition root, gRPC server
 //   6  files at the src root (main.ts, replica.ts, dev.ts, migrate.ts) and tools/: entry points
@@ -37,7 +37,7 @@ const layers = [
   [`${src}(domain|crypto|log|observability|config)/`],
   [`${src}policy/`],
   [`${src}store/`],
-  [`${src}(limits|audit|grants|factors|stepup|revocations|traffic|identity|keys)/`],
+  [`${src}(limits|audit|grants|factors|stepup|revocations|traffic|identity|keys|admin)/`],
   [`${src}rpc/`],
   [`${src}server/`],
   [`${src}[^/]+\\.ts$`, `${src}tools/`],

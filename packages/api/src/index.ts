@@ -1,3 +1,4 @@
+export * from "./gen/stepgate/v1/admin_service_pb.ts";
 export * from "./gen/stepgate/v1/factor_service_pb.ts";
 export * from "./gen/stepgate/v1/revocation_feed_service_pb.ts";
 export * from "./gen/stepgate/v1/step_up_required_pb.ts";
@@ -9,6 +10,12 @@ export const errorDomain = "stepgate.v1";
 
 /** The header in which a calling service names itself. */
 export const callerHeader = "stepgate-caller";
+
+/**
+ * The header that names the operator of an AdminService call in insecure development mode only
+ * (under mutual TLS the client certificate names the operator, and the header is ignored).
+ */
+export const operatorHeader = "stepgate-operator";
 
 /**
  * The header in which a calling service may pass the user's primary-session token (an OIDC ID

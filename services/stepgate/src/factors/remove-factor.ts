@@ -48,13 +48,41 @@ export interface RemoveFactorDeps {
 }
 
 export function createRemoveFactor(deps: RemoveFactorDeps): RemoveFactor {
+  const removal = createFactorRemoval(deps);
+  return ({ subject, factorId, grant, caller, proof, idempotencyKey = "" }) =>
+    removal({
+      ...{ subject, factorId, caller },
+      authorize: () =>
+        deps.authorizeChange({
+          ...{ subject, caller, grant, proof, idempotencyKey },
+          action: managementActions.removeFactor,
+        }),
+      details: provenBy(proof),
+    });
+}
+
+/** One removal as `createFactorRemoval` runs it: who asks, what lets it through, what the audit adds. */
+export interface FactorRemovalInput {
+  subject: string;
+  factorId: string;
+  /** The caller the audit event names. */
+  caller: string;
+  /** Fails when the change is not allowed; runs once the factor is found (or found removed already). */
+  authorize: () => Promise<unknown>;
+  /** More details for the `factor.removed` event (never a secret). */
+  details: Record<string, unknown>;
+}
+
+/**
+ * The removal RemoveFactor and an operator's AdminService.RemoveSubjectFactor share: ends the
+ * factor's elevations and grants (revocation feed included), then removes it, as RemoveFactor
+ * says. Fails with FACTOR_NOT_FOUND, or with what `authorize` throws.
+ */
+export function createFactorRemoval(
+  deps: Omit<RemoveFactorDeps, "authorizeChange">,
+): (input: FactorRemovalInput) => Promise<void> {
   const revocationTtlMs = factorRevocationLifetimeMs(deps.policy);
-  return async ({ subject, factorId, grant, caller, proof, idempotencyKey = "" }) => {
-    const authorize = () =>
-      deps.authorizeChange({
-        ...{ subject, caller, grant, proof, idempotencyKey },
-        action: managementActions.removeFactor,
-      });
+  return async ({ subject, factorId, caller, authorize, details }) => {
     if (!(await deps.factors.find(subject, factorId))) {
       // Removed already (ids are never reused): done, for a caller allowed to remove it.
       assertThat(await deps.sessions.factorEnded(factorId), "FACTOR_NOT_FOUND", "no such factor");
@@ -72,7 +100,7 @@ export function createRemoveFactor(deps: RemoveFactorDeps): RemoveFactor {
       type: "factor.removed",
       subject,
       caller,
-      details: { factor_id: factorId, ...provenBy(proof) },
+      details: { factor_id: factorId, ...details },
     });
   };
 }

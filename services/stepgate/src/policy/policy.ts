@@ -5,6 +5,8 @@ import { ConfigError, describeIssues } from "../config/config-error.ts";
 import { type MethodName, methodNames } from "../domain/method.ts";
 import type { PasskeyRequirement, RelyingParty } from "../domain/passkey.ts";
 import { type Priority, priorities } from "../domain/priority.ts";
+import { type Operators, operatorsOf, operatorsSchema } from "./operators.ts";
+import { callerName, dnsName, peerName } from "./peer-names.ts";
 
 /** The management actions that guard factor changes; every policy must define them. */
 export const managementActions = {
@@ -24,23 +26,6 @@ const actionName = z
   .string()
   .regex(/^[a-z0-9][a-z0-9_.:-]{0,127}$/, "must be lowercase letters, digits and . _ : -");
 
-const callerName = z
-  .string()
-  .regex(
-    /^[a-z0-9][a-z0-9._-]{0,63}$/,
-    "must be a calling service's name (lowercase letters, digits, . _ -)",
-  );
-const spiffeId = z
-  .string()
-  .regex(/^spiffe:\/\/[a-z0-9.-]{1,255}(\/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)+$/, "must be a SPIFFE ID")
-  .max(2048);
-const dnsName = z
-  .string()
-  .regex(
-    /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/,
-    "must be a DNS name",
-  )
-  .max(253);
 // A WebAuthn relying party (a calling service's web front end): its RP id and exact origins.
 const relyingPartySchema = z.strictObject({
   rp_id: dnsName,
@@ -99,7 +84,7 @@ const policySchema = z.strictObject({
       callerName,
       z.strictObject({
         // SPIFFE IDs (URI SANs) or DNS names (DNS SANs) whose client certificates name this caller.
-        peers: z.array(z.union([spiffeId, dnsName])).default([]),
+        peers: z.array(peerName).default([]),
         actions: z.array(z.union([z.literal("*"), actionName])).default([]),
         factors: z.enum(["none", "read", "manage"]).default("none"),
         subject_proof: z.enum(["optional", "required"]).default("optional"),
@@ -107,6 +92,8 @@ const policySchema = z.strictObject({
       }),
     )
     .optional(),
+  // Who may call AdminService, with which scopes (policy/operators.ts); absent: nobody.
+  operators: operatorsSchema,
   subject_proof: z
     .strictObject({
       issuers: z
@@ -231,6 +218,8 @@ export interface Policy {
   callerScopes: Map<string, CallerScope> | undefined;
   /** Client certificate identities (a SPIFFE ID, or a DNS name) to the caller each names. */
   callerPeers: Map<string, string>;
+  /** The operators who may call AdminService (none without an `operators` section). */
+  operators: Operators;
   /** Undefined when no identity provider is trusted (insecure development mode only). */
   subjectProof: SubjectProofPolicy | undefined;
   rateLimits: RateLimitPolicy;
@@ -338,6 +327,7 @@ export function parsePolicy(text: string, source = "policy"): Policy {
       callerPeers.set(peer, name);
     }
   }
+  const operators = operatorsOf(doc.operators, callerPeers, source, problems);
   if (problems.length > 0) throw new ConfigError(problems.join("\n"));
   return {
     levels: doc.levels,
@@ -349,6 +339,7 @@ export function parsePolicy(text: string, source = "policy"): Policy {
     actions,
     callerScopes,
     callerPeers,
+    operators,
     subjectProof: doc.subject_proof && {
       issuers: doc.subject_proof.issuers.map((i) => ({
         issuer: i.issuer,

@@ -20,6 +20,15 @@ const kindPriorities: Readonly<Record<string, Priority>> = {
   "FactorService/CreateRecoveryCodes": "normal",
   "FactorService/RemoveFactor": "normal",
   "FactorService/ListFactors": "low",
+  // An operator's view of a replica under load must get through; their other commands are rare.
+  "AdminService/GetReplicaStatus": "high",
+  "AdminService/EndSubjectSession": "high",
+  "AdminService/RemoveSubjectFactor": "normal",
+  "AdminService/UnlockSubject": "normal",
+  "AdminService/RotateSigningKey": "normal",
+  "AdminService/ListSubjectFactors": "low",
+  "AdminService/TailAuditLog": "low",
+  "AdminService/ResealValues": "low",
   // The no-op baseline ranks with the calls it is compared with (StepUp, Verify of critical actions).
   "BenchService/Noop": "high",
 };

@@ -1,7 +1,7 @@
 import { createContextKey, type HandlerContext, type Interceptor } from "@connectrpc/connect";
 import { callerHeader, subjectTokenHeader } from "@stepgate/api";
-import { handlerContextOf, peerCertificateKey } from "@stepgate/grpc-bridge";
-import { certificateNames } from "./certificate-names.ts";
+import { handlerContextOf } from "@stepgate/grpc-bridge";
+import { principalFromCertificate } from "./certificate-principals.ts";
 import { reasonError } from "./errors.ts";
 
 const callerPattern = /^[a-z0-9][a-z0-9._-]{0,63}$/;
@@ -17,6 +17,14 @@ export function callerOf(ctx: HandlerContext): string {
   const caller = ctx.values.get(callerKey);
   if (caller === "") throw new Error("the call's caller was not identified");
   return caller;
+}
+
+/**
+ * Names the call's caller when another interceptor identified it (AdminService's operators, as
+ * `operator:<name>`), so shaping counts it and `callerOf` answers as for any call.
+ */
+export function setCallerOf(ctx: HandlerContext, caller: string): void {
+  ctx.values.set(callerKey, caller);
 }
 
 /** The caller `identifyCallers` found, or "" for a public method's anonymous call. */
@@ -69,56 +77,18 @@ export function callerFromHeader(ctx: HandlerContext): string {
  * name the same caller. Fails with CALLER_UNKNOWN.
  */
 export function callerFromCertificate(peers: ReadonlyMap<string, string>): IdentifyCaller {
-  const identify = certificateIdentifier(peers);
-  // Certificates are few and calls many: the outcome is remembered per certificate fingerprint.
-  const known = new Map<string, Identification>();
+  const identify = principalFromCertificate(peers, "calling service");
   return (ctx) => {
-    const certificate = ctx.values.get(peerCertificateKey);
-    if (!certificate) throw reasonError("CALLER_UNKNOWN", "a client certificate is required");
-    let identified = known.get(certificate.fingerprint256);
-    if (identified === undefined) {
-      identified = identify(certificate.raw);
-      if (known.size >= 1024) known.clear();
-      known.set(certificate.fingerprint256, identified);
-    }
+    const identified = identify(ctx);
     if ("refusal" in identified) throw reasonError("CALLER_UNKNOWN", identified.refusal);
     const claimed = ctx.requestHeader.get(callerHeader);
-    if (claimed !== null && claimed !== identified.caller) {
+    if (claimed !== null && claimed !== identified.principal) {
       throw reasonError(
         "CALLER_UNKNOWN",
         `the ${callerHeader} header names another service than the client certificate`,
       );
     }
-    return identified.caller;
-  };
-}
-
-/** The caller one certificate names, or why it names none. */
-type Identification = { caller: string } | { refusal: string };
-
-/** Maps a certificate's DER to its caller: URI names against URI peers, DNS names against DNS peers. */
-function certificateIdentifier(peers: ReadonlyMap<string, string>): (der: Uint8Array) => Identification {
-  // A DNS name has no colon and a URI always has one (after its scheme): the two kinds never mix.
-  const uriPeers = new Map([...peers].filter(([peer]) => peer.includes(":")));
-  const dnsPeers = new Map([...peers].filter(([peer]) => !peer.includes(":")));
-  return (der) => {
-    const names = certificateNames(der);
-    if (!names) return { refusal: "the client certificate cannot be read; it names no calling service" };
-    const callers = new Set(
-      [
-        ...names.uris.map((uri) => uriPeers.get(uri)),
-        ...names.dnsNames.map((dns) => dnsPeers.get(dns)),
-      ].filter((caller) => caller !== undefined),
-    );
-    const [caller, ...others] = callers;
-    if (caller === undefined)
-      return { refusal: "the client certificate names no calling service in the policy" };
-    if (others.length > 0) {
-      return {
-        refusal: "the client certificate names more than one calling service in the policy; it is refused",
-      };
-    }
-    return { caller };
+    return identified.principal;
   };
 }
 

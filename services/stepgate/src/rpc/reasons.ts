@@ -18,6 +18,7 @@ export const reasonStatus: Record<SentReason, Code> = {
   GRANT_MISMATCH: Code.PermissionDenied,
   GRANT_REQUIRED: Code.PermissionDenied,
   CALLER_NOT_ALLOWED: Code.PermissionDenied,
+  OPERATOR_NOT_ALLOWED: Code.PermissionDenied,
   SUBJECT_PROOF_MISMATCH: Code.PermissionDenied,
   PASSKEY_REFUSED: Code.PermissionDenied,
   TRANSACTION_MISMATCH: Code.PermissionDenied,
@@ -30,6 +31,7 @@ export const reasonStatus: Record<SentReason, Code> = {
   FACTOR_REMOVED: Code.FailedPrecondition,
   SESSION_ENDED: Code.FailedPrecondition,
   TRANSACTION_REQUIRED: Code.FailedPrecondition,
+  RESEAL_RUNNING: Code.FailedPrecondition,
   // Limits: RetryInfo says when, where a wait helps.
   CHALLENGE_LOCKED: Code.ResourceExhausted,
   SUBJECT_LOCKED: Code.ResourceExhausted,

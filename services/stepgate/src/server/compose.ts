@@ -16,7 +16,7 @@ import { createEnrolledFactors } from "../factors/enrolled-factors.ts";
 import { createFinishPasskeyEnrollment } from "../factors/finish-passkey-enrollment.ts";
 import { createFlagCloned } from "../factors/flag-cloned.ts";
 import { createListFactors } from "../factors/list-factors.ts";
-import { createRemoveFactor } from "../factors/remove-factor.ts";
+import { createFactorRemoval, createRemoveFactor } from "../factors/remove-factor.ts";
 import { createCheckGrant } from "../grants/check-grant.ts";
 import { createGetJwks } from "../grants/get-jwks.ts";
 import { createGrantIssuer } from "../grants/grant-issuer.ts";
@@ -36,8 +36,10 @@ import { createPublishRevocations } from "../revocations/publish-revocation.ts";
 import { keyRetired } from "../revocations/revocation-events.ts";
 import { startRevocationFeed } from "../revocations/revocation-feed.ts";
 import { createWatchRevocations, type WatchRevocations } from "../revocations/watch-revocations.ts";
+import type { AdminUseCases } from "../rpc/admin-handlers.ts";
 import { callerFromCertificate, callerFromHeader, type IdentifyCaller } from "../rpc/caller.ts";
 import type { FactorUseCases } from "../rpc/factor-handlers.ts";
+import { type IdentifyOperator, operatorFromCertificate, operatorFromHeader } from "../rpc/operator.ts";
 import type { StepUpUseCases } from "../rpc/step-up-handlers.ts";
 import type { TrafficShaping } from "../rpc/traffic-shaping.ts";
 import { createEndSession } from "../stepup/end-session.ts";
@@ -49,12 +51,17 @@ import { createBestEffortShare } from "../traffic/best-effort-share.ts";
 import { watchEventLoop } from "../traffic/event-loop.ts";
 import { createGradientLimit } from "../traffic/gradient-limit.ts";
 import { createRateLimits } from "../traffic/rate-limits.ts";
+import { composeAdmin } from "./compose-admin.ts";
 import { crashAfterClaim } from "./crash-after-claim.ts";
 
 /** The composed service: what the handlers serve, and what the server needs to run and stop it. */
 export interface Composed {
   stepUpService: StepUpUseCases;
   factorService: FactorUseCases;
+  /** AdminService's use cases; `serving` says what the replica's health service says now. */
+  adminService: (serving: () => boolean) => AdminUseCases;
+  /** Names each AdminService call's operator, and the policy's operators and their scopes. */
+  operators: { identify: IdentifyOperator; policy: Policy["operators"] };
   stores: Stores;
   /** Names each call's calling service: from its client certificate, or its header in insecure development mode. */
   identifyCaller: IdentifyCaller;
@@ -81,6 +88,10 @@ export async function compose(config: Config, logger: Logger, clock: Clock = sys
   });
   const policy = loadPolicy(config.policyFile);
   const identifyCaller = callerIdentityFor(config, policy);
+  const identifyOperator =
+    config.transport.kind === "insecure-dev"
+      ? operatorFromHeader(policy.operators)
+      : operatorFromCertificate(policy.operators, policy.callerPeers);
   const keyRing = parseKeyRing(config.encryptionKeys, config.encryptionKeyId);
   const stores = await openStores({
     databaseUrl: config.databaseUrl,
@@ -206,6 +217,12 @@ export async function compose(config: Config, logger: Logger, clock: Clock = sys
       },
       onError: (error) => logger.warn({ error: describeError(error) }, "signing keys not refreshed"),
     });
+    const removal = {
+      ...{ factors, sessions, policy, audit, clock, publishRevocations },
+      refreshEnrolled,
+    };
+    const endSession = createEndSession({ sessions, policy, audit, clock, publishRevocations });
+    const listFactors = createListFactors({ factors });
     return {
       stepUpService: {
         stepUp: createStepUp({
@@ -214,7 +231,7 @@ export async function compose(config: Config, logger: Logger, clock: Clock = sys
         }),
         verify,
         checkGrant,
-        endSession: createEndSession({ sessions, policy, audit, clock, publishRevocations }),
+        endSession,
         getJwks: createGetJwks({ signingKeys }),
         metrics,
         isKnownAction: (action) => policy.actions.has(action),
@@ -243,14 +260,22 @@ export async function compose(config: Config, logger: Logger, clock: Clock = sys
           ...{ recoveryCodes, sessions, policy, authorizeChange, audit, clock, publishRevocations },
           refreshEnrolled,
         }),
-        listFactors: createListFactors({ factors }),
-        removeFactor: createRemoveFactor({
-          ...{ factors, sessions, policy, authorizeChange, audit, clock, publishRevocations },
-          refreshEnrolled,
-        }),
+        listFactors,
+        removeFactor: createRemoveFactor({ ...removal, authorizeChange }),
         mayCall,
         proveSubject,
       },
+      adminService: (serving) =>
+        composeAdmin(
+          {
+            ...{ replicaId, databaseUrl: config.databaseUrl, policy, stores, keyRing, signingKeys, clock },
+            ...{ audit, publishRevocations, listFactors, endSession },
+            removeFactor: createFactorRemoval(removal),
+            publishLeadMs: config.signingKeys.publishLeadMs,
+          },
+          serving,
+        ),
+      operators: { identify: identifyOperator, policy: policy.operators },
       revocationFeed: {
         watch: createWatchRevocations({
           feed: revocationFeed,

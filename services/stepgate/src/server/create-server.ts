@@ -1,6 +1,6 @@
 import type { Interceptor } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
-import { FactorService, RevocationFeedService, StepUpService } from "@stepgate/api";
+import { AdminService, FactorService, RevocationFeedService, StepUpService } from "@stepgate/api";
 import { file_google_rpc_error_details } from "@stepgate/api/gen/google/rpc/error_details_pb";
 import { Health as HealthService } from "@stepgate/api/gen/grpc/health/v1/health_pb";
 import { BenchService } from "@stepgate/api/gen/stepgate/bench/v1/bench_service_pb";
@@ -8,10 +8,12 @@ import { addService } from "@stepgate/grpc-bridge";
 import type { Config } from "../config/config.ts";
 import { describeError } from "../log/describe-error.ts";
 import type { Logger } from "../log/logger.ts";
+import { adminHandlers } from "../rpc/admin-handlers.ts";
 import { createCallAccounting } from "../rpc/call-accounting.ts";
 import { identifyCallers } from "../rpc/caller.ts";
 import { factorHandlers } from "../rpc/factor-handlers.ts";
 import { type GuardHooks, guard } from "../rpc/guard.ts";
+import { identifyOperators } from "../rpc/operator.ts";
 import { revocationFeedHandlers } from "../rpc/revocation-feed-handlers.ts";
 import { stepUpHandlers } from "../rpc/step-up-handlers.ts";
 import { shapeTraffic } from "../rpc/traffic-shaping.ts";
@@ -71,6 +73,10 @@ export function createServer(config: Config, service: Composed, logger: Logger):
   const serve = { interceptors: callInterceptors(config, service, accounting.handlerHooks) };
   addService(server, StepUpService, stepUpHandlers(service.stepUpService), serve);
   addService(server, FactorService, factorHandlers(service.factorService), serve);
+  // Operators only: named by their own interceptor, never as a calling service (rpc/operator.ts).
+  addService(server, AdminService, adminHandlers(service.adminService(() => health.status === "SERVING")), {
+    interceptors: adminInterceptors(config, service, accounting.handlerHooks),
+  });
   addService(
     server,
     RevocationFeedService,
@@ -91,11 +97,12 @@ export function createServer(config: Config, service: Composed, logger: Logger):
     StepUpService.typeName,
     FactorService.typeName,
     RevocationFeedService.typeName,
+    AdminService.typeName,
   ]);
   // The error detail types too, so grpcurl and buf curl print ErrorInfo and BadRequest as JSON.
   addReflection(
     server,
-    [StepUpService, FactorService, RevocationFeedService, HealthService],
+    [StepUpService, FactorService, RevocationFeedService, AdminService, HealthService],
     [file_google_rpc_error_details],
   );
   return { server, health, throttle };
@@ -119,5 +126,23 @@ function callInterceptors(
     shapeTraffic(service.traffic),
     validateRequests([StepUpService, FactorService]),
     ...(config.faultInjection ? [injectFaults(service.stores.markers, faults)] : []),
+  ];
+}
+
+/**
+ * AdminService's interceptors: those of every other call, with the operator named and their scope
+ * checked where the calling service is named, so a call that no operator of the policy may make
+ * runs nothing and costs no admission slot.
+ */
+function adminInterceptors(
+  config: Config,
+  service: Composed,
+  hooks: Omit<GuardHooks, "replicaId">,
+): Interceptor[] {
+  return [
+    guard({ replicaId: config.replicaId, ...hooks }),
+    identifyOperators(service.operators.identify, service.operators.policy),
+    shapeTraffic(service.traffic),
+    validateRequests([AdminService]),
   ];
 }

@@ -13,6 +13,8 @@ export interface EndSessionInput {
   subject: string;
   sessionId: string;
   caller: string;
+  /** More details for the `session.ended` event, e.g. the operator who ended it (never a secret). */
+  details?: Record<string, unknown>;
 }
 
 /**
@@ -39,10 +41,10 @@ export function createEndSession(deps: EndSessionDeps): EndSession {
   // end outlive the session's use by its caller.
   const grantsLastMs = longestGrantLifetimeMs(policy) + 60_000;
   const revocationTtlMs = Math.max(endedSessionRetentionMs, grantsLastMs);
-  return async ({ subject, sessionId, caller }) => {
+  return async ({ subject, sessionId, caller, details }) => {
     const now = clock();
     await sessions.end(subject, sessionId, now, revocationTtlMs, policy.levels);
     await deps.publishRevocations([sessionEnded(subject, sessionId, now, grantsLastMs)]);
-    await audit.record({ type: "session.ended", subject, caller });
+    await audit.record({ type: "session.ended", subject, caller, ...(details ? { details } : {}) });
   };
 }

@@ -40,6 +40,11 @@ export interface AttemptCounters {
   failuresLapseInMs(subject: string): Promise<number>;
   /** Ends the subject's run of consecutive failures. */
   clearFailures(subject: string): Promise<void>;
+  /**
+   * Ends the subject's run of consecutive failures and its lockout in the hot store and in
+   * PostgreSQL's durable copy (which a resync would otherwise carry back into Redis).
+   */
+  unlock(subject: string): Promise<void>;
   /** The write `clearFailures` makes, to apply with others (HotStore.claimThenWrite). */
   clearFailuresWrite(subject: string): HotWrite;
   /**
@@ -68,6 +73,12 @@ export function createAttemptCounters(hot: HotStore, mirror: DurableMirror = noM
     },
     failuresLapseInMs: (subject) => hot.ttl(hotKeys.failures(subject)),
     clearFailures: (subject) => hot.delete(hotKeys.failures(subject)),
+    async unlock(subject) {
+      const key = hotKeys.failures(subject);
+      // The durable copy first: a failure between the two leaves the lock, never a half-unlock that returns.
+      await mirror.run((durable) => durable.delete(key), undefined);
+      await hot.delete(key);
+    },
     clearFailuresWrite: (subject) => ({ key: hotKeys.failures(subject), delete: true }),
     async refund(challengeId, subject) {
       await Promise.all([

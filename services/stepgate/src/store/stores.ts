@@ -3,6 +3,7 @@ import type { DependencyName } from "../domain/dependency-unavailable.ts";
 import { type AttemptCounters, createAttemptCounters } from "./attempt-counters.ts";
 import { type AuditOutbox, createAuditOutbox } from "./audit-outbox.ts";
 import { type AuditStore, createAuditStore } from "./audit-store.ts";
+import { type AuditTrail, createAuditTrail } from "./audit-trail.ts";
 import { type ChallengeStore, createChallengeStore } from "./challenge-store.ts";
 import { type ConsumedGrants, createConsumedGrants } from "./consumed-grants.ts";
 import { createDependency, type Dependency, type DependencyOptions } from "./dependency.ts";
@@ -56,6 +57,8 @@ export interface Stores extends HotStores {
   recoveryCodes: RecoveryCodeStore;
   signingKeys: SigningKeyStore;
   audit: AuditStore;
+  /** The audit trail read back, for operators. */
+  auditTrail: AuditTrail;
   /** The revocation feed's source, in PostgreSQL. */
   revocations: RevocationLog;
   /** The Redis stream audit events wait in on their way to `audit`; undefined without Redis. */
@@ -239,6 +242,7 @@ export async function openStores(options: StoreOptions): Promise<Stores> {
     recoveryCodes: createRecoveryCodeStore(pg),
     signingKeys: createSigningKeyStore(pg),
     audit: createAuditStore(pg),
+    auditTrail: createAuditTrail(pg),
     revocations: createRevocationLog(pg),
     auditOutbox,
     secrets: createServiceSecretStore(pg, hotStores.startupCopies),

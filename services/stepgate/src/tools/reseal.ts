@@ -1,10 +1,8 @@
 import { loadResealConfig } from "../config/config.ts";
 import { ConfigError } from "../config/config-error.ts";
-import { loadFingerprint } from "../crypto/fingerprint.ts";
 import { parseKeyRing } from "../crypto/key-ring.ts";
-import { systemClock } from "../domain/clock.ts";
-import { loadSigningKeys } from "../grants/signing-keys.ts";
-import { type ResealReport, runReseal, type TableProgress } from "../keys/reseal.ts";
+import type { TableProgress } from "../keys/reseal.ts";
+import { createResealJob, remainingSummary } from "../keys/reseal-job.ts";
 import { describeError } from "../log/describe-error.ts";
 import { tryResealLock } from "../store/reseal-lock.ts";
 import { openStores } from "../store/stores.ts";
@@ -23,82 +21,49 @@ const progressLine = (p: TableProgress) =>
   `${p.table}: ${p.resealed} re-sealed (${p.resealedNow} by this run${p.resumed ? ", resumed" : ""}), ${p.remaining} to go` +
   (p.unopened > 0 ? `, ${p.unopened} cannot be opened with this ring` : "");
 
-function leftOver(report: ResealReport): string {
-  const parts = [
-    ...Object.entries(report.remaining.rows).map(([table, n]) => [table, n] as const),
-    ["challenges", report.remaining.hot.challenges] as const,
-    ["verify results", report.remaining.hot.verifyResults] as const,
-    ["factor cache", report.remaining.hot.factorCache] as const,
-  ].filter(([, n]) => n > 0);
-  return parts.map(([what, n]) => `${what} ${n}`).join(", ");
-}
-
 async function main(): Promise<void> {
   const config = loadResealConfig(process.env);
   const keyRing = parseKeyRing(config.encryptionKeys, config.encryptionKeyId);
-  const lock = await tryResealLock(config.databaseUrl);
-  if (!lock) return fail(3, "another re-seal job holds the lock; try again when it ends");
   const bounds = (callTimeoutMs: number) => ({ callTimeoutMs, failureThreshold: 5, halfOpenAfterMs: 1000 });
+  const stores = await openStores({
+    databaseUrl: config.databaseUrl,
+    databasePoolSize: 2,
+    redisTarget: config.redis,
+    redisPrefix: config.redisPrefix,
+    postgres: bounds(config.postgresTimeoutMs),
+    redis: bounds(config.redisTimeoutMs),
+    // Unused here: the job drops the factor cache rather than filling it.
+    factorCacheTtlMs: 60_000,
+  });
   try {
-    const stores = await openStores({
-      databaseUrl: config.databaseUrl,
-      databasePoolSize: 2,
-      redisTarget: config.redis,
-      redisPrefix: config.redisPrefix,
-      postgres: bounds(config.postgresTimeoutMs),
-      redis: bounds(config.redisTimeoutMs),
-      // Unused here: the job drops the factor cache rather than filling it.
-      factorCacheTtlMs: 60_000,
+    const reseal = createResealJob({ keyRing, stores, tryLock: () => tryResealLock(config.databaseUrl) });
+    say(`moving every sealed value to key "${keyRing.activeKeyId}" (batches of ${config.batchSize})`);
+    const report = await reseal({
+      batchSize: config.batchSize,
+      pauseMs: config.pauseMs,
+      onProgress: (p) => say(progressLine(p)),
     });
-    try {
-      say(`moving every sealed value to key "${keyRing.activeKeyId}" (batches of ${config.batchSize})`);
-      const report = await runReseal(
-        {
-          keyRing,
-          rows: stores.sealedRows,
-          progress: stores.resealProgress,
-          hot: stores.sealedHot,
-          async resaveStartupCopies() {
-            // Loading saves the startup copy; which keys it would publish does not matter here.
-            await loadSigningKeys({
-              ...{ store: stores.signingKeys, keyRing, copies: stores.startupCopies },
-              ...{ clock: systemClock, retentionMs: 0 },
-            });
-            await loadFingerprint(keyRing, (candidate) =>
-              stores.secrets.getOrCreate("fingerprint", candidate),
-            );
-          },
-        },
-        {
-          batchSize: config.batchSize,
-          pauseMs: config.pauseMs,
-          maxPasses: 3,
-          onProgress: (p) => say(progressLine(p)),
-        },
-      );
-      const hot = report.hot;
+    if (report === "locked") return fail(3, "another re-seal job holds the lock; try again when it ends");
+    const hot = report.hot;
+    say(
+      `hot state: ${hot.challenges} challenges and ${hot.verifyResults} verify results re-sealed, ` +
+        `${hot.factorCacheDropped} factor cache entries dropped`,
+    );
+    if (report.done) {
       say(
-        `hot state: ${hot.challenges} challenges and ${hot.verifyResults} verify results re-sealed, ` +
-          `${hot.factorCacheDropped} factor cache entries dropped`,
+        `done: nothing is sealed under a key other than "${report.keyId}"; the other keys may leave the ring`,
       );
-      if (report.done) {
-        say(
-          `done: nothing is sealed under a key other than "${report.keyId}"; the other keys may leave the ring`,
-        );
-      } else {
-        fail(
-          1,
-          `not done after ${report.passes} passes: still under another key: ${leftOver(report)}. ` +
-            `Make "${report.keyId}" the active key (STEPGATE_ENCRYPTION_KEY_ID) on every replica, ` +
-            "keep every old key in the ring until then, and run this again",
-        );
-      }
-      process.stdout.write(`${JSON.stringify(report)}\n`);
-    } finally {
-      await stores.close();
+    } else {
+      fail(
+        1,
+        `not done after ${report.passes} passes: still under another key: ${remainingSummary(report)}. ` +
+          `Make "${report.keyId}" the active key (STEPGATE_ENCRYPTION_KEY_ID) on every replica, ` +
+          "keep every old key in the ring until then, and run this again",
+      );
     }
+    process.stdout.write(`${JSON.stringify(report)}\n`);
   } finally {
-    await lock.release();
+    await stores.close();
   }
 }
 

@@ -2,9 +2,8 @@ import { parseArgs } from "node:util";
 import { loadConfig } from "../config/config.ts";
 import { parseKeyRing } from "../crypto/key-ring.ts";
 import { randomToken } from "../crypto/random-id.ts";
-import { createSigningKey } from "../grants/new-signing-key.ts";
-import { keyLives, keyRetentionMs, nextGeneration } from "../grants/signing-key-lifecycle.ts";
-import { signingKeyEvents } from "../grants/signing-key-rotation.ts";
+import { createRotateSigningKey, type Rotation } from "../grants/rotate-signing-key.ts";
+import { keyRetentionMs } from "../grants/signing-key-lifecycle.ts";
 import { describeError } from "../log/describe-error.ts";
 import { loadPolicy } from "../policy/policy.ts";
 import { openOperatorStores } from "../store/operator-stores.ts";
@@ -58,58 +57,24 @@ const stores = await openOperatorStores({
 try {
   if (stores.migrated.length > 0) say(`applied database migrations ${stores.migrated.join(", ")}`);
   const { signingKeys: store, audit } = stores;
-  const record = (type: string, details: Record<string, unknown>) =>
-    audit.append([
-      { id: randomToken(), type, caller: "operator", replica: "rotate-signing-key", details, at: new Date() },
-    ]);
-
-  // Another replica or operator may take the generation first: read again and decide again.
-  let done = false;
-  for (let attempt = 0; attempt < 3 && !done; attempt++) {
-    const now = Date.now();
-    const lives = keyLives(await store.list(), now, retentionMs);
-    const waiting = lives.find((l) => l.state === "next");
-    if (waiting !== undefined && !args.now) {
-      say(
-        `next signing key ${waiting.key.kid} is published already and signs from ${iso(waiting.key.signsFrom)}`,
-      );
-      say("nothing created");
-      done = true;
-      break;
-    }
-    const signsFrom = args.now || lives.length === 0 ? now : now + publishLeadMs;
-    const generation = nextGeneration(lives.map((l) => l.key));
-    const created = await createSigningKey({ store, keyRing }, { generation, signsFrom, now });
-    if (created === undefined) continue;
-    done = true;
-    await record(signingKeyEvents.created, {
-      kid: created.kid,
-      signs_from: iso(signsFrom),
-      by: args.now ? "command --now" : "command",
-    });
-    say(
-      `created signing key ${created.kid} (generation ${generation}), published now, signs from ${iso(signsFrom)}`,
-    );
-    const current = lives.find((l) => l.state === "current");
-    if (current !== undefined && !args.retirePrevious) {
-      say(
-        `signing key ${current.key.kid} stops signing then and stays published until ${iso(signsFrom + retentionMs)}`,
-      );
-    }
-    if (waiting !== undefined && !args.retirePrevious) {
-      say(`next signing key ${waiting.key.kid} still takes over at ${iso(waiting.key.signsFrom)}`);
-    }
-    if (args.retirePrevious) {
-      for (const life of lives) {
-        if (life.state === "retired" || !(await store.retire(life.key.kid, now))) continue;
-        await record(signingKeyEvents.retired, { kid: life.key.kid, by: "command --retire-previous" });
-        say(
-          `retired signing key ${life.key.kid}: grants it signed now fail CheckGrant and offline verification`,
-        );
-      }
-    }
-  }
-  if (!done) {
+  const rotate = createRotateSigningKey({
+    ...{ store, keyRing, retentionMs, publishLeadMs },
+    clock: Date.now,
+    record: (type, details) =>
+      audit.append([
+        {
+          id: randomToken(),
+          type,
+          caller: "operator",
+          replica: "rotate-signing-key",
+          details,
+          at: new Date(),
+        },
+      ]),
+  });
+  const rotation = await rotate(args);
+  for (const line of rotationLines(rotation, args.retirePrevious)) say(line);
+  if (rotation.contended) {
     process.stderr.write(
       "rotate-signing-key: other replicas kept creating keys; nothing created, try again\n",
     );
@@ -120,4 +85,28 @@ try {
   process.exitCode = 1;
 } finally {
   await stores.close();
+}
+
+/** What the rotation did, one line each, as this command has always printed it. */
+function rotationLines(rotation: Rotation, retirePrevious: boolean): string[] {
+  const { created, waiting, previous } = rotation;
+  if (created === undefined) {
+    if (waiting === undefined) return [];
+    return [
+      `next signing key ${waiting.kid} is published already and signs from ${iso(waiting.signsFrom)}`,
+      "nothing created",
+    ];
+  }
+  const lines = [
+    `created signing key ${created.kid} (generation ${created.generation}), published now, signs from ${iso(created.signsFrom)}`,
+  ];
+  if (previous !== undefined && !retirePrevious)
+    lines.push(
+      `signing key ${previous.kid} stops signing then and stays published until ${iso(previous.publishedUntil)}`,
+    );
+  if (waiting !== undefined && !retirePrevious)
+    lines.push(`next signing key ${waiting.kid} still takes over at ${iso(waiting.signsFrom)}`);
+  for (const kid of rotation.retired)
+    lines.push(`retired signing key ${kid}: grants it signed now fail CheckGrant and offline verification`);
+  return lines;
 }
