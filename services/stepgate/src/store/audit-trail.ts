@@ -35,7 +35,8 @@ export interface AuditTrail {
   tail(filter: AuditFilter): Promise<StoredAuditEvent[]>;
 }
 
-type Row = Omit<StoredAuditEvent, "cursor"> & { id: string };
+// The serving pool hands timestamps over as text or as Dates, by driver.
+type Row = Omit<StoredAuditEvent, "cursor" | "at"> & { id: string; at: Date | string };
 
 export function createAuditTrail(pg: Pg): AuditTrail {
   return {
@@ -59,7 +60,7 @@ export function createAuditTrail(pg: Pg): AuditTrail {
           filter.limit,
         ],
       );
-      const events = rows.map(({ id, ...event }) => ({ cursor: id, ...event }));
+      const events = rows.map(({ id, at, ...event }) => ({ cursor: id, at: new Date(at), ...event }));
       return following ? events : events.reverse();
     },
   };
