@@ -2,7 +2,7 @@
 // `stepgate-operator` header names an operator of the policy, and nothing else gets in.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { runCli } from "./support/operator-cli.ts";
+import { followCli, runCli } from "./support/operator-cli.ts";
 import { type Harness, startStepgate, testPolicy } from "./support/stepgate.ts";
 
 describe("the operator CLI, in insecure development mode", () => {
@@ -57,6 +57,30 @@ operators:
       viewer.stderr,
       /not allowed to run subjects\.unlock commands \(PermissionDenied OPERATOR_NOT_ALLOWED\)/,
     );
+  });
+
+  it("audit tail --follow prints each new event as a JSON line, and ends on Ctrl-C", async () => {
+    const target = withOperators.target;
+    const following = followCli([
+      "audit",
+      "tail",
+      "--target",
+      target,
+      "--kind",
+      "subject.unlocked",
+      "--follow",
+      "--json",
+    ]);
+    // Before its first read or after it, the unlock is printed: in the first page or a later poll.
+    const unlocked = await runCli(["subject", "unlock", "u-followed", "--target", target]);
+    assert.equal(unlocked.exit, 0, unlocked.stderr);
+    const line = await following.lineMatching(/u-followed/);
+    const event = JSON.parse(line) as { type: string; subject: string; caller: string };
+    assert.deepEqual(
+      [event.type, event.subject, event.caller],
+      ["subject.unlocked", "u-followed", "operator:dev"],
+    );
+    assert.equal(await following.interrupt(), 0);
   });
 
   it("refuses a name the policy does not list, and everyone without an operators section", async () => {

@@ -1,5 +1,6 @@
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { join } from "node:path";
+import { createInterface } from "node:readline";
 
 const cli = join(import.meta.dirname, "../../packages/cli/src/main.ts");
 
@@ -31,4 +32,41 @@ export function runCli(args: string[], env: Record<string, string> = {}): Promis
       },
     );
   });
+}
+
+/** A CLI run that keeps going (`audit tail --follow`): its stdout lines as they come, and how to stop it. */
+export interface FollowingCli {
+  /** Resolves with the first stdout line that matches. */
+  lineMatching(pattern: RegExp): Promise<string>;
+  /** Sends SIGINT and resolves with the exit code. */
+  interrupt(): Promise<number | null>;
+}
+
+export function followCli(args: string[], env: Record<string, string> = {}): FollowingCli {
+  const child = spawn(process.execPath, [cli, ...args], {
+    env: { PATH: process.env.PATH, ...env },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const lines: string[] = [];
+  const waiting: { pattern: RegExp; resolve: (line: string) => void }[] = [];
+  createInterface({ input: child.stdout }).on("line", (line) => {
+    lines.push(line);
+    for (const w of waiting.filter((w) => w.pattern.test(line))) {
+      waiting.splice(waiting.indexOf(w), 1);
+      w.resolve(line);
+    }
+  });
+  return {
+    lineMatching: (pattern) =>
+      new Promise((resolve) => {
+        const seen = lines.find((l) => pattern.test(l));
+        if (seen !== undefined) resolve(seen);
+        else waiting.push({ pattern, resolve });
+      }),
+    interrupt() {
+      const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+      child.kill("SIGINT");
+      return exited;
+    },
+  };
 }

@@ -102,8 +102,9 @@ function connectionOptions(values: OptionValues, env: NodeJS.ProcessEnv, reseal:
 export async function run(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
   let connection: AdminConnection | undefined;
   const stop = new AbortController();
+  // Ctrl-C ends a --follow cleanly (exit 0); elsewhere it keeps its default meaning.
   const onInterrupt = () => stop.abort();
-  process.once("SIGINT", onInterrupt);
+  if (argv.includes("--follow")) process.once("SIGINT", onInterrupt);
   let name = "stepgate";
   try {
     const { values, positionals } = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
