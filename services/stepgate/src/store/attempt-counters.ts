@@ -75,7 +75,8 @@ export function createAttemptCounters(hot: HotStore, mirror: DurableMirror = noM
     clearFailures: (subject) => hot.delete(hotKeys.failures(subject)),
     async unlock(subject) {
       const key = hotKeys.failures(subject);
-      // The durable copy first: a failure between the two leaves the lock, never a half-unlock that returns.
+      // The durable copy first, so an error leaves the lock whole; with PostgreSQL down it is skipped
+      // and a later resync may restore the lock until it lapses (an unlock can then be repeated).
       await mirror.run((durable) => durable.delete(key), undefined);
       await hot.delete(key);
     },
