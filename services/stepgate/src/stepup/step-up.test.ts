@@ -19,7 +19,7 @@ describe("stepUp decisions over elevations (in-memory hot store)", () => {
   it("says enrolment is required when the subject has no method the action allows", async () => {
     const u = unitStepgate({ enrolled: ["recovery_code"] });
     const outcome = await u.stepUp({ ...base, action: "payments.transfer" });
-    assert.deepEqual(outcome, { kind: "enrollment_required", acr: "aal2", methods: ["totp"] });
+    assert.deepEqual(outcome, { kind: "enrollment_required", acr: "aal2", maxAge: 300, methods: ["totp"] });
   });
 
   it("grants from a fresh elevation and challenges once it is older than max_age", async () => {
