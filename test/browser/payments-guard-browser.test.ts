@@ -1,8 +1,9 @@
 // The payments example as a person uses it, in headless Chromium against three replica processes
 // with the example policy (services/stepgate/policy/example.yaml): a transfer without a factor is
 // refused until one is enrolled; an authenticator app is added from the QR code's key; a transfer
-// is refused by the guard with STEP_UP_REQUIRED, approved with a TOTP code and goes through; a
-// second one rides on the same grant (max_age 300); a high-value transfer is approved with a
+// to a payee never paid is refused by the guard with STEP_UP_REQUIRED under the policy's rule
+// new_payee (max_age 0), approved with a TOTP code and goes through; a second one to the same payee
+// goes through on the session's approval (max_age 300); a high-value transfer is approved with a
 // passkey for that transaction only, and sending it again with the same grant is refused (single use).
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
@@ -110,11 +111,16 @@ describe("the payments example in headless Chromium: guard, step-up, single use"
     assert.equal(refused.body.error, "STEP_UP_REQUIRED");
     assert.equal(refused.body.action, "payments.transfer");
     assert.deepEqual(refused.body.acrValues, ["aal2"]);
-    assert.equal(refused.body.maxAge, 300);
+    // A payee this subject never paid: the example policy's rule new_payee asks for every transfer.
+    assert.equal(refused.body.maxAge, 0);
+    assert.equal(refused.body.rule, "new_payee");
     assert.equal(refused.body.grantRefusal, "GRANT_MISSING");
     assert.equal(refused.status.kind, "stepup");
     assert.equal(await page.textContent("#approval-summary"), "Send 120.00 EUR to ACME Ltd from DE-001");
-    assert.equal(await page.textContent("#approval-need"), "Needs aal2, valid for 300 s");
+    assert.equal(
+      await page.textContent("#approval-need"),
+      "Needs aal2, for this transfer only (policy rule new_payee)",
+    );
     assert.equal(transfers.length, 0);
 
     // The next time step's code: the one that confirmed the app is spent (RFC 6238 §5.2).
@@ -123,12 +129,13 @@ describe("the payments example in headless Chromium: guard, step-up, single use"
     assert.equal(transfers.length, 1);
     assert.equal(transfers[0]?.subject, subject);
     assert.equal(transfers[0]?.sessionId, session);
+    assert.equal(transfers[0]?.grant.checkedOnline, true, "max_age 0: a single-use grant, consumed");
 
-    // Within max_age the same grant goes with the next transfer, checked offline: no prompt.
+    // The payee is known now: the action's own max_age 300 applies, and the session's approval covers it.
     const second = await send(page, "50.00");
     assert.deepEqual(second.status, { kind: "ok", text: "Transfer sent: aal2 otp" });
     assert.equal(transfers.length, 2);
-    assert.equal(transfers[1]?.grant.grantId, transfers[0]?.grant.grantId);
+    assert.equal(transfers[1]?.grant.checkedOnline, false);
 
     // A passkey, enrolled on the session's fresh elevation (stepgate.enroll_passkey, max_age 300).
     assert.deepEqual(await press(page, "#enrol"), { kind: "ok", text: "Passkey enrolled" });
@@ -170,7 +177,7 @@ describe("the payments example in headless Chromium: guard, step-up, single use"
       "payments.transfer:step_up_required:GRANT_MISSING",
       "payments.transfer:step_up_required:GRANT_MISSING",
       "payments.transfer:admitted:",
-      "payments.transfer:admitted:",
+      "payments.transfer:admitted:GRANT_CONSUMED",
       "payments.high_value:step_up_required:GRANT_MISMATCH",
       "payments.high_value:admitted:",
       "payments.high_value:step_up_required:GRANT_CONSUMED",

@@ -75,6 +75,7 @@ function stepUpView(need: StepUpRequired, summary: string) {
     acrValues: need.acrValues,
     maxAge: need.maxAge,
     grantRefusal: need.grantRefusal,
+    rule: need.rule,
     message: `approve ${need.action} to go on`,
   };
   if (need.next.case === "enrollmentRequired") {

@@ -54,7 +54,8 @@ function askForStepUp(a) {
   passkeyOptions = c.passkeyRequestOptions;
   $("approval-summary").textContent = c.summary;
   const freshness = a.maxAge === 0 ? "for this transfer only" : `valid for ${a.maxAge} s`;
-  $("approval-need").textContent = `Needs ${a.acrValues.join(" or ")}, ${freshness}`;
+  const why = a.rule ? ` (policy rule ${a.rule})` : "";
+  $("approval-need").textContent = `Needs ${a.acrValues.join(" or ")}, ${freshness}${why}`;
   $("approval-reason").textContent = refusalText[a.grantRefusal] ?? a.grantRefusal;
   $("approval-totp").hidden = !c.methods.includes("totp");
   $("approve-passkey").hidden = !c.methods.includes("passkey");

@@ -1,4 +1,5 @@
 export * from "./gen/stepgate/v1/admin_service_pb.ts";
+export * from "./gen/stepgate/v1/conditions_pb.ts";
 export * from "./gen/stepgate/v1/factor_service_pb.ts";
 export * from "./gen/stepgate/v1/revocation_feed_service_pb.ts";
 export * from "./gen/stepgate/v1/step_up_required_pb.ts";

@@ -67,7 +67,7 @@ async function stepUp(
   context: Record<string, string> | undefined,
 ): Promise<Admission> {
   const { session, action, transaction } = ask;
-  const { outcome } = await stepgate.stepUp.stepUp(
+  const { outcome, rule } = await stepgate.stepUp.stepUp(
     {
       subject: session.subject,
       sessionId: session.sessionId,
@@ -84,7 +84,7 @@ async function stepUp(
   }
   if (outcome.case === undefined) throw new ConnectError("StepUp answered no outcome", Code.Internal);
   const { requiredAcr, maxAge } = outcome.value;
-  throw stepUpRequiredError({ action, grantRefusal, acr: requiredAcr, maxAge, next: outcome });
+  throw stepUpRequiredError({ action, grantRefusal, acr: requiredAcr, maxAge, rule, next: outcome });
 }
 
 function sessionOf(rule: MethodRule<unknown>, request: unknown, headers: Headers): CallSession {

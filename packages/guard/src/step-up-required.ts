@@ -24,6 +24,8 @@ export interface StepUpNeed {
   acr: string;
   /** RFC 9470 max_age in seconds. */
   maxAge: number;
+  /** The policy rule that set the requirement; "" for the action's own fields. */
+  rule?: string;
   next?: { case: "challenge"; value: Challenge } | { case: "enrollmentRequired"; value: EnrollmentRequired };
 }
 
@@ -50,6 +52,7 @@ export function stepUpRequiredError(need: StepUpNeed): ConnectError {
     acrValues: [need.acr],
     maxAge: need.maxAge,
     grantRefusal: need.grantRefusal,
+    rule: need.rule ?? "",
     ...(need.next ? { next: need.next } : {}),
   });
   const challengeId = need.next?.case === "challenge" ? need.next.value.challengeId : "";
@@ -60,6 +63,7 @@ export function stepUpRequiredError(need: StepUpNeed): ConnectError {
     max_age: String(need.maxAge),
     grant_refusal: need.grantRefusal,
     ...(challengeId ? { challenge_id: challengeId } : {}),
+    ...(need.rule ? { rule: need.rule } : {}),
   };
   return new ConnectError(
     need.next?.case === "enrollmentRequired"

@@ -58,4 +58,15 @@ export async function runReplica(
   };
   process.on("SIGTERM", () => stop("SIGTERM"));
   process.on("SIGINT", () => stop("SIGINT"));
+  // The policy's actions and rules, reloaded in place; a bad file leaves the one in force.
+  process.on("SIGHUP", () => {
+    try {
+      lifecycle(logger).info({ changed: running.reloadPolicy() }, "policy reloaded");
+    } catch (error) {
+      lifecycle(logger).error(
+        { error: (error as Error).message.slice(0, 2000) },
+        "policy not reloaded; the old one stays in force",
+      );
+    }
+  });
 }

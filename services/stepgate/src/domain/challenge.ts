@@ -35,6 +35,10 @@ export interface Challenge {
   passkeys?: PasskeyRecord[];
   /** For an action that binds its grants: the transaction's digest (`txn`) and the line the user sees. */
   transaction?: { digest: string; summary: string };
+  /** The policy rule that set the requirement (policy/requirement.ts); absent for the action's own. */
+  rule?: string;
+  /** Keyed hashes of the facts a successful answer records (stepup/subject-facts.ts). */
+  facts?: string[];
 }
 
 // Kept past expiry so a late answer hears "expired" rather than "not found".

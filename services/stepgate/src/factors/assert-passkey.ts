@@ -1,6 +1,7 @@
 import type { Challenge } from "../domain/challenge.ts";
 import type { PasskeyRecord } from "../domain/passkey.ts";
 import { type Policy, relyingPartyFor } from "../policy/policy.ts";
+import { requirementOf } from "../policy/requirement.ts";
 import { type ChallengeBinding, type PasskeyRefusal, passkeyAmr, passkeyChallenge } from "./passkey.ts";
 import { type Asserted, verifyAssertion } from "./passkey-ceremonies.ts";
 
@@ -41,7 +42,7 @@ export interface AssertPasskeyDeps {
 export function createAssertPasskey({ policy, challengeKey }: AssertPasskeyDeps): AssertPasskey {
   return async (challenge, responseJson) => {
     const relyingParty = relyingPartyFor(policy, challenge.caller);
-    const action = policy.actions.get(challenge.action);
+    const action = requirementOf(policy, challenge);
     const records = challenge.passkeys ?? [];
     if (!relyingParty || !action) return { ok: false, refusal: "unknown_credential" };
     const verified = await verifyAssertion({

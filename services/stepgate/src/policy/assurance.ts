@@ -20,20 +20,24 @@ export function levelsAtLeast(policy: Policy, required: string): string[] {
   return policy.levels.slice(Math.max(0, policy.levels.indexOf(required)));
 }
 
-/** How long an elevation is worth keeping, in ms: as long as the most lenient action accepts it (at least 1 s). */
-export function elevationLifetimeMs(policy: Policy): number {
-  return Math.max(1, ...[...policy.actions.values()].map((a) => a.maxAge)) * 1000;
+// Every requirement the policy can set: each action's own and each of its rules'.
+const requirements = (policy: Pick<Policy, "actions">): ActionPolicy[] =>
+  [...policy.actions.values()].flatMap((a) => [a, ...a.rules.map((r) => r.requirement)]);
+
+/** How long an elevation is worth keeping, in ms: as long as the most lenient requirement accepts it (at least 1 s). */
+export function elevationLifetimeMs(policy: Pick<Policy, "actions">): number {
+  return Math.max(1, ...requirements(policy).map((a) => a.maxAge)) * 1000;
 }
 
-/** The longest grant lifetime of any action, in ms: revocations must outlive every grant. */
-export function longestGrantLifetimeMs(policy: Policy): number {
-  return Math.max(...[...policy.actions.values()].map((a) => a.grantTtl)) * 1000;
+/** The longest grant lifetime of any action or rule, in ms: revocations must outlive every grant. */
+export function longestGrantLifetimeMs(policy: Pick<Policy, "actions">): number {
+  return Math.max(...requirements(policy).map((a) => a.grantTtl)) * 1000;
 }
 
 /**
  * How long the end of a factor must be remembered, in ms: past every elevation it produced and
  * every grant issued from them, plus a minute for clock skew.
  */
-export function factorRevocationLifetimeMs(policy: Policy): number {
+export function factorRevocationLifetimeMs(policy: Pick<Policy, "actions">): number {
   return Math.max(elevationLifetimeMs(policy), longestGrantLifetimeMs(policy)) + 60_000;
 }

@@ -5,6 +5,8 @@ import { ConfigError, describeIssues } from "../config/config-error.ts";
 import { type MethodName, methodNames } from "../domain/method.ts";
 import type { PasskeyRequirement, RelyingParty } from "../domain/passkey.ts";
 import { type Priority, priorities } from "../domain/priority.ts";
+import { type Condition, compileCondition, neverCondition } from "./condition.ts";
+import { ConditionError } from "./condition-check.ts";
 import { type Operators, operatorsOf, operatorsSchema } from "./operators.ts";
 import { callerName, dnsName, peerName } from "./peer-names.ts";
 
@@ -36,6 +38,22 @@ const aaguid = z
   .string()
   .regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, "must be a lowercase UUID");
 const methodSchema = z.strictObject({ acr: z.string(), amr: z.array(z.string()).min(1) });
+const passkeySchema = z.strictObject({
+  user_verification: z.enum(["required", "preferred"]).default("preferred"),
+  device_bound: z.boolean().default(false),
+  aaguids: z.array(aaguid).default([]),
+});
+// A rule of an action: a CEL condition and what it requires instead of the action's own fields.
+const ruleSchema = z.strictObject({
+  name: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, "must be lowercase letters, digits, _ and -"),
+  when: z.string().min(1),
+  acr: z.string().optional(),
+  max_age: seconds.optional(),
+  methods: z.array(z.enum(methodNames)).min(1).optional(),
+  grant_ttl: seconds.min(1).optional(),
+  bind_transaction: z.boolean().optional(),
+  passkey: passkeySchema.optional(),
+});
 
 // `calls` per `per` seconds, counted in fixed windows of `per` seconds.
 const rateSchema = z.strictObject({
@@ -68,15 +86,21 @@ const policySchema = z.strictObject({
       grant_ttl: seconds.min(1).optional(),
       priority: z.enum(priorities).default("normal"),
       bind_transaction: z.boolean().default(false),
-      passkey: z
-        .strictObject({
-          user_verification: z.enum(["required", "preferred"]).default("preferred"),
-          device_bound: z.boolean().default(false),
-          aaguids: z.array(aaguid).default([]),
-        })
-        .optional(),
+      passkey: passkeySchema.optional(),
+      // Ordered: the first whose `when` holds sets the requirement; the action's fields are the default.
+      rules: z.array(ruleSchema).max(16).default([]),
     }),
   ),
+  // How long "seen before" facts (payees, devices, networks, the last step-up) are kept, in seconds.
+  facts: z
+    .strictObject({
+      retention: z
+        .number()
+        .int()
+        .min(86_400)
+        .max(86_400 * 730),
+    })
+    .default({ retention: 86_400 * 180 }),
   // The relying party of callers that name none of their own.
   webauthn: relyingPartySchema.optional(),
   callers: z
@@ -141,6 +165,20 @@ export interface ActionPolicy {
    * details, no elevation is reused, and the grant carries their digest (`txn`).
    */
   bindTransaction: boolean;
+  /**
+   * The action's rules, in order: the first whose condition holds sets the requirement in its
+   * place (policy/requirement.ts). Empty for a rule's own requirement.
+   */
+  rules: PolicyRule[];
+  /** For a rule's requirement: the rule's name (StepUp's `rule`, the audit trail). */
+  rule?: string;
+}
+
+/** One of an action's rules: a compiled CEL condition and the requirement it sets. */
+export interface PolicyRule {
+  name: string;
+  when: Condition;
+  requirement: ActionPolicy;
 }
 
 /** What one calling service may do (the policy's `callers`). */
@@ -223,6 +261,10 @@ export interface Policy {
   /** Undefined when no identity provider is trusted (insecure development mode only). */
   subjectProof: SubjectProofPolicy | undefined;
   rateLimits: RateLimitPolicy;
+  /** How long "seen before" facts are kept and count, in seconds (the policy's `facts.retention`). */
+  factRetentionSeconds: number;
+  /** Whether some rule reads facts: only then are they recorded and read. */
+  readsFacts: boolean;
   /** Each calling service's WebAuthn relying party (its own `webauthn`, else the policy's). */
   relyingParties: Map<string, RelyingParty>;
   /** The policy's `webauthn`: the relying party of callers without one of their own. */
@@ -270,31 +312,51 @@ export function parsePolicy(text: string, source = "policy"): Policy {
   const reachesLevel = (acr: string, required: string) =>
     doc.levels.indexOf(acr) >= doc.levels.indexOf(required);
   const actions = new Map<string, ActionPolicy>();
-  for (const [name, action] of Object.entries(withPasskeyEnrolment(doc.actions))) {
-    knownLevel(`actions.${name}.acr`, action.acr);
-    const allowed = action.methods ?? methodNames.filter((m) => methods[m]);
+  const requirement = (path: string, name: string, fields: RequirementFields): ActionPolicy => {
+    knownLevel(`${path}.acr`, fields.acr);
+    const allowed = fields.methods ?? methodNames.filter((m) => methods[m]);
     for (const m of allowed) {
-      if (!methods[m]) problems.push(`${source}: actions.${name}.methods: method "${m}" is not defined`);
+      if (!methods[m]) problems.push(`${source}: ${path}.methods: method "${m}" is not defined`);
     }
-    // Where only a device-bound, user-verified passkey reaches the action's level, it must be one.
-    const baseReaches = methods.passkey === undefined || reachesLevel(methods.passkey.acr, action.acr);
-    actions.set(name, {
+    // Where only a device-bound, user-verified passkey reaches the level, it must be one.
+    const baseReaches = methods.passkey === undefined || reachesLevel(methods.passkey.acr, fields.acr);
+    return {
       name,
-      acr: action.acr,
-      maxAge: action.max_age,
+      acr: fields.acr,
+      maxAge: fields.max_age,
       methods: allowed,
       grantTtl: Math.min(
-        action.grant_ttl ?? doc.grant_ttl,
-        action.max_age === 0 ? 60 : Number.MAX_SAFE_INTEGER,
+        fields.grant_ttl ?? doc.grant_ttl,
+        fields.max_age === 0 ? 60 : Number.MAX_SAFE_INTEGER,
       ),
-      priority: action.priority,
-      bindTransaction: action.bind_transaction,
+      priority: fields.priority,
+      bindTransaction: fields.bind_transaction,
       passkey: {
-        userVerification: action.passkey?.user_verification === "required" || !baseReaches,
-        deviceBound: action.passkey?.device_bound === true || !baseReaches,
-        aaguids: action.passkey?.aaguids ?? [],
+        userVerification: fields.passkey?.user_verification === "required" || !baseReaches,
+        deviceBound: fields.passkey?.device_bound === true || !baseReaches,
+        aaguids: fields.passkey?.aaguids ?? [],
       },
+      rules: [],
+    };
+  };
+  for (const [name, action] of Object.entries(withPasskeyEnrolment(doc.actions))) {
+    const path = `actions.${name}`;
+    const rules = action.rules.map((rule, i) => {
+      const { name: ruleName, when, ...overrides } = rule;
+      const defined = Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined));
+      const fields = { ...action, ...defined } as RequirementFields;
+      return ruleOf(
+        `${source}: ${path}.rules[${i}] (${ruleName})`,
+        ruleName,
+        when,
+        requirement(`${path}.rules[${i}]`, name, fields),
+        problems,
+      );
     });
+    const names = rules.map((r) => r.name);
+    for (const dup of names.filter((n, i) => names.indexOf(n) !== i))
+      problems.push(`${source}: ${path}.rules: the name "${dup}" is used twice`);
+    actions.set(name, { ...requirement(path, name, action), rules });
   }
   // stepgate.enroll_passkey is optional: absent, it is stepgate.enroll_totp's copy.
   for (const required of Object.values(managementActions).filter(
@@ -349,6 +411,8 @@ export function parsePolicy(text: string, source = "policy"): Policy {
       firstFactorMaxAge: doc.subject_proof.first_factor_max_age,
     },
     rateLimits: rateLimitsOf(doc.rate_limits),
+    factRetentionSeconds: doc.facts.retention,
+    readsFacts: [...actions.values()].some((a) => a.rules.some((r) => r.when.facts.size > 0)),
     relyingParties,
     defaultRelyingParty,
   };
@@ -371,6 +435,24 @@ function methodsOf(doc: z.infer<typeof policySchema>["methods"]): Partial<Record
 }
 
 type ActionDocs = z.infer<typeof policySchema>["actions"];
+type RequirementFields = Omit<ActionDocs[string], "rules">;
+
+/** A rule with its condition compiled; a condition that does not compile is added to `problems`. */
+function ruleOf(
+  at: string,
+  name: string,
+  when: string,
+  requirement: ActionPolicy,
+  problems: string[],
+): PolicyRule {
+  try {
+    return { name, when: compileCondition(when), requirement: { ...requirement, rule: name } };
+  } catch (error) {
+    if (!(error instanceof ConditionError)) throw error;
+    problems.push(`${at}: when ${error.message}`);
+    return { name, when: neverCondition, requirement };
+  }
+}
 
 /** The actions with `stepgate.enroll_passkey`, which a policy may leave out: it then requires what `stepgate.enroll_totp` does. */
 function withPasskeyEnrolment(actions: ActionDocs): ActionDocs {

@@ -60,12 +60,14 @@ export function stepUpHandlers(u: StepUpUseCases): ServiceImpl<typeof StepUpServ
           }),
         (o) => o.kind,
       );
+      const rule = outcome.rule ?? "";
       switch (outcome.kind) {
         case "grant":
-          return { outcome: { case: "grant", value: grantToProto(outcome.grant) } };
+          return { rule, outcome: { case: "grant", value: grantToProto(outcome.grant) } };
         case "challenge": {
           const c = outcome.challenge;
           return {
+            rule,
             outcome: {
               case: "challenge",
               value: {
@@ -83,6 +85,7 @@ export function stepUpHandlers(u: StepUpUseCases): ServiceImpl<typeof StepUpServ
         }
         case "enrollment_required":
           return {
+            rule,
             outcome: {
               case: "enrollmentRequired",
               value: {

@@ -31,7 +31,8 @@ import { type Logger, lifecycle } from "../log/logger.ts";
 import { createMetrics, type Metrics } from "../observability/metrics.ts";
 import { longestGrantLifetimeMs } from "../policy/assurance.ts";
 import { assertCallerMay, type CallerNeed } from "../policy/caller-scopes.ts";
-import { loadPolicy, type Policy } from "../policy/policy.ts";
+import type { Policy } from "../policy/policy.ts";
+import { loadPolicyFile, reloadActions } from "../policy/policy-reload.ts";
 import { createPublishRevocations } from "../revocations/publish-revocation.ts";
 import { keyRetired } from "../revocations/revocation-events.ts";
 import { startRevocationFeed } from "../revocations/revocation-feed.ts";
@@ -44,6 +45,7 @@ import type { StepUpUseCases } from "../rpc/step-up-handlers.ts";
 import type { TrafficShaping } from "../rpc/traffic-shaping.ts";
 import { createEndSession } from "../stepup/end-session.ts";
 import { createStepUp } from "../stepup/step-up.ts";
+import { startFactPruning } from "../stepup/subject-facts.ts";
 import { createVerify } from "../stepup/verify.ts";
 import { openStores, type Stores } from "../store/stores.ts";
 import { createAdmission } from "../traffic/admission.ts";
@@ -71,6 +73,8 @@ export interface Composed {
   traffic: TrafficShaping;
   /** Moves the audit events waiting in the outbox to PostgreSQL now. */
   flushAudit(): Promise<void>;
+  /** Reloads the policy's actions and rules from its file (policy/policy-reload.ts); throws ConfigError, keeping the old. */
+  reloadPolicy(): string[];
   /** Stops the audit drainer, then closes the stores. */
   close(): Promise<void>;
 }
@@ -86,7 +90,8 @@ export async function compose(config: Config, logger: Logger, clock: Clock = sys
     failureThreshold: config.dependencies.breakerFailures,
     halfOpenAfterMs: config.dependencies.breakerHalfOpenMs,
   });
-  const policy = loadPolicy(config.policyFile);
+  const loaded = loadPolicyFile(config.policyFile);
+  const { policy } = loaded;
   const identifyCaller = callerIdentityFor(config, policy);
   const identifyOperator =
     config.transport.kind === "insecure-dev"
@@ -200,6 +205,7 @@ export async function compose(config: Config, logger: Logger, clock: Clock = sys
       ...{ issueGrant, audit, fingerprint, keyRing, replicaId, metrics },
       assertPasskey: createAssertPasskey({ policy, challengeKey }),
       flagCloned: createFlagCloned({ passkeys: stores.passkeys, passkeyCounters: stores.passkeyCounters }),
+      facts: stores.subjectFacts,
     });
     const stopRotation = startSigningKeyRotation({
       keys: signingKeys,
@@ -217,6 +223,15 @@ export async function compose(config: Config, logger: Logger, clock: Clock = sys
       },
       onError: (error) => logger.warn({ error: describeError(error) }, "signing keys not refreshed"),
     });
+    // Facts past their retention count as unseen already; this keeps them from piling up.
+    const stopFactPruning = policy.readsFacts
+      ? startFactPruning({
+          store: stores.subjectFacts,
+          clock,
+          retentionS: policy.factRetentionSeconds,
+          onError: (error) => logger.warn({ error: describeError(error) }, "subject facts not pruned"),
+        })
+      : () => {};
     const removal = {
       ...{ factors, sessions, policy, audit, clock, publishRevocations },
       refreshEnrolled,
@@ -226,8 +241,9 @@ export async function compose(config: Config, logger: Logger, clock: Clock = sys
     return {
       stepUpService: {
         stepUp: createStepUp({
-          ...{ policy, clock, sessions, challenges, issueGrant, audit, replicaId, challengeKey },
+          ...{ policy, clock, sessions, challenges, issueGrant, audit, replicaId, challengeKey, fingerprint },
           factors: { enrolled: enrolled.read },
+          facts: stores.subjectFacts,
         }),
         verify,
         checkGrant,
@@ -287,9 +303,11 @@ export async function compose(config: Config, logger: Logger, clock: Clock = sys
       identifyCaller,
       traffic,
       flushAudit: () => audit.flush(),
+      reloadPolicy: () => reloadActions(loaded),
       async close() {
         stopTraffic();
         stopRotation();
+        stopFactPruning();
         stopping.abort();
         revocationFeed.stop();
         await audit.close();

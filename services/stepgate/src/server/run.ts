@@ -22,6 +22,11 @@ export interface RunningServer {
   shutdown(graceMs?: number): Promise<void>;
   /** Moves the audit events waiting in the outbox to PostgreSQL now (tests read them). */
   flushAudit(): Promise<void>;
+  /**
+   * Reloads the policy's actions and rules (SIGHUP); resolves with the actions that changed, or
+   * rejects with the ConfigError that kept the old policy in force.
+   */
+  reloadPolicy(): string[];
 }
 
 /** Starts a replica: wires the stores, binds the port, and reports SERVING once the stores answer. */
@@ -75,6 +80,7 @@ export async function runServer(config: Config, logger: Logger, clock?: Clock): 
   return {
     port,
     flushAudit: () => service.flushAudit(),
+    reloadPolicy: () => service.reloadPolicy(),
     async shutdown(graceMs = config.shutdownGraceMs) {
       watcher.stop();
       health.set("NOT_SERVING");

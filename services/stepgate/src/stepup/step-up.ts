@@ -1,4 +1,5 @@
 import type { AuditLog } from "../audit/audit-log.ts";
+import type { Fingerprint } from "../crypto/fingerprint.ts";
 import { randomToken } from "../crypto/random-id.ts";
 import { type Challenge, challengeRetentionMs } from "../domain/challenge.ts";
 import { type Clock, toSeconds } from "../domain/clock.ts";
@@ -13,10 +14,13 @@ import { type GrantIssuer, grantAudit, type IssuedGrant } from "../grants/grant-
 import { inSpan } from "../observability/tracing.ts";
 import { levelsAtLeast, methodsFor } from "../policy/assurance.ts";
 import { type ActionPolicy, type Policy, relyingPartyFor } from "../policy/policy.ts";
+import { chooseRequirement, type RequirementChoice } from "../policy/requirement.ts";
 import type { ChallengeStore } from "../store/challenge-store.ts";
 import type { FactorStore } from "../store/factor-store.ts";
 import type { SessionStore } from "../store/session-store.ts";
-import { boundTransaction } from "./transaction-binding.ts";
+import type { SubjectFactStore } from "../store/subject-facts.ts";
+import { allFactKeys, factKeysOf, readFacts } from "./subject-facts.ts";
+import { boundTransaction, conditionTransaction } from "./transaction-binding.ts";
 
 export interface StepUpInput {
   subject: string;
@@ -30,7 +34,12 @@ export interface StepUpInput {
   transaction?: unknown;
 }
 
-export type StepUpOutcome =
+export type StepUpOutcome = DecidedOutcome & {
+  /** The policy rule that set the requirement (its name); undefined for the action's own fields. */
+  rule?: string;
+};
+
+type DecidedOutcome =
   | { kind: "grant"; grant: IssuedGrant }
   | {
       kind: "challenge";
@@ -66,6 +75,10 @@ export interface StepUpDeps {
   replicaId: string;
   /** The fleet's passkey challenge key (32 bytes): derives each challenge's WebAuthn challenge. */
   challengeKey: Uint8Array;
+  /** "Seen before" facts, read when a rule's condition needs them. */
+  facts: Pick<SubjectFactStore, "seen">;
+  /** Keys the facts (stepup/subject-facts.ts). */
+  fingerprint: Fingerprint;
 }
 
 export function createStepUp(deps: StepUpDeps): StepUp {
@@ -78,15 +91,51 @@ export function createStepUp(deps: StepUpDeps): StepUp {
       "stepgate.replica": deps.replicaId,
     };
     return inSpan("stepgate.policy.evaluate", attributes, async (span) => {
-      const outcome = await decide(deps, input, action);
+      const chosen = await requirementFor(deps, input, action);
+      if (chosen.choice.rule) span.setAttribute("stepgate.rule", chosen.choice.rule);
+      const outcome = await decide(deps, input, chosen);
       span.setAttribute("stepgate.outcome", outcome.kind);
-      return outcome;
+      return chosen.choice.rule ? { ...outcome, rule: chosen.choice.rule } : outcome;
     });
   };
 }
 
-async function decide(deps: StepUpDeps, input: StepUpInput, action: ActionPolicy): Promise<StepUpOutcome> {
+interface Chosen {
+  choice: RequirementChoice;
+  /** The facts a successful answer records (empty while no rule reads facts). */
+  factKeys: string[];
+}
+
+/**
+ * The requirement this StepUp faces (policy/requirement.ts): the action's rules over the
+ * transaction, the caller, the context and the subject's facts, read only when a rule needs them.
+ */
+async function requirementFor(deps: StepUpDeps, input: StepUpInput, action: ActionPolicy): Promise<Chosen> {
   const { policy } = deps;
+  const none: Chosen = { choice: { requirement: action, reason: "default", undecided: [] }, factKeys: [] };
+  if (action.rules.length === 0 && !policy.readsFacts) return none;
+  const readsTransaction = action.rules.some((r) => r.when.readsTransaction) || policy.readsFacts;
+  const transaction = readsTransaction ? conditionTransaction(input.transaction) : undefined;
+  const keys = factKeysOf(deps.fingerprint, input.subject, transaction, input.context);
+  const needsFacts = action.rules.some((r) => r.when.facts.size > 0);
+  const facts = needsFacts
+    ? await readFacts(deps.facts, keys, deps.clock(), policy.factRetentionSeconds)
+    : undefined;
+  const conditionInput = {
+    ...(transaction ? { transaction } : {}),
+    caller: input.caller,
+    context: input.context,
+  };
+  return {
+    choice: chooseRequirement(policy, action, conditionInput, needsFacts ? facts : undefined),
+    factKeys: policy.readsFacts ? allFactKeys(keys) : [],
+  };
+}
+
+async function decide(deps: StepUpDeps, input: StepUpInput, chosen: Chosen): Promise<DecidedOutcome> {
+  const { policy } = deps;
+  const action = chosen.choice.requirement;
+  const ruleAudit = ruleAuditOf(chosen.choice);
   const now = deps.clock();
   const allowed = methodsFor(policy, action);
   // A bound action is proved for each transaction: checked first, so bad details write nothing.
@@ -109,7 +158,7 @@ async function decide(deps: StepUpDeps, input: StepUpInput, action: ActionPolicy
       type: "grant.issued",
       subject: input.subject,
       caller: input.caller,
-      details: grantAudit(grant),
+      details: { ...grantAudit(grant), ...ruleAudit },
     });
     return { kind: "grant", grant };
   }
@@ -133,6 +182,8 @@ async function decide(deps: StepUpDeps, input: StepUpInput, action: ActionPolicy
     ...(methods.includes("totp") ? { totp: enrolled.totp } : {}),
     ...(passkeys.length > 0 ? { passkeys } : {}),
     ...(transaction ? { transaction } : {}),
+    ...(chosen.choice.rule ? { rule: chosen.choice.rule } : {}),
+    ...(chosen.factKeys.length > 0 ? { facts: chosen.factKeys } : {}),
   };
   const passkeyOptionsJson =
     relyingParty && challenge.passkeys
@@ -155,6 +206,7 @@ async function decide(deps: StepUpDeps, input: StepUpInput, action: ActionPolicy
       methods,
       context: input.context,
       ...(transaction ? { transaction: transaction.digest } : {}),
+      ...ruleAudit,
     },
   });
   return {
@@ -163,6 +215,16 @@ async function decide(deps: StepUpDeps, input: StepUpInput, action: ActionPolicy
     attemptsRemaining: policy.challengeMaxAttempts,
     maxAge,
     ...(passkeyOptionsJson === undefined ? {} : { passkeyOptionsJson }),
+  };
+}
+
+/** The rule that set the requirement, for the audit trail: its name, why, and rules left undecided. */
+function ruleAuditOf(choice: RequirementChoice): Record<string, unknown> {
+  if (!choice.rule && choice.undecided.length === 0) return {};
+  return {
+    rule: choice.rule ?? null,
+    rule_reason: choice.reason,
+    ...(choice.undecided.length > 0 ? { rules_undecided: choice.undecided } : {}),
   };
 }
 

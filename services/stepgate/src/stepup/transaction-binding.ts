@@ -1,4 +1,10 @@
-import { TransactionError, transactionDigest, transactionSummary } from "@stepgate/grant";
+import {
+  normalizeTransaction,
+  type TransactionDetails,
+  TransactionError,
+  transactionDigest,
+  transactionSummary,
+} from "@stepgate/grant";
 import { assertThat, StepgateError } from "../domain/stepgate-error.ts";
 
 /** A transaction a challenge and its grant are bound to: its digest (the `txn` claim) and the line the user sees. */
@@ -34,8 +40,21 @@ function digestOf(details: unknown): string {
     "TRANSACTION_REQUIRED",
     "this action binds its grants to one transaction: send it",
   );
+  return refusingInvalid(() => transactionDigest(details));
+}
+
+/**
+ * The details as the policy's rule conditions see them: normalised, or undefined when the call sent
+ * none. Fails with TRANSACTION_INVALID when they do not normalise: a condition never reads a
+ * transaction it could not check.
+ */
+export function conditionTransaction(details: unknown): TransactionDetails | undefined {
+  return details === undefined ? undefined : refusingInvalid(() => normalizeTransaction(details));
+}
+
+function refusingInvalid<T>(work: () => T): T {
   try {
-    return transactionDigest(details);
+    return work();
   } catch (error) {
     if (!(error instanceof TransactionError)) throw error;
     throw new StepgateError("TRANSACTION_INVALID", error.message, { metadata: { refusal: error.refusal } });

@@ -102,6 +102,8 @@ export function unitStepgate(options: { enrolled?: MethodName[] } = {}) {
       factors: { enrolled: async () => enrolled },
       challenges: stores.challenges,
       challengeKey,
+      facts: { seen: async () => new Map() },
+      fingerprint: createFingerprint(challengeKey),
     }),
     verify: createVerify({
       ...common,
@@ -115,6 +117,7 @@ export function unitStepgate(options: { enrolled?: MethodName[] } = {}) {
       metrics: { lockoutStarted: (caller: string) => lockouts.push(caller) },
       assertPasskey: createAssertPasskey({ policy, challengeKey }),
       flagCloned: async () => {},
+      facts: { record: async () => {} },
     }),
   };
 }

@@ -17,8 +17,10 @@ import type { Metrics } from "../observability/metrics.ts";
 import { inSpan } from "../observability/tracing.ts";
 import { elevationLifetimeMs } from "../policy/assurance.ts";
 import type { Policy } from "../policy/policy.ts";
+import { requirementOf } from "../policy/requirement.ts";
 import type { ChallengeStore } from "../store/challenge-store.ts";
 import type { SessionStore } from "../store/session-store.ts";
+import type { SubjectFactStore } from "../store/subject-facts.ts";
 import type { VerifyResults } from "../store/verify-results.ts";
 import { runOnce } from "./idempotency.ts";
 import { assertSameTransaction } from "./transaction-binding.ts";
@@ -81,6 +83,8 @@ export interface VerifyDeps {
   replicaId: string;
   /** Counts lockouts by the calling service that caused them. */
   metrics: Pick<Metrics, "lockoutStarted">;
+  /** Records the facts of an approved step-up (payee, device, network, when), for the policy's rules. */
+  facts: Pick<SubjectFactStore, "record">;
 }
 
 /** The binding of a recorded Verify result to its challenge and claim (AES-GCM associated data). */
@@ -178,8 +182,9 @@ async function answer(
   if (checked.result !== "ok") return refuse(deps, challenge, input.method, checked, attempt);
   const method = deps.policy.methods[input.method];
   assertThat(method, "METHOD_NOT_ALLOWED", "method not allowed for this challenge");
-  const action = deps.policy.actions.get(challenge.action);
-  assertThat(action, "UNKNOWN_ACTION", "no policy for this action");
+  // The requirement the challenge was issued under: its rule's, where a rule set it.
+  const action = requirementOf(deps.policy, challenge);
+  assertThat(action, "UNKNOWN_ACTION", "no policy for this action or its rule");
   const assurance = passkey?.ok ? passkeyAssurance(deps.policy, passkey.asserted) : method;
   const elevation: Elevation = {
     acr: assurance.acr,
@@ -208,9 +213,24 @@ async function answer(
     type: "verify.succeeded",
     subject: challenge.subject,
     caller: challenge.caller,
-    details: { method: input.method, ...grantAudit(grant) },
+    details: {
+      method: input.method,
+      ...grantAudit(grant),
+      ...(challenge.rule ? { rule: challenge.rule } : {}),
+    },
   });
+  await recordFacts(deps, challenge.facts, now);
   return { grant, method: input.method, recoveryCodesRemaining: checked.remaining };
+}
+
+// Best effort: a fact not recorded (PostgreSQL down) only makes a later condition see "not seen", the stricter side.
+async function recordFacts(
+  deps: Pick<VerifyDeps, "facts">,
+  facts: string[] | undefined,
+  now: number,
+): Promise<void> {
+  if (!facts || facts.length === 0) return;
+  await deps.facts.record(facts, now).catch(() => {});
 }
 
 /**

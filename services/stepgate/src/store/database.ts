@@ -11,6 +11,7 @@ import { Migration006ResealProgress } from "./migrations/migration-006-reseal-pr
 import { Migration007EnrolmentAuthorization } from "./migrations/migration-007-enrolment-authorization.ts";
 import { Migration008Passkeys } from "./migrations/migration-008-passkeys.ts";
 import { Migration009RevocationFeed } from "./migrations/migration-009-revocation-feed.ts";
+import { Migration010SubjectFacts } from "./migrations/migration-010-subject-facts.ts";
 
 export type Database = MikroORM;
 
@@ -25,6 +26,7 @@ const migrationClasses = [
   Migration007EnrolmentAuthorization,
   Migration008Passkeys,
   Migration009RevocationFeed,
+  Migration010SubjectFacts,
 ];
 
 export interface DatabaseOptions {

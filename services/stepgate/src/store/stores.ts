@@ -33,6 +33,7 @@ import { createSessionStore, type SessionStore } from "./session-store.ts";
 import { createSigningKeyStore, type SigningKeyStore } from "./signing-key-store.ts";
 import { createPg } from "./sql.ts";
 import { createStartupCopies, type StartupCopies } from "./startup-copies.ts";
+import { createSubjectFactStore, type SubjectFactStore } from "./subject-facts.ts";
 import { createTotpStepClaims, type TotpStepClaims } from "./totp-step-claims.ts";
 import { createVerifyResults, type VerifyResults } from "./verify-results.ts";
 
@@ -61,6 +62,8 @@ export interface Stores extends HotStores {
   auditTrail: AuditTrail;
   /** The revocation feed's source, in PostgreSQL. */
   revocations: RevocationLog;
+  /** "Seen before" facts of the policy's rule conditions, by keyed hash. */
+  subjectFacts: SubjectFactStore;
   /** The Redis stream audit events wait in on their way to `audit`; undefined without Redis. */
   auditOutbox: AuditOutbox | undefined;
   secrets: ServiceSecretStore;
@@ -244,6 +247,7 @@ export async function openStores(options: StoreOptions): Promise<Stores> {
     audit: createAuditStore(pg),
     auditTrail: createAuditTrail(pg),
     revocations: createRevocationLog(pg),
+    subjectFacts: createSubjectFactStore(pg),
     auditOutbox,
     secrets: createServiceSecretStore(pg, hotStores.startupCopies),
     sealedRows: createSealedRowStore(pg),

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file stepgate/v1/step_up_required.proto.
  */
 export const file_stepgate_v1_step_up_required: GenFile = /*@__PURE__*/
-  fileDesc("CiJzdGVwZ2F0ZS92MS9zdGVwX3VwX3JlcXVpcmVkLnByb3RvEgtzdGVwZ2F0ZS52MSLgAQoOU3RlcFVwUmVxdWlyZWQSDQoFZXJyb3IYASABKAkSDgoGYWN0aW9uGAIgASgJEhIKCmFjcl92YWx1ZXMYAyADKAkSDwoHbWF4X2FnZRgEIAEoDRIVCg1ncmFudF9yZWZ1c2FsGAUgASgJEisKCWNoYWxsZW5nZRgGIAEoCzIWLnN0ZXBnYXRlLnYxLkNoYWxsZW5nZUgAEj4KE2Vucm9sbG1lbnRfcmVxdWlyZWQYByABKAsyHy5zdGVwZ2F0ZS52MS5FbnJvbGxtZW50UmVxdWlyZWRIAEIGCgRuZXh0YgZwcm90bzM", [file_stepgate_v1_step_up_service]);
+  fileDesc("CiJzdGVwZ2F0ZS92MS9zdGVwX3VwX3JlcXVpcmVkLnByb3RvEgtzdGVwZ2F0ZS52MSLuAQoOU3RlcFVwUmVxdWlyZWQSDQoFZXJyb3IYASABKAkSDgoGYWN0aW9uGAIgASgJEhIKCmFjcl92YWx1ZXMYAyADKAkSDwoHbWF4X2FnZRgEIAEoDRIVCg1ncmFudF9yZWZ1c2FsGAUgASgJEisKCWNoYWxsZW5nZRgGIAEoCzIWLnN0ZXBnYXRlLnYxLkNoYWxsZW5nZUgAEj4KE2Vucm9sbG1lbnRfcmVxdWlyZWQYByABKAsyHy5zdGVwZ2F0ZS52MS5FbnJvbGxtZW50UmVxdWlyZWRIABIMCgRydWxlGAggASgJQgYKBG5leHRiBnByb3RvMw", [file_stepgate_v1_step_up_service]);
 
 /**
  * The error detail of a call that a service protected by @stepgate/guard refused for want of a
@@ -81,6 +81,14 @@ export type StepUpRequired = Message<"stepgate.v1.StepUpRequired"> & {
     value: EnrollmentRequired;
     case: "enrollmentRequired";
   } | { case: undefined; value?: undefined };
+
+  /**
+   * The policy rule that set the requirement (StepUpResponse.rule), e.g. "new_payee"; empty when
+   * the action's own fields did.
+   *
+   * @generated from field: string rule = 8;
+   */
+  rule: string;
 };
 
 /**
