@@ -120,6 +120,20 @@ describe("configuration errors at start (child process)", () => {
     await expectConfigError(rest, "STEPGATE_POLICY_FILE");
   });
 
+  it("a rule whose condition does not compile exits 2 naming the action and the rule", async () => {
+    const broken = examplePolicy.replace("!facts.payee_seen", "!facts.payee_sen");
+    assert.notEqual(broken, examplePolicy);
+    await expectConfigError(
+      { ...env(), STEPGATE_POLICY_FILE: policyWith("broken-rule.yaml", broken) },
+      "actions.payments.transfer.rules[1] (new_payee): when unknown field facts.payee_sen",
+    );
+    const notBool = examplePolicy.replace("transaction.present && !facts.payee_seen", "transaction.amount");
+    await expectConfigError(
+      { ...env(), STEPGATE_POLICY_FILE: policyWith("number-rule.yaml", notBool) },
+      "(new_payee): when is a double, not a bool",
+    );
+  });
+
   it("a missing DATABASE_URL exits 2 naming it", async () => {
     const { DATABASE_URL: _, ...rest } = env();
     await expectConfigError(rest, "DATABASE_URL");

@@ -224,14 +224,12 @@ export async function compose(config: Config, logger: Logger, clock: Clock = sys
       onError: (error) => logger.warn({ error: describeError(error) }, "signing keys not refreshed"),
     });
     // Facts past their retention count as unseen already; this keeps them from piling up.
-    const stopFactPruning = policy.readsFacts
-      ? startFactPruning({
-          store: stores.subjectFacts,
-          clock,
-          retentionS: policy.factRetentionSeconds,
-          onError: (error) => logger.warn({ error: describeError(error) }, "subject facts not pruned"),
-        })
-      : () => {};
+    const stopFactPruning = startFactPruning({
+      store: stores.subjectFacts,
+      clock,
+      retentionS: () => policy.factRetentionSeconds,
+      onError: (error) => logger.warn({ error: describeError(error) }, "subject facts not pruned"),
+    });
     const removal = {
       ...{ factors, sessions, policy, audit, clock, publishRevocations },
       refreshEnrolled,

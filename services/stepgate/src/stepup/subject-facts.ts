@@ -72,12 +72,13 @@ export async function readFacts(
 export function startFactPruning(options: {
   store: Pick<SubjectFactStore, "prune">;
   clock: () => number;
-  retentionS: number;
+  /** The retention in force, in seconds (a policy reload may change it). */
+  retentionS: () => number;
   everyMs?: number;
   onError: (error: unknown) => void;
 }): () => void {
   const timer = setInterval(() => {
-    options.store.prune(options.clock() - options.retentionS * 1000, 10_000).catch(options.onError);
+    options.store.prune(options.clock() - options.retentionS() * 1000, 10_000).catch(options.onError);
   }, options.everyMs ?? 3_600_000);
   timer.unref();
   return () => clearInterval(timer);
