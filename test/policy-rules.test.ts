@@ -29,9 +29,9 @@ describe("policy rules in CEL, through replica processes", () => {
   let cluster: Cluster | undefined;
   let client: StepgateClient;
   let policyFile: string;
+  // One subject per test that answers a challenge: each accepts one code per 30 s step.
   let payer: FlowSubject;
-  // Each code of a subject's factor is accepted once: the next step's code for each answer.
-  let step = 1;
+  let offline: FlowSubject;
 
   before(async () => {
     postgres = await startOwnPostgres();
@@ -42,7 +42,7 @@ describe("policy rules in CEL, through replica processes", () => {
       env: { STEPGATE_POLICY_FILE: policyFile, STEPGATE_HEALTH_INTERVAL_MS: "100" },
     });
     client = createStepgateClient({ target: cluster.target(), caller: "payments" });
-    [payer] = (await seedSubjects(client, 1)) as [FlowSubject];
+    [payer, offline] = (await seedSubjects(client, 2)) as [FlowSubject, FlowSubject];
   });
   after(async () => {
     client?.close();
@@ -51,25 +51,22 @@ describe("policy rules in CEL, through replica processes", () => {
     await postgres?.destroy();
   });
 
-  const stepUp = (sessionId: string, action: string, more: Record<string, unknown> = {}) =>
-    client.stepUp.stepUp({ subject: payer.subject, sessionId, action, ...more });
+  const stepUp = (sessionId: string, action: string, more: Record<string, unknown> = {}, who = payer) =>
+    client.stepUp.stepUp({ subject: who.subject, sessionId, action, ...more });
+  // The code of the step after the confirming one (one step of skew is accepted): one per subject.
   const answer = async (
     sessionId: string,
     action: string,
     challengeId: string,
     t?: ReturnType<typeof transfer>,
+    who = payer,
   ) =>
     client.stepUp.verify({
       challengeId,
-      subject: payer.subject,
+      subject: who.subject,
       sessionId,
       action,
-      proof: {
-        kind: {
-          case: "totpCode",
-          value: totpCode(payer.secret, Math.floor(Date.now() / 1000) + 30 * step++),
-        },
-      },
+      proof: { kind: { case: "totpCode", value: totpCode(who.secret, Math.floor(Date.now() / 1000) + 30) } },
       idempotencyKey: newKey(),
       ...(t ? { transaction: t } : {}),
     });
@@ -139,15 +136,22 @@ describe("policy rules in CEL, through replica processes", () => {
   it("with PostgreSQL stopped, a paid payee's fact cannot be read: the stricter rule holds", async () => {
     assert.ok(postgres && cluster);
     const sessionId = newSession();
-    const first = await stepUp(sessionId, "payments.transfer", { transaction: transfer("Initech") });
+    const pay = { transaction: transfer("Initech") };
+    const first = await stepUp(sessionId, "payments.transfer", pay, offline);
     assert.equal(first.outcome.case, "challenge");
-    await answer(sessionId, "payments.transfer", first.outcome.value.challengeId, transfer("Initech"));
-    const paid = await stepUp(sessionId, "payments.transfer", { transaction: transfer("Initech") });
+    await answer(
+      sessionId,
+      "payments.transfer",
+      first.outcome.value.challengeId,
+      transfer("Initech"),
+      offline,
+    );
+    const paid = await stepUp(sessionId, "payments.transfer", pay, offline);
     assert.deepEqual([paid.rule, paid.outcome.case], ["", "grant"]);
 
     await postgres.stop("SIGQUIT");
     for (const replica of cluster.replicas) await loggedDown(replica.lines);
-    const down = await stepUp(sessionId, "payments.transfer", { transaction: transfer("Initech") });
+    const down = await stepUp(sessionId, "payments.transfer", pay, offline);
     assert.deepEqual(
       [down.rule, down.outcome.case],
       ["new_payee", "challenge"],
@@ -168,7 +172,7 @@ describe("policy rules in CEL, through replica processes", () => {
           sessionId: newSession(),
           action: "account.view_statements",
         });
-      writeFileSync(policyFile, examplePolicy.replace("in_cidr(context.network", "in_cidr(context.netwrk"));
+      writeFileSync(policyFile, examplePolicy.replace("in_cidr(context.network", "in_cidrx(context.network"));
       process.kill(replica.pid, "SIGHUP");
       await loggedLine(replica.lines, '"policy not reloaded; the old one stays in force"');
       assert.ok(
@@ -206,5 +210,5 @@ async function loggedLine(lines: string[], text: string): Promise<void> {
     if (lines.slice(from).some((l) => l.includes(text))) return;
     await sleep(50);
   }
-  assert.fail(`no line with ${text}`);
+  assert.fail(`no line with ${text}: ${lines.slice(from).join("\n").slice(0, 2000)}`);
 }

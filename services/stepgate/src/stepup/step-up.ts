@@ -114,8 +114,10 @@ async function requirementFor(deps: StepUpDeps, input: StepUpInput, action: Acti
   const { policy } = deps;
   const none: Chosen = { choice: { requirement: action, reason: "default", undecided: [] }, factKeys: [] };
   if (action.rules.length === 0 && !policy.readsFacts) return none;
-  const readsTransaction = action.rules.some((r) => r.when.readsTransaction) || policy.readsFacts;
-  const transaction = readsTransaction ? conditionTransaction(input.transaction) : undefined;
+  // A condition never reads details it could not check; a payee only recorded as a fact may be left out.
+  const transaction = action.rules.some((r) => r.when.readsTransaction)
+    ? conditionTransaction(input.transaction)
+    : recordableTransaction(input.transaction);
   const keys = factKeysOf(deps.fingerprint, input.subject, transaction, input.context);
   const needsFacts = action.rules.some((r) => r.when.facts.size > 0);
   const facts = needsFacts
@@ -130,6 +132,14 @@ async function requirementFor(deps: StepUpDeps, input: StepUpInput, action: Acti
     choice: chooseRequirement(policy, action, conditionInput, needsFacts ? facts : undefined),
     factKeys: policy.readsFacts ? allFactKeys(keys) : [],
   };
+}
+
+function recordableTransaction(details: unknown) {
+  try {
+    return conditionTransaction(details);
+  } catch {
+    return undefined;
+  }
 }
 
 async function decide(deps: StepUpDeps, input: StepUpInput, chosen: Chosen): Promise<DecidedOutcome> {
