@@ -24,21 +24,72 @@ export interface ConditionInput {
 /** A condition compiled once, at policy load. */
 export interface Condition extends CheckedCondition {
   source: string;
-  /** True or false; undefined when evaluation failed (a missing context key, an invalid in_cidr argument). */
-  evaluate(input: ConditionInput): boolean | undefined;
+  /**
+   * True or false; undefined when evaluation failed (a missing context key, an invalid in_cidr
+   * argument). Takes the input, or its bindings made once for every rule (`conditionBindings`).
+   */
+  evaluate(input: ConditionInput | ConditionBindings): boolean | undefined;
 }
+
+const bindingsKey = Symbol("condition bindings");
+
+/** One StepUp's input as CEL values, made once and shared by every rule evaluated for it. */
+export interface ConditionBindings {
+  readonly [bindingsKey]: Record<string, unknown>;
+}
+
+/** The CEL values of `input`: the transaction and facts messages, the caller, the context map. */
+export function conditionBindings(input: ConditionInput): ConditionBindings {
+  const t = input.transaction;
+  return {
+    [bindingsKey]: {
+      transaction: create(ConditionTransactionSchema, {
+        present: t !== undefined,
+        amount: t ? Number(t.amount) : 0,
+        currency: t?.currency ?? "",
+        payee: t?.payee ?? "",
+        resource: t?.resource ?? "",
+      }),
+      facts: create(ConditionFactsSchema, {
+        ...input.facts,
+        secondsSinceStepUp: BigInt(input.facts.secondsSinceStepUp),
+      }),
+      caller: input.caller,
+      context: new Map(Object.entries(input.context)),
+    },
+  };
+}
+
+const bindingsOf = (input: ConditionInput | ConditionBindings) =>
+  // biome-ignore lint/suspicious/noExplicitAny: the planned function takes the environment's bindings.
+  (bindingsKey in input ? input[bindingsKey] : conditionBindings(input)[bindingsKey]) as any;
 
 // in_cidr("192.0.2.7", "192.0.2.0/24"): a range test over IPv4 or IPv6; false for what is no address.
 const inCidr = celFunc("in_cidr", [CelScalar.STRING, CelScalar.STRING], CelScalar.BOOL, (ip, cidr) => {
+  const range = rangeOf(cidr);
+  const family = isIP(ip);
+  return (
+    range !== undefined && family === range.family && range.list.check(ip, family === 4 ? "ipv4" : "ipv6")
+  );
+});
+
+// Ranges are few (the policy's literals): each is parsed once. Bounded, since a range could also come from context.
+const ranges = new Map<string, { family: number; list: BlockList } | undefined>();
+function rangeOf(cidr: string): { family: number; list: BlockList } | undefined {
+  if (ranges.has(cidr)) return ranges.get(cidr);
   const [network = "", prefix = ""] = cidr.split("/");
   const family = isIP(network);
   const bits = Number(prefix);
-  if (family === 0 || isIP(ip) !== family || !/^\d{1,3}$/.test(prefix) || bits > (family === 4 ? 32 : 128))
-    return false;
-  const ranges = new BlockList();
-  ranges.addSubnet(network, bits, family === 4 ? "ipv4" : "ipv6");
-  return ranges.check(ip, family === 4 ? "ipv4" : "ipv6");
-});
+  let range: { family: number; list: BlockList } | undefined;
+  if (family !== 0 && /^\d{1,3}$/.test(prefix) && bits <= (family === 4 ? 32 : 128)) {
+    const list = new BlockList();
+    list.addSubnet(network, bits, family === 4 ? "ipv4" : "ipv6");
+    range = { family, list };
+  }
+  if (ranges.size >= 1024) ranges.clear();
+  ranges.set(cidr, range);
+  return range;
+}
 
 const env = celEnv({
   registry: createRegistry(ConditionTransactionSchema, ConditionFactsSchema),
@@ -71,22 +122,7 @@ export function compileCondition(source: string): Condition {
     ...checked,
     source,
     evaluate(input) {
-      const t = input.transaction;
-      const result = run({
-        transaction: create(ConditionTransactionSchema, {
-          present: t !== undefined,
-          amount: t ? Number(t.amount) : 0,
-          currency: t?.currency ?? "",
-          payee: t?.payee ?? "",
-          resource: t?.resource ?? "",
-        }),
-        facts: create(ConditionFactsSchema, {
-          ...input.facts,
-          secondsSinceStepUp: BigInt(input.facts.secondsSinceStepUp),
-        }),
-        caller: input.caller,
-        context: new Map(Object.entries(input.context)),
-      });
+      const result = run(bindingsOf(input));
       return isCelError(result) || typeof result !== "boolean" ? undefined : result;
     },
   };

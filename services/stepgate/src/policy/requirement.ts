@@ -1,4 +1,9 @@
-import type { ConditionFacts, ConditionInput } from "./condition.ts";
+import {
+  type ConditionBindings,
+  type ConditionFacts,
+  type ConditionInput,
+  conditionBindings,
+} from "./condition.ts";
 import type { ActionPolicy, Policy } from "./policy.ts";
 
 /**
@@ -32,11 +37,12 @@ export function chooseRequirement(
   facts: ConditionFacts | undefined,
 ): RequirementChoice {
   const undecided: string[] = [];
+  // Made on first use, once for every rule: most actions have no rules.
+  let bindings: ConditionBindings | undefined;
   for (const rule of action.rules) {
+    bindings ??= conditionBindings({ ...input, facts: facts ?? noFacts });
     const decided =
-      rule.when.facts.size > 0 && facts === undefined
-        ? undefined
-        : rule.when.evaluate({ ...input, facts: facts ?? noFacts });
+      rule.when.facts.size > 0 && facts === undefined ? undefined : rule.when.evaluate(bindings);
     if (decided === true)
       return { requirement: rule.requirement, rule: rule.name, reason: "matched", undecided };
     if (decided === undefined) {
