@@ -54,8 +54,8 @@ export function chooseRequirement(
   return { requirement: action, reason: "default", undecided };
 }
 
-// What a condition sees of facts that were not needed (no rule reads them): nothing seen.
-const noFacts: ConditionFacts = {
+/** What a condition sees of facts that were not needed (no rule reads them): nothing seen. */
+export const noFacts: ConditionFacts = {
   payeeSeen: false,
   deviceSeen: false,
   networkSeen: false,

@@ -14,7 +14,7 @@ import { type GrantIssuer, grantAudit, type IssuedGrant } from "../grants/grant-
 import { inSpan } from "../observability/tracing.ts";
 import { levelsAtLeast, methodsFor } from "../policy/assurance.ts";
 import { type ActionPolicy, type Policy, relyingPartyFor } from "../policy/policy.ts";
-import { chooseRequirement, type RequirementChoice } from "../policy/requirement.ts";
+import { chooseRequirement, noFacts, type RequirementChoice } from "../policy/requirement.ts";
 import type { ChallengeStore } from "../store/challenge-store.ts";
 import type { FactorStore } from "../store/factor-store.ts";
 import type { SessionStore } from "../store/session-store.ts";
@@ -119,17 +119,22 @@ async function requirementFor(deps: StepUpDeps, input: StepUpInput, action: Acti
     ? conditionTransaction(input.transaction)
     : recordableTransaction(input.transaction);
   const keys = factKeysOf(deps.fingerprint, input.subject, transaction, input.context);
-  const needsFacts = action.rules.some((r) => r.when.facts.size > 0);
-  const facts = needsFacts
-    ? await readFacts(deps.facts, keys, deps.clock(), policy.factRetentionSeconds)
-    : undefined;
   const conditionInput = {
     ...(transaction ? { transaction } : {}),
     caller: input.caller,
     context: input.context,
   };
+  // Facts are read only if no rule before the first that needs them decides: a PostgreSQL read spared.
+  const firstReading = action.rules.findIndex((r) => r.when.facts.size > 0);
+  const before = firstReading < 0 ? action : { ...action, rules: action.rules.slice(0, firstReading) };
+  const early = chooseRequirement(policy, before, conditionInput, noFacts);
+  // Only `action` itself is ever the default requirement, never the shortened copy.
+  const decided = firstReading < 0 || early.reason !== "default";
+  const facts = decided
+    ? noFacts
+    : await readFacts(deps.facts, keys, deps.clock(), policy.factRetentionSeconds);
   return {
-    choice: chooseRequirement(policy, action, conditionInput, needsFacts ? facts : undefined),
+    choice: decided ? early : chooseRequirement(policy, action, conditionInput, facts),
     factKeys: policy.readsFacts ? allFactKeys(keys) : [],
   };
 }
