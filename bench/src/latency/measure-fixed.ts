@@ -29,7 +29,9 @@ export interface FixedPlan {
  */
 export async function measureFixed(
   server: { address: string; cpu(): Promise<CpuSnapshot> },
-  request: FixedRequest,
+  /** What h2load repeats; `scenario` names the result. `answerBytes`: what a successful answer's
+   * DATA bytes are counted as, where they vary (default: the probe's). */
+  request: Pick<FixedRequest, "path" | "body"> & { scenario: string; answerBytes?: number },
   headers: Record<string, string>,
   plan: FixedPlan,
   /** Offered rates per second for the open-loop phases instead of `plan.fractions` of this
@@ -66,7 +68,10 @@ export async function measureFixed(
     const bench = cpuSeconds(process.pid) - own;
     const generator = cpuSeconds(process.pid, true) - withChildren - (cpuSeconds(process.pid) - own);
     // gRPC answers errors with HTTP 200 and no body: a body per 2xx answer is a successful call.
-    const withBody = Math.min(run.status2xx, Math.round(run.dataBytes / probe.bodyBytes));
+    const withBody = Math.min(
+      run.status2xx,
+      Math.round(run.dataBytes / (request.answerBytes ?? probe.bodyBytes)),
+    );
     if (withBody < run.status2xx)
       notes.push(`${run.status2xx - withBody} answers with no body (gRPC errors) at ${fraction * 100}%`);
     const calls = withBody;
