@@ -126,6 +126,7 @@ try {
     ),
   ];
   let failures = 0;
+  let answered = 0;
   try {
     log(`== warm-up: ${warmupSeconds} s each`);
     for (const m of measured)
@@ -143,6 +144,7 @@ try {
         const result = await measureFixed(m.server, m.request, headers, plan);
         m.figures.phases.push(result.saturation);
         failures += result.saturation.failures;
+        answered += result.saturation.calls;
         const notes = result.notes.length > 0 ? ` (${result.notes.join("; ")})` : "";
         log(
           `  ${m.figures.scenario}, ${m.figures.path ?? "-"}: ${result.saturation.cpuMicrosPerCall.server.toFixed(0)} µs/call${notes}`,
@@ -163,10 +165,9 @@ try {
   console.log(formatGoal(figures, "5 rules"));
   console.log(formatGoal(figures, "5 rules, 1 reads facts"));
   console.log(`\n${formatEvaluationTable(evaluations, evaluationRounds)}`);
-  if (failures > 0) {
-    log(`${failures} calls failed`);
-    process.exitCode = 1;
-  }
+  // A replica saturated at 64 calls in flight may shed a few (OVERLOADED): more than 1% is a fault.
+  if (failures > 0) log(`${failures} calls failed of ${failures + answered}`);
+  if (failures > (failures + answered) / 100) process.exitCode = 1;
 } finally {
   await cleanUp();
 }
