@@ -49,6 +49,7 @@ describe("replicas starting together on an empty database", () => {
         "007-enrolment-authorization",
         "008-passkeys",
         "009-revocation-feed",
+        "010-subject-facts",
       ],
     );
     const keys = await db.query<{ kid: string }>("select kid from signing_keys");
