@@ -118,7 +118,10 @@ async function requirementFor(deps: StepUpDeps, input: StepUpInput, action: Acti
   const transaction = action.rules.some((r) => r.when.readsTransaction)
     ? conditionTransaction(input.transaction)
     : recordableTransaction(input.transaction);
-  const keys = factKeysOf(deps.fingerprint, input.subject, transaction, input.context);
+  // Four HMACs: made only where some rule of the policy reads facts (and so they are recorded).
+  const keys = policy.readsFacts
+    ? factKeysOf(deps.fingerprint, input.subject, transaction, input.context)
+    : undefined;
   const conditionInput = {
     ...(transaction ? { transaction } : {}),
     caller: input.caller,
@@ -129,13 +132,14 @@ async function requirementFor(deps: StepUpDeps, input: StepUpInput, action: Acti
   const before = firstReading < 0 ? action : { ...action, rules: action.rules.slice(0, firstReading) };
   const early = chooseRequirement(policy, before, conditionInput, noFacts);
   // Only `action` itself is ever the default requirement, never the shortened copy.
-  const decided = firstReading < 0 || early.reason !== "default";
+  // A rule that reads facts makes the policy read them: `keys` is there whenever one is reached.
+  const decided = firstReading < 0 || early.reason !== "default" || keys === undefined;
   const facts = decided
     ? noFacts
     : await readFacts(deps.facts, keys, deps.clock(), policy.factRetentionSeconds);
   return {
     choice: decided ? early : chooseRequirement(policy, action, conditionInput, facts),
-    factKeys: policy.readsFacts ? allFactKeys(keys) : [],
+    factKeys: keys ? allFactKeys(keys) : [],
   };
 }
 
